@@ -1,0 +1,99 @@
+// Package event defines the event that flows through wasmrouter: a message as it was consumed
+// from a source, with every AMQP property and header kept with its exact type so that it can be
+// logged and republished faithfully. It imports only the standard library so that every other
+// package (store, filters, wasmhost, the AMQP adapters) can share it without import cycles.
+package event
+
+import "time"
+
+// Headers added to every delivered message (CONTRACT section 3).
+const (
+	HeaderRoute    = "x-router-route"    // string: the route that delivered the message
+	HeaderSource   = "x-router-source"   // string: the source it was consumed from
+	HeaderSeq      = "x-router-seq"      // int64: the log sequence number (emitted events: the parent's)
+	HeaderReplay   = "x-router-replay"   // bool true on replayed deliveries
+	HeaderError    = "x-router-error"    // string: why a dead-lettered message failed
+	HeaderAttempts = "x-router-attempts" // int32: tries made before dead-lettering
+)
+
+// MaxKeyLen is the longest routing key or binding pattern AMQP 0-9-1 allows (a shortstr).
+const MaxKeyLen = 255
+
+// Event is one message in the log. Seq is zero until the log assigns it.
+type Event struct {
+	Seq        uint64
+	Source     string // the source block's name
+	Exchange   string // the exchange it was published to
+	RoutingKey string
+	Props      Properties
+	Headers    Table
+	Body       []byte
+	IngestTime time.Time // when the router received it (UTC, nanoseconds)
+}
+
+// Properties are the AMQP basic properties other than headers.
+type Properties struct {
+	ContentType     string
+	ContentEncoding string
+	DeliveryMode    uint8 // 1 transient, 2 persistent
+	Priority        uint8
+	CorrelationID   string
+	ReplyTo         string
+	Expiration      string
+	MessageID       string
+	Timestamp       time.Time // zero when absent
+	Type            string
+	UserID          string
+	AppID           string
+}
+
+// Table is an AMQP field table. Its values keep their AMQP types; the allowed Go types are:
+// nil, bool, int8, uint8, int16, uint16, int32, uint32, int64, float32, float64, Decimal,
+// string, []byte, time.Time, Table and []any (of the same types).
+type Table map[string]any
+
+// Decimal is an AMQP decimal value: Value / 10^Scale.
+type Decimal struct {
+	Scale uint8
+	Value int32
+}
+
+// Clone returns a deep copy of the event, so that a transform can change it without touching
+// the original (which other routes and targets still read).
+func (e *Event) Clone() *Event {
+	c := *e
+	c.Headers = e.Headers.Clone()
+	if e.Body != nil {
+		c.Body = append([]byte(nil), e.Body...)
+	}
+	return &c
+}
+
+// Clone returns a deep copy of the table.
+func (t Table) Clone() Table {
+	if t == nil {
+		return nil
+	}
+	c := make(Table, len(t))
+	for k, v := range t {
+		c[k] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case Table:
+		return x.Clone()
+	case []any:
+		c := make([]any, len(x))
+		for i, e := range x {
+			c[i] = cloneValue(e)
+		}
+		return c
+	case []byte:
+		return append([]byte(nil), x...)
+	default:
+		return v
+	}
+}
