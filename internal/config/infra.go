@@ -1,0 +1,165 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Defaults of the router and store blocks.
+const (
+	DefaultAdminAddr      = "127.0.0.1:9464"
+	DefaultStorePath      = "data/router.db"
+	DefaultRetention      = 168 * time.Hour
+	DefaultStoreMaxSize   = 10 << 30
+	DefaultMaxMessageSize = 128 << 20
+	// rabbitMaxMessageSize is RabbitMQ's hard limit: a larger max_message_size could never be used.
+	rabbitMaxMessageSize = 512 << 20
+)
+
+var routerSchema = schema{
+	attrs:  []string{"admin_addr", "admin_token", "log_level", "log_format", "max_message_size"},
+	secret: []string{"admin_token"},
+}
+
+func defaultRouter() RouterSpec {
+	return RouterSpec{AdminAddr: DefaultAdminAddr, LogLevel: "info", LogFormat: "text", MaxMessageSize: DefaultMaxMessageSize}
+}
+
+func (d *decoder) decodeRouter(b *hcl.Block, r *RouterSpec) {
+	s := d.open(b.Body, routerSchema, "router", b.DefRange)
+	addrRange, addrSet := s.str("admin_addr", &r.AdminAddr)
+	if _, ok := s.str("admin_token", &r.AdminToken); ok {
+		d.addSecret(r.AdminToken)
+	}
+	s.oneOf("log_level", &r.LogLevel, "debug", "info", "warn", "error")
+	s.oneOf("log_format", &r.LogFormat, "text", "json")
+	s.size("max_message_size", &r.MaxMessageSize, 1, rabbitMaxMessageSize)
+	if addrSet {
+		d.checkAdminAddr(r.AdminAddr, r.AdminToken, addrRange)
+	}
+}
+
+// checkAdminAddr wants host:port, and a token unless the host is loopback (CONTRACT 5).
+func (d *decoder) checkAdminAddr(addr, token string, rng hcl.Range) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		d.errorf(rng, "Invalid address", "admin_addr must be host:port, such as %q; got %q.", DefaultAdminAddr, addr)
+		return
+	}
+	if token == "" && !isLoopback(host) {
+		d.errorf(rng, "Admin API exposed without a token",
+			"admin_addr %q is not a loopback address; set admin_token so that mutating endpoints need it.", addr)
+	}
+}
+
+// isLoopback is true for "localhost" and loopback IPs; "" (every interface) and other names are not.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var storeSchema = schema{attrs: []string{"path", "retention", "max_size", "on_full"}}
+
+func (d *decoder) defaultStore() StoreSpec {
+	return StoreSpec{
+		Path:      resolvePath(d.dir, DefaultStorePath),
+		Retention: DefaultRetention,
+		MaxSize:   DefaultStoreMaxSize,
+		OnFull:    "block",
+	}
+}
+
+func (d *decoder) decodeStore(b *hcl.Block, st *StoreSpec) {
+	s := d.open(b.Body, storeSchema, "store", b.DefRange)
+	var path string
+	if _, ok := s.nonEmpty("path", &path); ok {
+		st.Path = resolvePath(d.dir, path)
+	}
+	s.duration("retention", &st.Retention, true)
+	s.size("max_size", &st.MaxSize, 1, math.MaxInt64)
+	s.oneOf("on_full", &st.OnFull, "block", "drop_oldest")
+}
+
+var clusterSchema = schema{
+	attrs:    []string{"url"},
+	required: []string{"url"},
+	blocks:   []string{"tls"},
+	secret:   []string{"url"},
+}
+
+func (d *decoder) decodeCluster(b *hcl.Block) ClusterSpec {
+	c := ClusterSpec{Name: b.Labels[0], Range: b.LabelRanges[0]}
+	what := fmt.Sprintf("cluster %q", c.Name)
+	s := d.open(b.Body, clusterSchema, what, b.DefRange)
+	scheme := ""
+	if rng, ok := s.str("url", &c.URL); ok {
+		scheme = d.checkURL(c.URL, what, rng)
+	}
+	if tb := s.nested("tls"); tb != nil {
+		c.TLS = d.decodeTLS(tb, what)
+		if scheme != "" && scheme != "amqps" {
+			d.warnf(tb.DefRange, "TLS settings unused", "%s has a tls block but its url is not amqps://, so the settings are ignored.", what)
+		}
+	}
+	return c
+}
+
+// checkURL checks an AMQP URL without ever quoting its password, and returns its scheme ("" when
+// invalid). Only RedactURL's form of the URL may appear in a message.
+func (d *decoder) checkURL(raw, what string, rng hcl.Range) string {
+	u, err := url.Parse(raw)
+	if err != nil || strings.ContainsAny(raw, " \t\r\n") {
+		d.errorf(rng, "Invalid URL", "The url of %s cannot be parsed (the value is not shown: it may hold a password). "+
+			"Reserved characters in a user name or password must be percent-encoded.", what)
+		return ""
+	}
+	if pw, ok := u.User.Password(); ok {
+		d.addSecret(pw)
+		d.addSecret(url.QueryEscape(pw))
+	}
+	if (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Opaque != "" {
+		d.errorf(rng, "Invalid URL", "The url of %s must start with amqp:// or amqps://; got %s.", what, RedactURL(raw))
+		return ""
+	}
+	if _, err := amqp.ParseURI(raw); err != nil {
+		d.errorf(rng, "Invalid URL", "The url of %s, %s, is not a valid AMQP URI: %s.", what, RedactURL(raw), err)
+		return ""
+	}
+	return u.Scheme
+}
+
+var tlsSchema = schema{attrs: []string{"ca_file", "cert_file", "key_file", "server_name"}}
+
+func (d *decoder) decodeTLS(b *hcl.Block, what string) *TLSSpec {
+	s := d.open(b.Body, tlsSchema, "the tls block of "+what, b.DefRange)
+	t := &TLSSpec{}
+	paths := []struct {
+		name string
+		dst  *string
+	}{{"ca_file", &t.CAFile}, {"cert_file", &t.CertFile}, {"key_file", &t.KeyFile}}
+	for _, p := range paths {
+		if _, ok := s.str(p.name, p.dst); ok {
+			*p.dst = resolvePath(d.dir, *p.dst)
+		}
+	}
+	s.str("server_name", &t.ServerName)
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		d.errorf(b.DefRange, "Incomplete client certificate", "cert_file and key_file of %s must be given together.", what)
+	}
+	return t
+}
