@@ -1,0 +1,163 @@
+package amqpx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+var (
+	// ErrNotConnected is an outage: there is no usable connection now. Publish again later.
+	ErrNotConnected = errors.New("not connected to the broker")
+	// ErrConnectionLost is an outage: the channel or connection went away before the broker
+	// confirmed the publish. The broker may or may not have the message; publish it again.
+	ErrConnectionLost = errors.New("connection lost before the broker confirmed")
+	// ErrPublisherClosed is returned by Publish after Close.
+	ErrPublisherClosed = errors.New("publisher closed")
+)
+
+// RefusedError means the broker refused this message: returned as unroutable under the
+// mandatory flag, negatively confirmed, or its channel closed by a channel exception (an
+// exchange that does not exist, a message over the broker's size limit). Retrying the same
+// message will likely fail the same way.
+type RefusedError struct {
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return "broker refused the message: " + e.Reason }
+
+// IsOutage reports whether err says the broker could not be reached, as opposed to a refusal of
+// the message: the caller should keep the message and publish it again later.
+func IsOutage(err error) bool {
+	return errors.Is(err, ErrNotConnected) || errors.Is(err, ErrConnectionLost)
+}
+
+// Publisher publishes on one confirm-mode channel of a cluster, pipelined: Publish returns as
+// soon as the message is written and the Confirm resolves when the broker answers. It is meant
+// for one delivery stream; Publish calls are serialised so that confirms resolve in publish
+// order.
+type Publisher struct {
+	c      *Cluster
+	mu     sync.Mutex
+	cur    *pubChannel
+	closed bool
+}
+
+// NewPublisher returns a publisher on the cluster. It opens its channel lazily, on the first
+// Publish and again after a loss.
+func (c *Cluster) NewPublisher() *Publisher { return &Publisher{c: c} }
+
+// Confirm is the outcome of one publish.
+type Confirm struct {
+	done chan struct{}
+	err  error
+
+	dc       *amqp.DeferredConfirmation
+	key      returnKey
+	returned string // the broker's reason when it returned this message; "" otherwise
+}
+
+// Done is closed when the outcome is known.
+func (c *Confirm) Done() <-chan struct{} { return c.done }
+
+// Err waits for Done and returns the outcome: nil when the broker confirmed the message and did
+// not return it, a *RefusedError when it refused it, or an outage error wrapping
+// ErrConnectionLost (see IsOutage).
+func (c *Confirm) Err() error {
+	<-c.done
+	return c.err
+}
+
+// Wait waits for the outcome or for ctx to end.
+func (c *Confirm) Wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Confirm) resolve(err error) {
+	c.err = err
+	close(c.done)
+}
+
+// Publish writes msg to exchange with the routing key, mandatory, and returns at once; it never
+// waits for the confirm. Its error is an outage (ErrNotConnected: the cluster is down or has
+// blocked publishing), a *RefusedError for headers AMQP cannot carry, or ctx's error. The write
+// itself is not interruptible: TCP back-pressure from the broker can hold it up.
+func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) (*Confirm, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := msg.Headers.Validate(); err != nil {
+		return nil, &RefusedError{Reason: "invalid headers: " + err.Error()}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrPublisherClosed
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := p.channel()
+		if err != nil {
+			return nil, err
+		}
+		conf, err := pc.publish(exchange, key, msg)
+		if err == nil {
+			return conf, nil
+		}
+		// A channel exception caused by an earlier publish closes the channel; the next
+		// message deserves a fresh one.
+		if attempt == 0 && pc.ch.IsClosed() && !pc.conn.IsClosed() {
+			continue
+		}
+		return nil, fmt.Errorf("cluster %s: %w: %w", p.c.name, ErrNotConnected, err)
+	}
+}
+
+// channel returns the live channel, opening one if needed. Called with p.mu held.
+func (p *Publisher) channel() (*pubChannel, error) {
+	conn, _ := p.c.current()
+	if conn == nil {
+		return nil, fmt.Errorf("cluster %s: %w", p.c.name, ErrNotConnected)
+	}
+	if reason, blocked := p.c.blockedReason(); blocked {
+		return nil, fmt.Errorf("cluster %s: %w: the broker blocked publishing (%s)", p.c.name, ErrNotConnected, reason)
+	}
+	if pc := p.cur; pc != nil && pc.conn == conn && !pc.ch.IsClosed() {
+		return pc, nil
+	}
+	pc, err := openPubChannel(conn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w: opening a channel: %w", p.c.name, ErrNotConnected, err)
+	}
+	p.cur = pc
+	return pc, nil
+}
+
+// Close closes the channel. Publishes the broker has not confirmed yet resolve as outages.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	pc := p.cur
+	p.cur = nil
+	p.mu.Unlock()
+	if pc == nil {
+		return nil
+	}
+	err := pc.ch.Close()
+	<-pc.done
+	if errors.Is(err, amqp.ErrClosed) {
+		return nil
+	}
+	return err
+}
