@@ -1,0 +1,414 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+// hookCtl lets a test hold the appender inside a transaction and fail a chosen one.
+type hookCtl struct {
+	mu       sync.Mutex
+	block    chan struct{}
+	entered  chan struct{}
+	failNext error
+}
+
+func newHookCtl() *hookCtl { return &hookCtl{entered: make(chan struct{}, 1)} }
+
+func (h *hookCtl) hook() error {
+	h.mu.Lock()
+	block, err := h.block, h.failNext
+	h.block, h.failNext = nil, nil
+	h.mu.Unlock()
+	if block != nil {
+		h.entered <- struct{}{}
+		<-block
+	}
+	return err
+}
+
+// holdNext makes the next transaction wait until the returned release is called.
+func (h *hookCtl) holdNext() (release func()) {
+	ch := make(chan struct{})
+	h.mu.Lock()
+	h.block = ch
+	h.mu.Unlock()
+	return func() { close(ch) }
+}
+
+func (h *hookCtl) failNextWith(err error) {
+	h.mu.Lock()
+	h.failNext = err
+	h.mu.Unlock()
+}
+
+func TestGroupCommitOrderAndBatching(t *testing.T) {
+	opts := testOptions(t)
+	opts.NoSync = false // natural batching comes from the fsync
+	ctl := newHookCtl()
+	opts.commitHook = ctl.hook
+	s := openStore(t, opts)
+
+	// Hold the first commit so that everything below queues up behind it.
+	release := ctl.holdNext()
+	first := testEvent(0, 10)
+	firstDone := make(chan error, 1)
+	s.Append(first, FingerprintOf(first), false, func(_ uint64, _ bool, err error) { firstDone <- err })
+	<-ctl.entered
+
+	const writers, perWriter = 16, 500
+	type call struct{ writer, i int }
+	var (
+		mu    sync.Mutex
+		order []call
+		seqs  []uint64
+		calls = map[call]int{}
+		all   sync.WaitGroup
+	)
+	all.Add(writers * perWriter)
+	var queued sync.WaitGroup
+	for w := range writers {
+		queued.Go(func() {
+			for i := range perWriter {
+				ev := testEvent(w*perWriter+i, 1024)
+				s.Append(ev, FingerprintOf(ev), false, func(seq uint64, _ bool, err error) {
+					if err != nil || ev.Seq != seq {
+						t.Errorf("done(%d, %v) for event with seq %d", seq, err, ev.Seq)
+					}
+					mu.Lock()
+					order, seqs = append(order, call{w, i}), append(seqs, seq)
+					calls[call{w, i}]++
+					mu.Unlock()
+					all.Done()
+				})
+			}
+		})
+	}
+	queued.Wait()
+	release()
+	all.Wait()
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+
+	next := make([]int, writers)
+	for k, c := range order {
+		if c.i != next[c.writer] {
+			t.Fatalf("writer %d: done for append %d, want %d", c.writer, c.i, next[c.writer])
+		}
+		next[c.writer]++
+		if seqs[k] != uint64(k)+2 { // the held first event has seq 1
+			t.Fatalf("done #%d got seq %d, want %d", k, seqs[k], k+2)
+		}
+	}
+	for c, n := range calls {
+		if n != 1 {
+			t.Fatalf("done for %v called %d times", c, n)
+		}
+	}
+	// One commit for the held event, then batches of MaxBatch.
+	wantCommits := 1 + (writers*perWriter+defaultMaxBatch-1)/defaultMaxBatch
+	if got := s.commits.Load(); got != uint64(wantCommits) {
+		t.Fatalf("%d commits for %d events, want %d", got, writers*perWriter+1, wantCommits)
+	}
+	if got := testutil.ToFloat64(opts.Metrics.StoreCommits); got != float64(wantCommits) {
+		t.Fatalf("StoreCommits = %v", got)
+	}
+	if s.LastSeq() != writers*perWriter+1 || s.FirstSeq() != 1 {
+		t.Fatalf("range %d..%d", s.FirstSeq(), s.LastSeq())
+	}
+}
+
+func TestGroupCommitUnderLoad(t *testing.T) {
+	opts := testOptions(t)
+	opts.NoSync = false
+	s := openStore(t, opts)
+	const writers, perWriter = 8, 300
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				appendSync(t, s, testEvent(w*perWriter+i, 256), false)
+			}
+		})
+	}
+	wg.Wait()
+	commits := s.commits.Load()
+	t.Logf("%d events in %d commits", writers*perWriter, commits)
+	if commits >= writers*perWriter {
+		t.Fatalf("no batching: %d commits for %d events", commits, writers*perWriter)
+	}
+}
+
+func TestDedup(t *testing.T) {
+	opts := testOptions(t)
+	ctl := newHookCtl()
+	opts.commitHook = ctl.hook
+	s := openStore(t, opts)
+	a := testEvent(1, 10)
+	seqA, _ := appendSync(t, s, a, false)
+	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA {
+		t.Fatalf("redelivery: seq %d dup %v, want %d true", seq, dup, seqA)
+	}
+	// Not flagged as a redelivery: stored again (identical messages do exist).
+	seqA2, dup := appendSync(t, s, a.Clone(), false)
+	if dup || seqA2 == seqA {
+		t.Fatalf("plain append of equal content: seq %d dup %v", seqA2, dup)
+	}
+	// A redelivered flag on content never seen stores it.
+	if _, dup := appendSync(t, s, testEvent(2, 10), true); dup {
+		t.Fatal("unknown redelivery reported as duplicate")
+	}
+
+	// Both in one batch: the second finds the first.
+	release := ctl.holdNext()
+	filler := testEvent(3, 10)
+	s.Append(filler, FingerprintOf(filler), false, func(uint64, bool, error) {})
+	<-ctl.entered
+	b := testEvent(4, 10)
+	results := make(chan [2]uint64, 2)
+	for _, redelivered := range []bool{false, true} {
+		s.Append(b.Clone(), FingerprintOf(b), redelivered, func(seq uint64, dup bool, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			d := uint64(0)
+			if dup {
+				d = 1
+			}
+			results <- [2]uint64{seq, d}
+		})
+	}
+	release()
+	r1, r2 := <-results, <-results
+	if r1[1] != 0 || r2 != [2]uint64{r1[0], 1} {
+		t.Fatalf("same batch: %v then %v", r1, r2)
+	}
+	last := s.LastSeq()
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.commitHook = nil
+	s = openStore(t, opts)
+	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA2 {
+		t.Fatalf("after reopen: seq %d dup %v, want %d true", seq, dup, seqA2)
+	}
+	if s.LastSeq() != last {
+		t.Fatalf("LastSeq %d after duplicate, want %d", s.LastSeq(), last)
+	}
+}
+
+func TestCommitFailure(t *testing.T) {
+	opts := testOptions(t)
+	ctl := newHookCtl()
+	opts.commitHook = ctl.hook
+	s := openStore(t, opts)
+
+	release := ctl.holdNext()
+	first := testEvent(0, 10)
+	firstSeq := make(chan uint64, 1)
+	s.Append(first, FingerprintOf(first), false, func(seq uint64, _ bool, err error) { firstSeq <- seq })
+	<-ctl.entered
+
+	// Everything queued now goes into the next batch, which fails.
+	injected := errors.New("disk full")
+	ctl.failNextWith(injected)
+	errs := make(chan error, 10)
+	for i := 1; i <= 5; i++ {
+		ev := testEvent(i, 10)
+		s.Append(ev, FingerprintOf(ev), false, func(seq uint64, _ bool, err error) {
+			if seq != 0 || ev.Seq != 0 {
+				t.Errorf("failed append got seq %d (event %d)", seq, ev.Seq)
+			}
+			errs <- err
+		})
+	}
+	s.Barrier(func(err error) { errs <- err })
+	s.SetCursor("r/t", 1)
+	release()
+	if seq := <-firstSeq; seq != 1 {
+		t.Fatalf("first seq %d", seq)
+	}
+	for range 6 {
+		if err := <-errs; !errors.Is(err, injected) {
+			t.Fatalf("err = %v, want the injected error", err)
+		}
+	}
+	if s.LastSeq() != 1 {
+		t.Fatalf("LastSeq = %d after the failed batch", s.LastSeq())
+	}
+	if _, err := s.Get(2); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(2) = %v", err)
+	}
+	// The store goes on: the next append gets the next seq, and the cursor is written.
+	if seq, _ := appendSync(t, s, testEvent(9, 10), false); seq != 2 {
+		t.Fatalf("seq after failure = %d, want 2", seq)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, opts)
+	if c, _ := s.Cursor("r/t"); c != 1 {
+		t.Fatalf("cursor after failed batch = %d, want 1", c)
+	}
+	if s.LastSeq() != 2 {
+		t.Fatalf("LastSeq after reopen = %d", s.LastSeq())
+	}
+}
+
+func TestAppendEncodeErrorAndBarrier(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	var mu sync.Mutex
+	var got []string
+	record := func(what string) {
+		mu.Lock()
+		got = append(got, what)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	wg.Add(4)
+	good := testEvent(1, 10)
+	bad := &event.Event{Headers: event.Table{"n": 1}} // int is not an AMQP type
+	s.Append(good, FingerprintOf(good), false, func(_ uint64, _ bool, err error) {
+		record("good")
+		if err != nil {
+			t.Error(err)
+		}
+		wg.Done()
+	})
+	s.Append(bad, FingerprintOf(bad), false, func(_ uint64, _ bool, err error) {
+		record("bad")
+		if !errors.Is(err, ErrUnsupported) {
+			t.Errorf("bad event: %v", err)
+		}
+		wg.Done()
+	})
+	s.Barrier(func(err error) { record("barrier"); wg.Done() })
+	good2 := testEvent(2, 10)
+	s.Append(good2, FingerprintOf(good2), false, func(seq uint64, _ bool, err error) {
+		record("good2")
+		if err != nil || seq != 2 {
+			t.Errorf("good2: seq %d err %v", seq, err)
+		}
+		wg.Done()
+	})
+	wg.Wait()
+	if want := []string{"good", "bad", "barrier", "good2"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	// A barrier with nothing before it returns at once.
+	done := make(chan error, 1)
+	s.Barrier(func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNotify(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	ch := s.Notify()
+	select {
+	case <-ch:
+		t.Fatal("Notify fired before any commit")
+	default:
+	}
+	appendSync(t, s, testEvent(1, 10), false)
+	<-ch // closed by the commit
+	if s.Notify() == ch {
+		t.Fatal("Notify returned the fired channel again")
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	appendSync(t, s, testEvent(1, 10), false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	ev := testEvent(2, 10)
+	s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Append after Close: %v", err)
+		}
+	})
+	s.Barrier(func(err error) {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("Barrier after Close: %v", err)
+		}
+	})
+	if _, err := s.Get(1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Get after Close: %v", err)
+	}
+	if _, err := s.AddDeadLetter(DeadLetter{Route: "r"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("AddDeadLetter after Close: %v", err)
+	}
+}
+
+func TestDedupAcrossGenerations(t *testing.T) {
+	opts := testOptions(t)
+	opts.fpGenBits = 2 // four seqs per index generation
+	s := openStore(t, opts)
+	a := testEvent(100, 10)
+	appendSync(t, s, a.Clone(), false) // seq 1, generation 0
+	appendN(t, s, 10, 10)              // seqs 2..11
+	appendSync(t, s, a.Clone(), false) // seq 12, generation 3: equal content, stored again
+	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != 12 {
+		t.Fatalf("redelivery: seq %d dup %v, want the latest, 12", seq, dup)
+	}
+	// Dropping seqs 1..11 drops generations 0..2 and keeps the answer.
+	if n, _, err := s.deleteOldest(11, nil); err != nil || n != 11 {
+		t.Fatalf("deleteOldest = %d, %v", n, err)
+	}
+	checkIndex(t, s)
+	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != 12 {
+		t.Fatalf("after dropping generations: seq %d dup %v", seq, dup)
+	}
+	// Once seq 12 is gone too, the redelivery is new.
+	if _, _, err := s.deleteOldest(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if seq, dup := appendSync(t, s, a.Clone(), true); dup || seq != 13 {
+		t.Fatalf("after removing the event: seq %d dup %v", seq, dup)
+	}
+}
+
+func TestCloseWithFailingCommits(t *testing.T) {
+	opts := testOptions(t)
+	ctl := newHookCtl()
+	var failing sync.Mutex // held: every commit fails
+	opts.commitHook = func() error {
+		if !failing.TryLock() {
+			return errors.New("disk gone")
+		}
+		failing.Unlock()
+		return ctl.hook()
+	}
+	s := openStore(t, opts)
+	appendSync(t, s, testEvent(1, 10), false)
+	failing.Lock()
+	s.SetCursor("r/t", 1)
+	ev := testEvent(2, 10)
+	failed := make(chan error, 1)
+	s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { failed <- err })
+	if err := <-failed; err == nil {
+		t.Fatal("append succeeded on a failing disk")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs while commits fail")
+	}
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+// Record layout, version 1. Fixed-width integers are big-endian; "string" is a uvarint length
+// followed by the bytes. The seq is the record's key and not part of the value.
+//
+//	version       1 byte (recordVersion)
+//	ingest time   8 bytes, Unix nanoseconds (math.MinInt64 for the zero time)
+//	fingerprint   16 bytes (kept so that deleting the record can delete its index entry)
+//	source        string   } the fixed part and these two are all that peek reads
+//	routing key   string   }
+//	exchange      string
+//	properties    content type, content encoding (strings); delivery mode, priority (1 byte each);
+//	              correlation id, reply to, expiration, message id (strings);
+//	              timestamp (flag byte 0 absent / 1 present, then varint seconds, uvarint nanos);
+//	              type, user id, app id (strings)
+//	headers       table (see codec_value.go)
+//	body          uvarint length + bytes
+//
+// Decoding is strict: it rejects anything the encoder would not produce (overlong varints,
+// unsorted or repeated keys, flags other than 0/1, trailing bytes), so corruption surfaces as
+// ErrCorrupt and encode(decode(b)) == b for every b that decodes.
+const (
+	recordVersion = 1
+	fixedLen      = 1 + 8 + len(Fingerprint{})
+	zeroTimeNanos = math.MinInt64
+)
+
+// appendRecord appends the encoding of ev (which carries fingerprint fp) to dst.
+func appendRecord(dst []byte, ev *event.Event, fp Fingerprint) ([]byte, error) {
+	dst = append(dst, recordVersion)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ingestNanos(ev.IngestTime)))
+	dst = append(dst, fp[:]...)
+	dst = appendString(dst, ev.Source)
+	dst = appendString(dst, ev.RoutingKey)
+	dst = appendString(dst, ev.Exchange)
+	dst = appendProps(dst, &ev.Props)
+	dst, err := appendTable(dst, ev.Headers, 1, true)
+	if err != nil {
+		return nil, err
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(ev.Body)))
+	return append(dst, ev.Body...), nil
+}
+
+// recordSizeHint estimates the encoded size of ev, so that one allocation usually suffices.
+func recordSizeHint(ev *event.Event) int {
+	p := &ev.Props
+	n := fixedLen + 64 + len(ev.Source) + len(ev.RoutingKey) + len(ev.Exchange) + len(ev.Body)
+	n += len(p.ContentType) + len(p.ContentEncoding) + len(p.CorrelationID) + len(p.ReplyTo) +
+		len(p.Expiration) + len(p.MessageID) + len(p.Type) + len(p.UserID) + len(p.AppID)
+	return n + 32*len(ev.Headers)
+}
+
+func ingestNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return zeroTimeNanos
+	}
+	return t.UnixNano()
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	dst = binary.AppendVarint(dst, t.Unix())
+	return binary.AppendUvarint(dst, uint64(t.Nanosecond()))
+}
+
+func appendProps(dst []byte, p *event.Properties) []byte {
+	dst = appendString(dst, p.ContentType)
+	dst = appendString(dst, p.ContentEncoding)
+	dst = append(dst, p.DeliveryMode, p.Priority)
+	dst = appendString(dst, p.CorrelationID)
+	dst = appendString(dst, p.ReplyTo)
+	dst = appendString(dst, p.Expiration)
+	dst = appendString(dst, p.MessageID)
+	if p.Timestamp.IsZero() {
+		dst = append(dst, 0)
+	} else {
+		dst = appendTime(append(dst, 1), p.Timestamp)
+	}
+	dst = appendString(dst, p.Type)
+	dst = appendString(dst, p.UserID)
+	return appendString(dst, p.AppID)
+}
+
+// decodeRecord decodes a record stored under seq. The event shares no memory with b.
+func decodeRecord(b []byte, seq uint64) (*event.Event, Fingerprint, error) {
+	var fp Fingerprint
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != recordVersion {
+		return nil, fp, fmt.Errorf("%w: unknown record version %d", ErrCorrupt, v)
+	}
+	nanos := int64(binary.BigEndian.Uint64(d.fixed(8)))
+	copy(fp[:], d.fixed(len(fp)))
+	ev := &event.Event{Seq: seq}
+	if nanos != zeroTimeNanos {
+		ev.IngestTime = time.Unix(0, nanos).UTC()
+	}
+	ev.Source = d.string()
+	ev.RoutingKey = d.string()
+	ev.Exchange = d.string()
+	d.props(&ev.Props)
+	if t := d.table(1); len(t) > 0 {
+		ev.Headers = t
+	}
+	if body := d.bytes(); len(body) > 0 {
+		ev.Body = append([]byte(nil), body...)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, fp, d.err
+	}
+	return ev, fp, nil
+}
+
+// peekRecord returns the source and routing key of a record without decoding the rest. The
+// slices alias b.
+func peekRecord(b []byte) (source, routingKey []byte, err error) {
+	if len(b) < fixedLen || b[0] != recordVersion {
+		return nil, nil, fmt.Errorf("%w: bad record header", ErrCorrupt)
+	}
+	d := decoder{b: b[fixedLen:]}
+	source = d.bytes()
+	routingKey = d.bytes()
+	return source, routingKey, d.err
+}
+
+// peekMeta returns a record's ingest time (Unix nanoseconds, math.MinInt64 for none) and
+// fingerprint, which retention needs.
+func peekMeta(b []byte) (ingest int64, fp Fingerprint, err error) {
+	if len(b) < fixedLen || b[0] != recordVersion {
+		return 0, fp, fmt.Errorf("%w: bad record header", ErrCorrupt)
+	}
+	copy(fp[:], b[9:fixedLen])
+	return int64(binary.BigEndian.Uint64(b[1:9])), fp, nil
+}
+
+func (d *decoder) props(p *event.Properties) {
+	p.ContentType = d.string()
+	p.ContentEncoding = d.string()
+	p.DeliveryMode = d.byte()
+	p.Priority = d.byte()
+	p.CorrelationID = d.string()
+	p.ReplyTo = d.string()
+	p.Expiration = d.string()
+	p.MessageID = d.string()
+	switch d.byte() {
+	case 0:
+	case 1:
+		p.Timestamp = d.time()
+		if p.Timestamp.IsZero() {
+			d.fail("present timestamp is the zero time")
+		}
+	default:
+		d.fail("bad timestamp flag")
+	}
+	p.Type = d.string()
+	p.UserID = d.string()
+	p.AppID = d.string()
+}

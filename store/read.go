@@ -1,0 +1,153 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+// scanChunk bounds the records one step of Scan handles: a read transaction stays short (a
+// long one would stall the appender when the file must grow) and few decoded events are held.
+const scanChunk = 256
+
+// Get returns the event with seq, or ErrNotFound if it is not (or no longer) in the log.
+// The event must not be modified.
+func (s *Store) Get(seq uint64) (*event.Event, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	s.rmu.RLock()
+	ev := s.ring.get(seq, s.lastSeq.Load(), s.deletedThrough.Load())
+	s.rmu.RUnlock()
+	if ev != nil {
+		return ev, nil
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		var v []byte
+		if b := tx.Bucket(bucketEvents); b != nil {
+			v = b.Get(seqKey(seq))
+		}
+		if v == nil {
+			return fmt.Errorf("%w: seq %d", ErrNotFound, seq)
+		}
+		var err error
+		if ev, _, err = decodeRecord(v, seq); err != nil {
+			return fmt.Errorf("store: seq %d: %w", seq, err)
+		}
+		return nil
+	})
+	return ev, err
+}
+
+// Scan visits the committed records with seq >= from in seq order, looking at no more than
+// limit records (limit <= 0: no limit). For each, keep (nil keeps all) decides from the source
+// and routing key alone, without decoding the rest, whether fn gets the event. keep must be
+// quick and must not call the store; the events must not be modified.
+//
+// It returns the seq after the last record looked at, so that a caller resumes past the
+// records keep skipped. When fn returns false Scan stops and returns the seq after that
+// event's. A record that cannot be decoded stops the scan with an ErrCorrupt error and its
+// seq as next: resuming from next+1 skips it.
+func (s *Store) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(ev *event.Event) bool) (next uint64, err error) {
+	if err := s.checkOpen(); err != nil {
+		return from, err
+	}
+	next = max(from, 1)
+	for looked := 0; limit <= 0 || looked < limit; {
+		// Records up to deletedThrough are gone: jump them without reading.
+		next = max(next, s.deletedThrough.Load()+1)
+		budget := scanChunk
+		if limit > 0 {
+			budget = min(budget, limit-looked)
+		}
+		evs, after, ok := s.scanRing(next, budget)
+		if ok {
+			evs = filter(evs, keep)
+		} else {
+			evs, after, err = s.scanDisk(next, budget, keep)
+		}
+		for _, ev := range evs {
+			if !fn(ev) {
+				return ev.Seq + 1, nil
+			}
+		}
+		if err != nil || after == next {
+			return after, err
+		}
+		looked += int(after - next)
+		next = after
+	}
+	return next, nil
+}
+
+// scanRing returns the events from next on that the ring holds, up to budget of them; ok is
+// false when the ring cannot serve next. after is the seq following the last one returned.
+func (s *Store) scanRing(next uint64, budget int) (evs []*event.Event, after uint64, ok bool) {
+	s.rmu.RLock()
+	defer s.rmu.RUnlock()
+	last := s.lastSeq.Load()
+	if next > last {
+		return nil, next, true // nothing committed there yet
+	}
+	lo := s.ring.low(last, s.deletedThrough.Load())
+	if lo == 0 || next < lo {
+		return nil, next, false
+	}
+	end := min(last, next+uint64(budget)-1)
+	evs = make([]*event.Event, 0, end-next+1)
+	for seq := next; seq <= end; seq++ {
+		evs = append(evs, s.ring.get(seq, last, s.deletedThrough.Load()))
+	}
+	return evs, end + 1, true
+}
+
+func filter(evs []*event.Event, keep func(source, routingKey string) bool) []*event.Event {
+	if keep == nil {
+		return evs
+	}
+	kept := evs[:0]
+	for _, ev := range evs {
+		if keep(ev.Source, ev.RoutingKey) {
+			kept = append(kept, ev)
+		}
+	}
+	return kept
+}
+
+// scanDisk reads up to budget records from next on from the file, decoding only the kept ones.
+func (s *Store) scanDisk(next uint64, budget int, keep func(source, routingKey string) bool) (evs []*event.Event, after uint64, err error) {
+	after = next
+	err = s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(seqKey(next)); k != nil && budget > 0; k, v = c.Next() {
+			seq := seqOf(k)
+			budget--
+			if keep != nil {
+				src, rk, err := peekRecord(v)
+				if err != nil {
+					after = seq
+					return fmt.Errorf("store: seq %d: %w", seq, err)
+				}
+				if !keep(string(src), string(rk)) {
+					after = seq + 1
+					continue
+				}
+			}
+			ev, _, err := decodeRecord(v, seq)
+			if err != nil {
+				after = seq
+				return fmt.Errorf("store: seq %d: %w", seq, err)
+			}
+			evs = append(evs, ev)
+			after = seq + 1
+		}
+		return nil
+	})
+	return evs, after, err
+}

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+func TestOpenLocked(t *testing.T) {
+	opts := testOptions(t)
+	openStore(t, opts)
+	for _, readOnly := range []bool{false, true} {
+		o := opts
+		o.OpenTimeout, o.ReadOnly = 50*time.Millisecond, readOnly
+		if _, err := Open(o); !errors.Is(err, ErrLocked) {
+			t.Fatalf("read-only %v: Open of a held file: %v, want ErrLocked", readOnly, err)
+		}
+	}
+}
+
+func TestOpenOptions(t *testing.T) {
+	if _, err := Open(Options{}); err == nil {
+		t.Fatal("Open without a path succeeded")
+	}
+	opts := testOptions(t)
+	opts.OnFull = "explode"
+	if _, err := Open(opts); err == nil || !strings.Contains(err.Error(), "on_full") {
+		t.Fatalf("bad on_full: %v", err)
+	}
+	opts = testOptions(t)
+	opts.ReadOnly = true
+	if _, err := Open(opts); err == nil {
+		t.Fatal("read-only Open of a missing file succeeded")
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	opts := testOptions(t)
+	opts.NoSync = false
+	s := openStore(t, opts)
+	appendN(t, s, 300, 100)
+	s.SetCursor("orders/analytics", 120)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, opts)
+	if s.FirstSeq() != 1 || s.LastSeq() != 300 {
+		t.Fatalf("range after reopen %d..%d", s.FirstSeq(), s.LastSeq())
+	}
+	for _, seq := range []uint64{1, 150, 300} {
+		got, err := s.Get(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := testEvent(int(seq-1), 100)
+		want.Seq = seq
+		if !bytes.Equal(encoded(t, got), encoded(t, want)) || got.Seq != seq {
+			t.Fatalf("event %d changed across reopen", seq)
+		}
+	}
+	if c, _ := s.Cursor("orders/analytics"); c != 120 {
+		t.Fatalf("cursor after reopen = %d", c)
+	}
+	if seq, _ := appendSync(t, s, testEvent(300, 10), false); seq != 301 {
+		t.Fatalf("seq after reopen = %d, want 301", seq)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	opts := testOptions(t)
+	s := openStore(t, opts)
+	appendN(t, s, 10, 10)
+	s.Close()
+
+	opts.ReadOnly = true
+	ro := openStore(t, opts)
+	if ro.LastSeq() != 10 {
+		t.Fatalf("LastSeq = %d", ro.LastSeq())
+	}
+	if _, err := ro.Get(5); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if _, err := ro.Scan(1, 0, nil, func(*event.Event) bool { n++; return true }); err != nil || n != 10 {
+		t.Fatalf("Scan saw %d: %v", n, err)
+	}
+	ev := testEvent(1, 1)
+	ro.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("Append: %v", err)
+		}
+	})
+	if err := ro.ResetCursor("c", 1); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("ResetCursor: %v", err)
+	}
+}
+
+// scanAll collects what Scan hands out, with the next values it returns, in steps of limit.
+func scanAll(t *testing.T, s *Store, from uint64, limit int, keep func(string, string) bool) string {
+	t.Helper()
+	var out strings.Builder
+	for step := 0; ; step++ {
+		next, err := s.Scan(from, limit, keep, func(ev *event.Event) bool {
+			fmt.Fprintf(&out, "%d:%x\n", ev.Seq, encoded(t, ev))
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&out, "next %d\n", next)
+		if next == from || step > 10000 {
+			return out.String()
+		}
+		from = next
+	}
+}
+
+func TestScanRingMatchesDisk(t *testing.T) {
+	opts := testOptions(t)
+	opts.ringSize = 100
+	s := openStore(t, opts)
+	appendN(t, s, 500, 50)
+	if _, _, ok := s.scanRing(450, 10); !ok {
+		t.Fatal("the ring does not serve the newest events")
+	}
+	if _, _, ok := s.scanRing(300, 10); ok {
+		t.Fatal("the ring claims events it cannot hold")
+	}
+	keepers := map[string]func(string, string) bool{
+		"all":   nil,
+		"audit": func(src, _ string) bool { return src == "audit" },
+		"rk":    func(_, rk string) bool { return strings.HasPrefix(rk, "order.3") },
+		"none":  func(string, string) bool { return false },
+	}
+	type run struct {
+		from  uint64
+		limit int
+	}
+	runs := []run{{1, 0}, {1, 7}, {380, 33}, {420, 1000}, {0, 256}, {499, 0}, {501, 5}}
+	withRing := map[string]string{}
+	for name, keep := range keepers {
+		for _, r := range runs {
+			withRing[fmt.Sprint(name, r)] = scanAll(t, s, r.from, r.limit, keep)
+		}
+	}
+	gets := map[uint64]string{}
+	for seq := uint64(1); seq <= 500; seq++ {
+		ev, err := s.Get(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gets[seq] = fmt.Sprintf("%d:%x", ev.Seq, encoded(t, ev))
+	}
+	s.Close()
+
+	opts.ringSize = -1
+	s = openStore(t, opts)
+	for name, keep := range keepers {
+		for _, r := range runs {
+			if got := scanAll(t, s, r.from, r.limit, keep); got != withRing[fmt.Sprint(name, r)] {
+				t.Fatalf("%s %v: disk scan differs from ring scan:\n%s\nvs\n%s", name, r, got, withRing[fmt.Sprint(name, r)])
+			}
+		}
+	}
+	for seq := uint64(1); seq <= 500; seq++ {
+		ev, err := s.Get(seq)
+		if err != nil || fmt.Sprintf("%d:%x", ev.Seq, encoded(t, ev)) != gets[seq] {
+			t.Fatalf("Get(%d) from disk differs from the ring: %v", seq, err)
+		}
+	}
+}
+
+func TestScanSemantics(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	appendN(t, s, 30, 10)
+	// Skipped records still advance next; limit counts records looked at.
+	audit := func(src, _ string) bool { return src == "audit" }
+	var seen []uint64
+	next, err := s.Scan(1, 10, audit, func(ev *event.Event) bool { seen = append(seen, ev.Seq); return true })
+	if err != nil || next != 11 || fmt.Sprint(seen) != "[2 5 8]" {
+		t.Fatalf("next %d seen %v err %v", next, seen, err)
+	}
+	// fn returning false stops right after that event.
+	next, _ = s.Scan(11, 0, nil, func(ev *event.Event) bool { return ev.Seq < 13 })
+	if next != 14 {
+		t.Fatalf("stop at 13: next %d", next)
+	}
+	// Past the end nothing is visited and next stays.
+	if next, _ = s.Scan(31, 0, nil, func(*event.Event) bool { t.Fatal("visited"); return true }); next != 31 {
+		t.Fatalf("past the end: next %d", next)
+	}
+	if _, err := s.Get(31); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(31) = %v", err)
+	}
+}
+
+func TestStats(t *testing.T) {
+	opts := testOptions(t)
+	s := openStore(t, opts)
+	st, err := s.Stats(true)
+	if err != nil || st.Events != 0 || st.FirstSeq != 0 || len(st.PerSource) != 0 {
+		t.Fatalf("empty store stats %+v %v", st, err)
+	}
+	appendN(t, s, 30, 10)
+	st, err = s.Stats(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{
+		Events: 30, FirstSeq: 1, LastSeq: 30,
+		Oldest: testEvent(0, 0).IngestTime, Newest: testEvent(29, 0).IngestTime,
+		FileSize: s.Size(), PerSource: map[string]uint64{"in": 10, "audit": 10, "billing": 10},
+	}
+	if fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("stats\n%+v\nwant\n%+v", st, want)
+	}
+	if st, _ := s.Stats(false); st.PerSource != nil || st.Events != 30 {
+		t.Fatalf("stats without per-source: %+v", st)
+	}
+	if s.Size() <= 0 {
+		t.Fatal("no file size")
+	}
+}
