@@ -17,15 +17,26 @@ import (
 // accumulates, so batches grow with the load without a fixed linger.
 //
 // On success ev.Seq is set (strictly increasing, never reused) before done runs, and the
-// fingerprint index maps fp to it. If redelivered is set and fp is already known (committed,
-// earlier in the same batch, or queued before), nothing is written and done gets the existing
-// seq with dup set; ev.Seq stays unchanged. If the commit fails, every event of that batch gets
+// fingerprint index maps fp to it. If the dedup window is not empty and the latest event with
+// fingerprint fp lies in it (committed, earlier in the same batch, or queued before), nothing is
+// written and done gets the existing seq with dup set; ev.Seq stays unchanged. The caller
+// bounds the window to the events whose acknowledgement may have been lost: an identical
+// message published again outside it is a new event, not a redelivery. If the commit fails, every event of that batch gets
 // the error and none of it is in the log; later appends are tried again. A zero IngestTime is
 // set to the current time. After Append, ev belongs to the store: do not modify it.
 //
 // With OnFull "block", appends are held while the store is full (see Full); done is then
 // called only once space has been freed, or with ErrFull at Close.
-func (s *Store) Append(ev *event.Event, fp Fingerprint, redelivered bool, done func(seq uint64, dup bool, err error)) {
+// Window is a range of seqs, both ends included; the zero Window is empty.
+type Window struct{ From, To uint64 }
+
+// Empty reports whether the window holds no seq.
+func (w Window) Empty() bool { return w.From == 0 || w.To < w.From }
+
+// Contains reports whether seq lies in the window.
+func (w Window) Contains(seq uint64) bool { return !w.Empty() && seq >= w.From && seq <= w.To }
+
+func (s *Store) Append(ev *event.Event, fp Fingerprint, dedup Window, done func(seq uint64, dup bool, err error)) {
 	if s.opts.ReadOnly {
 		done(0, false, ErrReadOnly)
 		return
@@ -38,7 +49,7 @@ func (s *Store) Append(ev *event.Event, fp Fingerprint, redelivered bool, done f
 	if err != nil {
 		err = fmt.Errorf("store: encode event: %w", err)
 	}
-	if !s.queue.push(appendItem{ev: ev, rec: rec, fp: fp, redelivered: redelivered, encErr: err, done: done}) {
+	if !s.queue.push(appendItem{ev: ev, rec: rec, fp: fp, dedup: dedup, encErr: err, done: done}) {
 		done(0, false, ErrClosed)
 	}
 }
@@ -172,8 +183,8 @@ func writeEvents(tx *bolt.Tx, items []appendItem, fpGenBits uint) error {
 		if it.ev == nil || it.encErr != nil {
 			continue
 		}
-		if it.redelivered {
-			if seq, ok := index.lookup(it.fp[:]); ok {
+		if !it.dedup.Empty() {
+			if seq, ok := index.lookup(it.fp[:], it.dedup); ok {
 				it.seq, it.dup = seq, true
 				continue
 			}

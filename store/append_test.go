@@ -60,7 +60,7 @@ func TestGroupCommitOrderAndBatching(t *testing.T) {
 	release := ctl.holdNext()
 	first := testEvent(0, 10)
 	firstDone := make(chan error, 1)
-	s.Append(first, FingerprintOf(first), false, func(_ uint64, _ bool, err error) { firstDone <- err })
+	s.Append(first, FingerprintOf(first), Window{}, func(_ uint64, _ bool, err error) { firstDone <- err })
 	<-ctl.entered
 
 	const writers, perWriter = 16, 500
@@ -78,7 +78,7 @@ func TestGroupCommitOrderAndBatching(t *testing.T) {
 		queued.Go(func() {
 			for i := range perWriter {
 				ev := testEvent(w*perWriter+i, 1024)
-				s.Append(ev, FingerprintOf(ev), false, func(seq uint64, _ bool, err error) {
+				s.Append(ev, FingerprintOf(ev), Window{}, func(seq uint64, _ bool, err error) {
 					if err != nil || ev.Seq != seq {
 						t.Errorf("done(%d, %v) for event with seq %d", seq, err, ev.Seq)
 					}
@@ -162,6 +162,27 @@ func TestDedup(t *testing.T) {
 	if dup || seqA2 == seqA {
 		t.Fatalf("plain append of equal content: seq %d dup %v", seqA2, dup)
 	}
+	// A redelivery is only compared with events from its floor on: an identical message logged
+	// before that is an earlier publish whose acknowledgement is settled, not this one.
+	done := make(chan [2]uint64, 1)
+	s.Append(a.Clone(), FingerprintOf(a), Window{From: seqA2 + 1, To: ^uint64(0)}, func(seq uint64, dup bool, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		d := uint64(0)
+		if dup {
+			d = 1
+		}
+		done <- [2]uint64{seq, d}
+	})
+	r := <-done
+	seqA3 := r[0]
+	if r[1] != 0 || seqA3 <= seqA2 {
+		t.Fatalf("redelivery below its floor: seq %d dup %d, want a new event", r[0], r[1])
+	}
+	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA3 {
+		t.Fatalf("redelivery over the whole log: seq %d dup %v, want the latest copy %d", seq, dup, seqA3)
+	}
 	// A redelivered flag on content never seen stores it.
 	if _, dup := appendSync(t, s, testEvent(2, 10), true); dup {
 		t.Fatal("unknown redelivery reported as duplicate")
@@ -170,12 +191,12 @@ func TestDedup(t *testing.T) {
 	// Both in one batch: the second finds the first.
 	release := ctl.holdNext()
 	filler := testEvent(3, 10)
-	s.Append(filler, FingerprintOf(filler), false, func(uint64, bool, error) {})
+	s.Append(filler, FingerprintOf(filler), Window{}, func(uint64, bool, error) {})
 	<-ctl.entered
 	b := testEvent(4, 10)
 	results := make(chan [2]uint64, 2)
-	for _, redelivered := range []bool{false, true} {
-		s.Append(b.Clone(), FingerprintOf(b), redelivered, func(seq uint64, dup bool, err error) {
+	for _, w := range []Window{{}, {From: 1, To: ^uint64(0)}} {
+		s.Append(b.Clone(), FingerprintOf(b), w, func(seq uint64, dup bool, err error) {
 			if err != nil {
 				t.Error(err)
 			}
@@ -198,8 +219,8 @@ func TestDedup(t *testing.T) {
 	}
 	opts.commitHook = nil
 	s = openStore(t, opts)
-	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA2 {
-		t.Fatalf("after reopen: seq %d dup %v, want %d true", seq, dup, seqA2)
+	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA3 {
+		t.Fatalf("after reopen: seq %d dup %v, want %d true", seq, dup, seqA3)
 	}
 	if s.LastSeq() != last {
 		t.Fatalf("LastSeq %d after duplicate, want %d", s.LastSeq(), last)
@@ -215,7 +236,7 @@ func TestCommitFailure(t *testing.T) {
 	release := ctl.holdNext()
 	first := testEvent(0, 10)
 	firstSeq := make(chan uint64, 1)
-	s.Append(first, FingerprintOf(first), false, func(seq uint64, _ bool, err error) { firstSeq <- seq })
+	s.Append(first, FingerprintOf(first), Window{}, func(seq uint64, _ bool, err error) { firstSeq <- seq })
 	<-ctl.entered
 
 	// Everything queued now goes into the next batch, which fails.
@@ -224,7 +245,7 @@ func TestCommitFailure(t *testing.T) {
 	errs := make(chan error, 10)
 	for i := 1; i <= 5; i++ {
 		ev := testEvent(i, 10)
-		s.Append(ev, FingerprintOf(ev), false, func(seq uint64, _ bool, err error) {
+		s.Append(ev, FingerprintOf(ev), Window{}, func(seq uint64, _ bool, err error) {
 			if seq != 0 || ev.Seq != 0 {
 				t.Errorf("failed append got seq %d (event %d)", seq, ev.Seq)
 			}
@@ -277,14 +298,14 @@ func TestAppendEncodeErrorAndBarrier(t *testing.T) {
 	wg.Add(4)
 	good := testEvent(1, 10)
 	bad := &event.Event{Headers: event.Table{"n": 1}} // int is not an AMQP type
-	s.Append(good, FingerprintOf(good), false, func(_ uint64, _ bool, err error) {
+	s.Append(good, FingerprintOf(good), Window{}, func(_ uint64, _ bool, err error) {
 		record("good")
 		if err != nil {
 			t.Error(err)
 		}
 		wg.Done()
 	})
-	s.Append(bad, FingerprintOf(bad), false, func(_ uint64, _ bool, err error) {
+	s.Append(bad, FingerprintOf(bad), Window{}, func(_ uint64, _ bool, err error) {
 		record("bad")
 		if !errors.Is(err, ErrUnsupported) {
 			t.Errorf("bad event: %v", err)
@@ -293,7 +314,7 @@ func TestAppendEncodeErrorAndBarrier(t *testing.T) {
 	})
 	s.Barrier(func(err error) { record("barrier"); wg.Done() })
 	good2 := testEvent(2, 10)
-	s.Append(good2, FingerprintOf(good2), false, func(seq uint64, _ bool, err error) {
+	s.Append(good2, FingerprintOf(good2), Window{}, func(seq uint64, _ bool, err error) {
 		record("good2")
 		if err != nil || seq != 2 {
 			t.Errorf("good2: seq %d err %v", seq, err)
@@ -337,7 +358,7 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	ev := testEvent(2, 10)
-	s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) {
+	s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) {
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("Append after Close: %v", err)
 		}
@@ -400,7 +421,7 @@ func TestCloseWithFailingCommits(t *testing.T) {
 	s.SetCursor("r/t", 1)
 	ev := testEvent(2, 10)
 	failed := make(chan error, 1)
-	s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { failed <- err })
+	s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) { failed <- err })
 	if err := <-failed; err == nil {
 		t.Fatal("append succeeded on a failing disk")
 	}

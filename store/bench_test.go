@@ -18,7 +18,7 @@ func pipelinedAppend(b *testing.B, s *Store, n, window, bodyLen int) {
 		sem <- struct{}{}
 		ev := testEvent(i, bodyLen)
 		ev.Props.MessageID = "" // distinct bodies keep fingerprints distinct
-		s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) {
+		s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) {
 			if err != nil {
 				b.Error(err)
 			}
@@ -56,7 +56,7 @@ func BenchmarkAppend(b *testing.B) {
 			done := make(chan error, 1)
 			for i := 0; pb.Next(); i++ {
 				ev := testEvent(i, 1024)
-				s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { done <- err })
+				s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) { done <- err })
 				if err := <-done; err != nil {
 					b.Error(err)
 				}

@@ -9,10 +9,11 @@ import (
 	"github.com/wasmrouter/wasmrouter/router/event"
 )
 
-// Fingerprint identifies a message by its content: the exchange, routing key, every property
-// (message id included), the headers and the body. Seq, source and ingest time are left out,
-// so a broker redelivery of a message has the fingerprint of the original, while two messages
-// with equal bodies but different ids or headers do not.
+// Fingerprint identifies a message by where it came from and its content: the source, the
+// exchange, routing key, every property (message id included), the headers and the body. Seq
+// and ingest time are left out, so a broker redelivery of a message has the fingerprint of the
+// original, while two messages with equal bodies but different ids or headers do not, nor do
+// copies of one message that two sources consumed.
 type Fingerprint [16]byte
 
 // fingerprintDomain prefixes the hashed encoding, so that the hash cannot be confused with
@@ -32,6 +33,7 @@ var brokerHeaders = []string{"x-delivery-count"}
 func FingerprintOf(ev *event.Event) Fingerprint {
 	bp := fingerprintBufs.Get().(*[]byte)
 	buf := append((*bp)[:0], fingerprintDomain...)
+	buf = appendString(buf, ev.Source)
 	buf = appendString(buf, ev.Exchange)
 	buf = appendString(buf, ev.RoutingKey)
 	buf = appendProps(buf, &ev.Props)

@@ -63,6 +63,7 @@ func testEvent(i, bodyLen int) *event.Event {
 }
 
 // appendSync appends and waits for the outcome.
+// appendSync appends ev and waits; redelivered checks the whole log for a duplicate.
 func appendSync(t testing.TB, s *Store, ev *event.Event, redelivered bool) (uint64, bool) {
 	t.Helper()
 	type result struct {
@@ -71,7 +72,11 @@ func appendSync(t testing.TB, s *Store, ev *event.Event, redelivered bool) (uint
 		err error
 	}
 	ch := make(chan result, 1)
-	s.Append(ev, FingerprintOf(ev), redelivered, func(seq uint64, dup bool, err error) {
+	var w Window
+	if redelivered {
+		w = Window{From: 1, To: ^uint64(0)}
+	}
+	s.Append(ev, FingerprintOf(ev), w, func(seq uint64, dup bool, err error) {
 		ch <- result{seq, dup, err}
 	})
 	select {
@@ -92,7 +97,7 @@ func appendN(t testing.TB, s *Store, n, bodyLen int) {
 	errs := make(chan error, n)
 	for i := range n {
 		ev := testEvent(i, bodyLen)
-		s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { errs <- err })
+		s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) { errs <- err })
 	}
 	for range n {
 		if err := <-errs; err != nil {

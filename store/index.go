@@ -27,16 +27,22 @@ func newFPIndex(tx *bolt.Tx, genBits uint) *fpIndex {
 	return &fpIndex{root: tx.Bucket(bucketFP), events: tx.Bucket(bucketEvents), genBits: genBits}
 }
 
-// lookup returns the seq of the latest event with fingerprint fp still in the log.
-func (x *fpIndex) lookup(fp []byte) (uint64, bool) {
+// lookup returns the seq of the latest event with fingerprint fp still in the log, if it lies
+// in w. A later copy outside w hides an earlier one inside: the redelivery is then logged
+// again, a duplicate record rather than a lost message.
+func (x *fpIndex) lookup(fp []byte, w Window) (uint64, bool) {
 	c := x.root.Cursor()
 	for k, v := c.Last(); k != nil; k, v = c.Prev() {
 		if v != nil {
 			continue // not a generation bucket
 		}
+		if (seqOf(k)+1)<<x.genBits <= w.From {
+			return 0, false // this generation and every older one end below from
+		}
 		if s := x.root.Bucket(k).Get(fp); len(s) == 8 {
 			// Older generations hold older seqs: if this event is gone, so are those.
-			return seqOf(s), x.events.Get(s) != nil
+			seq := seqOf(s)
+			return seq, w.Contains(seq) && x.events.Get(s) != nil
 		}
 	}
 	return 0, false

@@ -22,13 +22,13 @@ type queue struct {
 }
 
 type appendItem struct {
-	ev          *event.Event // nil for a barrier
-	rec         []byte
-	fp          Fingerprint
-	redelivered bool
-	encErr      error
-	done        func(seq uint64, dup bool, err error)
-	barrier     func(err error)
+	ev      *event.Event // nil for a barrier
+	rec     []byte
+	fp      Fingerprint
+	dedup   Window // empty: no redelivery check
+	encErr  error
+	done    func(seq uint64, dup bool, err error)
+	barrier func(err error)
 
 	seq uint64 // set while committing
 	dup bool

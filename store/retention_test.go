@@ -38,7 +38,7 @@ func appendAt(t *testing.T, s *Store, from, n, bodyLen int) {
 	for i := from; i < from+n; i++ {
 		ev := testEvent(i, bodyLen)
 		ev.IngestTime = time.Time{}
-		s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { errs <- err })
+		s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) { errs <- err })
 	}
 	for range n {
 		if err := <-errs; err != nil {
@@ -164,7 +164,7 @@ func TestMaxSizeBlock(t *testing.T) {
 	last := s.LastSeq()
 	held := make(chan error, 1)
 	ev := testEvent(99999, 1024)
-	s.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { held <- err })
+	s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) { held <- err })
 	// Other writes still pass; when AddDeadLetter returns the appender has looked at the
 	// held append at least once.
 	if _, err := s.AddDeadLetter(DeadLetter{Route: "r", Target: "t", Seq: 1}); err != nil {
@@ -193,7 +193,7 @@ func TestMaxSizeBlock(t *testing.T) {
 	for i := 0; !s.Full(); i++ {
 		appendSync(t, s, testEvent(i, 1024), false)
 	}
-	s.Append(ev.Clone(), FingerprintOf(ev), false, func(_ uint64, _ bool, err error) { held <- err })
+	s.Append(ev.Clone(), FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) { held <- err })
 	s.Close()
 	if err := <-held; !errors.Is(err, ErrFull) {
 		t.Fatalf("held append at Close: %v", err)

@@ -90,7 +90,7 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("Scan saw %d: %v", n, err)
 	}
 	ev := testEvent(1, 1)
-	ro.Append(ev, FingerprintOf(ev), false, func(_ uint64, _ bool, err error) {
+	ro.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) {
 		if !errors.Is(err, ErrReadOnly) {
 			t.Errorf("Append: %v", err)
 		}
