@@ -1,0 +1,201 @@
+// Package admin serves the HTTP API of CONTRACT section 5: metrics, health, readiness, status,
+// and replay jobs. Reads are open; mutating calls need the bearer token when one is set.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBodyBytes bounds request bodies.
+const MaxBodyBytes = 64 << 10
+
+// Engine is what the API reads and drives.
+type Engine interface {
+	// Status is marshalled as /api/v1/status; Ready and Reason decide /readyz.
+	StatusJSON() (ready bool, reason string, status any)
+}
+
+// Replayer starts and reports replay jobs; nil disables the replay endpoints.
+type Replayer interface {
+	StartReplay(ctx context.Context, body []byte) (id string, err error)
+	ReplayStatus(id string) (any, bool)
+	// StopReplay cancels a running job; false when there is no such job.
+	StopReplay(id string) bool
+}
+
+// ErrBadRequest marks a replay request the caller got wrong (400, not 500).
+var ErrBadRequest = errors.New("bad request")
+
+// Options configure the server.
+type Options struct {
+	Addr     string
+	Token    string
+	Gatherer prometheus.Gatherer
+	Engine   Engine
+	Replayer Replayer
+	Logger   *slog.Logger
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	opts Options
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// CheckAddr refuses a non-loopback address without a token (CONTRACT section 5).
+func CheckAddr(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return errors.New("admin_addr " + addr + " is not a loopback address and admin_token is empty")
+	}
+	return nil
+}
+
+// Listen binds the address; Serve then answers on it.
+func Listen(opts Options) (*Server, error) {
+	if err := CheckAddr(opts.Addr, opts.Token); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, ln: ln}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(shutdownCtx)
+	}()
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Handler is the API's routing, exposed for tests.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready, reason, _ := s.opts.Engine.StatusJSON()
+		if !ready {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		_, _, st := s.opts.Engine.StatusJSON()
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.Handle("POST /api/v1/replay", s.authorized(http.HandlerFunc(s.startReplay)))
+	mux.HandleFunc("GET /api/v1/replay/{id}", s.replayStatus)
+	mux.Handle("DELETE /api/v1/replay/{id}", s.authorized(http.HandlerFunc(s.stopReplay)))
+	return mux
+}
+
+// authorized requires "Authorization: Bearer TOKEN" when a token is configured.
+func (s *Server) authorized(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="wasmrouter"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Replayer == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "replay is not available"})
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
+		return
+	}
+	id, err := s.opts.Replayer.StartReplay(r.Context(), body)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
+		writeJSON(w, code, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
+}
+
+func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Replayer == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such replay"})
+		return
+	}
+	st, ok := s.opts.Replayer.ReplayStatus(r.PathValue("id"))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such replay"})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) stopReplay(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Replayer == nil || !s.opts.Replayer.StopReplay(r.PathValue("id")) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such replay"})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

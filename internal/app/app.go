@@ -1,0 +1,116 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wasmrouter/wasmrouter/internal/admin"
+	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/router"
+	"github.com/wasmrouter/wasmrouter/store"
+)
+
+// Running is handed to Options.Started once the router is up.
+type Running struct {
+	AdminAddr string
+	Engine    *router.Engine
+}
+
+// Options tune Run for tests.
+type Options struct {
+	// AdminAddr overrides the config's (e.g. "127.0.0.1:0" in tests).
+	AdminAddr string
+	// Started, when set, is called once everything is wired and the engine starts.
+	Started func(Running)
+}
+
+// Run wires store, guests, clusters, engine and admin API, and runs until ctx ends, then stops
+// gracefully.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) error {
+	adminAddr := cfg.Router.AdminAddr
+	if opts.AdminAddr != "" {
+		adminAddr = opts.AdminAddr
+	}
+	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	st, err := store.Open(store.Options{
+		Path: cfg.Store.Path, Retention: cfg.Store.Retention, MaxSize: cfg.Store.MaxSize,
+		OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
+	})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("event log %s is locked: is another router running with this store?", cfg.Store.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("opening event log: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing event log", "error", err)
+		}
+	}()
+
+	host, err := NewHost(ctx, cfg, log.With("component", "wasm"), m)
+	if err != nil {
+		return fmt.Errorf("starting the WASM runtime: %w", err)
+	}
+	defer host.Close(context.Background())
+	modules, diags := LoadModules(ctx, host, cfg, 0)
+	defer CloseModules(context.Background(), modules)
+	if diags.HasErrors() {
+		config.FormatDiagnostics(os.Stderr, diags)
+		return errors.New("modules failed to load")
+	}
+	topo, err := router.NewTopology(cfg, modules)
+	if err != nil {
+		return err
+	}
+
+	clusters := make(map[string]*amqpx.Cluster, len(cfg.Clusters))
+	for _, cs := range cfg.Clusters {
+		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
+		if err != nil {
+			return err
+		}
+		clusters[cs.Name] = c
+	}
+	engine, err := router.New(router.Options{
+		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := admin.Listen(admin.Options{
+		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
+		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log}, Logger: log.With("component", "admin"),
+	})
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- srv.Serve(adminCtx) }()
+	log.Info("admin API listening", "addr", srv.Addr())
+	if opts.Started != nil {
+		opts.Started(Running{AdminAddr: srv.Addr(), Engine: engine})
+	}
+
+	runErr := engine.Run(ctx)
+	stopAdmin()
+	if err := <-adminDone; err != nil {
+		log.Error("admin API", "error", err)
+	}
+	return runErr
+}

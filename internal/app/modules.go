@@ -1,0 +1,91 @@
+// Package app wires the router's parts together (store, guests, clusters, engine, admin API)
+// for cmd/router and for in-process end-to-end tests.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/router"
+	"github.com/wasmrouter/wasmrouter/wasmhost"
+)
+
+// LoadConfig loads and checks the file, printing diagnostics to stderr. nil means exit 1.
+func LoadConfig(path string, stderr io.Writer) *config.Config {
+	cfg, diags := config.Load(path, nil)
+	if len(diags) > 0 {
+		config.FormatDiagnostics(stderr, diags)
+	}
+	if diags.HasErrors() {
+		return nil
+	}
+	return cfg
+}
+
+// NewLogger builds the logger the config asks for.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Router.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Router.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// wasmCacheDir keeps compiled guests next to the log, so restarts skip compilation.
+func wasmCacheDir(cfg *config.Config) string {
+	return filepath.Join(filepath.Dir(cfg.Store.Path), "wasm-cache")
+}
+
+// LoadModules compiles and instantiates every module, checking each has the entry points its
+// routes need. Problems come back as diagnostics at the module's path attribute.
+func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, poolOverride int) (map[string]*wasmhost.Module, hcl.Diagnostics) {
+	roles := router.ModuleRoles(cfg)
+	modules := make(map[string]*wasmhost.Module, len(cfg.Modules))
+	var diags hcl.Diagnostics
+	for _, ms := range cfg.Modules {
+		pool := ms.PoolSize
+		if poolOverride > 0 {
+			pool = poolOverride
+		}
+		r := roles[ms.Name]
+		sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
+		m, err := host.Load(ctx, wasmhost.ModuleConfig{
+			Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
+			MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
+		})
+		if err != nil {
+			rng := ms.PathRange
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("module %q cannot be loaded", ms.Name),
+				Detail:   err.Error(),
+				Subject:  &rng,
+			})
+			continue
+		}
+		modules[ms.Name] = m
+	}
+	return modules, diags
+}
+
+// CloseModules releases loaded guests.
+func CloseModules(ctx context.Context, modules map[string]*wasmhost.Module) {
+	for _, m := range modules {
+		_ = m.Close(ctx)
+	}
+}
+
+// NewHost starts the WASM runtime with the on-disk compilation cache.
+func NewHost(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*wasmhost.Host, error) {
+	return wasmhost.New(ctx, wasmhost.Options{CacheDir: wasmCacheDir(cfg), Logger: log, Metrics: m})
+}

@@ -1,0 +1,101 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/store"
+)
+
+// DeadLetterCursor is the store cursor of a route's dead-letter stream (a dead-letter ID).
+func DeadLetterCursor(route string) string { return "deadletter/" + route }
+
+// runDeadLetters publishes a route's dead letters, in the order they were recorded, to its
+// dead_letter target, each confirmed before the next. Dead letters are rare, so one at a time
+// keeps this simple; an outage waits, a refusal is retried until the target takes it.
+func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan struct{}) {
+	// Draining cuts waits short: a dead letter not yet confirmed is published again after a
+	// restart.
+	ctx, cancel := untilClosed(ctx, drain)
+	defer cancel()
+	topo := e.topo.Load()
+	r := topo.Route(route)
+	tgt := topo.Targets[r.Spec.DeadLetter]
+	pub := e.publishersFor(tgt)[0].pub
+	defer pub.Close()
+	log := e.log.With("route", route, "dead_letter", tgt.Name)
+	cursor := DeadLetterCursor(route)
+	pos, err := e.store.Cursor(cursor)
+	if err != nil {
+		log.Error("reading dead-letter cursor", "error", err)
+		return
+	}
+	for {
+		wake := e.dlqWake.wait()
+		var batch []store.DeadLetter
+		err := e.store.DeadLetters(pos+1, 256, func(dl store.DeadLetter) bool {
+			batch = append(batch, dl)
+			return true
+		})
+		if err != nil {
+			log.Error("reading dead letters", "error", err)
+		}
+		for _, dl := range batch {
+			if dl.Route == route {
+				if err := e.publishDeadLetter(ctx, pub, tgt.Exchange, dl); err != nil {
+					return // ctx ended
+				}
+			}
+			pos = dl.ID
+			e.store.SetCursor(cursor, pos)
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-wake:
+		case <-drain:
+			return
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second): // dead letters added by another process (redrive tools)
+		}
+	}
+}
+
+func (e *Engine) publishDeadLetter(ctx context.Context, pub publisher, exchange string, dl store.DeadLetter) error {
+	ev, err := e.store.Get(dl.Seq)
+	if errors.Is(err, store.ErrNotFound) {
+		e.log.Warn("dead letter's event no longer in the log (retention)", "route", dl.Route, "seq", dl.Seq)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	msg := deadLetterMessage(dl.Route, ev, dl.Reason, dl.Attempts, false)
+	for attempt := 1; ; attempt++ {
+		c, err := pub.Publish(ctx, exchange, ev.RoutingKey, msg)
+		if err == nil {
+			select {
+			case <-c.Done():
+				err = c.Err()
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if isOutage(err) {
+			if werr := pub.WaitReady(ctx); werr != nil {
+				return werr
+			}
+		} else {
+			e.log.Error("dead-letter target refused a message; retrying", "route", dl.Route, "seq", dl.Seq, "error", err)
+		}
+		if !sleepCtx(ctx, min(time.Duration(attempt)*200*time.Millisecond, 10*time.Second)) {
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,5 @@
+package router
+
+import "errors"
+
+var errNoClusterUp = errors.New("no cluster of the target is connected")

@@ -1,0 +1,137 @@
+package router
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/wasmhost"
+)
+
+// Verdict is what a route's modules decided for an event.
+type Verdict uint8
+
+const (
+	Pass    Verdict = iota // go on to the targets
+	Dropped                // a module returned drop: nothing to deliver, nothing to dead-letter
+	Failed                 // a module failed permanently, or kept failing: dead-letter
+)
+
+// Decision is the outcome of running an event through a route's modules.
+type Decision struct {
+	Verdict  Verdict
+	Module   string       // the module that dropped or failed the event
+	Reason   string       // why it failed
+	Attempts int          // tries made (1 unless a module asked for a retry)
+	Event    *event.Event // the event after transforms (the input itself when there are none)
+	Emits    []wasmhost.Emit
+}
+
+// Process runs ev through the route's filters, transforms and handler once. ev is not changed:
+// transforms work on a private copy.
+func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
+	d := Decision{Verdict: Pass, Attempts: 1, Event: ev}
+	if len(r.filters) == 0 && len(r.transforms) == 0 && r.handler == nil {
+		return d
+	}
+	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
+	if len(r.transforms) > 0 || r.handler != nil {
+		inv.Event = ev.Clone()
+		d.Event = inv.Event
+	}
+	run := func(m *wasmhost.Module, role wasmhost.Role) bool {
+		out := m.Call(ctx, role, &inv)
+		switch out.Code {
+		case wasmhost.Continue:
+			if role == wasmhost.RoleHandler {
+				d.Emits = out.Emits
+			}
+			return true
+		case wasmhost.Drop:
+			d.Verdict, d.Module = Dropped, m.Name()
+		case wasmhost.DeadLetter:
+			d.Verdict, d.Module, d.Reason = Failed, m.Name(), reasonOr(out.Reason, "dead-letter requested by module")
+		default: // retry, trap, timeout, unknown code
+			d.Verdict, d.Module, d.Reason = retryable, m.Name(), reasonOr(out.Reason, "retry requested by module")
+		}
+		return false
+	}
+	for _, m := range r.filters {
+		if !run(m, wasmhost.RoleFilter) {
+			return d
+		}
+	}
+	for _, m := range r.transforms {
+		if !run(m, wasmhost.RoleTransform) {
+			return d
+		}
+	}
+	if r.handler != nil {
+		run(r.handler, wasmhost.RoleHandler)
+	}
+	return d
+}
+
+// retryable marks a transient failure inside Process; ProcessWithRetry turns it into Failed once
+// the attempts are spent.
+const retryable Verdict = 255
+
+// ProcessWithRetry runs Process until it passes, drops or fails permanently, retrying transient
+// failures per the route's retry policy. It returns early with the last decision when ctx ends.
+func (r *Route) ProcessWithRetry(ctx context.Context, ev *event.Event) Decision {
+	policy := r.Spec.Retry
+	for attempt := 1; ; attempt++ {
+		d := r.Process(ctx, ev)
+		d.Attempts = attempt
+		if d.Verdict != retryable {
+			return d
+		}
+		if attempt >= policy.Attempts || ctx.Err() != nil {
+			d.Verdict = Failed
+			return d
+		}
+		if !sleepCtx(ctx, backoff(policy, attempt)) {
+			d.Verdict = Failed
+			return d
+		}
+	}
+}
+
+// backoff is the wait before try attempt+1: exponential from Backoff, capped at MaxBackoff,
+// with jitter (between half and the full value) so that many streams do not retry in step.
+func backoff(p config.RetrySpec, attempt int) time.Duration {
+	d := p.Backoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	if p.MaxBackoff > 0 && d > p.MaxBackoff {
+		d = p.MaxBackoff
+	}
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func reasonOr(reason, fallback string) string {
+	if reason == "" {
+		return fallback
+	}
+	return reason
+}

@@ -1,0 +1,82 @@
+package router
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+		bad  bool
+	}{
+		{"", time.Time{}, false},
+		{"15m", now.Add(-15 * time.Minute), false},
+		{"2026-01-01T00:00:00Z", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"-5m", time.Time{}, true},
+		{"yesterday", time.Time{}, true},
+	} {
+		got, err := ParseWhen(tc.in, now)
+		if (err != nil) != tc.bad || !got.Equal(tc.want) {
+			t.Errorf("ParseWhen(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestResolveSelection(t *testing.T) {
+	topo := testRoute(t, "a").topoForTest(t)
+	sel, err := ReplayRequest{From: 0, To: 0}.Resolve(topo, 5, 90, time.Now())
+	if err != nil || sel.From != 5 || sel.To != 90 || len(sel.Routes) != 1 {
+		t.Fatalf("defaults: %+v %v", sel, err)
+	}
+	sel, err = ReplayRequest{From: 10, To: 500}.Resolve(topo, 5, 90, time.Now())
+	if err != nil || sel.From != 10 || sel.To != 90 {
+		t.Fatalf("clamping: %+v %v", sel, err)
+	}
+	for _, req := range []ReplayRequest{{Routes: []string{"nope"}}, {Target: "nope"}, {Since: "never"}, {Rate: -1}} {
+		if _, err := req.Resolve(topo, 1, 2, time.Now()); !errors.Is(err, ErrBadReplay) {
+			t.Errorf("%+v: err %v, want ErrBadReplay", req, err)
+		}
+	}
+}
+
+func TestSelectionInTime(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sel := Selection{Since: t0, Until: t0.Add(time.Hour)}
+	for _, tc := range []struct {
+		at   time.Time
+		want bool
+	}{{t0.Add(-time.Second), false}, {t0, true}, {t0.Add(time.Hour), true}, {t0.Add(time.Hour + 1), false}} {
+		if got := sel.InTime(&event.Event{IngestTime: tc.at}); got != tc.want {
+			t.Errorf("InTime(%v) = %v", tc.at, got)
+		}
+	}
+}
+
+func TestDiffReportClassifiesChanges(t *testing.T) {
+	d := &DiffReport{}
+	ev := &event.Event{Seq: 1, RoutingKey: "k"}
+	deliver := func(targets ...string) RouteOutcome {
+		return RouteOutcome{Route: "r", Verdict: "deliver", Targets: targets}
+	}
+	d.add(ev, map[string]RouteOutcome{}, map[string]RouteOutcome{"r": deliver("a")})
+	d.add(ev, map[string]RouteOutcome{"r": deliver("a")}, map[string]RouteOutcome{})
+	d.add(ev, map[string]RouteOutcome{"r": deliver("a")}, map[string]RouteOutcome{"r": deliver("b")})
+	before := deliver("a")
+	before.Outputs = []Output{{Target: "a", RoutingKey: "k", Body: "1"}}
+	after := deliver("a")
+	after.Outputs = []Output{{Target: "a", RoutingKey: "k", Body: "2"}}
+	d.add(ev, map[string]RouteOutcome{"r": before}, map[string]RouteOutcome{"r": after})
+	d.add(ev, map[string]RouteOutcome{"r": before}, map[string]RouteOutcome{"r": before})
+	if d.NewlyRouted != 1 || d.NoLongerRouted != 1 || d.RoutedElsewhere != 1 || d.OutputChanged != 1 || d.Unchanged != 1 {
+		t.Fatalf("report %+v", d)
+	}
+	if len(d.Examples) != 4 {
+		t.Fatalf("%d examples, want 4", len(d.Examples))
+	}
+}

@@ -1,0 +1,263 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/store"
+)
+
+// source consumes one queue into the log. A message is acknowledged only once its event is
+// durably in the log; acknowledgements go out in delivery order, coalesced (multiple=true).
+type source struct {
+	e       *Engine
+	spec    config.SourceSpec
+	cluster *amqpx.Cluster
+	log     *slog.Logger
+	maxSize int64
+
+	consuming atomic.Bool
+	// failedUntil holds consumption back after the log refused an append (disk trouble), so
+	// that requeued messages do not spin through a broken store.
+	failedUntil atomic.Int64
+
+	settled chan settlement
+
+	// Redeliveries are compared only with the events whose acknowledgement may have been lost:
+	// the broker holds at most prefetch messages unacknowledged per channel, so a redelivered
+	// message that is already logged is among this source's last events before its channel went
+	// down (or before the router last stopped). An identical message published again later is a
+	// new event (Celery sends identical bodies for identical arguments).
+	recentMu    sync.Mutex
+	recent      []uint64 // ring of the last seqs appended from this source
+	recentNext  int
+	dedupMu     sync.Mutex
+	dedup       store.Window
+	wasConsumer bool
+
+	consumed, stored, duplicates, unmatched prometheus.Counter
+	oversize, undecodable, unencodable      prometheus.Counter
+}
+
+// settlement is the log's answer for one delivery, handed to the acker in delivery order.
+type settlement struct {
+	d   *amqpx.Delivery
+	err error
+}
+
+func (e *Engine) newSource(spec config.SourceSpec) *source {
+	s := &source{
+		e:           e,
+		spec:        spec,
+		cluster:     e.clusters[spec.Cluster],
+		log:         e.log.With("source", spec.Name, "queue", spec.Queue),
+		maxSize:     e.topo.Load().Config.Router.MaxMessageSize,
+		settled:     make(chan settlement, spec.Prefetch+64),
+		consumed:    e.metrics.EventsConsumed.WithLabelValues(spec.Name),
+		stored:      e.metrics.EventsStored.WithLabelValues(spec.Name),
+		duplicates:  e.metrics.EventsDuplicate.WithLabelValues(spec.Name),
+		unmatched:   e.metrics.EventsUnmatched.WithLabelValues(spec.Name),
+		oversize:    e.metrics.EventsRejected.WithLabelValues(spec.Name, "oversize"),
+		undecodable: e.metrics.EventsRejected.WithLabelValues(spec.Name, "undecodable"),
+		unencodable: e.metrics.EventsRejected.WithLabelValues(spec.Name, "unencodable"),
+	}
+	s.recent = make([]uint64, 0, spec.Prefetch+64)
+	e.mu.Lock()
+	e.sources = append(e.sources, s)
+	e.mu.Unlock()
+	return s
+}
+
+func (s *source) setDedup(w store.Window) {
+	s.dedupMu.Lock()
+	s.dedup = w
+	s.dedupMu.Unlock()
+}
+
+func (s *source) dedupWindow() store.Window {
+	s.dedupMu.Lock()
+	defer s.dedupMu.Unlock()
+	return s.dedup
+}
+
+// remember records an appended seq (appender goroutine).
+func (s *source) remember(seq uint64) {
+	s.recentMu.Lock()
+	if len(s.recent) < cap(s.recent) {
+		s.recent = append(s.recent, seq)
+	} else {
+		s.recent[s.recentNext] = seq
+		s.recentNext = (s.recentNext + 1) % len(s.recent)
+	}
+	s.recentMu.Unlock()
+}
+
+// consumingChanged moves the dedup window when the channel goes down: what it left
+// unacknowledged is among the events this source logged last.
+func (s *source) consumingChanged(up bool) {
+	s.consuming.Store(up)
+	if up {
+		s.wasConsumer = true
+		return
+	}
+	if !s.wasConsumer {
+		return
+	}
+	s.recentMu.Lock()
+	var w store.Window
+	if n := len(s.recent); n > 0 {
+		w.From = s.recent[s.recentNext%n]
+		w.To = s.recent[(s.recentNext+n-1)%n]
+	}
+	s.recentMu.Unlock()
+	if !w.Empty() {
+		s.setDedup(w)
+	}
+}
+
+// run consumes until ctx ends; then it waits for the log to settle what was consumed and
+// acknowledges it before returning.
+func (s *source) run(ctx context.Context) {
+	ackerDone := make(chan struct{})
+	go func() { defer close(ackerDone); s.acker() }()
+	err := amqpx.Consume(ctx, s.cluster, s.spec, s.handle, s.consumingChanged, amqpx.WithDecodeErrorHook(s.decodeFailed))
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("source stopped", "error", err)
+	}
+	s.consuming.Store(false)
+	// Everything handed to the log is settled before the last acknowledgements go out.
+	flushed := make(chan struct{})
+	s.e.store.Barrier(func(error) { close(flushed) })
+	<-flushed
+	close(s.settled)
+	<-ackerDone
+}
+
+// decodeFailed reports a message the AMQP client could not decode (for example a header of a
+// field type it does not know): the client drops the connection, the broker requeues the
+// message and redelivers it, and the source makes no progress until the message leaves the
+// queue. A quorum queue with delivery_limit and a dead_letter_exchange moves it aside.
+func (s *source) decodeFailed(err error) {
+	s.undecodable.Inc()
+	hint := "set queue_type = \"quorum\" with delivery_limit and dead_letter_exchange so the broker moves such messages aside"
+	if s.spec.QueueType == "quorum" && s.spec.DeliveryLimit > 0 {
+		hint = "the broker dead-letters it after delivery_limit attempts"
+	}
+	s.log.Error("a message on this queue cannot be decoded; the connection was dropped and the message will be redelivered",
+		"cause", err, "hint", hint)
+}
+
+// handle takes one delivery from the consumer goroutine, in order.
+func (s *source) handle(d *amqpx.Delivery) {
+	s.consumed.Inc()
+	if until := s.failedUntil.Load(); until > 0 {
+		if wait := time.Until(time.Unix(0, until)); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	ev := d.Event
+	if s.maxSize > 0 && int64(len(ev.Body)) > s.maxSize {
+		// Too big to log: the broker dead-letters it if the queue has a dead-letter exchange.
+		s.oversize.Inc()
+		s.log.Error("message over max_message_size rejected", "size", len(ev.Body),
+			"max", s.maxSize, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey)
+		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
+		return
+	}
+	fp := store.FingerprintOf(ev)
+	if ev.Props.MessageID == "" {
+		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
+	}
+	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)
+	var dedup store.Window
+	if d.Redelivered {
+		dedup = s.dedupWindow()
+	}
+	s.e.store.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) {
+		switch {
+		case err != nil:
+		case dup:
+			s.duplicates.Inc()
+		default:
+			s.remember(seq)
+			s.stored.Inc()
+			if !matched {
+				s.unmatched.Inc()
+			}
+		}
+		s.settled <- settlement{d: d, err: err}
+	})
+}
+
+// errOversize marks a delivery to reject without requeueing.
+var errOversize = &oversizeError{}
+
+type oversizeError struct{}
+
+func (*oversizeError) Error() string { return "message over max_message_size" }
+
+// acker acknowledges settled deliveries. It drains everything already settled and acks the
+// last with multiple=true: one frame for a whole commit. A delivery the log failed to take is
+// requeued at once, before any later ack could cover it.
+func (s *source) acker() {
+	for st := range s.settled {
+		last := (*amqpx.Delivery)(nil)
+		for {
+			if st.err != nil {
+				if last != nil {
+					s.ack(last)
+					last = nil
+				}
+				s.refuse(st)
+			} else {
+				last = st.d
+			}
+			var ok bool
+			select {
+			case st, ok = <-s.settled:
+				if ok {
+					continue
+				}
+			default:
+			}
+			break
+		}
+		if last != nil {
+			s.ack(last)
+		}
+	}
+}
+
+func (s *source) ack(d *amqpx.Delivery) {
+	if err := d.AckThrough(); err != nil {
+		s.log.Debug("ack failed; the broker will redeliver", "error", err)
+	}
+}
+
+func (s *source) refuse(st settlement) {
+	if st.err == errOversize {
+		_ = st.d.Reject(false)
+		return
+	}
+	if errors.Is(st.err, store.ErrUnsupported) {
+		// This message can never be logged; requeueing it would wedge the queue.
+		s.unencodable.Inc()
+		s.log.Error("message cannot be logged; rejected (the broker dead-letters it if the queue has a dead-letter exchange)",
+			"error", st.err, "message_id", st.d.Event.Props.MessageID, "routing_key", st.d.Event.RoutingKey)
+		_ = st.d.Reject(false)
+		return
+	}
+	s.log.Error("log append failed; message requeued and consumption held back", "error", st.err)
+	s.failedUntil.Store(time.Now().Add(time.Second).UnixNano())
+	if err := st.d.Reject(true); err != nil {
+		s.log.Debug("requeue failed; the broker will redeliver", "error", err)
+	}
+}
