@@ -1,0 +1,88 @@
+// Command router is the wasmrouter appliance: `router run` consumes RabbitMQ sources into an
+// event log and delivers to targets through WASM routes; the other commands validate, test,
+// inspect and replay. See `router --help`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses (CONTRACT section 1).
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run the router until SIGINT/SIGTERM", cmdRun},
+		{"validate", "check a configuration without touching a broker", cmdValidate},
+		{"test", "dry-run test blocks or events through the routes, offline", cmdTest},
+		{"replay", "re-deliver logged events, through a running router or offline", cmdReplay},
+		{"log", "inspect the event log (list, show, tail, stats) as JSON", cmdLog},
+		{"dlq", "list and redrive dead-lettered events", cmdDLQ},
+		{"version", "print version information", cmdVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "router: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: router COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'router COMMAND --help' for a command's flags.")
+}
+
+// newFlags makes a command's flag set; parse reports --help (exit 0) and usage errors (exit 2).
+func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("router "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: router %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("c", "router.hcl", "configuration `FILE`")
+}

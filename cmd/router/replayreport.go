@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/wasmrouter/wasmrouter/router"
+)
+
+// replayOutput prints a finished job.
+type replayOutput struct {
+	stdout, stderr io.Writer
+	json           bool
+	dryRun         bool
+	candidate      string // --with-config as given
+}
+
+// result prints the job's outcome and gives the exit status: 1 unless it completed.
+func (o replayOutput) result(p router.ReplayProgress) int {
+	if o.json {
+		enc := json.NewEncoder(o.stdout)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(p)
+	} else if o.dryRun {
+		if p.DryRun != nil {
+			o.printDryRun(p.DryRun)
+		}
+	} else {
+		fmt.Fprintf(o.stdout, "replayed %d events\n", p.Delivered)
+	}
+	switch p.State {
+	case "done":
+		return exitOK
+	case "stopped":
+		fmt.Fprintf(o.stderr, "router replay: stopped after %d of %d events\n", p.Done, p.Total)
+	default:
+		fmt.Fprintf(o.stderr, "router replay: the job %s: %s\n", p.State, p.Error)
+	}
+	return exitFail
+}
+
+func (o replayOutput) printDryRun(rep *router.DryRunReport) {
+	w := o.stdout
+	fmt.Fprintf(w, "would replay %d events\n", rep.WouldReplay)
+	fmt.Fprintf(w, "  selected events looked at: %d\n", rep.Events)
+	if len(rep.PerTarget) > 0 {
+		fmt.Fprintln(w, "  per route -> target:")
+		keys := make([]string, 0, len(rep.PerTarget))
+		for k := range rep.PerTarget {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		for _, k := range keys {
+			fmt.Fprintf(tw, "    %s\t%d\t\n", k, rep.PerTarget[k])
+		}
+		_ = tw.Flush()
+	}
+	if rep.Diff == nil {
+		return
+	}
+	d := rep.Diff
+	fmt.Fprintf(w, "differences with %s ((event, route) decisions):\n", o.candidate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, row := range []struct {
+		label string
+		n     uint64
+	}{
+		{"newly routed", d.NewlyRouted}, {"no longer routed", d.NoLongerRouted},
+		{"routed elsewhere", d.RoutedElsewhere}, {"output changed", d.OutputChanged}, {"unchanged", d.Unchanged},
+	} {
+		fmt.Fprintf(tw, "    %s\t%d\t\n", row.label, row.n)
+	}
+	_ = tw.Flush()
+	if len(d.Examples) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  examples:")
+	for _, ex := range d.Examples {
+		fmt.Fprintf(w, "    %s: seq %d, route %s, routing key %q, message id %s: [%s] -> [%s]",
+			strings.ReplaceAll(ex.Kind, "_", " "), ex.Seq, ex.Route, ex.RoutingKey, ex.MessageID,
+			strings.Join(ex.Before, " "), strings.Join(ex.After, " "))
+		if ex.Detail != "" {
+			fmt.Fprintf(w, " (%s)", ex.Detail)
+		}
+		fmt.Fprintln(w)
+	}
+}

@@ -1,0 +1,243 @@
+// Package rabbitnode starts a private RabbitMQ node for integration tests that need a second
+// cluster. The node has its own name, ports, data and log directories, configuration, plugin
+// list (none) and Erlang cookie, all in one directory, so the machine's broker is left alone.
+// The test owns the node's process: Stop ends it (SIGTERM, the broker's graceful stop).
+//
+// Booting a node takes tens of seconds: share one across a package's tests with Shared.
+package rabbitnode
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options configure a node. Zero values take the defaults.
+type Options struct {
+	// TLS adds an amqps listener with a certificate for localhost and 127.0.0.1, signed by a
+	// CA generated for the node (CAFile). Clients are not asked for a certificate.
+	TLS bool
+	// Dir is where Launch keeps the node's files; it must exist. Start uses a t.TempDir.
+	Dir string
+	// StartTimeout bounds the boot, default 3m.
+	StartTimeout time.Duration
+}
+
+// Node is a running RabbitMQ node.
+type Node struct {
+	name     string
+	dir      string
+	port     int
+	tlsPort  int // 0 without TLS
+	distPort int
+	caFile   string
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the server process has exited
+	waited error         // the process's exit, once exited is closed
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// ErrNoRabbitMQ means rabbitmq-server is not installed.
+var ErrNoRabbitMQ = errors.New("rabbitmq-server not found")
+
+// stopTimeout bounds the graceful stop before the node's processes are killed.
+const stopTimeout = 30 * time.Second
+
+// Launch boots a node in opts.Dir and waits until it accepts AMQP (and TLS) connections. A boot
+// that fails because another process took one of its ports is retried on fresh ports.
+func Launch(opts Options) (*Node, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("rabbitnode: Options.Dir is required")
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 3 * time.Minute
+	}
+	server, err := script("rabbitmq-server")
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for attempt := 1; attempt <= 3; attempt++ {
+		dir := filepath.Join(opts.Dir, "node"+strconv.Itoa(attempt))
+		n, err := launchIn(server, dir, opts)
+		if err == nil {
+			return n, nil
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func launchIn(server, dir string, opts Options) (*Node, error) {
+	n := &Node{name: "wr-test-" + randomHex(6) + "@localhost", dir: dir, exited: make(chan struct{})}
+	var err error
+	if n.port, n.distPort, n.tlsPort, err = pickPorts(opts.TLS); err != nil {
+		return nil, err
+	}
+	if err := n.writeFiles(opts.TLS); err != nil {
+		return nil, fmt.Errorf("rabbitnode: preparing %s: %w", dir, err)
+	}
+	out, err := os.Create(filepath.Join(dir, "node.out"))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	n.cmd = exec.Command(server)
+	n.cmd.Dir = dir
+	n.cmd.Env = n.env()
+	n.cmd.Stdout, n.cmd.Stderr = out, out
+	// Its own process group: a node that does not stop can be killed with all its helpers.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := n.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("rabbitnode: starting %s: %w", server, err)
+	}
+	go func() {
+		n.waited = n.cmd.Wait()
+		close(n.exited)
+	}()
+	if err := n.waitReady(opts.StartTimeout); err != nil {
+		_ = n.Stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+// writeFiles lays out the node's directory: cookie, configuration, empty plugin list.
+func (n *Node) writeFiles(withTLS bool) error {
+	for _, sub := range []string{"home", "mnesia", "log"} {
+		if err := os.MkdirAll(filepath.Join(n.dir, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	// The node and rabbitmqctl (Ctl) read the cookie from this HOME; ~/.erlang.cookie is untouched.
+	if err := os.WriteFile(filepath.Join(n.dir, "home", ".erlang.cookie"), []byte(strings.ToUpper(randomHex(16))), 0o400); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(n.dir, "enabled_plugins"), []byte("[].\n"), 0o644); err != nil {
+		return err
+	}
+	// An empty env file, so that the machine's rabbitmq-env.conf (its NODENAME) is not read.
+	if err := os.WriteFile(filepath.Join(n.dir, "rabbitmq-env.conf"), nil, 0o644); err != nil {
+		return err
+	}
+	conf := "loopback_users.guest = true\n"
+	if withTLS {
+		tlsConf, err := n.writeCerts()
+		if err != nil {
+			return err
+		}
+		conf += tlsConf
+	}
+	return os.WriteFile(filepath.Join(n.dir, "rabbitmq.conf"), []byte(conf), 0o644)
+}
+
+// writeCerts writes a CA and a server certificate and returns the listener configuration.
+func (n *Node) writeCerts() (string, error) {
+	ca, err := newAuthority("wasmrouter test CA " + n.name)
+	if err != nil {
+		return "", err
+	}
+	certPEM, keyPEM, err := ca.issueServer()
+	if err != nil {
+		return "", err
+	}
+	n.caFile = filepath.Join(n.dir, "ca.pem")
+	cert, key := filepath.Join(n.dir, "server.pem"), filepath.Join(n.dir, "server.key")
+	for path, data := range map[string][]byte{n.caFile: ca.pem, cert: certPEM, key: keyPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("listeners.ssl.default = 127.0.0.1:%d\n"+
+		"ssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n"+
+		"ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
+		n.tlsPort, n.caFile, cert, key), nil
+}
+
+// baseEnv is the process environment without the machine's RabbitMQ and Erlang settings, with
+// the node's HOME (its cookie) and env file. rabbitmqctl runs with just this: given the node's
+// distribution port, it would derive its own from it (that port plus 10000, maybe past 65535).
+func (n *Node) baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "HOME" || k == "NODENAME" || strings.HasPrefix(k, "RABBITMQ_") || strings.HasPrefix(k, "ERL_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"HOME="+filepath.Join(n.dir, "home"),
+		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(n.dir, "rabbitmq-env.conf"),
+		"ERL_EPMD_ADDRESS=127.0.0.1",
+	)
+}
+
+// env is the server's environment.
+func (n *Node) env() []string {
+	return append(n.baseEnv(),
+		"RABBITMQ_NODENAME="+n.name,
+		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.port),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.distPort),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(n.dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(n.dir, "log"),
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(n.dir, "rabbitmq.conf"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(n.dir, "advanced.config"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(n.dir, "enabled_plugins"),
+		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
+	)
+}
+
+// Name is the Erlang node name, for rabbitmqctl -n.
+func (n *Node) Name() string { return n.name }
+
+// Addr is the AMQP listener's host:port.
+func (n *Node) Addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
+
+// URL is the node's AMQP URL, logging in as guest.
+func (n *Node) URL() string { return "amqp://guest:guest@" + n.Addr() + "/" }
+
+// TLSAddr is the amqps listener's host:port as a client names it (the certificate is for
+// localhost), or "" without TLS.
+func (n *Node) TLSAddr() string {
+	if n.tlsPort == 0 {
+		return ""
+	}
+	return "localhost:" + strconv.Itoa(n.tlsPort)
+}
+
+// TLSURL is the node's amqps URL, or "" without TLS.
+func (n *Node) TLSURL() string {
+	if n.tlsPort == 0 {
+		return ""
+	}
+	return "amqps://guest:guest@" + n.TLSAddr() + "/"
+}
+
+// CAFile is the PEM file of the CA that signed the node's certificate, or "" without TLS.
+func (n *Node) CAFile() string { return n.caFile }
+
+// Dir is the node's directory (configuration, data, logs).
+func (n *Node) Dir() string { return n.dir }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
