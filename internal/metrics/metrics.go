@@ -23,7 +23,7 @@ type Metrics struct {
 	WasmInstances      *prometheus.CounterVec // {module,reason}: instances (re)created
 	StoreSize          prometheus.Gauge
 	StoreCommits       prometheus.Counter
-	StoreLost          prometheus.Counter // events removed by drop_oldest before delivery
+	StoreLost          prometheus.Counter     // events removed by drop_oldest before delivery
 	BrokerConnected    *prometheus.GaugeVec   // {cluster}
 	BrokerReconnects   *prometheus.CounterVec // {cluster}
 	FailoverSwitches   *prometheus.CounterVec // {target}

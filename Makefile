@@ -1,0 +1,55 @@
+# wasmrouter. `make setup` installs and starts what is missing; `make run` runs the router on
+# router.hcl; `make test` runs every test, integration tests against the real broker included.
+GO      ?= go
+BIN     := bin/router
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all setup build wasm run demo test test-short lint bench fuzz-long chaos clean
+
+all: build wasm
+
+setup:
+	scripts/setup.sh
+	$(MAKE) build wasm
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/router
+
+wasm:
+	$(MAKE) -C examples/wasm
+
+run: build wasm
+	./$(BIN) run -c router.hcl
+
+# With the router running: publish sample events and show what each target received.
+demo:
+	$(GO) run ./examples/demo -c router.hcl
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Every test, against a real RabbitMQ (installed and started when missing), then a short fuzz.
+test:
+	scripts/setup.sh
+	$(MAKE) wasm
+	$(MAKE) lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+	scripts/fuzz.sh 10s
+
+# Unit tests only (no broker).
+test-short:
+	$(GO) test -short -race ./...
+
+bench: build wasm
+	scripts/bench.sh
+
+fuzz-long:
+	scripts/fuzz.sh 10m
+
+chaos: build wasm
+	$(GO) run ./chaos $(CHAOS_FLAGS)
+
+clean:
+	rm -rf bin

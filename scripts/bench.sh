@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make bench`: the end-to-end comparison of the router with a plain amqp091-go loop on the
+# same broker (bench/cmd/e2e; method in BENCHMARKS.md), then the packages' micro-benchmarks.
+# Results go to bin/bench-results/ in benchstat's format.
+#
+# Settings (environment):
+#   BENCH_N=100000          messages per throughput run
+#   BENCH_ROUNDS=3          throughput runs per side, alternating
+#   BENCH_SIDES=baseline,router   also router-wasm (needs BENCH_FLAGS="-filter F.wasm
+#                           -transform T.wasm") and router-all (needs BENCH_FLAGS="-dr-url URL")
+#   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
+#   BENCH_MICRO=1           0 skips the micro-benchmarks
+#   BENCH_COUNT=6           -count of the micro-benchmarks
+#   BENCH_WORKDIR=bin/bench-work   where router stores live: keep it on a disk, not a tmpfs
+#   WASMROUTER_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+out=bin/bench-results
+mkdir -p "$out"
+$GO build -o bin/router ./cmd/router # cached: cheap, and never measures a stale binary
+$GO build -o bin/bench-baseline ./bench/cmd/baseline
+$GO build -o bin/bench-e2e ./bench/cmd/e2e
+
+benchstat=$(command -v benchstat || true)
+[ -z "$benchstat" ] && [ -x "$($GO env GOPATH)/bin/benchstat" ] && benchstat="$($GO env GOPATH)/bin/benchstat"
+
+status=0
+# shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
+./bin/bench-e2e -n "${BENCH_N:-100000}" -rounds "${BENCH_ROUNDS:-3}" -sides "${BENCH_SIDES:-baseline,router}" \
+  -workdir "${BENCH_WORKDIR:-bin/bench-work}" -benchstat-out "$out/e2e.txt" ${BENCH_FLAGS:-} |
+  tee "$out/e2e-report.txt" || status=1
+if [ "$status" = 0 ] && [ -n "$benchstat" ]; then
+  echo
+  echo "== benchstat -col /side $out/e2e.txt"
+  "$benchstat" -col /side "$out/e2e.txt" || true
+fi
+
+if [ "${BENCH_MICRO:-1}" = 1 ]; then
+  echo
+  echo "== micro-benchmarks (filters, store, wasmhost)"
+  $GO test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-6}" ./filters/ ./store/ ./wasmhost/ |
+    tee "$out/micro.txt" || status=1
+  if [ -n "$benchstat" ]; then
+    echo
+    echo "== benchstat $out/micro.txt"
+    "$benchstat" "$out/micro.txt" || true
+  fi
+fi
+
+[ -n "$benchstat" ] || echo "(install benchstat for summaries: $GO install golang.org/x/perf/cmd/benchstat@latest)"
+exit "$status"

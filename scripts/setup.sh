@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs and starts what wasmrouter needs on a Debian machine: RabbitMQ (the broker the
+# router and its integration tests talk to) and, when available, clang + wasi-libc for the C
+# guest examples. Safe to run again: it only installs what is missing and only starts a broker
+# that is not answering.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null && SUDO="sudo" || { echo "setup: need root or sudo to install packages" >&2; }
+fi
+
+if ! command -v go >/dev/null; then
+  echo "setup: Go 1.26 or newer is required (https://go.dev/dl/)" >&2
+  exit 1
+fi
+
+missing=()
+command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+command -v clang >/dev/null || missing+=(clang)
+command -v wasm-ld >/dev/null || missing+=(lld)
+[ -d /usr/share/wasi-sysroot ] || [ -d /usr/lib/wasm32-wasi ] || missing+=(wasi-libc)
+ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev-wasm32)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # The broker is required; the C toolchain is optional (committed prebuilt C guests are used without it).
+  if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+    $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  optional=()
+  for p in "${missing[@]}"; do [ "$p" = rabbitmq-server ] || optional+=("$p"); done
+  if [ ${#optional[@]} -gt 0 ]; then
+    $SUDO apt-get install -y -qq "${optional[@]}" >/dev/null || echo "setup: C guest toolchain not installed; using prebuilt C guests" >&2
+  fi
+fi
+
+# Start the broker unless one already answers on 5672.
+broker_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! broker_up; then
+  echo "setup: starting rabbitmq-server"
+  $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
+fi
+for _ in $(seq 1 120); do
+  if broker_up && $SUDO rabbitmqctl -q await_startup >/dev/null 2>&1; then
+    echo "setup: RabbitMQ is up on 127.0.0.1:5672"
+    exit 0
+  fi
+  sleep 1
+done
+echo "setup: RabbitMQ did not start within 120 s (see /var/log/rabbitmq)" >&2
+exit 1
