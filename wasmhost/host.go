@@ -1,0 +1,164 @@
+// Package wasmhost runs WebAssembly guests (CONTRACT section 4) for the router: one wazero
+// runtime, each module compiled once and served by a bounded pool of instances, with per-call
+// timeouts, per-module memory limits and fast host functions. abi.go writes the ABI down.
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wasmrouter/wasmrouter/internal/metrics"
+)
+
+// Options configure a Host.
+type Options struct {
+	// CacheDir keeps compiled modules on disk across restarts; "" keeps them in memory only.
+	CacheDir string
+	// Logger receives host messages and guest output (log, stdout, stderr); nil discards them.
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *metrics.Metrics
+}
+
+// Host owns the WebAssembly runtime shared by every module.
+type Host struct {
+	rt      wazero.Runtime
+	cache   wazero.CompilationCache
+	wasi    map[string]api.FunctionDefinition // exports of the WASI module, to check imports
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	closed  atomic.Bool // also ends running guests at their next interrupt check
+
+	mu      sync.Mutex
+	modules map[*Module]struct{} // loaded and not closed
+}
+
+// New creates the runtime (compiler engine) and instantiates WASI preview 1, the wasmrouter_v1
+// host functions and the interrupt check into it.
+func New(ctx context.Context, opts Options) (*Host, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var cache wazero.CompilationCache
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: compilation cache %q: %w", opts.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	// The memory limit is per module (memlimit.go), so the runtime keeps wazero's maximum, and
+	// timeouts come from instrumentation (instrument.go), not WithCloseOnContextDone.
+	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	h := &Host{rt: rt, cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = h.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
+	}
+	h.wasi = rt.Module(WASIModule).ExportedFunctionDefinitions()
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		_ = h.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiate %s: %w", ABIModule, err)
+	}
+	return h, nil
+}
+
+// Close ends the calls still running (they fail at their next interrupt check), closes every
+// module, waiting for those calls while ctx allows, then closes the runtime.
+func (h *Host) Close(ctx context.Context) error {
+	if !h.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	h.mu.Lock()
+	modules := slices.Collect(maps.Keys(h.modules))
+	h.mu.Unlock()
+	var err error
+	for _, m := range modules {
+		if cerr := m.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		// A call is still running: closing the runtime would free code it executes.
+		return err
+	}
+	err = h.rt.Close(ctx)
+	if cerr := h.cache.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Check compiles the module at path and checks its exports and imports for roles, without
+// instantiating it (for `router validate`).
+func (h *Host) Check(ctx context.Context, name, path string, roles []Role) error {
+	cm, err := h.compile(ctx, name, path)
+	if err != nil {
+		return err
+	}
+	defer cm.Close(ctx)
+	_, err = h.checkModule(cm, name, roles, 0)
+	return err
+}
+
+// Check is Host.Check on a short-lived host with an in-memory cache; the module is named after
+// its path in errors.
+func Check(ctx context.Context, path string, roles []Role) error {
+	h, err := New(ctx, Options{})
+	if err != nil {
+		return err
+	}
+	defer h.Close(ctx)
+	return h.Check(ctx, path, path, roles)
+}
+
+// instantiateHostModule registers the wasmrouter_v1 functions. They are stack-based Go functions
+// (no reflection) that find the calling instance through the context (instanceFrom).
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(ABIModule)
+	for _, f := range hostFuncs {
+		fn := f.fn
+		name := f.name
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+				inst := instanceFrom(ctx)
+				if inst == nil {
+					// Only a module instantiated outside this package can get here.
+					clear(stack)
+					return
+				}
+				if inst.mem == nil { // called from a start function, before newInstance saw the memory
+					inst.mem = mod.ExportedMemory(ExportMemory)
+				}
+				fn(inst, stack)
+			}), f.sig.params, f.sig.results).
+			WithName(name).
+			Export(name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return err
+	}
+	_, err := rt.NewHostModuleBuilder(interruptModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, _ []uint64) {
+			if inst := instanceFrom(ctx); inst != nil {
+				inst.interrupt()
+			}
+		}), nil, nil).
+		Export(interruptFunc).
+		Instantiate(ctx)
+	return err
+}

@@ -1,0 +1,256 @@
+package wasmhost
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+// The wasmrouter_v1 host functions. Each gets its parameters and returns its result on the
+// wazero value stack; every pointer and length the guest passes is checked against its memory.
+
+var absent = api.EncodeI32(-1)
+
+// read returns a view of guest memory (valid only during the host function), or fails the call.
+func (inst *instance) read(fn, what string, ptr, n uint64) ([]byte, bool) {
+	p, l := uint32(ptr), uint32(n)
+	if int32(l) < 0 {
+		inst.fail(fmt.Sprintf("%s: negative %s length %d", fn, what, int32(l)))
+		return nil, false
+	}
+	b, ok := inst.mem.Read(p, l)
+	if !ok {
+		inst.fail(fmt.Sprintf("%s: %s (ptr %d, len %d) outside guest memory of %d bytes", fn, what, p, l, inst.mem.Size()))
+		return nil, false
+	}
+	return b, true
+}
+
+// deliver implements a getter's result: write min(cap, len) bytes of the value at buf and
+// return its full length, or -1 when absent (present false) or on a bad buffer.
+func (inst *instance) deliver(fn string, stack []uint64, val []byte, present bool) {
+	buf, capacity := uint32(stack[2]), api.DecodeI32(stack[3])
+	stack[0] = absent
+	if capacity < 0 {
+		inst.fail(fmt.Sprintf("%s: negative buffer capacity %d", fn, capacity))
+		return
+	}
+	if !present {
+		return
+	}
+	n := min(len(val), int(capacity))
+	if n > 0 && !inst.mem.Write(buf, val[:n]) {
+		inst.fail(fmt.Sprintf("%s: buffer (ptr %d, len %d) outside guest memory of %d bytes", fn, buf, n, inst.mem.Size()))
+		return
+	}
+	stack[0] = api.EncodeI32(int32(len(val)))
+}
+
+// deliverString is deliver for a string value, without converting it to bytes.
+func (inst *instance) deliverString(fn string, stack []uint64, val string) {
+	buf, capacity := uint32(stack[2]), api.DecodeI32(stack[3])
+	stack[0] = absent
+	if capacity < 0 {
+		inst.fail(fmt.Sprintf("%s: negative buffer capacity %d", fn, capacity))
+		return
+	}
+	n := min(len(val), int(capacity))
+	if n > 0 && !inst.mem.WriteString(buf, val[:n]) {
+		inst.fail(fmt.Sprintf("%s: buffer (ptr %d, len %d) outside guest memory of %d bytes", fn, buf, n, inst.mem.Size()))
+		return
+	}
+	stack[0] = api.EncodeI32(int32(len(val)))
+}
+
+func (inst *instance) event() *event.Event {
+	if inst.inv == nil {
+		return nil
+	}
+	return inst.inv.Event
+}
+
+func (inst *instance) metaGet(stack []uint64) {
+	const fn = "meta_get"
+	name, ok := inst.read(fn, "name", stack[0], stack[1])
+	ev := inst.event()
+	if !ok || ev == nil {
+		inst.deliver(fn, stack, nil, false)
+		return
+	}
+	var s string
+	switch string(name) {
+	case "routing_key":
+		inst.deliverString(fn, stack, ev.RoutingKey)
+		return
+	case "exchange":
+		inst.deliverString(fn, stack, ev.Exchange)
+		return
+	case "source":
+		inst.deliverString(fn, stack, ev.Source)
+		return
+	case "route":
+		inst.deliverString(fn, stack, inst.inv.Route)
+		return
+	case "seq":
+		inst.scratch = strconv.AppendUint(inst.scratch[:0], ev.Seq, 10)
+		inst.deliver(fn, stack, inst.scratch, true)
+		return
+	case "timestamp":
+		ts := ev.Props.Timestamp
+		inst.scratch = strconv.AppendInt(inst.scratch[:0], ts.UnixMilli(), 10)
+		inst.deliver(fn, stack, inst.scratch, !ts.IsZero())
+		return
+	case "message_id":
+		s = ev.Props.MessageID
+	case "correlation_id":
+		s = ev.Props.CorrelationID
+	case "content_type":
+		s = ev.Props.ContentType
+	case "type":
+		s = ev.Props.Type
+	case "app_id":
+		s = ev.Props.AppID
+	}
+	if s == "" { // an empty property is an absent one in AMQP; unknown names too
+		inst.deliver(fn, stack, nil, false)
+		return
+	}
+	inst.deliverString(fn, stack, s)
+}
+
+func (inst *instance) headerGet(stack []uint64) {
+	const fn = "header_get"
+	name, ok := inst.read(fn, "name", stack[0], stack[1])
+	ev := inst.event()
+	if !ok || ev == nil {
+		inst.deliver(fn, stack, nil, false)
+		return
+	}
+	v, ok := ev.Headers[string(name)]
+	if !ok {
+		inst.deliver(fn, stack, nil, false)
+		return
+	}
+	switch x := v.(type) {
+	case string:
+		inst.deliverString(fn, stack, x)
+	case []byte:
+		inst.deliver(fn, stack, x, true)
+	default:
+		inst.scratch = appendHeaderText(inst.scratch[:0], v)
+		inst.deliver(fn, stack, inst.scratch, true)
+	}
+}
+
+func (inst *instance) configGet(stack []uint64) {
+	const fn = "config_get"
+	name, ok := inst.read(fn, "name", stack[0], stack[1])
+	if !ok {
+		inst.deliver(fn, stack, nil, false)
+		return
+	}
+	v, ok := inst.m.config[string(name)]
+	if !ok {
+		inst.deliver(fn, stack, nil, false)
+		return
+	}
+	inst.deliverString(fn, stack, v)
+}
+
+// allowed fails the call when fn is not meant for the running entry point.
+func (inst *instance) allowed(fn string, role Role) bool {
+	if inst.role == role && inst.inv != nil {
+		return true
+	}
+	current := "_initialize"
+	if inst.role < numRoles {
+		current = inst.role.Export()
+	}
+	inst.fail(fmt.Sprintf("%s called from %s; only %s may call it", fn, current, role.Export()))
+	return false
+}
+
+func (inst *instance) bodySet(stack []uint64) {
+	const fn = "body_set"
+	b, ok := inst.read(fn, "body", stack[0], stack[1])
+	if ok && inst.allowed(fn, RoleTransform) {
+		inst.inv.Event.Body = append(make([]byte, 0, len(b)), b...)
+	}
+}
+
+func (inst *instance) routingKeySet(stack []uint64) {
+	const fn = "routing_key_set"
+	b, ok := inst.read(fn, "routing key", stack[0], stack[1])
+	if !ok || !inst.allowed(fn, RoleTransform) {
+		return
+	}
+	if len(b) > maxKeyLen {
+		inst.fail(fmt.Sprintf("%s: routing key of %d bytes exceeds %d", fn, len(b), maxKeyLen))
+		return
+	}
+	inst.inv.Event.RoutingKey = string(b)
+}
+
+func (inst *instance) headerSet(stack []uint64) {
+	const fn = "header_set"
+	name, ok := inst.read(fn, "name", stack[0], stack[1])
+	if !ok {
+		return
+	}
+	val, ok := inst.read(fn, "value", stack[2], stack[3])
+	if !ok || !inst.allowed(fn, RoleTransform) {
+		return
+	}
+	ev := inst.inv.Event
+	if ev.Headers == nil {
+		ev.Headers = make(event.Table)
+	}
+	ev.Headers[string(name)] = string(val)
+}
+
+func (inst *instance) emit(stack []uint64) {
+	const fn = "emit"
+	target, ok1 := inst.read(fn, "target", stack[0], stack[1])
+	key, ok2 := inst.read(fn, "routing key", stack[2], stack[3])
+	body, ok3 := inst.read(fn, "body", stack[4], stack[5])
+	stack[0] = absent
+	if !ok1 || !ok2 || !ok3 || !inst.allowed(fn, RoleHandler) {
+		return
+	}
+	if len(key) > maxKeyLen {
+		inst.fail(fmt.Sprintf("%s: routing key of %d bytes exceeds %d", fn, len(key), maxKeyLen))
+		return
+	}
+	known := inst.inv.KnownTarget
+	if known == nil || !known(string(target)) {
+		return
+	}
+	inst.emits = append(inst.emits, Emit{
+		Target:     string(target),
+		RoutingKey: string(key),
+		Body:       append(make([]byte, 0, len(body)), body...),
+	})
+	stack[0] = 0
+}
+
+func (inst *instance) errorSet(stack []uint64) {
+	b, ok := inst.read("error_set", "reason", stack[0], stack[1])
+	if !ok {
+		return
+	}
+	if len(b) > MaxReasonLen {
+		b = b[:MaxReasonLen]
+	}
+	inst.reason = string(b)
+}
+
+func (inst *instance) log(stack []uint64) {
+	level := api.DecodeI32(stack[0])
+	b, ok := inst.read("log", "message", stack[1], stack[2])
+	if ok {
+		inst.m.out.write(levelOf(level), "log", b)
+	}
+}
