@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -67,7 +66,7 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 			rng := ms.PathRange
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("module %q cannot be loaded", ms.Name),
+				Summary:  "invalid module",
 				Detail:   err.Error(),
 				Subject:  &rng,
 			})
