@@ -135,3 +135,7 @@ func TestCursorNames(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+func testEventN(i int) *event.Event {
+	return &event.Event{Source: "in", RoutingKey: "k", Body: []byte{byte(i), byte(i >> 8)}}
+}
