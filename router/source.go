@@ -255,8 +255,12 @@ func (s *source) refuse(st settlement) {
 		_ = st.d.Reject(false)
 		return
 	}
-	s.log.Error("log append failed; message requeued and consumption held back", "error", st.err)
-	s.failedUntil.Store(time.Now().Add(time.Second).UnixNano())
+	// One line per hold-back period, not one per requeued message.
+	now := time.Now()
+	if now.UnixNano() >= s.failedUntil.Load() {
+		s.log.Error("log append failed; messages requeued and consumption held back for a second", "error", st.err)
+	}
+	s.failedUntil.Store(now.Add(time.Second).UnixNano())
 	if err := st.d.Reject(true); err != nil {
 		s.log.Debug("requeue failed; the broker will redeliver", "error", err)
 	}

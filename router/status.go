@@ -43,6 +43,7 @@ type StoreStatus struct {
 	FirstSeq  uint64 `json:"first_seq"`
 	LastSeq   uint64 `json:"last_seq"`
 	Full      bool   `json:"full"`
+	Error     string `json:"error,omitempty"` // why commits fail, while they do
 }
 
 // Status reports sources, streams, clusters and the store. Readiness needs every source
@@ -69,6 +70,12 @@ func (e *Engine) Status() Status {
 	}
 	if st.Store.Full && st.Ready {
 		st.Ready, st.Reason = false, "event log is full: consumption held back"
+	}
+	if err := e.store.CommitError(); err != nil {
+		st.Store.Error = err.Error()
+		if st.Ready {
+			st.Ready, st.Reason = false, "event log cannot be written: "+err.Error()
+		}
 	}
 	for _, s := range streams {
 		pos, _ := e.store.Cursor(s.cursor)

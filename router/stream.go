@@ -309,7 +309,7 @@ func (s *stream) settle(ctx context.Context) error {
 				s.enterOutage(err)
 				return nil
 			default:
-				return s.refused(ctx, h, m, err)
+				return s.refused(ctx, h, err)
 			}
 		}
 		if len(h.msgs) > 0 && !h.dead && s.onDelivered != nil {
@@ -326,9 +326,11 @@ func (s *stream) settle(ctx context.Context) error {
 	return nil
 }
 
-// refused handles a broker refusal of one message: retry with backoff, then dead-letter the
-// event for this target.
-func (s *stream) refused(ctx context.Context, h *pendingEvent, m *pendingMsg, err error) error {
+// refused handles a broker refusal at the head of the window: once the event's tries are
+// spent it is dead-lettered for this target; otherwise, after one backoff, every message of the
+// window the broker refused goes out again, in order. A deleted exchange or a full queue refuses
+// a whole window at once, and one backoff covers all of it.
+func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error {
 	r := s.e.topo.Load().Route(s.route)
 	if r == nil {
 		return errRouteGone
@@ -343,7 +345,6 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, m *pendingMsg, er
 		h.dead = true
 		return nil
 	}
-	s.retries.Inc()
 	s.log.Debug("publish refused; retrying", "seq", h.seq, "attempt", h.attempts, "error", err)
 	waitCtx, cancel := untilClosed(ctx, s.stop)
 	defer cancel()
@@ -353,10 +354,49 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, m *pendingMsg, er
 		}
 		return ctx.Err()
 	}
-	h.attempts++
-	m.conf = nil
-	s.publish(ctx, m)
+	for _, pe := range s.inflight {
+		bumped := false
+		for i := range pe.msgs {
+			m := &pe.msgs[i]
+			if m.done || m.conf == nil || !isDone(m.conf) {
+				continue
+			}
+			if cerr := m.conf.Err(); cerr != nil && !isOutage(cerr) {
+				m.conf = nil
+				s.retries.Inc()
+				if !bumped {
+					pe.attempts++
+					bumped = true
+				}
+			}
+		}
+	}
+	s.republish(ctx)
 	return nil
+}
+
+// republish sends again, in order, every message of the window that is waiting for it.
+func (s *stream) republish(ctx context.Context) {
+	for _, pe := range s.inflight {
+		for i := range pe.msgs {
+			m := &pe.msgs[i]
+			if m.done || m.conf != nil {
+				continue
+			}
+			if !s.publish(ctx, m) {
+				return
+			}
+		}
+	}
+}
+
+func isDone(c confirmation) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // headConfirm is the confirm the head of the window waits on, or nil.
@@ -409,17 +449,7 @@ func (s *stream) recover(ctx context.Context) error {
 	}
 	s.outage = false
 	s.log.Info("target reachable again; resending", "cluster", s.pub.Cluster(), "events", len(s.inflight))
-	for _, pe := range s.inflight {
-		for i := range pe.msgs {
-			m := &pe.msgs[i]
-			if m.done || m.conf != nil {
-				continue
-			}
-			if !s.publish(ctx, m) {
-				return nil
-			}
-		}
-	}
+	s.republish(ctx)
 	return nil
 }
 

@@ -112,6 +112,15 @@ func (s *Store) runAppender() {
 	}
 }
 
+// CommitError is the error of the last commit while commits fail (disk full, I/O error), nil
+// once one succeeds: the router reports itself not ready meanwhile.
+func (s *Store) CommitError() error {
+	if p := s.commitErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // commit writes one batch in one transaction and reports the outcome to every item.
 func (s *Store) commit(items []appendItem, ops []opItem) error {
 	snap := s.cursors.snapshot()
@@ -140,9 +149,14 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 	}
 	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
-		s.log.Error("store: commit failed; the batch is not in the log", "items", len(items), "err", err)
+		if s.commitErr.Swap(&err) == nil {
+			s.log.Error("store: commit failed; the batch is not in the log", "items", len(items), "err", err)
+		}
 		s.cursors.restore(snap)
 	} else if needTx {
+		if s.commitErr.Swap(nil) != nil {
+			s.log.Info("store: commits succeed again")
+		}
 		s.commits.Add(1)
 		if s.m != nil {
 			s.m.StoreCommits.Inc()

@@ -266,12 +266,18 @@ func TestCommitFailure(t *testing.T) {
 	if s.LastSeq() != 1 {
 		t.Fatalf("LastSeq = %d after the failed batch", s.LastSeq())
 	}
+	if err := s.CommitError(); !errors.Is(err, injected) {
+		t.Fatalf("CommitError = %v while commits fail", err)
+	}
 	if _, err := s.Get(2); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(2) = %v", err)
 	}
 	// The store goes on: the next append gets the next seq, and the cursor is written.
 	if seq, _ := appendSync(t, s, testEvent(9, 10), false); seq != 2 {
 		t.Fatalf("seq after failure = %d, want 2", seq)
+	}
+	if err := s.CommitError(); err != nil {
+		t.Fatalf("CommitError = %v after a successful commit", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

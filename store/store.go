@@ -135,6 +135,7 @@ type Store struct {
 	lastSeq        atomic.Uint64
 	deletedThrough atomic.Uint64 // every seq up to this one has been removed
 	ring           ring
+	commitErr      atomic.Pointer[error] // set while commits fail
 	notify         chan struct{}
 
 	cursors    cursorState
