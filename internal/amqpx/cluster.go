@@ -103,6 +103,10 @@ func NewCluster(spec config.ClusterSpec, opts Options) (*Cluster, error) {
 // Name is the cluster block's name.
 func (c *Cluster) Name() string { return c.name }
 
+// stableConnection is how long a connection must have served for its loss to count as a
+// fresh start rather than one more failure in a row.
+const stableConnection = time.Second
+
 // Run dials, watches the connection and reconnects with exponential backoff and full jitter
 // until ctx ends; then it closes the connection. Only one Run may be active at a time.
 func (c *Cluster) Run(ctx context.Context) {
@@ -142,9 +146,10 @@ func (c *Cluster) Run(ctx context.Context) {
 		}
 		c.setError(err)
 		c.log.Warn("connection to the broker lost", "url", c.redacted, "err", err)
-		// A connection that drops soon after it came up (a message the client cannot decode,
-		// a broker that keeps closing it) must not make us redial in a tight loop.
-		if time.Since(up) >= c.opts.MaxBackoff {
+		// A connection that drops because of a message the client cannot decode, or at once
+		// after it came up, must not make us redial in a tight loop; one that served for a
+		// while and was closed (by an operator, a broker restart) is redialled at once.
+		if time.Since(up) >= stableConnection && !IsDecodeError(err) {
 			failures = 0
 		} else {
 			failures++

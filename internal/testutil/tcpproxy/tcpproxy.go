@@ -4,6 +4,7 @@ package tcpproxy
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -40,15 +41,25 @@ func (l *link) close() {
 // the test ends.
 func Start(t testing.TB, upstream string) *Proxy {
 	t.Helper()
+	p, err := New(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// New listens on 127.0.0.1 (a free port) and forwards to upstream, for programs that are not
+// tests; the caller closes the proxy.
+func New(upstream string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("tcpproxy: listen: %v", err)
+		return nil, fmt.Errorf("tcpproxy: listen: %w", err)
 	}
 	p := &Proxy{upstream: upstream, ln: ln, links: make(map[*link]struct{})}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.Close)
-	return p
+	return p, nil
 }
 
 // Addr is the proxy's host:port.

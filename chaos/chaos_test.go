@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestShortProfile runs the quick profile of every scenario that leaves other users of the
+// broker alone (no broker restart, only this run's connections closed), against the router
+// binary built from this tree. It takes about three minutes, so -short skips it.
+func TestShortProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the router binary against RabbitMQ for minutes (skipped with -short)")
+	}
+	bin := buildRouter(t)
+	guest, err := filepath.Abs("../wasmhost/testdata/c/hostile.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &options{
+		routerBin: bin, amqpURL: defaultURL(), duration: 10 * time.Second, drainTimeout: 60 * time.Second,
+		rate: 400, seed: 1, short: true, fastP99: 2 * time.Second, guest: guest, workDir: t.TempDir(),
+		diskReadiness: true,
+	}
+	byName := map[string]*scenario{}
+	for _, sc := range scenarios() {
+		byName[sc.name] = sc
+	}
+	for i, name := range []string{"kill", "connclose", "target", "disk", "slow", "poison"} {
+		t.Run(name, func(t *testing.T) {
+			r := runScenario(context.Background(), o, byName[name], rand.New(rand.NewPCG(1, uint64(i))))
+			var b strings.Builder
+			r.writeText(&b)
+			t.Log("\n" + b.String())
+			if r.Skipped != "" {
+				t.Skip(r.Skipped)
+			}
+			if !r.Passed() {
+				t.Errorf("scenario %s failed: lost %d, misplaced %d, header mismatches %d, violations %v, error %q",
+					name, r.Lost, r.Misplaced, r.Mismatches, r.Violations, r.Error)
+			}
+		})
+	}
+}
+
+// buildRouter builds cmd/router into the test's temp dir.
+func buildRouter(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "router")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/router")
+	cmd.Dir = ".."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the router: %v\n%s", err, b)
+	}
+	return out
+}
