@@ -222,14 +222,9 @@ func isClosed(ch <-chan struct{}) bool {
 func (e *Engine) buildStreams(topo *Topology) []*stream {
 	var out []*stream
 	for _, r := range topo.Routes {
-		first := true
 		for _, tn := range r.DeliveryTargets(topo) {
-			tgt := topo.Targets[tn]
-			for _, p := range e.publishersFor(tgt) {
-				s := e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub)
-				s.primary = first
-				first = false
-				out = append(out, s)
+			for _, p := range e.publishersFor(topo.Targets[tn]) {
+				out = append(out, e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub))
 			}
 		}
 	}
@@ -329,11 +324,15 @@ func (e *Engine) declareTargetsOnConnect(topo *Topology) {
 
 // deadLetter records a failed event durably; the route's dead-letter stream publishes it.
 func (e *Engine) deadLetter(route, target string, ev *event.Event, reason string, attempts int) error {
-	_, err := e.store.AddDeadLetter(store.DeadLetter{
+	before := e.store.LastDeadLetterID()
+	id, err := e.store.AddDeadLetter(store.DeadLetter{
 		Route: route, Target: target, Seq: ev.Seq, Reason: reason, Attempts: attempts, Time: time.Now().UTC(),
 	})
 	if err != nil {
 		return fmt.Errorf("recording dead letter: %w", err)
+	}
+	if id <= before {
+		return nil // another stream of the route recorded it already
 	}
 	e.metrics.EventsDeadLettered.WithLabelValues(route).Inc()
 	e.log.Warn("event dead-lettered", "route", route, "target", target, "seq", ev.Seq,

@@ -33,7 +33,7 @@ func newFailoverPublisher(target string, pubs []*clusterPublisher, m *metrics.Me
 func (f *failoverPublisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) (confirmation, error) {
 	var lastErr error
 	for i, p := range f.pubs {
-		if !p.cluster.Connected() {
+		if !p.cluster.Publishable() {
 			continue
 		}
 		c, err := p.Publish(ctx, exchange, key, msg)
@@ -61,12 +61,12 @@ func (f *failoverPublisher) use(i int) {
 	f.current = i
 }
 
-// WaitReady returns as soon as any of the clusters is connected.
+// WaitReady returns as soon as any of the clusters can take a publish.
 func (f *failoverPublisher) WaitReady(ctx context.Context) error {
 	for {
 		waits := make([]<-chan struct{}, 0, len(f.pubs))
 		for _, p := range f.pubs {
-			if p.cluster.Connected() {
+			if p.cluster.Publishable() {
 				return nil
 			}
 			waits = append(waits, p.cluster.Changed())

@@ -21,7 +21,8 @@ type confirmation interface {
 type publisher interface {
 	// Publish sends msg without waiting for the confirm. An error here is an outage.
 	Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) (confirmation, error)
-	// WaitReady blocks until a publish has a chance to go through (a connection is up).
+	// WaitReady blocks until a publish has a chance to go through (a connection is up and the
+	// broker does not block publishing).
 	WaitReady(ctx context.Context) error
 	// Cluster names where the messages go now (for logs and status).
 	Cluster() string
@@ -61,8 +62,7 @@ func (p *clusterPublisher) Publish(ctx context.Context, exchange, key string, ms
 }
 
 func (p *clusterPublisher) WaitReady(ctx context.Context) error {
-	_, err := p.cluster.Connection(ctx)
-	return err
+	return p.cluster.WaitPublishable(ctx)
 }
 
 func (p *clusterPublisher) Cluster() string { return p.cluster.Name() }

@@ -18,15 +18,14 @@ import (
 // modules, publish without waiting, then settle confirms in order and advance the cursor to the
 // highest seq whose messages are all confirmed (or dead-lettered).
 type stream struct {
-	e       *Engine
-	route   string
-	target  string
-	cursor  string // the store cursor this stream advances
-	pub     publisher
-	primary bool // the route's first stream: counts drops and dead-letters module failures
-	window  int  // events in flight
-	log     *slog.Logger
-	stop    <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
+	e      *Engine
+	route  string
+	target string
+	cursor string // the store cursor this stream advances
+	pub    publisher
+	window int // events in flight
+	log    *slog.Logger
+	stop   <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
 
 	// Bounds and marks, for replays; zero values mean a live stream.
 	from, to    uint64
@@ -44,8 +43,10 @@ type stream struct {
 	next     uint64 // the next seq to read
 	inflight []*pendingEvent
 	outage   bool
-	paced    int // events published under rate, for pacing
-	started  time.Time
+	// recoverPause grows while the target turns out unreachable right after it seemed ready.
+	recoverPause time.Duration
+	paced        int // events published under rate, for pacing
+	started      time.Time
 }
 
 type pendingEvent struct {
@@ -219,18 +220,27 @@ func (s *stream) fill(ctx context.Context) error {
 
 // admit runs one event through the route and publishes its messages.
 func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev *event.Event) error {
-	d := r.ProcessWithRetry(ctx, ev)
+	var d Decision
+	first := true
+	if s.replay {
+		// A replay decides afresh: it runs the routes as they are configured now.
+		d = r.ProcessWithRetry(ctx, ev)
+	} else {
+		d, first = r.decisions.decide(ctx, r, ev)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	pe := &pendingEvent{seq: ev.Seq, ev: ev, attempts: 1}
 	switch d.Verdict {
 	case Dropped:
-		if s.primary && !s.replay {
+		if first && !s.replay {
 			s.e.metrics.EventsDropped.WithLabelValues(s.route).Inc()
 		}
 	case Failed:
-		if s.primary && !s.dryRun {
+		// Every stream records it: the record is the same (route, seq) one, so it is kept once,
+		// and a stream that decided alone cannot skip its target silently.
+		if !s.dryRun {
 			if err := s.e.deadLetter(s.route, "", ev, fmt.Sprintf("module %s: %s", d.Module, d.Reason), d.Attempts); err != nil {
 				return err
 			}
@@ -448,8 +458,18 @@ func (s *stream) recover(ctx context.Context) error {
 		return err
 	}
 	s.outage = false
-	s.log.Info("target reachable again; resending", "cluster", s.pub.Cluster(), "events", len(s.inflight))
 	s.republish(ctx)
+	if s.outage {
+		// Ready, then refused at once: wait a little longer before the next try, so that no
+		// such state can make the stream spin.
+		s.recoverPause = min(max(2*s.recoverPause, 50*time.Millisecond), 5*time.Second)
+		if !sleepCtx(waitCtx, s.recoverPause) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
+	s.recoverPause = 0
+	s.log.Info("target reachable again; resent what was in flight", "cluster", s.pub.Cluster(), "events", len(s.inflight))
 	return nil
 }
 

@@ -35,6 +35,7 @@ type Route struct {
 	handler    *wasmhost.Module
 	targetSet  map[string]bool // the route's own targets
 	known      func(string) bool
+	decisions  decisions // shared by the route's live streams
 }
 
 // Name is the route's name.

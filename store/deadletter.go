@@ -73,8 +73,8 @@ func deadIndexKey(dl *DeadLetter) []byte {
 }
 
 // AddDeadLetter records dl durably (through the group commit; it returns after the fsync) and
-// returns its ID. It is idempotent on (Route, Target, Seq): recording the same again returns
-// the existing ID and changes nothing.
+// returns its ID. It is idempotent on (Route, Target, Seq) until the dead letter is redriven:
+// recording the same again returns the existing ID and changes nothing.
 func (s *Store) AddDeadLetter(dl DeadLetter) (uint64, error) {
 	if len(dl.Route)+len(dl.Target) > maxDeadKey {
 		return 0, fmt.Errorf("store: dead letter: route and target names too long")
@@ -167,7 +167,15 @@ func (s *Store) MarkRedriven(id uint64) error {
 			return err
 		}
 		dl.Redriven = true
-		return b.Put(seqKey(id), encodeDeadLetter(&dl))
+		if err := b.Put(seqKey(id), encodeDeadLetter(&dl)); err != nil {
+			return err
+		}
+		// A redriven event that fails again is a new dead letter, not this one.
+		idx := tx.Bucket(bucketDeadIdx)
+		if v := idx.Get(deadIndexKey(&dl)); len(v) == 8 && seqOf(v) == id {
+			return idx.Delete(deadIndexKey(&dl))
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: mark redriven: %w", err)

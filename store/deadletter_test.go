@@ -98,3 +98,22 @@ func TestDecodeDeadLetterRejects(t *testing.T) {
 		t.Fatalf("trailing byte: %v", err)
 	}
 }
+
+func TestDeadLetterAfterRedriveIsNew(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	dl := DeadLetter{Route: "r", Seq: 7, Reason: "trap", Attempts: 2}
+	id1, err := s.AddDeadLetter(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := s.AddDeadLetter(dl); id != id1 {
+		t.Fatalf("same dead letter twice: ids %d and %d", id1, id)
+	}
+	if err := s.MarkRedriven(id1); err != nil {
+		t.Fatal(err)
+	}
+	id2, err := s.AddDeadLetter(dl)
+	if err != nil || id2 == id1 {
+		t.Fatalf("failing again after a redrive: id %d (first %d), %v; want a new dead letter", id2, id1, err)
+	}
+}

@@ -169,6 +169,9 @@ func Open(opts Options) (*Store, error) {
 		NoSync:       opts.NoSync,
 		NoGrowSync:   opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
+		// The freelist is rebuilt at open instead of written by every commit: commits are the
+		// hot path, opens are rare.
+		NoFreelistSync: true,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, opts.Path)

@@ -69,12 +69,13 @@ type Cluster struct {
 
 // Status is a snapshot for the admin API; URL is redacted.
 type Status struct {
-	Name           string
-	Connected      bool
-	LastError      string
-	ConnectedSince time.Time // zero while down
-	Reconnects     uint64    // connections established, the first included
-	URL            string
+	Name           string    `json:"name"`
+	Connected      bool      `json:"connected"`
+	Blocked        string    `json:"blocked,omitempty"` // why the broker blocks publishing, while it does
+	LastError      string    `json:"last_error"`
+	ConnectedSince time.Time `json:"connected_since,omitzero"` // zero while down
+	Reconnects     uint64    `json:"reconnects"`               // connections established, the first included
+	URL            string    `json:"url"`
 }
 
 // NewCluster checks the spec and prepares the connection; it does not dial. The TLS files are
@@ -256,6 +257,34 @@ func (c *Cluster) setBlocked(b amqp.Blocking) {
 	if b.Active {
 		c.blocked = b.Reason
 	}
+	// Publishers waiting for the block to lift (WaitPublishable) look again.
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Publishable reports whether a publish can go out now: connected and not blocked.
+func (c *Cluster) Publishable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil && c.blocked == ""
+}
+
+// WaitPublishable blocks until the cluster is connected and the broker does not block
+// publishing on the connection (a memory or disk alarm), or ctx ends.
+func (c *Cluster) WaitPublishable(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		ok, changed := c.conn != nil && c.blocked == "", c.changed
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster %s: %w: %w", c.name, ErrNotConnected, ctx.Err())
+		case <-changed:
+		}
+	}
 }
 
 // blockedReason reports whether the broker blocks publishing on the connection, and why.
@@ -325,7 +354,7 @@ func (c *Cluster) Connected() bool {
 	return conn != nil
 }
 
-// Changed returns a channel that is closed on the next connect or disconnect. It is a
+// Changed returns a channel that is closed on the next connect, disconnect, block or unblock. It is a
 // broadcast: call Changed again after it fires to wait for the following one.
 func (c *Cluster) Changed() <-chan struct{} {
 	c.mu.Lock()
@@ -358,6 +387,7 @@ func (c *Cluster) Status() Status {
 	return Status{
 		Name:           c.name,
 		Connected:      c.conn != nil && !c.conn.IsClosed(),
+		Blocked:        c.blocked,
 		LastError:      c.lastErr,
 		ConnectedSince: c.since,
 		Reconnects:     c.reconnects,

@@ -1,0 +1,131 @@
+package multicluster
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
+)
+
+// lagBound is how late a message may reach a healthy cluster of an "all" target while another
+// cluster of the target is away (the race detector and a shared 2-core machine included).
+const lagBound = 2 * time.Second
+
+// TestAllModeOneClusterAway cuts the network of one cluster of an "all" target under steady
+// traffic: the other cluster keeps receiving without added lag, the cut one gets the whole
+// backlog in order once back, and no message is missing on either.
+func TestAllModeOneClusterAway(t *testing.T) {
+	node := second.Node(t)
+	mainURL := rabbit.URL()
+	drProxy := tcpproxy.Start(t, node.Addr())
+	in, queue, out := rabbit.Unique("mc.all.in"), rabbit.Unique("mc.all.router"), rabbit.Unique("mc.all.out")
+	deleteAtCleanup(t, mainURL, []string{in}, []string{queue})
+	primary := newSink(t, "primary", mainURL, out)
+	dr := newSink(t, "dr", node.URL(), out)
+	r := startRouter(t, clusterBlock("primary", mainURL)+
+		clusterBlock("dr", "amqp://guest:guest@"+drProxy.Addr()+"/")+
+		sourceBlock("in", "primary", in, queue)+
+		multiTargetBlock("out", "all", out, "primary", "dr")+
+		routeBlock("r", "in", "out"))
+	r.waitReady(t, 30*time.Second)
+	r.waitCluster(t, "dr", true, 30*time.Second)
+
+	f := newFeeder(t, mainURL, in, "all")
+	f.run(100)
+	f.waitSent(t, 100, 20*time.Second)
+	primary.waitAll(t, f, 1, 100, 10*time.Second)
+	dr.waitAll(t, f, 1, 100, 10*time.Second)
+
+	cutFrom := f.count() + 1
+	drProxy.Cut()
+	if c := r.waitCluster(t, "dr", false, 10*time.Second); c.LastError == "" {
+		t.Error("status: cluster dr is down with no last error")
+	}
+	// The outage lasts while about 4s of traffic is sent.
+	f.waitSent(t, cutFrom+400, 30*time.Second)
+	cutTo := f.count()
+	primary.waitAll(t, f, cutFrom, cutTo, lagBound+time.Second)
+	for n := cutFrom; n <= cutTo; n++ {
+		if dr.times(f.id(n)) > 0 {
+			t.Fatalf("dr received %s, published during its outage, before the network came back", f.id(n))
+		}
+	}
+	if lag, ok := r.status(t).streamLag("r", "out", "dr"); !ok || lag == 0 {
+		t.Errorf("status: stream r -> out@dr lag %d (listed %v) during the outage, want > 0", lag, ok)
+	}
+
+	restoredAt := time.Now()
+	drProxy.Restore()
+	r.waitCluster(t, "dr", true, 30*time.Second)
+	reconnectedAt := time.Now()
+	f.waitSent(t, cutTo+200, 30*time.Second)
+	total := f.pause()
+	primary.waitAll(t, f, 1, total, 30*time.Second)
+	dr.waitAll(t, f, 1, total, 60*time.Second)
+
+	before := latencies(t, primary, f, 1, cutFrom-1)
+	during := latencies(t, primary, f, cutFrom, cutTo)
+	t.Logf("primary latency before the outage: %s", summary(before))
+	t.Logf("primary latency during the outage of dr: %s", summary(during))
+	if worst := during[len(during)-1]; worst > lagBound {
+		t.Errorf("primary: a message took %s to arrive while dr was away, want at most %s", worst, lagBound)
+	}
+	if p99b, p99d := percentile(before, 99), percentile(during, 99); p99d > 3*p99b+200*time.Millisecond {
+		t.Errorf("primary: p99 latency %s while dr was away, %s before: the outage slowed the healthy cluster", p99d, p99b)
+	}
+	var caughtUp time.Time
+	for n := 1; n <= cutTo; n++ {
+		if at, _ := dr.firstAt(f.id(n)); at.After(caughtUp) {
+			caughtUp = at
+		}
+	}
+	t.Logf("dr: reconnected %s after the network came back; backlog of %d messages (outage %d..%d) delivered %s after that",
+		reconnectedAt.Sub(restoredAt).Round(time.Millisecond), cutTo-cutFrom+1, cutFrom, cutTo,
+		caughtUp.Sub(reconnectedAt).Round(time.Millisecond))
+
+	for _, s := range []*sink{primary, dr} {
+		dups, err := s.checkOrder(f)
+		if err != nil {
+			t.Error(err)
+		}
+		t.Logf("%s: %d messages, %d distinct of %d sent, %d redelivered", s.name, s.total(),
+			total-len(s.missing(f, 1, total)), total, dups)
+	}
+	for _, target := range []string{"out@primary", "out@dr"} {
+		if got := r.metric(t, "router_events_delivered_total", map[string]string{"route": "r", "target": target}); got < float64(total) {
+			t.Errorf("router_events_delivered_total{target=%q} = %v, want >= %d", target, got, total)
+		}
+	}
+}
+
+// latencies are the sorted delays between publishing the feeder's messages from..to and their
+// first arrival at s.
+func latencies(t testing.TB, s *sink, f *feeder, from, to int) []time.Duration {
+	t.Helper()
+	out := make([]time.Duration, 0, to-from+1)
+	for n := from; n <= to; n++ {
+		at, ok := s.firstAt(f.id(n))
+		if !ok {
+			t.Fatalf("sink %s: %s never arrived", s.name, f.id(n))
+		}
+		out = append(out, at.Sub(f.sentAt(n)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+func summary(sorted []time.Duration) string {
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return "p50 " + r(percentile(sorted, 50)).String() + ", p99 " + r(percentile(sorted, 99)).String() +
+		", max " + r(percentile(sorted, 100)).String() + " over " + strconv.Itoa(len(sorted)) + " messages"
+}

@@ -1,0 +1,50 @@
+package router
+
+import (
+	"context"
+	"sync"
+
+	"github.com/wasmrouter/wasmrouter/router/event"
+)
+
+// decisionSlots is how many recent decisions a route keeps for its streams.
+const decisionSlots = 8192
+
+// decisions shares a route's module decisions among its streams: the first stream to reach an
+// event runs the modules, the others reuse the result, so every target sees the same decision
+// and a handler runs once per event, not once per target. A stream far behind the others may
+// find its slot reused and decide again.
+type decisions struct {
+	mu    sync.Mutex
+	slots [decisionSlots]*decisionEntry
+}
+
+type decisionEntry struct {
+	mu   sync.Mutex
+	seq  uint64
+	done bool
+	d    Decision
+}
+
+// decide returns the route's decision for ev, computing it at most once while it is cached.
+// first reports whether this call computed it. A decision cut short by ctx is not kept.
+func (c *decisions) decide(ctx context.Context, r *Route, ev *event.Event) (d Decision, first bool) {
+	i := ev.Seq % decisionSlots
+	c.mu.Lock()
+	e := c.slots[i]
+	if e == nil || e.seq != ev.Seq {
+		e = &decisionEntry{seq: ev.Seq}
+		c.slots[i] = e
+	}
+	c.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return e.d, false
+	}
+	d = r.ProcessWithRetry(ctx, ev)
+	if ctx.Err() == nil {
+		e.d, e.done = d, true
+	}
+	return d, true
+}
