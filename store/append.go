@@ -132,7 +132,7 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 	var err error
 	if needTx {
 		err = s.db.Update(func(tx *bolt.Tx) error {
-			if err := writeEvents(tx, items, s.opts.fpGenBits); err != nil {
+			if err := writeEvents(tx, items, s.index, s.deletedThrough.Load()); err != nil {
 				return err
 			}
 			for i, op := range ops {
@@ -187,10 +187,9 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 	return err
 }
 
-func writeEvents(tx *bolt.Tx, items []appendItem, fpGenBits uint) error {
+func writeEvents(tx *bolt.Tx, items []appendItem, index *fpIndex, deletedThrough uint64) error {
 	evb := tx.Bucket(bucketEvents)
 	evb.FillPercent = 1 // keys only ever grow at the end: full pages halve the file
-	index := newFPIndex(tx, fpGenBits)
 	for i := range items {
 		it := &items[i]
 		it.seq, it.dup = 0, false
@@ -198,7 +197,11 @@ func writeEvents(tx *bolt.Tx, items []appendItem, fpGenBits uint) error {
 			continue
 		}
 		if !it.dedup.Empty() {
-			if seq, ok := index.lookup(it.fp[:], it.dedup); ok {
+			if seq, ok := index.lookup(it.fp, it.dedup, deletedThrough); ok {
+				it.seq, it.dup = seq, true
+				continue
+			}
+			if seq, ok := earlierInBatch(items[:i], it.fp, it.dedup); ok {
 				it.seq, it.dup = seq, true
 				continue
 			}
@@ -207,16 +210,24 @@ func writeEvents(tx *bolt.Tx, items []appendItem, fpGenBits uint) error {
 		if err != nil {
 			return err
 		}
-		k := seqKey(seq)
-		if err := evb.Put(k, it.rec); err != nil {
+		if err := evb.Put(seqKey(seq), it.rec); err != nil {
 			return fmt.Errorf("event %d: %w", seq, err)
-		}
-		if err := index.put(it.fp[:], seq); err != nil {
-			return err
 		}
 		it.seq = seq
 	}
 	return nil
+}
+
+// earlierInBatch finds a copy among the batch's events not yet committed (the index learns
+// them only once the commit succeeds). Redeliveries are rare, so a scan does.
+func earlierInBatch(items []appendItem, fp Fingerprint, w Window) (uint64, bool) {
+	for i := len(items) - 1; i >= 0; i-- {
+		it := &items[i]
+		if it.seq != 0 && !it.dup && it.fp == fp && w.Contains(it.seq) {
+			return it.seq, true
+		}
+	}
+	return 0, false
 }
 
 // publish makes the committed events of a batch visible: seqs, the ring, and Notify.
@@ -230,6 +241,7 @@ func (s *Store) publish(items []appendItem) {
 			continue
 		}
 		it.ev.Seq = it.seq
+		s.index.add(it.fp, it.seq)
 		s.ring.put(it.ev)
 		s.lastSeq.Store(it.seq)
 		added = true

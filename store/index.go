@@ -1,83 +1,70 @@
 package store
 
 import (
-	"bytes"
-
 	bolt "go.etcd.io/bbolt"
 )
 
-// The fingerprint index maps a fingerprint to the seq of the latest event that has it. It is
-// split into generations of 2^fpGenBits seqs, a nested bucket each: a batch's inserts, random
-// by nature, then touch the pages of one small tree instead of those of an index over the
-// whole log (which doubled the pages a commit writes), and retention drops a generation whole,
-// without rewriting pages, once all its events are gone. A lookup probes the generations
-// newest first, one B+tree lookup each; an entry whose event has been removed does not count.
-const defaultFPGenBits = 15
+// recentIndexSize is how many of the latest events the fingerprint index covers. Redeliveries
+// are only ever compared with the last few unacknowledged messages of a source (the caller's
+// dedup window), so an index over the whole log would only cost: kept in bbolt it made every
+// commit insert random keys into a tree and took an eighth of the router's CPU. A redelivery
+// whose original fell out of the index is logged again: a duplicate record, never a loss.
+const recentIndexSize = 1 << 16
 
-// fpIndex is the index as seen from one write transaction.
+// fpIndex maps the fingerprints of the last recentIndexSize committed events to their seqs.
+// Only the appender goroutine uses it (and Open, before the appender starts).
 type fpIndex struct {
-	root    *bolt.Bucket // generation -> nested bucket (fingerprint -> seq)
-	events  *bolt.Bucket
-	genBits uint
-	cur     *bolt.Bucket // the generation last written
-	curGen  uint64
+	ring []indexEntry
+	next int
+	byFP map[Fingerprint]uint64
 }
 
-func newFPIndex(tx *bolt.Tx, genBits uint) *fpIndex {
-	return &fpIndex{root: tx.Bucket(bucketFP), events: tx.Bucket(bucketEvents), genBits: genBits}
+type indexEntry struct {
+	seq uint64
+	fp  Fingerprint
 }
 
-// lookup returns the seq of the latest event with fingerprint fp still in the log, if it lies
-// in w. A later copy outside w hides an earlier one inside: the redelivery is then logged
-// again, a duplicate record rather than a lost message.
-func (x *fpIndex) lookup(fp []byte, w Window) (uint64, bool) {
-	c := x.root.Cursor()
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
-		if v != nil {
-			continue // not a generation bucket
+func newFPIndex(size int) *fpIndex {
+	return &fpIndex{ring: make([]indexEntry, 0, size), byFP: make(map[Fingerprint]uint64, size)}
+}
+
+// add records a committed event; the oldest entry makes room.
+func (x *fpIndex) add(fp Fingerprint, seq uint64) {
+	if len(x.ring) < cap(x.ring) {
+		x.ring = append(x.ring, indexEntry{seq, fp})
+	} else {
+		old := x.ring[x.next]
+		if x.byFP[old.fp] == old.seq {
+			delete(x.byFP, old.fp)
 		}
-		if (seqOf(k)+1)<<x.genBits <= w.From {
-			return 0, false // this generation and every older one end below from
-		}
-		if s := x.root.Bucket(k).Get(fp); len(s) == 8 {
-			// Older generations hold older seqs: if this event is gone, so are those.
-			seq := seqOf(s)
-			return seq, w.Contains(seq) && x.events.Get(s) != nil
-		}
+		x.ring[x.next] = indexEntry{seq, fp}
+		x.next = (x.next + 1) % len(x.ring)
 	}
-	return 0, false
+	x.byFP[fp] = seq
 }
 
-// put records fp for seq. fp must stay unchanged until the transaction ends.
-func (x *fpIndex) put(fp []byte, seq uint64) error {
-	gen := seq >> x.genBits
-	if x.cur == nil || gen != x.curGen {
-		b, err := x.root.CreateBucketIfNotExists(seqKey(gen))
+// lookup returns the seq of the latest indexed event with fingerprint fp, if it lies in w and
+// after deletedThrough (an event retention removed does not count). A later copy outside w
+// hides an earlier one inside: the redelivery is then logged again, a duplicate record rather
+// than a lost message.
+func (x *fpIndex) lookup(fp Fingerprint, w Window, deletedThrough uint64) (uint64, bool) {
+	seq, ok := x.byFP[fp]
+	return seq, ok && seq > deletedThrough && w.Contains(seq)
+}
+
+// load fills the index from the newest events of the log, at Open.
+func (x *fpIndex) load(tx *bolt.Tx) error {
+	c := tx.Bucket(bucketEvents).Cursor()
+	var newest []indexEntry
+	for k, v := c.Last(); k != nil && len(newest) < cap(x.ring); k, v = c.Prev() {
+		_, fp, err := peekMeta(v)
 		if err != nil {
-			return err
+			continue // a corrupt record is reported by whoever reads it
 		}
-		x.cur, x.curGen = b, gen
+		newest = append(newest, indexEntry{seqOf(k), fp})
 	}
-	return x.cur.Put(fp, seqKey(seq))
-}
-
-// dropThrough deletes the generations all of whose seqs are at most seq.
-func (x *fpIndex) dropThrough(seq uint64) error {
-	var gone [][]byte
-	c := x.root.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v != nil {
-			continue
-		}
-		if lastOfGen := (seqOf(k)+1)<<x.genBits - 1; lastOfGen > seq {
-			break
-		}
-		gone = append(gone, bytes.Clone(k))
-	}
-	for _, k := range gone {
-		if err := x.root.DeleteBucket(k); err != nil {
-			return err
-		}
+	for i := len(newest) - 1; i >= 0; i-- {
+		x.add(newest[i].fp, newest[i].seq)
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func (s *Store) deleteOldest(n int, expired func(ingest int64) bool) (deleted, u
 		}
 		first, last = seqOf(victims[0]), seqOf(victims[len(victims)-1])
 		deleted = uint64(len(victims))
-		return newFPIndex(tx, s.opts.fpGenBits).dropThrough(last)
+		return nil
 	})
 	if err != nil || deleted == 0 {
 		return 0, 0, err

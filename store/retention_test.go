@@ -47,32 +47,10 @@ func appendAt(t *testing.T, s *Store, from, n, bodyLen int) {
 	}
 }
 
-// checkIndex checks that the fingerprint index holds exactly the generations that still have
-// events: entries from the start of the oldest event's generation to the last seq.
-func checkIndex(t *testing.T, s *Store) {
-	t.Helper()
-	n := uint64(0)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFP).ForEachBucket(func(k []byte) error {
-			n += uint64(tx.Bucket(bucketFP).Bucket(k).Stats().KeyN)
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bits := s.opts.fpGenBits
-	want := s.LastSeq() - max(1, s.FirstSeq()>>bits<<bits) + 1
-	if n != want {
-		t.Fatalf("%d fingerprint index entries, want %d (log %d..%d)", n, want, s.FirstSeq(), s.LastSeq())
-	}
-}
-
 func TestRetentionByAge(t *testing.T) {
 	opts := testOptions(t)
 	clock := newTestClock()
 	opts.Now, opts.Retention = clock.Now, time.Hour
-	opts.fpGenBits = 10
 	s := openStore(t, opts)
 
 	appendAt(t, s, 0, 12000, 10) // more than two deletion chunks
@@ -88,15 +66,13 @@ func TestRetentionByAge(t *testing.T) {
 	if _, err := s.Get(12000); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of a removed event: %v", err)
 	}
-	checkIndex(t, s)
 	// A scan from the start jumps the removed records.
 	first := uint64(0)
 	next, err := s.Scan(1, 1, nil, func(ev *event.Event) bool { first = ev.Seq; return true })
 	if err != nil || first != 12001 || next != 12002 {
 		t.Fatalf("scan from 1: first %d next %d err %v", first, next, err)
 	}
-	// The fingerprint of a removed event no longer counts, whether its index generation is
-	// gone or still there for younger events: its redelivery is stored again.
+	// The fingerprint of a removed event no longer counts: its redelivery is stored again.
 	for _, i := range []int{5, 11500} {
 		if _, dup := appendSync(t, s, testEvent(i, 10), true); dup {
 			t.Fatalf("redelivery of removed event %d reported as duplicate", i+1)
@@ -126,7 +102,6 @@ func TestRetentionByAge(t *testing.T) {
 func TestMaxSizeDropOldest(t *testing.T) {
 	opts := testOptions(t)
 	opts.MaxSize, opts.OnFull = 1<<20, OnFullDropOldest
-	opts.fpGenBits = 8
 	s := openStore(t, opts)
 	s.SetCursor(DeliveryCursorPrefix+"orders/analytics", 500)
 	appendN(t, s, 4000, 1024) // about four times MaxSize; no append fails
@@ -142,7 +117,6 @@ func TestMaxSizeDropOldest(t *testing.T) {
 	if dropped < 2000 || s.LastSeq() != 4000 {
 		t.Fatalf("range %d..%d", s.FirstSeq(), s.LastSeq())
 	}
-	checkIndex(t, s)
 	if s.Full() {
 		t.Fatal("drop_oldest reports Full")
 	}
@@ -206,7 +180,6 @@ func TestFileSizeBounded(t *testing.T) {
 	opts := testOptions(t)
 	clock := newTestClock()
 	opts.Now, opts.Retention = clock.Now, time.Hour
-	opts.fpGenBits = 12 // the index keeps up to a generation beyond the log: keep it small here
 	s := openStore(t, opts)
 	var sizes, hwms []int64
 	for cycle := range 24 {

@@ -65,7 +65,6 @@ type Options struct {
 	ringSize       int           // recent events kept in memory; default 16384, <0 none
 	retentionEvery time.Duration // retention run interval, default 5s
 	commitHook     func() error  // tests: called in every write transaction of the appender; an error fails it
-	fpGenBits      uint          // seqs per fingerprint index generation, as a power of two
 }
 
 const (
@@ -105,9 +104,6 @@ func (o *Options) setDefaults() error {
 	if o.ringSize == 0 {
 		o.ringSize = defaultRingSize
 	}
-	if o.fpGenBits == 0 {
-		o.fpGenBits = defaultFPGenBits
-	}
 	if o.retentionEvery <= 0 {
 		o.retentionEvery = defaultRetainTick
 	}
@@ -116,7 +112,6 @@ func (o *Options) setDefaults() error {
 
 var (
 	bucketEvents  = []byte("events")  // seq -> record
-	bucketFP      = []byte("fp")      // generation -> (fingerprint -> seq), see index.go
 	bucketCursors = []byte("cursors") // name -> seq
 	bucketDead    = []byte("dead")    // id -> dead letter
 	bucketDeadIdx = []byte("deadidx") // route, target, seq -> id
@@ -135,6 +130,7 @@ type Store struct {
 	lastSeq        atomic.Uint64
 	deletedThrough atomic.Uint64 // every seq up to this one has been removed
 	ring           ring
+	index          *fpIndex              // recent fingerprints; the appender's own
 	commitErr      atomic.Pointer[error] // set while commits fail
 	notify         chan struct{}
 
@@ -185,6 +181,7 @@ func Open(opts Options) (*Store, error) {
 		log:           opts.Logger,
 		m:             opts.Metrics,
 		ring:          newRing(opts.ringSize),
+		index:         newFPIndex(recentIndexSize),
 		notify:        make(chan struct{}),
 		retentionKick: make(chan struct{}, 1),
 		stop:          make(chan struct{}),
@@ -208,7 +205,7 @@ func Open(opts Options) (*Store, error) {
 func (s *Store) load() error {
 	if !s.opts.ReadOnly {
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			for _, name := range [][]byte{bucketEvents, bucketFP, bucketCursors, bucketDead, bucketDeadIdx} {
+			for _, name := range [][]byte{bucketEvents, bucketCursors, bucketDead, bucketDeadIdx} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
@@ -231,6 +228,11 @@ func (s *Store) load() error {
 		}
 		if b := tx.Bucket(bucketDead); b != nil {
 			s.lastDeadID.Store(b.Sequence())
+		}
+		if !s.opts.ReadOnly && tx.Bucket(bucketEvents) != nil {
+			if err := s.index.load(tx); err != nil {
+				return err
+			}
 		}
 		if b := tx.Bucket(bucketCursors); b != nil {
 			return b.ForEach(func(k, v []byte) error {
