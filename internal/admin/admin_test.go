@@ -25,7 +25,9 @@ func (f *fakeReplayer) StartReplay(context.Context, []byte) (string, error) {
 	f.started++
 	return "job-1", nil
 }
-func (f *fakeReplayer) ReplayStatus(id string) (any, bool) { return map[string]string{"id": id}, id == "job-1" }
+func (f *fakeReplayer) ReplayStatus(id string) (any, bool) {
+	return map[string]string{"id": id}, id == "job-1"
+}
 func (f *fakeReplayer) StopReplay(id string) bool {
 	f.stopped++
 	return id == "job-1"
