@@ -48,6 +48,7 @@ type Engine struct {
 
 	batchPool sync.Pool
 	dlqWake   broadcast
+	deadMu    sync.Mutex // serialises recording dead letters
 
 	mu      sync.Mutex
 	sources []*source
@@ -324,6 +325,10 @@ func (e *Engine) declareTargetsOnConnect(topo *Topology) {
 
 // deadLetter records a failed event durably; the route's dead-letter stream publishes it.
 func (e *Engine) deadLetter(route, target string, ev *event.Event, reason string, attempts int) error {
+	// Serialised so that, when several streams of a route record the same dead letter, exactly
+	// one of them sees it new (dead letters are rare: the lock costs nothing that matters).
+	e.deadMu.Lock()
+	defer e.deadMu.Unlock()
 	before := e.store.LastDeadLetterID()
 	id, err := e.store.AddDeadLetter(store.DeadLetter{
 		Route: route, Target: target, Seq: ev.Seq, Reason: reason, Attempts: attempts, Time: time.Now().UTC(),
