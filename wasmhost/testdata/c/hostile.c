@@ -56,6 +56,24 @@ static int32_t run(const uint8_t *body, int32_t len) {
     char buf[64];
 
     if (is("ok")) return WR_CONTINUE;
+    if (is("raw")) { /* for the fuzzer: host function "fn" with raw pointers and lengths a..f */
+        int32_t a = header_int("a", 0), b = header_int("b", 0), c = header_int("c", 0);
+        int32_t d = header_int("d", 0), e = header_int("e", 0), f = header_int("f", 0);
+#define P(x) ((char *)(uintptr_t)(uint32_t)(x))
+        switch (header_int("fn", 0)) {
+        case 0: wr_meta_get(P(a), b, P(c), d); break;
+        case 1: wr_header_get(P(a), b, P(c), d); break;
+        case 2: wr_config_get(P(a), b, P(c), d); break;
+        case 3: wr_body_set(P(a), b); break;
+        case 4: wr_routing_key_set(P(a), b); break;
+        case 5: wr_header_set(P(a), b, P(c), d); break;
+        case 6: wr_emit(P(a), b, P(c), d, P(e), f); break;
+        case 7: wr_error_set(P(a), b); break;
+        default: wr_log_raw(c, P(a), b); break;
+        }
+#undef P
+        return WR_CONTINUE;
+    }
     if (is("calls")) return calls == 1 ? WR_CONTINUE : wr_fail(WR_DEAD_LETTER, "not a fresh instance");
     if (is("code")) return header_int("code", 7);
     if (is("loop")) {
