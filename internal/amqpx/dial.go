@@ -125,6 +125,11 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		mu.Lock()
 		raw = conn
 		mu.Unlock()
+		// ctx may have ended before raw was set, when closeRaw had nothing to close yet.
+		if ctx.Err() != nil {
+			_ = conn.Close()
+			return nil, ctx.Err()
+		}
 		if d.tls == nil {
 			return conn, nil
 		}
