@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 out=bin/bench-results
 mkdir -p "$out"
-$GO build -o bin/router ./cmd/router # cached: cheap, and never measures a stale binary
+${MAKE:-make} -s build # cached, so cheap; and never measures a stale binary
 $GO build -o bin/bench-baseline ./bench/cmd/baseline
 $GO build -o bin/bench-e2e ./bench/cmd/e2e
 

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wasmrouter/wasmrouter/bench"
+)
+
+func TestMakeSides(t *testing.T) {
+	o, err := parseFlags([]string{"-sides", "baseline, router,router-wasm,router-all", "-filter", "f.wasm",
+		"-module-config", "min=0", "-dr-url", "amqp://guest:guest@127.0.0.1:5673/"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range sides {
+		names = append(names, s.Name())
+	}
+	if got := strings.Join(names, ","); got != "baseline,router,router-wasm,router-all" {
+		t.Fatalf("sides %s", got)
+	}
+	wasm := sides[2].(bench.Router).Config
+	if !filepath.IsAbs(wasm.Filter) || wasm.Transform != "" || wasm.ModuleConfig["min"] != "0" {
+		t.Errorf("router-wasm config: filter %q, transform %q, module config %v", wasm.Filter, wasm.Transform, wasm.ModuleConfig)
+	}
+	if sides[1].SecondCluster() || !sides[3].SecondCluster() {
+		t.Error("only router-all should deliver to the second cluster")
+	}
+}
+
+func TestMakeSidesRejects(t *testing.T) {
+	for _, list := range []string{"router-wasm", "router-all", "baseline,nginx"} {
+		o, err := parseFlags([]string{"-sides", list}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := makeSides(o, "amqp://127.0.0.1/"); err == nil {
+			t.Errorf("sides %q: want an error", list)
+		}
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{{"-n", "x"}, {"extra"}, {"-sides", "nginx"}} {
+		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("run %v = %d, want 2", args, code)
+		}
+	}
+}

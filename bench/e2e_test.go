@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+)
+
+func testEnv(tb testing.TB) *Env {
+	tb.Helper()
+	rabbit.Skip(tb)
+	b, err := Dial(rabbit.URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { b.Close() })
+	var pid int // 0 when the broker runs elsewhere: broker CPU is then not measured
+	if port, err := BrokerPort(rabbit.URL()); err == nil {
+		pid, _ = FindBroker(port)
+	}
+	return &Env{Broker: b, BrokerPID: pid, WorkDir: tb.TempDir(), Poll: 20 * time.Millisecond, QuietWait: time.Second}
+}
+
+func checkThroughput(t *testing.T, env *Env, side Side, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := env.Throughput(ctx, side, ThroughputSpec{N: n, Size: 512, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Delivered != n || r.SourceLeft != 0 {
+		t.Errorf("delivered %d, left in source %d; want %d and 0", r.Delivered, r.SourceLeft, n)
+	}
+	if r.Elapsed <= 0 || r.CPU <= 0 || r.Peak <= 0 || r.MachineCPU < r.CPU {
+		t.Errorf("implausible measurements: %+v", r)
+	}
+	if entries, err := os.ReadDir(env.WorkDir); err != nil || len(entries) != 0 {
+		t.Errorf("the run's directory was not removed: %v %v", entries, err)
+	}
+}
+
+func checkLatency(t *testing.T, env *Env, side Side) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := LatencySpec{Rate: 400, Duration: time.Second, Warmup: 100 * time.Millisecond, Size: 512, Timeout: 30 * time.Second}
+	l, err := env.Latency(ctx, side, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Sent != 400 || l.Received != l.Sent {
+		t.Errorf("sent %d, received %d; want 400 each", l.Sent, l.Received)
+	}
+	if l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
+		t.Errorf("implausible percentiles: p50 %v, p99 %v, max %v", l.P50, l.P99, l.Max)
+	}
+}
+
+func TestBaselineEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	side := Baseline{Bin: buildBinary(t, "./cmd/baseline"), URL: rabbit.URL(), Prefetch: 100}
+	t.Run("throughput", func(t *testing.T) { checkThroughput(t, env, side, 1000) })
+	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
+}
+
+func TestRouterEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100}}
+	t.Run("throughput", func(t *testing.T) { checkThroughput(t, env, side, 1000) })
+	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
+}
+
+// BenchmarkE2E runs full throughput runs of each side, one per iteration (run it with
+// -benchtime=1x -count=N, or use bench/cmd/e2e, which alternates the sides). It needs
+// WASMROUTER_BENCH=1; WASMROUTER_BENCH_N sets the messages per run (default 100000).
+func BenchmarkE2E(b *testing.B) {
+	if os.Getenv("WASMROUTER_BENCH") != "1" {
+		b.Skip("end-to-end benchmark: set env WASMROUTER_BENCH=1 (it takes minutes)")
+	}
+	env := testEnv(b)
+	n := envInt("WASMROUTER_BENCH_N", 100000)
+	sides := []Side{
+		Baseline{Bin: buildBinary(b, "./cmd/baseline"), URL: rabbit.URL(), Prefetch: 1000},
+		Router{Bin: buildBinary(b, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 1000}},
+	}
+	for _, side := range sides {
+		b.Run("side="+side.Name(), func(b *testing.B) {
+			var elapsed, cpu time.Duration
+			var peak int64
+			for range b.N {
+				r, err := env.Throughput(context.Background(), side, ThroughputSpec{N: n, Size: 1024, Timeout: 10 * time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+				elapsed, cpu, peak = elapsed+r.Elapsed, cpu+r.CPU, max(peak, r.Peak)
+			}
+			msgs := float64(n * b.N)
+			b.ReportMetric(float64(elapsed)/msgs, "ns/op")
+			b.ReportMetric(msgs/elapsed.Seconds(), "msgs/s")
+			b.ReportMetric(float64(cpu)/msgs, "cpu-ns/msg")
+			b.ReportMetric(float64(peak), "peak-rss-bytes")
+		})
+	}
+}

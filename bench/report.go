@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	Date     string
+	CPUs     int
+	CPUModel string
+	Memory   string
+	RabbitMQ string
+	Go       string
+	Kernel   string
+}
+
+// DescribeMachine reads /proc and asks the broker its version.
+func DescribeMachine(b *Broker) Machine {
+	m := Machine{
+		Date: time.Now().UTC().Format("2006-01-02"), CPUs: runtime.NumCPU(),
+		RabbitMQ: b.Version(), Go: runtime.Version(),
+		CPUModel: procField("/proc/cpuinfo", "model name"), Memory: procField("/proc/meminfo", "MemTotal"),
+	}
+	if v, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(v))
+	}
+	return m
+}
+
+// procField is the value of the first "name: value" line of a /proc file.
+func procField(path, name string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func (m Machine) String() string {
+	return fmt.Sprintf("%s; %d CPUs (%s); %s RAM; Linux %s; RabbitMQ %s; %s",
+		m.Date, m.CPUs, m.CPUModel, m.Memory, m.Kernel, m.RabbitMQ, m.Go)
+}
+
+// Summary is the median of one side's runs.
+type Summary struct {
+	Side      string
+	Runs      int
+	Rate      float64       // msg/s
+	CPUPerMsg time.Duration // consumer
+	Broker    time.Duration // broker CPU per message
+	Peak      int64         // peak RSS, bytes
+	Anon      int64         // anonymous RSS at the end, bytes
+	Other     float64       // other busy CPU, share of one core
+}
+
+// Summarize takes the median per side, in order of first appearance.
+func Summarize(results []Result) []Summary {
+	var out []Summary
+	for _, side := range sides(results) {
+		var rate, cpu, broker, peak, anon, other []float64
+		for _, r := range results {
+			if r.Side != side {
+				continue
+			}
+			rate = append(rate, r.Rate())
+			cpu = append(cpu, float64(r.CPUPerMsg()))
+			broker = append(broker, float64(r.BrokerCPU)/float64(r.N))
+			peak = append(peak, float64(r.Peak))
+			anon = append(anon, float64(r.Anon))
+			other = append(other, r.OtherCPU().Seconds()/r.Elapsed.Seconds())
+		}
+		out = append(out, Summary{
+			Side: side, Runs: len(rate), Rate: median(rate), CPUPerMsg: time.Duration(median(cpu)),
+			Broker: time.Duration(median(broker)), Peak: int64(median(peak)), Anon: int64(median(anon)), Other: median(other),
+		})
+	}
+	return out
+}
+
+func sides(results []Result) []string {
+	var names []string
+	for _, r := range results {
+		if !slices.Contains(names, r.Side) {
+			names = append(names, r.Side)
+		}
+	}
+	return names
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// WriteRuns prints one line per run.
+func WriteRuns(w io.Writer, results []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "side\tmessages\tseconds\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\tdelivered\tleft in source\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%d\t%d\t\n", r.Side, r.N, r.Elapsed.Seconds(), r.Rate(),
+			us(r.CPUPerMsg()), us(r.BrokerCPU)/float64(r.N), r.OtherCPU().Seconds()/r.Elapsed.Seconds(), mib(r.Peak), mib(r.Anon), r.Delivered, r.SourceLeft)
+	}
+	tw.Flush()
+}
+
+// WriteSummary prints the medians and each side's ratios to the first side (the baseline).
+func WriteSummary(w io.Writer, sums []Summary) {
+	if len(sums) == 0 {
+		return
+	}
+	base := sums[0]
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "side\truns\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\trate vs %s\tCPU vs %s\t\n", base.Side, base.Side)
+	for _, s := range sums {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.3f\t%.2fx\t\n", s.Side, s.Runs, s.Rate, us(s.CPUPerMsg), us(s.Broker),
+			s.Other, mib(s.Peak), mib(s.Anon), s.Rate/base.Rate, float64(s.CPUPerMsg)/float64(base.CPUPerMsg))
+	}
+	tw.Flush()
+}
+
+// WriteLatency prints the latency runs.
+func WriteLatency(w io.Writer, lat []LatencyResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "side\tmsg/s\tsent\treceived\tp50 ms\tp90 ms\tp99 ms\tmax ms\tCPU us/msg\tpeak RSS MiB\t")
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for _, l := range lat {
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t\n", l.Side, l.Rate, l.Sent, l.Received,
+			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), us(l.CPUPerMsg()), mib(l.Peak))
+	}
+	tw.Flush()
+}
+
+// WriteBenchstat prints the runs in Go's benchmark format, one line per run, so that
+// `benchstat -col /side FILE` compares the sides. One op is one message.
+func WriteBenchstat(w io.Writer, m Machine, results []Result, lat []LatencyResult) {
+	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: github.com/wasmrouter/wasmrouter/bench\ncpu: %s\n", runtime.GOOS, runtime.GOARCH, m.CPUModel)
+	for _, r := range results {
+		fmt.Fprintf(w, "BenchmarkE2E/side=%s-%d\t1\t%.0f ns/op\t%.1f msgs/s\t%.0f cpu-ns/msg\t%.0f broker-cpu-ns/msg\t%d peak-rss-bytes\t%d anon-rss-bytes\n",
+			r.Side, m.CPUs, float64(r.Elapsed)/float64(r.N), r.Rate(), float64(r.CPUPerMsg()), float64(r.BrokerCPU)/float64(r.N), r.Peak, r.Anon)
+	}
+	for _, l := range lat {
+		fmt.Fprintf(w, "BenchmarkLatency/side=%s-%d\t1\t%d p50-ns\t%d p90-ns\t%d p99-ns\t%.0f cpu-ns/msg\n",
+			l.Side, m.CPUs, l.P50.Nanoseconds(), l.P90.Nanoseconds(), l.P99.Nanoseconds(), float64(l.CPUPerMsg()))
+	}
+}

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// URLEnv passes the broker URL to the processes under test (an argument would show it in ps).
+const URLEnv = "WASMROUTER_AMQP_URL"
+
+// RunDir is what a side gets for one run: the names to use and a private directory that is
+// removed after the run.
+type RunDir struct {
+	Topology Topology
+	Dir      string
+}
+
+// Side is a consumer under test.
+type Side interface {
+	// Name labels results ("baseline", "router", "router-wasm", ...).
+	Name() string
+	// Start starts a process that consumes run.Topology.SourceQueue and republishes every
+	// message to run.Topology.TargetExchange.
+	Start(run RunDir) (*Process, error)
+	// SecondCluster reports whether the side also delivers to the target exchange of the
+	// second cluster.
+	SecondCluster() bool
+}
+
+// Baseline runs the plain amqp091-go loop (bench/cmd/baseline).
+type Baseline struct {
+	Bin      string
+	URL      string
+	Prefetch int
+}
+
+var _ Side = Baseline{}
+
+// Name implements Side.
+func (Baseline) Name() string { return "baseline" }
+
+// SecondCluster implements Side.
+func (Baseline) SecondCluster() bool { return false }
+
+// Start implements Side.
+func (b Baseline) Start(run RunDir) (*Process, error) {
+	t := run.Topology
+	args := []string{"-queue", t.SourceQueue, "-exchange", t.TargetExchange, "-prefetch", fmt.Sprint(b.Prefetch)}
+	return StartProcess(b.Bin, args, filepath.Join(run.Dir, "baseline.log"), URLEnv+"="+b.URL)
+}
+
+// Router runs `router run` on a configuration made from Config for each run.
+type Router struct {
+	Bin    string
+	Label  string // Name; default "router"
+	Config RouterConfig
+}
+
+var _ Side = Router{}
+
+// Name implements Side.
+func (r Router) Name() string {
+	if r.Label == "" {
+		return "router"
+	}
+	return r.Label
+}
+
+// SecondCluster implements Side.
+func (r Router) SecondCluster() bool { return r.Config.SecondURL != "" }
+
+// Start implements Side: it writes the configuration, with a fresh store, into run.Dir.
+func (r Router) Start(run RunDir) (*Process, error) {
+	c := r.Config
+	c.Topology = run.Topology
+	c.StorePath = filepath.Join(run.Dir, "data", "router.db")
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	c.AdminAddr = addr
+	path := filepath.Join(run.Dir, "router.hcl")
+	if err := os.WriteFile(path, []byte(c.HCL()), 0o600); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return StartProcess(r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"))
+}
+
+// freeLoopbackAddr finds a port that is free now, for the router's admin API.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("bench: finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
