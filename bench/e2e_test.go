@@ -11,7 +11,7 @@ import (
 
 func testEnv(tb testing.TB) *Env {
 	tb.Helper()
-	rabbit.Skip(tb)
+	rabbit.SkipIfShort(tb)
 	b, err := Dial(rabbit.URL())
 	if err != nil {
 		tb.Fatal(err)

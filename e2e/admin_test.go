@@ -17,7 +17,7 @@ import (
 // TestAdminAPI checks health, readiness (also while the source's broker is unreachable: its
 // cluster goes through a proxy that starts cut), the status document and the metrics.
 func TestAdminAPI(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	proxy := tcpproxy.Start(t, rabbit.Addr(t))
 	proxy.Cut()
 	srcX, srcQ := sourceNames(t)

@@ -14,7 +14,7 @@ import (
 // rejected to the source queue's dead-letter exchange with a metric and nothing behind it
 // waits; empty bodies, invalid UTF-8 in header strings and compressed bodies pass unchanged.
 func TestBadMessages(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	srcX, srcQ := sourceNames(t)
 	dlx := rabbit.Unique("e2e.dlx")

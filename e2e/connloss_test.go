@@ -17,7 +17,7 @@ import (
 // the broker are not disturbed; WASMROUTER_E2E_CLOSE_ALL=1 closes every connection on the
 // broker (rabbitmqctl close_all_connections) instead.
 func TestBrokerConnectionLoss(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	srcX, srcQ := sourceNames(t)
 	tgtX := rabbit.Unique("e2e.out")

@@ -33,7 +33,7 @@ route "all" {
 // TestCrash kills the router process mid-flow and restarts it: every message must reach the
 // target (some maybe twice), and the log must hold each exactly once.
 func TestCrash(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	path, admin, srcX, out := processSetup(t, dir)
 	first := startProcess(t, path, admin)

@@ -43,7 +43,7 @@ func richHeaders() amqp.Table {
 // the router adds its headers, assigns message ids where there are none, and keeps user_id
 // only on a cluster where it is the login.
 func TestFidelity(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	srcX, srcQ := sourceNames(t)
 	otherUser := rabbit.Unique("e2e-user")

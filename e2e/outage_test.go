@@ -51,7 +51,7 @@ route "r" {
 // order, once the cluster is back; an outage never dead-letters. Messages without a message id
 // get the same assigned id at both targets, across the restart.
 func TestTargetOutage(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	s := newOutageSetup(t)
 	r := startRouter(t, s.path)
 	waitCluster(t, r.admin, "far", true, 30*time.Second)
@@ -133,7 +133,7 @@ func checkNothingDeadLettered(t *testing.T, admin string, dlq *collector, queue,
 // an event waits for it. Nothing is in flight that a drain could finish, so the stop should be
 // prompt; the event stays in the log for the next run.
 func TestShutdownDuringTargetOutage(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	s := newOutageSetup(t)
 	r := startRouter(t, s.path)
 	waitCluster(t, r.admin, "far", true, 30*time.Second)

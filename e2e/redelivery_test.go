@@ -15,7 +15,7 @@ import (
 // without acknowledging it, as the router's own channel does when its connection drops before
 // the append. It is a new message, not a copy of the logged one, and must be delivered.
 func TestRedeliveredIdenticalMessage(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	srcX, srcQ := sourceNames(t)
 	outX := rabbit.Unique("e2e.out")

@@ -55,7 +55,7 @@ route "r" {
 // every message (mandatory): each event is tried twice, then dead-lettered with the reason,
 // while target good gets everything.
 func TestTargetRefusalNoRoute(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	s := newRefusalSetup(t, false)
 	msgs, ids := numbered("noroute", "refused.event", 20)
 	mustPublish(t, s.srcX, msgs...)
@@ -76,7 +76,7 @@ func TestTargetRefusalNoRoute(t *testing.T) {
 // router declared it and delivered to it: the broker refuses the publishes (404), so the
 // events are retried, then dead-lettered; target good is unaffected.
 func TestTargetExchangeDeleted(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	s := newRefusalSetup(t, true)
 	mustPublish(t, s.srcX, message{key: "refused.event", msg: amqp.Publishing{MessageId: "before-delete"}})
 	s.bad.waitIDs(t, "target bad before its exchange is deleted", []string{"before-delete"}, 30*time.Second)

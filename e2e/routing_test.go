@@ -34,7 +34,7 @@ var routingCases = []struct {
 }
 
 func TestRouting(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	srcX, srcQ := sourceNames(t)
 	targets := []string{"orders", "archive", "vip", "payments", "audit"}

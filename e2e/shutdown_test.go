@@ -13,7 +13,7 @@ import (
 // 0, and once restarted deliver every message. A graceful stop finishes what is in flight and
 // records it, so nothing is delivered twice.
 func TestGracefulShutdown(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	path, admin, srcX, out := processSetup(t, dir)
 	first := startProcess(t, path, admin)

@@ -32,7 +32,7 @@ func emittedCopyOf(d amqp.Delivery) emittedCopy {
 // finds the delivery cursor behind (as after a crash before the position was saved) and runs
 // it again. One parent has no message id: the id the router assigned at ingest is the base.
 func TestHandlerIDsStableAcrossReplayAndRestart(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	splitter := wasmGoGuest(t, "splitter")
 	srcX, srcQ := sourceNames(t)
 	itemsX, dlqX := rabbit.Unique("e2e.items"), rabbit.Unique("e2e.dlq")
@@ -154,7 +154,7 @@ func wasmWaitReplay(t *testing.T, admin, id string, timeout time.Duration) {
 // flow and restarts it: what the restart sends again carries the ids of the first sending, so
 // every id is one of those derived from the parents, and all copies of an id are the same.
 func TestHandlerIDsAfterCrash(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	splitter := wasmGoGuest(t, "splitter")
 	admin := freeAddr(t)
 	srcX, srcQ := sourceNames(t)

@@ -42,7 +42,7 @@ var hostileCases = []hostileCase{
 // x-router-attempts = 2; the other events flow on, another route sees everything, /readyz stays
 // 200 and the router keeps serving afterwards.
 func TestGuestHostile(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	hostile := wasmRepoFile(t, "wasmhost/testdata/c/hostile.wasm")
 	noop := wasmRepoFile(t, "wasmhost/testdata/c/noop.wasm")
 	srcX, srcQ := sourceNames(t)

@@ -15,7 +15,7 @@ import (
 // drops are counted, a body the threshold cannot read is dead-lettered, and the guest metrics
 // carry the module and result labels.
 func TestWasmPipeline(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	threshold, redact := wasmGoGuest(t, "threshold"), wasmGoGuest(t, "redact")
 	keyfilter := wasmRepoFile(t, "examples/wasm/keyfilter/keyfilter.wasm")
 	srcX, srcQ := sourceNames(t)

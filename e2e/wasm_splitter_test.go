@@ -36,7 +36,7 @@ func splitParent(id, key, body string) message {
 // <key>.item, bodies the elements, x-router-seq the parent's, message ids derived from the
 // parent's), while the route's own target gets the parent event itself.
 func TestSplitterHandler(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	splitter := wasmGoGuest(t, "splitter")
 	srcX, srcQ := sourceNames(t)
 	ordersX, itemsX, dlqX := rabbit.Unique("e2e.orders"), rabbit.Unique("e2e.items"), rabbit.Unique("e2e.dlq")

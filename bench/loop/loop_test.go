@@ -17,7 +17,7 @@ import (
 // names; everything is deleted when the test ends.
 func setup(t *testing.T, n int) (*bench.Broker, bench.Topology) {
 	t.Helper()
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	b, err := bench.Dial(rabbit.URL())
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func benchOnly(t *testing.T) {
 	if os.Getenv("WASMROUTER_BENCH") != "1" {
 		t.Skip("benchmark: set WASMROUTER_BENCH=1 to run")
 	}
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	if raceEnabled {
 		t.Log("warning: built with -race; the figures are not representative")
 	}

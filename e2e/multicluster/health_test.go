@@ -92,7 +92,7 @@ func TestHealthPerCluster(t *testing.T) {
 // TestStatusClusterFieldNames pins the JSON names of a cluster's state in /api/v1/status to
 // the snake_case of every other field there.
 func TestStatusClusterFieldNames(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	r := startRouter(t, clusterBlock("main", rabbit.URL()))
 	r.waitCluster(t, "main", true, 30*time.Second)
 	_, body, err := r.get("/api/v1/status")

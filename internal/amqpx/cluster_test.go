@@ -21,7 +21,7 @@ import (
 )
 
 func TestClusterConnectsReportsAndReconnects(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	m := metrics.New(prometheus.NewRegistry())
 	var logs logBuffer
 	opts := fastOptions(logs.logger())
@@ -78,7 +78,7 @@ func TestClusterConnectsReportsAndReconnects(t *testing.T) {
 }
 
 func TestClusterFollowsProxyCuts(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	p := tcpproxy.Start(t, rabbit.Addr(t))
 	m := metrics.New(prometheus.NewRegistry())
 	opts := fastOptions(nil)
@@ -108,7 +108,7 @@ func TestClusterFollowsProxyCuts(t *testing.T) {
 }
 
 func TestOnConnectHooks(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	p := tcpproxy.Start(t, rabbit.Addr(t))
 	c, err := NewCluster(config.ClusterSpec{Name: rabbit.Unique("c"), URL: rabbit.URLVia(t, p.Addr())}, fastOptions(nil))
 	if err != nil {
@@ -155,7 +155,7 @@ func TestOnConnectHooks(t *testing.T) {
 }
 
 func TestPasswordNeverShown(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	const secret = "s3cret-Pa55word"
 	u, err := url.Parse(rabbit.URL())
 	if err != nil {
@@ -230,7 +230,7 @@ func TestRunEndsPromptlyDuringHandshake(t *testing.T) {
 }
 
 func TestRunTwiceConcurrently(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	c := startCluster(t, rabbit.URL(), fastOptions(nil))
 	waitConnected(t, c, true)
 	done := make(chan struct{})

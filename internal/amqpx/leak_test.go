@@ -18,7 +18,7 @@ import (
 // with a consumer and a publisher, and checks that goroutines and heap come back to where they
 // were.
 func TestNoLeaksAcrossReconnects(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	const cycles = 200
 	before := runtime.NumGoroutine()
 

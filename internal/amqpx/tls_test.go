@@ -131,7 +131,7 @@ func tlsFront(t *testing.T, certPEM, keyPEM []byte, clientCA *certAuthority) str
 }
 
 func TestTLS(t *testing.T) {
-	rabbit.Skip(t)
+	rabbit.SkipIfShort(t)
 	dir := t.TempDir()
 	ca, other := newCA(t, "test ca"), newCA(t, "other ca")
 	srvCert, srvKey := ca.issue(t, "rabbit.test", false)

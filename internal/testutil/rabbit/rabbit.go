@@ -52,8 +52,8 @@ func URLVia(t testing.TB, addr string) string {
 	return u.String()
 }
 
-// Skip skips the test under -short: integration tests need a broker.
-func Skip(t testing.TB) {
+// SkipIfShort skips the test under -short: integration tests need a broker.
+func SkipIfShort(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs RabbitMQ (skipped with -short)")
@@ -64,7 +64,7 @@ func Skip(t testing.TB) {
 // unreachable. The connection is closed when the test ends.
 func Dial(t testing.TB) *amqp.Connection {
 	t.Helper()
-	Skip(t)
+	SkipIfShort(t)
 	conn, err := amqp.DialConfig(URL(), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
 		t.Fatalf("rabbit: cannot reach the broker for integration tests (set WASMROUTER_AMQP_URL, or run with -short): %v", err)

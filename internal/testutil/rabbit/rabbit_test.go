@@ -57,7 +57,7 @@ func TestPublishCollectQueueLen(t *testing.T) {
 }
 
 func TestCloseConnections(t *testing.T) {
-	Skip(t)
+	SkipIfShort(t)
 	name := Unique("test.conn")
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(name)
@@ -81,7 +81,7 @@ func TestCloseConnections(t *testing.T) {
 }
 
 func TestAddUser(t *testing.T) {
-	Skip(t)
+	SkipIfShort(t)
 	name := Unique("test-user")
 	url := AddUser(t, name)
 	conn, err := amqp.Dial(url)
@@ -104,7 +104,7 @@ func TestAddUser(t *testing.T) {
 }
 
 func TestCloseNamedConnections(t *testing.T) {
-	Skip(t)
+	SkipIfShort(t)
 	names := []string{Unique("test-conn-a"), Unique("test-conn-b")}
 	var closes []chan *amqp.Error
 	for _, name := range names {
