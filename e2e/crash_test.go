@@ -56,7 +56,7 @@ func TestCrash(t *testing.T) {
 		atKill, len(ids), len(dups))
 	waitSettled(t, admin, uint64(len(ids)), 30*time.Second)
 	if code := second.terminate(t, stopTimeout); code != 0 {
-		t.Fatalf("router exited with status %d after SIGTERM, want 0:\n%s", code, second.out.tail(30))
+		t.Fatalf("router exited with status %d after SIGTERM, want 0:\n%s", code, second.out.Tail(30))
 	}
 	second.checkNoRace(t)
 	checkLogOnce(t, filepath.Join(dir, "data", "router.db"), ids)

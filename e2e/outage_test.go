@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -144,7 +145,7 @@ func TestShutdownDuringTargetOutage(t *testing.T) {
 	s.a.waitCount(t, "target a (near)", 1, 30*time.Second)
 	// Wait until the far stream has met the outage: its position stays behind the log.
 	waitFor(t, 10*time.Second, func() bool {
-		return getStatus(t, r.admin).Store.LastSeq == 1 && r.logs.contains("target unreachable")
+		return getStatus(t, r.admin).Store.LastSeq == 1 && strings.Contains(r.logs.String(), "target unreachable")
 	}, func() string { return "the far stream never reported the outage" })
 
 	took := r.stopTimed(t)

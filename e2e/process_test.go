@@ -39,7 +39,7 @@ func startProcess(t testing.TB, path, admin string) *process {
 			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("router process output (last lines):\n%s", p.out.tail(60))
+			t.Logf("router process output (last lines):\n%s", p.out.Tail(60))
 		}
 	})
 	waitReadyOrExit(t, admin, p, 30*time.Second)
@@ -52,12 +52,12 @@ func waitReadyOrExit(t testing.TB, admin string, p *process, timeout time.Durati
 	waitFor(t, timeout, func() bool {
 		select {
 		case <-p.exited:
-			t.Fatalf("router process exited before it was ready: %v\n%s", p.err, p.out.tail(40))
+			t.Fatalf("router process exited before it was ready: %v\n%s", p.err, p.out.Tail(40))
 		default:
 		}
 		code, _ := readyz(admin)
 		return code == 200
-	}, func() string { return "router process at " + admin + " never became ready:\n" + p.out.tail(40) })
+	}, func() string { return "router process at " + admin + " never became ready:\n" + p.out.Tail(40) })
 }
 
 // kill sends SIGKILL and waits for the process to end.
@@ -83,7 +83,7 @@ func (p *process) terminate(t testing.TB, timeout time.Duration) int {
 	select {
 	case <-p.exited:
 	case <-time.After(timeout):
-		t.Fatalf("router process still running %v after SIGTERM:\n%s", timeout, p.out.tail(40))
+		t.Fatalf("router process still running %v after SIGTERM:\n%s", timeout, p.out.Tail(40))
 	}
 	var exitErr *exec.ExitError
 	switch {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/internal/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 )
 
@@ -53,32 +54,8 @@ func clusterBlock(name, url string) string {
 	return "cluster " + hclString(name) + " {\n  url = " + hclString(url) + "\n}\n"
 }
 
-// logBuffer collects a router's log lines; safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// tail is the last n lines.
-func (l *logBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+// logBuffer keeps the router's log for failure messages.
+type logBuffer = logbuf.Buffer
 
 // inProcess is a router started with app.Run in this process.
 type inProcess struct {
@@ -119,7 +96,7 @@ func startRouterUnready(t testing.TB, path string) *inProcess {
 			t.Errorf("router stopped with an error: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("router log (last lines):\n%s", r.logs.tail(60))
+			t.Logf("router log (last lines):\n%s", r.logs.Tail(60))
 		}
 	})
 	select {
@@ -127,9 +104,9 @@ func startRouterUnready(t testing.TB, path string) *inProcess {
 		r.admin = run.AdminAddr
 	case err := <-r.done:
 		r.once.Do(cancel)
-		t.Fatalf("router did not start: %v\n%s", err, r.logs.tail(40))
+		t.Fatalf("router did not start: %v\n%s", err, r.logs.Tail(40))
 	case <-time.After(30 * time.Second):
-		t.Fatalf("router not started after 30s:\n%s", r.logs.tail(40))
+		t.Fatalf("router not started after 30s:\n%s", r.logs.Tail(40))
 	}
 	return r
 }
@@ -155,7 +132,7 @@ func (r *inProcess) stopTimed(t testing.TB) time.Duration {
 	t.Helper()
 	start := time.Now()
 	if err := r.stop(); err != nil {
-		t.Fatalf("stopping the router: %v\n%s", err, r.logs.tail(40))
+		t.Fatalf("stopping the router: %v\n%s", err, r.logs.Tail(40))
 	}
 	return time.Since(start)
 }
@@ -193,6 +170,3 @@ func sourceNames(t testing.TB) (exchange, queue string) {
 	rabbit.DeleteQueueAtCleanup(t, queue)
 	return exchange, queue
 }
-
-// contains reports whether the log holds s.
-func (l *logBuffer) contains(s string) bool { return strings.Contains(l.String(), s) }

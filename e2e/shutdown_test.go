@@ -22,7 +22,7 @@ func TestGracefulShutdown(t *testing.T) {
 	traffic := publishInBackground(t, srcX, msgs, 2000)
 	out.waitCount(t, "before SIGTERM", 500, 30*time.Second)
 	if code := first.terminate(t, stopTimeout); code != 0 {
-		t.Fatalf("router exited with status %d after SIGTERM under traffic, want 0:\n%s", code, first.out.tail(30))
+		t.Fatalf("router exited with status %d after SIGTERM under traffic, want 0:\n%s", code, first.out.Tail(30))
 	}
 	atStop := out.distinct()
 	if atStop >= len(ids) {
@@ -38,7 +38,7 @@ func TestGracefulShutdown(t *testing.T) {
 	out.waitIDs(t, "target out after the restart", ids, 60*time.Second)
 	waitSettled(t, admin, uint64(len(ids)), 30*time.Second)
 	if code := second.terminate(t, stopTimeout); code != 0 {
-		t.Fatalf("router exited with status %d after SIGTERM, want 0:\n%s", code, second.out.tail(30))
+		t.Fatalf("router exited with status %d after SIGTERM, want 0:\n%s", code, second.out.Tail(30))
 	}
 	second.checkNoRace(t)
 	if dups := out.duplicates(); len(dups) > 0 {

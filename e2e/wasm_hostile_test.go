@@ -115,8 +115,8 @@ route "calm" {
 	if len(bad) > 0 || polls == 0 {
 		t.Errorf("/readyz polled %d times, %d answers not 200: %s", polls, len(bad), sample(bad))
 	}
-	if r.logs.contains("panic") {
-		t.Errorf("the router log mentions a panic:\n%s", r.logs.tail(40))
+	if strings.Contains(r.logs.String(), "panic") {
+		t.Errorf("the router log mentions a panic:\n%s", r.logs.Tail(40))
 	}
 }
 

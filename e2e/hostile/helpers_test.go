@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +18,12 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/internal/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 )
 
-// logBuffer collects the router's log; safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer keeps the router's log for failure messages.
+type logBuffer = logbuf.Buffer
 
 // startRouter runs the router in this process on config src (written to a temp dir) and waits
 // until it is ready; it is stopped when the test ends.

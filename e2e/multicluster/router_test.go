@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/internal/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
 	"github.com/wasmrouter/wasmrouter/router"
 )
 
@@ -64,31 +65,8 @@ func routeBlock(name, source string, targets ...string) string {
 	return fmt.Sprintf("route %s {\n  source = %s\n  targets = [%s]\n}\n", hclString(name), hclString(source), strings.Join(q, ", "))
 }
 
-// logBuffer collects the router's log; safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+// logBuffer keeps the router's log for failure messages.
+type logBuffer = logbuf.Buffer
 
 // routerRun is a router started with app.Run in this process.
 type routerRun struct {
@@ -136,7 +114,7 @@ func startRouterIn(t testing.TB, dir, src string) *routerRun {
 			t.Errorf("router stopped with an error: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("router log (last lines):\n%s", r.logs.tail(80))
+			t.Logf("router log (last lines):\n%s", r.logs.Tail(80))
 		}
 	})
 	select {
@@ -144,9 +122,9 @@ func startRouterIn(t testing.TB, dir, src string) *routerRun {
 		r.admin, r.engine = run.AdminAddr, run.Engine
 	case err := <-r.done:
 		r.once.Do(func() {})
-		t.Fatalf("router did not start: %v\n%s", err, r.logs.tail(40))
+		t.Fatalf("router did not start: %v\n%s", err, r.logs.Tail(40))
 	case <-time.After(30 * time.Second):
-		t.Fatalf("router not started after 30s:\n%s", r.logs.tail(40))
+		t.Fatalf("router not started after 30s:\n%s", r.logs.Tail(40))
 	}
 	return r
 }
