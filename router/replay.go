@@ -93,11 +93,13 @@ func ParseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 // InTime reports whether ev was ingested within the selection's time range.
-func (s *Selection) InTime(ev *event.Event) bool {
-	if !s.Since.IsZero() && ev.IngestTime.Before(s.Since) {
+func (s *Selection) InTime(ev *event.Event) bool { return s.inTime(ev.IngestTime) }
+
+func (s *Selection) inTime(ingest time.Time) bool {
+	if !s.Since.IsZero() && ingest.Before(s.Since) {
 		return false
 	}
-	return s.Until.IsZero() || !ev.IngestTime.After(s.Until)
+	return s.Until.IsZero() || !ingest.After(s.Until)
 }
 
 // targetsOf are the targets a route replays to under the selection.

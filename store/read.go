@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -150,4 +151,57 @@ func (s *Store) scanDisk(next uint64, budget int, keep func(source, routingKey s
 		return nil
 	})
 	return evs, after, err
+}
+
+// RecordHead is what a record says before its properties, headers and body: enough to select
+// events by source, routing key and time without decoding them. Source and RoutingKey alias
+// the file's memory and are valid only during the callback.
+type RecordHead struct {
+	Seq        uint64
+	Source     []byte
+	RoutingKey []byte
+	IngestTime time.Time // zero when the record has none
+}
+
+// ScanHeads calls fn with the head of every record with a seq in [from, to], in seq order,
+// decoding nothing else: counting a replay's selection this way reads millions of records a
+// second. Read transactions last statsChunk records, so that none stays open long. An error
+// from fn stops the scan and is returned.
+func (s *Store) ScanHeads(from, to uint64, fn func(h RecordHead) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	next := max(from, 1)
+	for done := false; !done && next <= to; {
+		err := s.view(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketEvents)
+			if b == nil {
+				done = true
+				return nil
+			}
+			c := b.Cursor()
+			k, v := c.Seek(seqKey(next))
+			for range statsChunk {
+				if k == nil || seqOf(k) > to {
+					done = true
+					return nil
+				}
+				seq := seqOf(k)
+				src, key, err := peekRecord(v)
+				if err != nil {
+					return fmt.Errorf("store: seq %d: %w", seq, err)
+				}
+				if err := fn(RecordHead{Seq: seq, Source: src, RoutingKey: key, IngestTime: ingestTimeOf(v)}); err != nil {
+					return err
+				}
+				next = seq + 1
+				k, v = c.Next()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
