@@ -91,13 +91,18 @@ func waitClusters(ctx context.Context, engine *router.Engine, stderr io.Writer) 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("interrupted while connecting to %s", strings.Join(down, "; "))
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // a connection takes a few ms; every one counts in a short job
 		}
 	}
 }
 
 // followLocal shows a job's progress in this process until it ends or ctx does.
 func followLocal(ctx context.Context, engine *router.Engine, id string, view *progressView) error {
+	finished := make(chan struct{})
+	go func() {
+		_, _ = engine.WaitReplay(ctx, id)
+		close(finished)
+	}()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	for {
@@ -112,6 +117,7 @@ func followLocal(ctx context.Context, engine *router.Engine, id string, view *pr
 			view.finish(p.Done, p.Total)
 			return nil
 		case <-tick.C:
+		case <-finished: // the end is reported at once, not at the next tick
 		}
 	}
 }
