@@ -77,6 +77,19 @@ func (f *failoverPublisher) WaitReady(ctx context.Context) error {
 	}
 }
 
+// Hold holds every cluster's connection: any of them may take the burst.
+func (f *failoverPublisher) Hold() func() {
+	releases := make([]func(), len(f.pubs))
+	for i, p := range f.pubs {
+		releases[i] = p.Hold()
+	}
+	return func() {
+		for _, release := range releases {
+			release()
+		}
+	}
+}
+
 func (f *failoverPublisher) Cluster() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

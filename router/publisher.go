@@ -24,6 +24,9 @@ type publisher interface {
 	// WaitReady blocks until a publish has a chance to go through (a connection is up and the
 	// broker does not block publishing).
 	WaitReady(ctx context.Context) error
+	// Hold gathers the publishes that follow into few writes, until release; see
+	// amqpx.Publisher.Hold.
+	Hold() (release func())
 	// Cluster names where the messages go now (for logs and status).
 	Cluster() string
 	Close() error
@@ -65,5 +68,6 @@ func (p *clusterPublisher) WaitReady(ctx context.Context) error {
 	return p.cluster.WaitPublishable(ctx)
 }
 
+func (p *clusterPublisher) Hold() func()    { return p.pub.Hold() }
 func (p *clusterPublisher) Cluster() string { return p.cluster.Name() }
 func (p *clusterPublisher) Close() error    { return p.pub.Close() }

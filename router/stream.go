@@ -204,6 +204,7 @@ func (s *stream) fill(ctx context.Context) error {
 		return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
 	}
 	s.next = next
+	firstNew := len(s.inflight)
 	for _, ev := range *batch {
 		if s.keep != nil && !s.keep(ev) {
 			continue
@@ -212,13 +213,32 @@ func (s *stream) fill(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.rate <= 0 {
+		// The batch's messages are published together, after its guests have run, so that
+		// they leave in a few large writes (see amqpx.Publisher.Hold).
+		release := s.pub.Hold()
+		s.publishFrom(ctx, firstNew)
+		release()
+	}
 	if len(s.inflight) == 0 {
 		s.advance(s.next - 1)
 	}
 	return nil
 }
 
-// admit runs one event through the route and publishes its messages.
+// publishFrom publishes, in order, the messages of the window from its i-th event on.
+func (s *stream) publishFrom(ctx context.Context, i int) {
+	for _, pe := range s.inflight[i:] {
+		for j := range pe.msgs {
+			if !s.publish(ctx, &pe.msgs[j]) {
+				return
+			}
+		}
+	}
+}
+
+// admit runs one event through the route and adds it to the window; under a rate limit it
+// also publishes its messages, each at its time.
 func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev *event.Event) error {
 	var d Decision
 	first := true
@@ -257,6 +277,9 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		pe.msgs = nil
 	}
 	s.inflight = append(s.inflight, pe)
+	if s.rate <= 0 {
+		return nil // fill publishes the batch
+	}
 	for i := range pe.msgs {
 		if err := s.pace(ctx); err != nil {
 			return err
@@ -387,6 +410,8 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 
 // republish sends again, in order, every message of the window that is waiting for it.
 func (s *stream) republish(ctx context.Context) {
+	release := s.pub.Hold()
+	defer release()
 	for _, pe := range s.inflight {
 		for i := range pe.msgs {
 			m := &pe.msgs[i]

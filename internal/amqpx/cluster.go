@@ -58,6 +58,7 @@ type Cluster struct {
 
 	mu         sync.Mutex
 	conn       *amqp.Connection // nil while down
+	batch      *batchConn       // conn's writer
 	changed    chan struct{}    // closed on the next transition
 	hooks      []func(*amqp.Connection) error
 	lastErr    string
@@ -145,7 +146,6 @@ func (c *Cluster) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.setError(err)
 		c.log.Warn("connection to the broker lost", "url", c.redacted, "err", err)
 		// A connection that drops because of a message the client cannot decode, or at once
 		// after it came up, must not make us redial in a tight loop; one that served for a
@@ -163,7 +163,7 @@ func (c *Cluster) Run(ctx context.Context) {
 
 // connect dials and runs the OnConnect hooks, then publishes the connection.
 func (c *Cluster) connect(ctx context.Context) (*amqp.Connection, error) {
-	conn, err := c.dial.dial(ctx)
+	conn, batch, err := c.dial.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", c.name, err)
 	}
@@ -172,7 +172,7 @@ func (c *Cluster) connect(ctx context.Context) (*amqp.Connection, error) {
 		c.mu.Lock()
 		pending := c.hooks[done:]
 		if len(pending) == 0 {
-			c.setUpLocked(conn)
+			c.setUpLocked(conn, batch)
 			c.mu.Unlock()
 			c.log.Info("connected to the broker", "url", c.redacted)
 			return conn, nil
@@ -193,11 +193,11 @@ func (c *Cluster) connect(ctx context.Context) (*amqp.Connection, error) {
 func (c *Cluster) serve(ctx context.Context, conn *amqp.Connection) error {
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
-	defer c.setDown(conn)
 	for {
 		select {
 		case <-ctx.Done():
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
+			c.setDown(conn, nil)
 			return ctx.Err()
 		case b, ok := <-blocks:
 			if !ok {
@@ -206,16 +206,18 @@ func (c *Cluster) serve(ctx context.Context, conn *amqp.Connection) error {
 			}
 			c.setBlocked(b)
 		case e, ok := <-closes:
+			var err error = errors.New("connection closed")
 			if ok && e != nil {
-				return e
+				err = e
 			}
-			return errors.New("connection closed")
+			c.setDown(conn, err)
+			return err
 		}
 	}
 }
 
-func (c *Cluster) setUpLocked(conn *amqp.Connection) {
-	c.conn = conn
+func (c *Cluster) setUpLocked(conn *amqp.Connection, batch *batchConn) {
+	c.conn, c.batch = conn, batch
 	c.since = time.Now()
 	c.reconnects++
 	close(c.changed)
@@ -226,13 +228,18 @@ func (c *Cluster) setUpLocked(conn *amqp.Connection) {
 	}
 }
 
-func (c *Cluster) setDown(conn *amqp.Connection) {
+// setDown marks the cluster down, with why (nil: it was closed on purpose) in the same step,
+// so that no one sees it down without a reason.
+func (c *Cluster) setDown(conn *amqp.Connection, why error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if why != nil {
+		c.lastErr = why.Error()
+	}
 	if c.conn != conn {
 		return
 	}
-	c.conn = nil
+	c.conn, c.batch = nil, nil
 	c.since = time.Time{}
 	c.blocked = ""
 	close(c.changed)
@@ -332,6 +339,13 @@ func (c *Cluster) current() (*amqp.Connection, <-chan struct{}) {
 	return c.conn, c.changed
 }
 
+// currentBatch is the live connection's writer, or nil.
+func (c *Cluster) currentBatch() *batchConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.batch
+}
+
 // Connection returns the live connection, waiting until there is one or ctx ends. Callers open
 // their own channels on it and must expect it to close at any time.
 func (c *Cluster) Connection(ctx context.Context) (*amqp.Connection, error) {
@@ -384,7 +398,7 @@ func (c *Cluster) OnConnect(fn func(*amqp.Connection) error) {
 func (c *Cluster) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Status{
+	st := Status{
 		Name:           c.name,
 		Connected:      c.conn != nil && !c.conn.IsClosed(),
 		Blocked:        c.blocked,
@@ -393,4 +407,9 @@ func (c *Cluster) Status() Status {
 		Reconnects:     c.reconnects,
 		URL:            c.redacted,
 	}
+	if c.conn != nil && !st.Connected && st.LastError == "" {
+		// The library has closed the connection; serve is about to record why.
+		st.LastError = "connection closed"
+	}
+	return st
 }

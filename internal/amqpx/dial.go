@@ -97,8 +97,9 @@ func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// dial connects, bounded by DialTimeout and abandoned when ctx ends.
-func (d dialer) dial(ctx context.Context) (*amqp.Connection, error) {
+// dial connects, bounded by DialTimeout and abandoned when ctx ends. The connection writes
+// through the returned batchConn.
+func (d dialer) dial(ctx context.Context) (*amqp.Connection, *batchConn, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(ConnectionName(d.name))
 	cfg := amqp.Config{Heartbeat: d.opts.Heartbeat, Properties: props}
@@ -106,6 +107,7 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		mu      sync.Mutex
 		raw     net.Conn
 		secured *tlsConn
+		batch   *batchConn
 	)
 	closeRaw := func() {
 		mu.Lock()
@@ -131,7 +133,8 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, error) {
 			return nil, ctx.Err()
 		}
 		if d.tls == nil {
-			return conn, nil
+			batch = newBatchConn(conn)
+			return batch, nil
 		}
 		tc := tls.Client(conn, d.tls.Clone())
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -141,7 +144,8 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		mu.Lock()
 		secured = &tlsConn{Conn: tc}
 		mu.Unlock()
-		return secured, nil
+		batch = newBatchConn(secured)
+		return batch, nil
 	}
 	stop := context.AfterFunc(ctx, closeRaw)
 	conn, err := amqp.DialConfig(d.url, cfg)
@@ -150,22 +154,22 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		// A failed handshake can leave the library's reader on the socket.
 		closeRaw()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		if secured != nil {
 			if rerr := secured.readErr(); rerr != nil && strings.Contains(rerr.Error(), "tls: ") {
-				return nil, classifyDialError(rerr)
+				return nil, nil, classifyDialError(rerr)
 			}
 		}
-		return nil, classifyDialError(err)
+		return nil, nil, classifyDialError(err)
 	}
 	if ctx.Err() != nil {
 		_ = conn.Close()
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
-	return conn, nil
+	return conn, batch, nil
 }
 
 // ConnectionName is the client-provided connection name a cluster's connection carries, as

@@ -120,6 +120,19 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 	}
 }
 
+// Hold makes the publishes that follow, on this cluster's connection, go out together in as
+// few writes as they fit when release is called (or sooner, once batchLimit bytes wait). Hold
+// around a burst of Publish calls, never around anything that waits: held bytes include other
+// channels' writes and heartbeats.
+func (p *Publisher) Hold() (release func()) {
+	b := p.c.currentBatch()
+	if b == nil {
+		return func() {}
+	}
+	b.hold()
+	return b.release
+}
+
 // channel returns the live channel, opening one if needed. Called with p.mu held.
 func (p *Publisher) channel() (*pubChannel, error) {
 	conn, _ := p.c.current()
@@ -131,6 +144,11 @@ func (p *Publisher) channel() (*pubChannel, error) {
 	}
 	if pc := p.cur; pc != nil && pc.conn == conn && !pc.ch.IsClosed() {
 		return pc, nil
+	}
+	if b := p.c.currentBatch(); b != nil {
+		// Publish may run under Hold: the channel's opening must not wait in the buffer.
+		b.bypass()
+		defer b.endBypass()
 	}
 	pc, err := openPubChannel(conn)
 	if err != nil {
