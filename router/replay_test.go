@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/store"
 )
 
 func TestParseWhen(t *testing.T) {
@@ -78,5 +80,58 @@ func TestDiffReportClassifiesChanges(t *testing.T) {
 	}
 	if len(d.Examples) != 4 {
 		t.Fatalf("%d examples, want 4", len(d.Examples))
+	}
+}
+
+// CountSelected reads record heads only; its totals must be what the selection covers.
+func TestCountSelected(t *testing.T) {
+	st, err := store.Open(store.Options{Path: t.TempDir() + "/log.db", NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	keys := []string{"order.created", "order.paid", "user.updated"}
+	done := make(chan error, 90)
+	for i := range 90 {
+		ev := &event.Event{Source: "in", RoutingKey: keys[i%3], IngestTime: t0.Add(time.Duration(i) * time.Minute), Body: []byte{byte(i)}}
+		st.Append(ev, store.FingerprintOf(ev), store.Window{}, func(_ uint64, _ bool, err error) { done <- err })
+	}
+	for range 90 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := &config.Config{
+		Sources: []config.SourceSpec{{Name: "in"}, {Name: "other"}},
+		Targets: []config.TargetSpec{{Name: "a", Exchange: "xa", Clusters: []string{"c"}}},
+		Routes: []config.RouteSpec{
+			{Name: "orders", Source: "in", Match: []string{"order.*"}, Targets: []string{"a"}},
+			{Name: "paid", Source: "in", Match: []string{"*.paid"}, Targets: []string{"a"}},
+			{Name: "elsewhere", Source: "other", Match: []string{"#"}, Targets: []string{"a"}},
+		},
+	}
+	topo, err := NewTopology(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name          string
+		sel           Selection
+		events, pairs uint64
+	}{
+		// 60 order events, 30 of them paid, which both routes take.
+		{"every route", Selection{Routes: topo.Routes, From: 1, To: 90}, 60, 90},
+		{"one route", Selection{Routes: []*Route{topo.Route("paid")}, From: 1, To: 90}, 30, 30},
+		{"seq range", Selection{Routes: topo.Routes, From: 4, To: 9}, 4, 6},
+		// Minutes 30..59 ingested: seqs 31..60.
+		{"time range", Selection{Routes: topo.Routes, From: 1, To: 90, Since: t0.Add(30 * time.Minute), Until: t0.Add(59 * time.Minute)}, 20, 30},
+		{"another source", Selection{Routes: []*Route{topo.Route("elsewhere")}, From: 1, To: 90}, 0, 0},
+		{"empty log", Selection{Routes: topo.Routes}, 0, 0},
+	} {
+		events, pairs, err := CountSelected(st, topo, &tc.sel)
+		if err != nil || events != tc.events || pairs != tc.pairs {
+			t.Errorf("%s: %d events, %d pairs, %v; want %d and %d", tc.name, events, pairs, err, tc.events, tc.pairs)
+		}
 	}
 }

@@ -226,3 +226,51 @@ func TestStats(t *testing.T) {
 		t.Fatal("no file size")
 	}
 }
+
+// ScanHeads must agree with what decoding the events says, across its read chunks.
+func TestScanHeadsMatchesDecodedEvents(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	const n = statsChunk + 500 // more than one read transaction
+	appendN(t, s, n, 0)
+	var want []string
+	_, err := s.Scan(1, 0, nil, func(ev *event.Event) bool {
+		if ev.Seq >= 3 && ev.Seq <= n-2 {
+			want = append(want, fmt.Sprintf("%d %s %s %s", ev.Seq, ev.Source, ev.RoutingKey, ev.IngestTime.Format(time.RFC3339Nano)))
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = s.ScanHeads(3, n-2, func(h RecordHead) error {
+		got = append(got, fmt.Sprintf("%d %s %s %s", h.Seq, h.Source, h.RoutingKey, h.IngestTime.Format(time.RFC3339Nano)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ScanHeads saw %d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("record %d: head %q, decoded %q", i, got[i], want[i])
+		}
+	}
+	stop := errors.New("enough")
+	seen := 0
+	if err := s.ScanHeads(1, n, func(RecordHead) error { seen++; return stopAt(seen, 10, stop) }); !errors.Is(err, stop) || seen != 10 {
+		t.Fatalf("an error from fn: err %v after %d records, want %v after 10", err, seen, stop)
+	}
+	if err := s.ScanHeads(n+1, n+10, func(RecordHead) error { t.Fatal("visited past the end"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stopAt(seen, at int, err error) error {
+	if seen == at {
+		return err
+	}
+	return nil
+}
