@@ -161,10 +161,19 @@ func WriteLatency(w io.Writer, lat []LatencyResult) {
 // WriteBenchstat prints the runs in Go's benchmark format, one line per run, so that
 // `benchstat -col /side FILE` compares the sides. One op is one message.
 func WriteBenchstat(w io.Writer, m Machine, results []Result, lat []LatencyResult) {
+	WriteBenchstatAs(w, "E2E", m, results, lat)
+}
+
+// WriteBenchstatAs is WriteBenchstat with the throughput lines named BenchmarkNAME.
+func WriteBenchstatAs(w io.Writer, name string, m Machine, results []Result, lat []LatencyResult) {
 	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: github.com/wasmrouter/wasmrouter/bench\ncpu: %s\n", runtime.GOOS, runtime.GOARCH, m.CPUModel)
 	for _, r := range results {
-		fmt.Fprintf(w, "BenchmarkE2E/side=%s-%d\t1\t%.0f ns/op\t%.1f msgs/s\t%.0f cpu-ns/msg\t%.0f broker-cpu-ns/msg\t%d peak-rss-bytes\t%d anon-rss-bytes\n",
-			r.Side, m.CPUs, float64(r.Elapsed)/float64(r.N), r.Rate(), float64(r.CPUPerMsg()), float64(r.BrokerCPU)/float64(r.N), r.Peak, r.Anon)
+		fmt.Fprintf(w, "Benchmark%s/side=%s-%d\t1\t%.0f ns/op\t%.1f msgs/s\t%.0f cpu-ns/msg\t%.0f broker-cpu-ns/msg",
+			name, r.Side, m.CPUs, float64(r.Elapsed)/float64(r.N), r.Rate(), float64(r.CPUPerMsg()), float64(r.BrokerCPU)/float64(r.N))
+		if r.Peak > 0 || r.Anon > 0 { // measured for consumers only
+			fmt.Fprintf(w, "\t%d peak-rss-bytes\t%d anon-rss-bytes", r.Peak, r.Anon)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, l := range lat {
 		fmt.Fprintf(w, "BenchmarkLatency/side=%s-%d\t1\t%d p50-ns\t%d p90-ns\t%d p99-ns\t%.0f cpu-ns/msg\n",
