@@ -51,35 +51,49 @@ func (b *Broker) Prefill(ctx context.Context, exchange, run string, n, size int)
 		return err
 	}
 	defer ch.Close()
+	return publishConfirmed(ctx, ch, exchange, run, n, size, prefillWindow, false)
+}
+
+// publishConfirmed puts ch in confirm mode and publishes n messages (see Message) to exchange,
+// with up to window publishes awaiting their confirm; it returns once the broker has confirmed
+// them all. asReplayed publishes them as a replay does: mandatory, with the four x-router-*
+// headers.
+func publishConfirmed(ctx context.Context, ch *amqp.Channel, exchange, run string, n, size, window int, asReplayed bool) error {
 	if err := ch.Confirm(false); err != nil {
 		return fmt.Errorf("bench: confirm mode: %w", err)
 	}
-	window := make([]*amqp.DeferredConfirmation, 0, prefillWindow)
+	pending := make([]*amqp.DeferredConfirmation, 0, window)
 	wait := func(dc *amqp.DeferredConfirmation) error {
 		ok, err := dc.WaitContext(ctx)
 		if err != nil {
-			return fmt.Errorf("bench: prefill: %w", err)
+			return fmt.Errorf("bench: publish: %w", err)
 		}
 		if !ok {
-			return fmt.Errorf("bench: prefill: publish %d nacked", dc.DeliveryTag)
+			return fmt.Errorf("bench: publish %d nacked", dc.DeliveryTag)
 		}
 		return nil
 	}
 	for i := range n {
-		key, msg := Message(run, i, size)
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, msg)
-		if err != nil {
-			return fmt.Errorf("bench: prefill publish %d: %w", i, err)
-		}
-		if len(window) == prefillWindow {
-			if err := wait(window[0]); err != nil {
+		if len(pending) == window {
+			if err := wait(pending[0]); err != nil {
 				return err
 			}
-			window = window[1:]
+			pending = pending[1:]
 		}
-		window = append(window, dc)
+		key, msg := Message(run, i, size)
+		if asReplayed {
+			msg.Headers["x-router-route"] = "all"
+			msg.Headers["x-router-source"] = "in"
+			msg.Headers["x-router-seq"] = int64(i + 1)
+			msg.Headers["x-router-replay"] = true
+		}
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, asReplayed, false, msg)
+		if err != nil {
+			return fmt.Errorf("bench: publish %d: %w", i, err)
+		}
+		pending = append(pending, dc)
 	}
-	for _, dc := range window {
+	for _, dc := range pending {
 		if err := wait(dc); err != nil {
 			return err
 		}

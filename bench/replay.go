@@ -56,11 +56,11 @@ func FillLog(path, exchange, run string, n, size int) error {
 	return err
 }
 
-// PublishConfirmed publishes n benchmark messages to exchange on one confirm-mode channel, with
-// up to window publishes awaiting their confirm, and returns once the broker has confirmed all
-// of them: the plain amqp091-go way to move messages reliably, which replays are compared with.
-// asReplayed publishes them as a replay delivers them: with the mandatory flag and the four
-// x-router-* headers (CONTRACT section 3), which the broker spends time on too.
+// PublishConfirmed publishes n benchmark messages to exchange on one confirm-mode channel of a
+// connection of its own, with up to window publishes awaiting their confirm, and returns once
+// the broker has confirmed all of them: the plain amqp091-go way to move messages reliably,
+// which replays are compared with. asReplayed sends the messages as a replay delivers them:
+// mandatory, with the four x-router-* headers (CONTRACT section 3), which cost the broker too.
 func PublishConfirmed(ctx context.Context, url, exchange, run string, n, size, window int, asReplayed bool) error {
 	conn, err := dial(url)
 	if err != nil {
@@ -71,46 +71,7 @@ func PublishConfirmed(ctx context.Context, url, exchange, run string, n, size, w
 	if err != nil {
 		return fmt.Errorf("bench: channel: %w", err)
 	}
-	if err := ch.Confirm(false); err != nil {
-		return fmt.Errorf("bench: confirm mode: %w", err)
-	}
-	pending := make([]*amqp.DeferredConfirmation, 0, window)
-	wait := func(dc *amqp.DeferredConfirmation) error {
-		ok, err := dc.WaitContext(ctx)
-		if err != nil {
-			return fmt.Errorf("bench: publish: %w", err)
-		}
-		if !ok {
-			return fmt.Errorf("bench: publish %d nacked", dc.DeliveryTag)
-		}
-		return nil
-	}
-	for i := range n {
-		if len(pending) == window {
-			if err := wait(pending[0]); err != nil {
-				return err
-			}
-			pending = pending[1:]
-		}
-		key, msg := Message(run, i, size)
-		if asReplayed {
-			msg.Headers["x-router-route"] = "all"
-			msg.Headers["x-router-source"] = "in"
-			msg.Headers["x-router-seq"] = int64(i + 1)
-			msg.Headers["x-router-replay"] = true
-		}
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, asReplayed, false, msg)
-		if err != nil {
-			return fmt.Errorf("bench: publish %d: %w", i, err)
-		}
-		pending = append(pending, dc)
-	}
-	for _, dc := range pending {
-		if err := wait(dc); err != nil {
-			return err
-		}
-	}
-	return nil
+	return publishConfirmed(ctx, ch, exchange, run, n, size, window, asReplayed)
 }
 
 // Purge empties a queue.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the end-to-end comparison of the router with a plain amqp091-go loop on the
-# same broker (bench/cmd/e2e; method in BENCHMARKS.md), then the packages' micro-benchmarks.
+# same broker (bench/cmd/e2e; method in BENCHMARKS.md), replay against a plain publisher with
+# confirms (bench/cmd/replay), then the packages' micro-benchmarks.
 # Results go to bin/bench-results/ in benchstat's format.
 #
 # Settings (environment):
@@ -9,6 +10,8 @@
 #   BENCH_SIDES=baseline,router   also router-wasm (needs BENCH_FLAGS="-filter F.wasm
 #                           -transform T.wasm") and router-all (needs BENCH_FLAGS="-dr-url URL")
 #   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
+#   BENCH_REPLAY=1          0 skips the replay comparison
+#   BENCH_REPLAY_SIDES=publish,publish-replayed,replay
 #   BENCH_MICRO=1           0 skips the micro-benchmarks
 #   BENCH_COUNT=6           -count of the micro-benchmarks
 #   BENCH_WORKDIR=bin/bench-work   where router stores live: keep it on a disk, not a tmpfs
@@ -22,6 +25,7 @@ mkdir -p "$out"
 ${MAKE:-make} -s build # cached, so cheap; and never measures a stale binary
 $GO build -o bin/bench-baseline ./bench/cmd/baseline
 $GO build -o bin/bench-e2e ./bench/cmd/e2e
+$GO build -o bin/bench-replay ./bench/cmd/replay
 
 benchstat=$(command -v benchstat || true)
 [ -z "$benchstat" ] && [ -x "$($GO env GOPATH)/bin/benchstat" ] && benchstat="$($GO env GOPATH)/bin/benchstat"
@@ -35,6 +39,20 @@ if [ "$status" = 0 ] && [ -n "$benchstat" ]; then
   echo
   echo "== benchstat -col /side $out/e2e.txt"
   "$benchstat" -col /side "$out/e2e.txt" || true
+fi
+
+if [ "${BENCH_REPLAY:-1}" = 1 ]; then
+  echo
+  echo "== replay: bench/cmd/replay"
+  ./bin/bench-replay -n "${BENCH_N:-100000}" -rounds "${BENCH_ROUNDS:-3}" \
+    -sides "${BENCH_REPLAY_SIDES:-publish,publish-replayed,replay}" \
+    -workdir "${BENCH_WORKDIR:-bin/bench-work}" -benchstat-out "$out/replay.txt" |
+    tee "$out/replay-report.txt" || status=1
+  if [ -n "$benchstat" ] && [ -s "$out/replay.txt" ]; then
+    echo
+    echo "== benchstat -col /side $out/replay.txt"
+    "$benchstat" -col /side "$out/replay.txt" || true
+  fi
 fi
 
 if [ "${BENCH_MICRO:-1}" = 1 ]; then

@@ -146,12 +146,7 @@ func TestBatchConnFailedFlushClosesAndSticks(t *testing.T) {
 // bypasses the hold) and every message must be confirmed.
 func TestPublisherHoldOpensChannelAndConfirmsBurst(t *testing.T) {
 	rabbit.SkipIfShort(t)
-	conn := rabbit.Dial(t)
-	c := startCluster(t, rabbit.URL(), fastOptions(nil))
-	ex, q := declareTarget(t, rabbit.Channel(t, conn))
-	waitConnected(t, c, true)
-	pub := c.NewPublisher()
-	defer pub.Close()
+	conn, ex, q, pub := newTargetPublisher(t)
 
 	const bursts, perBurst = 20, 100
 	var confs []*Confirm

@@ -26,6 +26,19 @@ func declareTarget(t *testing.T, ch *amqp.Channel) (exchange, queue string) {
 	return exchange, rabbit.DeclareQueueBound(t, ch, exchange, "ok.#")
 }
 
+// newTargetPublisher connects a cluster and returns a test connection, a target exchange with
+// its queue (see declareTarget) and a publisher on the cluster, closed at cleanup.
+func newTargetPublisher(t *testing.T) (conn *amqp.Connection, exchange, queue string, pub *Publisher) {
+	t.Helper()
+	conn = rabbit.Dial(t)
+	c := startCluster(t, rabbit.URL(), fastOptions(nil))
+	exchange, queue = declareTarget(t, rabbit.Channel(t, conn))
+	waitConnected(t, c, true)
+	pub = c.NewPublisher()
+	t.Cleanup(func() { pub.Close() })
+	return conn, exchange, queue, pub
+}
+
 func waitAll(t *testing.T, confs []*Confirm) []error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -43,12 +56,7 @@ func waitAll(t *testing.T, confs []*Confirm) []error {
 }
 
 func TestPublisherPipelinedAcks(t *testing.T) {
-	conn := rabbit.Dial(t)
-	c := startCluster(t, rabbit.URL(), fastOptions(nil))
-	ex, q := declareTarget(t, rabbit.Channel(t, conn))
-	waitConnected(t, c, true)
-	pub := c.NewPublisher()
-	defer pub.Close()
+	conn, ex, q, pub := newTargetPublisher(t)
 
 	const n = 5000
 	ctx := context.Background()
@@ -71,12 +79,7 @@ func TestPublisherPipelinedAcks(t *testing.T) {
 }
 
 func TestPublisherMatchesReturnsInPipeline(t *testing.T) {
-	conn := rabbit.Dial(t)
-	c := startCluster(t, rabbit.URL(), fastOptions(nil))
-	ex, q := declareTarget(t, rabbit.Channel(t, conn))
-	waitConnected(t, c, true)
-	pub := c.NewPublisher()
-	defer pub.Close()
+	conn, ex, q, pub := newTargetPublisher(t)
 
 	// Without message ids and with equal bodies, only the routing key tells them apart.
 	const n = 2000
@@ -151,12 +154,7 @@ func TestPublisherNack(t *testing.T) {
 }
 
 func TestPublisherMissingExchange(t *testing.T) {
-	conn := rabbit.Dial(t)
-	c := startCluster(t, rabbit.URL(), fastOptions(nil))
-	ex, q := declareTarget(t, rabbit.Channel(t, conn))
-	waitConnected(t, c, true)
-	pub := c.NewPublisher()
-	defer pub.Close()
+	conn, ex, q, pub := newTargetPublisher(t)
 	ctx := context.Background()
 
 	conf, err := pub.Publish(ctx, rabbit.Unique("test.missing"), "k", amqp.Publishing{Body: []byte("x")})
@@ -178,7 +176,7 @@ func TestPublisherMissingExchange(t *testing.T) {
 		}
 	}
 	waitFor(t, "messages in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == 2 })
-	if !c.Connected() {
+	if !pub.c.Connected() {
 		t.Fatal("a channel exception dropped the connection")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,7 @@ type options struct {
 	benchstatOut            string
 	quietWait, timeout      time.Duration
 	keep                    bool
+	logStats                int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -55,7 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.n, "n", 100000, "events in the log, and messages per run")
 	fs.IntVar(&o.size, "size", 1024, "message body `BYTES`")
-	fs.IntVar(&o.rounds, "rounds", 3, "runs per side, alternating")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs per side, alternating (0: none; with -log-stats, only that)")
+	fs.IntVar(&o.logStats, "log-stats", 0, "also time `N` runs of 'router log stats' on the log (the scan of every record)")
 	fs.IntVar(&o.window, "window", 1024, "plain publisher: publishes awaiting a confirm (a replay stream's window is 1024 events)")
 	fs.StringVar(&o.sides, "sides", "publish,replay", "comma-separated `LIST` of publish, publish-replayed, replay; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
@@ -137,7 +140,7 @@ func measure(ctx context.Context, o options, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	runs, err := sideRuns(o, self, routerBin, confPath, url, t.TargetExchange)
-	if err != nil {
+	if err != nil && o.rounds > 0 {
 		return err
 	}
 	fmt.Fprintf(stderr, "writing %d events into the log\n", o.n)
@@ -149,6 +152,14 @@ func measure(ctx context.Context, o options, stdout, stderr io.Writer) (err erro
 	fmt.Fprintf(stdout, "machine: %s\n", machine)
 	fmt.Fprintf(stdout, "method: %d rounds x %d persistent %d-byte messages per side, alternating, each side a process timed from start to exit; plain publisher window %d\n\n",
 		o.rounds, o.n, o.size, o.window)
+	if o.logStats > 0 {
+		if err := timeLogStats(ctx, stdout, routerBin, confPath, o); err != nil {
+			return err
+		}
+		if o.rounds == 0 {
+			return nil
+		}
+	}
 	var results []bench.Result
 	for round := 1; round <= o.rounds; round++ {
 		for _, c := range runs {
@@ -190,6 +201,27 @@ func measure(ctx context.Context, o options, stdout, stderr io.Writer) (err erro
 			return err
 		}
 	}
+	return nil
+}
+
+// timeLogStats runs `router log stats` on the log o.logStats times, each a process timed from
+// start to exit, and prints the times and the records scanned per second.
+func timeLogStats(ctx context.Context, w io.Writer, routerBin, confPath string, o options) error {
+	fmt.Fprintf(w, "'router log stats' over %d events (process start to exit):", o.n)
+	for range o.logStats {
+		cmd := exec.CommandContext(ctx, routerBin, "log", "stats", "-c", confPath)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start)
+		if err != nil {
+			return fmt.Errorf("router log stats: %w\n%s", err, out)
+		}
+		if !strings.Contains(string(out), fmt.Sprintf(`"count":%d`, o.n)) {
+			return fmt.Errorf("router log stats did not count %d events:\n%s", o.n, out)
+		}
+		fmt.Fprintf(w, " %.2fs (%.1fM records/s)", took.Seconds(), float64(o.n)/took.Seconds()/1e6)
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 

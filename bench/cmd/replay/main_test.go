@@ -56,13 +56,13 @@ func TestMeasureSmall(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, self, "-n", "500", "-rounds", "1", "-sides", "publish,publish-replayed,replay",
-		"-router", routerBin, "-workdir", t.TempDir(), "-quiet-wait", "1s", "-timeout", "1m")
+		"-router", routerBin, "-workdir", t.TempDir(), "-quiet-wait", "1s", "-timeout", "1m", "-log-stats", "1")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"BenchmarkReplay/side=publish-", "BenchmarkReplay/side=publish-replayed-", "BenchmarkReplay/side=replay-", "replay: rate "} {
+	for _, want := range []string{"BenchmarkReplay/side=publish-", "BenchmarkReplay/side=publish-replayed-", "BenchmarkReplay/side=replay-", "replay: rate ", "'router log stats' over 500 events"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
