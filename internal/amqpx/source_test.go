@@ -241,6 +241,9 @@ func TestConsumeResumesAfterOutage(t *testing.T) {
 
 	p.Cut()
 	waitFor(t, "not ready", 10*time.Second, func() bool { return !col.ready.Load() })
+	// The broker learns of the cut on its own side; until it drops the consumer, what is
+	// published next could still go out on the lost channel (and come back redelivered).
+	waitFor(t, "the broker to drop the consumer", 10*time.Second, func() bool { return rabbit.QueueConsumers(t, conn, s.Queue) == 0 })
 	publishN(t, ch, s.Exchange, "k", 5, 5)
 	// An ack on the lost channel is a no-op.
 	if err := col.at(4).AckThrough(); err != nil {

@@ -218,6 +218,18 @@ func QueueLen(t testing.TB, conn *amqp.Connection, queue string) int {
 	return q.Messages
 }
 
+// QueueConsumers is the number of consumers the broker has on a queue.
+func QueueConsumers(t testing.TB, conn *amqp.Connection, queue string) int {
+	t.Helper()
+	ch := Channel(t, conn)
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("rabbit: queue %s: %v", queue, err)
+	}
+	return q.Consumers
+}
+
 // CloseConnections has the broker close every connection whose client-provided name is name
 // (as amqp.Table.SetClientConnectionName sets it), the way an operator would; it returns how
 // many it closed. Prefer it to CloseAllConnections when other tests share the broker.
