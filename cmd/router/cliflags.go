@@ -156,5 +156,13 @@ func explainOpen(cfg *config.Config, err error) error {
 	}
 }
 
+// lockedWithoutAdminAPI explains a log that a router holds while its admin API, which the
+// commands that work through it tried first, does not answer.
+func lockedWithoutAdminAPI(cfg *config.Config) error {
+	return fmt.Errorf("%w: the event log %s is locked by a running router, but its admin API at %s does not answer; "+
+		"check router.admin_addr in %s (and that the router's admin API is up), or stop the router to work on the log offline",
+		errLocked, cfg.Store.Path, cfg.Router.AdminAddr, cfg.File)
+}
+
 // errLocked marks a log that a running router holds.
 var errLocked = errors.New("event log locked")

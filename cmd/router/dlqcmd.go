@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/internal/app"
@@ -18,47 +21,8 @@ import (
 func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return dispatch(ctx, "dlq", []command{
 		{"list", "print dead-lettered events as JSON lines", cmdDLQList},
-		{"replay", "send dead-lettered events through their routes again (router stopped)", cmdDLQReplay},
+		{"replay", "send dead-lettered events through their routes again", cmdDLQReplay},
 	}, args, stdout, stderr)
-}
-
-// deadLetterRecord is one line of `router dlq list`.
-type deadLetterRecord struct {
-	ID       uint64 `json:"id"`
-	Route    string `json:"route"`
-	Target   string `json:"target"` // "" when a module failed the event (every target missed it)
-	Seq      uint64 `json:"seq"`
-	Reason   string `json:"reason"`
-	Attempts int    `json:"attempts"`
-	Time     string `json:"time"`
-	Redriven bool   `json:"redriven"`
-}
-
-// dlqSelection picks dead letters: by id, or by route and age; redriven ones only with all.
-type dlqSelection struct {
-	ids   []uint64
-	route string
-	since time.Time
-	all   bool
-}
-
-func (s *dlqSelection) match(dl store.DeadLetter) bool {
-	return (len(s.ids) == 0 || slices.Contains(s.ids, dl.ID)) &&
-		(s.route == "" || dl.Route == s.route) &&
-		(s.since.IsZero() || !dl.Time.Before(s.since)) &&
-		(s.all || !dl.Redriven)
-}
-
-// selectDeadLetters returns the matching dead letters in ID order, at most limit (0: all).
-func selectDeadLetters(st *store.Store, sel *dlqSelection, limit int) ([]store.DeadLetter, error) {
-	var out []store.DeadLetter
-	err := st.DeadLetters(1, 0, func(dl store.DeadLetter) bool {
-		if sel.match(dl) {
-			out = append(out, dl)
-		}
-		return limit <= 0 || len(out) < limit
-	})
-	return out, err
 }
 
 // addSelectionFlags declares the flags both subcommands take.
@@ -69,55 +33,102 @@ func addSelectionFlags(fs *flag.FlagSet) (route *string, since *string, all *boo
 	return route, since, all
 }
 
+const dlqListHelp = `
+Prints dead letters as JSON lines, oldest first: by default those not redriven yet.
+
+While the router runs, they are read through its admin API at router.admin_addr; while it is
+stopped, from the event log directly.`
+
 func cmdDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const synopsis = "[-c FILE] [--route R] [--since D|T] [--all] [--limit N]"
 	fs := newFlags("dlq list", synopsis, stdout, stderr)
-	describe(fs, "dlq list", synopsis, "Prints dead letters as JSON lines, oldest first: by default those not redriven yet.\n"+logLockNote)
+	describe(fs, "dlq list", synopsis, dlqListHelp)
 	path := configFlag(fs)
 	route, since, all := addSelectionFlags(fs)
-	limit := fs.Int("limit", 100, "print at most `N` dead letters (0: no limit)")
+	limit := fs.Int("limit", app.DefaultDeadLetterLimit, "print at most `N` dead letters (0: no limit)")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
-	sel := &dlqSelection{route: *route, all: *all}
+	sel := &app.DeadLetterSelection{Route: *route, All: *all}
 	var err error
-	if sel.since, err = router.ParseWhen(*since, time.Now()); err != nil {
+	if sel.Since, err = router.ParseWhen(*since, time.Now()); err != nil {
 		return usageError(fs, stderr, "--since: %v", err)
 	}
 	if *limit < 0 {
 		return usageError(fs, stderr, "--limit must not be negative")
 	}
-	return withLog(*path, stderr, "dlq list", func(_ *config.Config, st *store.Store) error {
-		dls, err := selectDeadLetters(st, sel, *limit)
-		if err != nil {
+	cfg := app.LoadConfig(*path, stderr)
+	if cfg == nil {
+		return exitFail
+	}
+	out := newJSONLines(stdout)
+	write := func(rec app.DeadLetterRecord) error { return out.write(rec) }
+	// The router reads --since on its own clock, as replay's.
+	query := url.Values{"since": {*since}, "all": {strconv.FormatBool(*all)}, "limit": {strconv.Itoa(*limit)}}
+	if *route != "" {
+		query.Set("route", *route)
+	}
+	err = listThroughRouter(ctx, cfg, query, write)
+	if errors.Is(err, errNoRouter) {
+		err = listOffline(cfg, sel, *limit, write)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "router dlq list: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// listThroughRouter lists a running router's dead letters; errNoRouter when none answers.
+func listThroughRouter(ctx context.Context, cfg *config.Config, query url.Values, fn func(app.DeadLetterRecord) error) error {
+	client, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
+	if err != nil {
+		return err
+	}
+	return client.deadLetters(ctx, query, fn)
+}
+
+// listOffline lists the dead letters of a stopped router's log.
+func listOffline(cfg *config.Config, sel *app.DeadLetterSelection, limit int, fn func(app.DeadLetterRecord) error) (err error) {
+	st, err := store.Open(store.Options{Path: cfg.Store.Path, ReadOnly: true})
+	if errors.Is(err, store.ErrLocked) {
+		return lockedWithoutAdminAPI(cfg)
+	}
+	if err != nil {
+		return explainOpen(cfg, err)
+	}
+	defer func() {
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	dls, err := app.SelectDeadLetters(st, sel, limit)
+	if err != nil {
+		return err
+	}
+	for _, dl := range dls {
+		if err := fn(app.NewDeadLetterRecord(dl)); err != nil {
 			return err
 		}
-		out := newJSONLines(stdout)
-		for _, dl := range dls {
-			rec := deadLetterRecord{
-				ID: dl.ID, Route: dl.Route, Target: dl.Target, Seq: dl.Seq, Reason: dl.Reason,
-				Attempts: dl.Attempts, Time: dl.Time.UTC().Format(time.RFC3339Nano), Redriven: dl.Redriven,
-			}
-			if err := out.write(rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 const dlqReplayHelp = `
 Sends dead-lettered events through their routes again, as they are configured now (after a
 module fix, or once a target accepts them): each to the target it failed for, or to all of the
 route's targets when a module failed it. Messages carry x-router-replay=true. A dead letter is
-marked redriven once its event was delivered; one that fails again stays pending.
+marked redriven once its event was delivered; one that fails again stays pending, and the
+command then exits 1.
 
-Select dead letters with --id, or with --route (and --since). The redrive runs in this
-process, on the log of a stopped router (the admin API has no redrive call): while the router
-runs, the log is locked and this command says so.`
+Select dead letters with --id, or with --route (and --since). While the router runs, the
+redrive runs inside it, through the admin API at router.admin_addr (with router.admin_token);
+while it is stopped, this command opens the event log itself and connects to the target
+clusters. Progress goes to stderr; the result ("redriven N dead letters") to stdout.
+Interrupting the command stops the redrive, offline or in the router.`
 
 func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const synopsis = "[-c FILE] (--id N... | --route R [--since D|T]) [--all]"
@@ -133,22 +144,26 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
-	sel := &dlqSelection{route: *route, all: *all}
+	sel := &app.DeadLetterSelection{Route: *route, All: *all}
 	var err error
-	if sel.ids, err = seqList(ids); err != nil {
+	if sel.IDs, err = seqList(ids); err != nil {
 		return usageError(fs, stderr, "--id: %v", err)
 	}
-	if sel.since, err = router.ParseWhen(*since, time.Now()); err != nil {
+	if sel.Since, err = router.ParseWhen(*since, time.Now()); err != nil {
 		return usageError(fs, stderr, "--since: %v", err)
 	}
-	if len(sel.ids) == 0 && sel.route == "" {
+	if len(sel.IDs) == 0 && sel.Route == "" {
 		return usageError(fs, stderr, "select dead letters with --id or --route")
 	}
 	cfg := app.LoadConfig(*path, stderr)
 	if cfg == nil {
 		return exitFail
 	}
-	n, pending, err := redrive(ctx, cfg, sel, stderr)
+	body := app.RedriveBody{IDs: sel.IDs, Route: sel.Route, Since: *since, All: sel.All}
+	n, pending, err := redriveThroughRouter(ctx, cfg, body, stderr)
+	if errors.Is(err, errNoRouter) {
+		n, pending, err = redriveOffline(ctx, cfg, sel, stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "router dlq replay: %v\n", err)
 		return exitFail
@@ -161,31 +176,70 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return exitOK
 }
 
-// redrive runs the selected dead letters through the engine offline and counts how many are
-// now marked redriven, and how many are not.
-func redrive(ctx context.Context, cfg *config.Config, sel *dlqSelection, stderr io.Writer) (redriven, pending int, err error) {
-	off, err := app.OpenOffline(ctx, cfg, cliLogger(stderr), false)
-	if errors.Is(err, store.ErrLocked) {
-		return 0, 0, fmt.Errorf("%w: the event log %s is locked by a running router; stop it to redrive dead letters "+
-			"(the admin API at %s has no redrive call)", errLocked, cfg.Store.Path, cfg.Router.AdminAddr)
-	}
+// idsPerQuery bounds the ids of one GET /api/v1/dlq, keeping its URL short.
+const idsPerQuery = 1000
+
+// redriveThroughRouter runs the redrive in a running router and counts how many of the
+// dead letters it took are now marked redriven, and how many are not; errNoRouter when no
+// router answers.
+func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.RedriveBody, stderr io.Writer) (redriven, pending int, err error) {
+	client, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
 	if err != nil {
-		return 0, 0, explainOpen(cfg, err)
+		return 0, 0, err
+	}
+	id, ids, err := client.redrive(ctx, body)
+	if err != nil || id == "" {
+		return 0, 0, err
+	}
+	p, err := client.follow(ctx, id, "redrive", newProgress(stderr, "redriving (router at "+cfg.Router.AdminAddr+")"))
+	if err != nil {
+		return 0, 0, err
+	}
+	if p.State != "done" {
+		return 0, 0, fmt.Errorf("redrive %s: %s", p.State, p.Error)
+	}
+	// The job marked what it delivered before it ended; read the marks back.
+	count := func(rec app.DeadLetterRecord) error {
+		if rec.Redriven {
+			redriven++
+		} else {
+			pending++
+		}
+		return nil
+	}
+	for chunk := range slices.Chunk(ids, idsPerQuery) {
+		query := url.Values{"ids": {joinIDs(chunk)}, "all": {"true"}, "limit": {"0"}}
+		if err := client.deadLetters(ctx, query, count); err != nil {
+			// Not %w: errNoRouter would make the caller redrive again offline.
+			return 0, 0, fmt.Errorf("reading back what redrive %s marked: %v", id, err)
+		}
+	}
+	return redriven, pending, nil
+}
+
+func joinIDs(ids []uint64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatUint(id, 10)
+	}
+	return strings.Join(s, ",")
+}
+
+// redriveOffline runs the selected dead letters through the engine on a stopped router's log
+// and counts how many are now marked redriven, and how many are not.
+func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetterSelection, stderr io.Writer) (redriven, pending int, err error) {
+	off, err := openOffline(ctx, cfg, false, stderr)
+	if err != nil {
+		return 0, 0, err
 	}
 	defer func() {
 		if cerr := off.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
-	dls, err := selectDeadLetters(off.Store, sel, 0)
-	if err != nil {
+	dls, err := app.SelectForRedrive(off.Store, sel)
+	if err != nil || len(dls) == 0 {
 		return 0, 0, err
-	}
-	if missing := missingIDs(sel.ids, dls); len(missing) > 0 {
-		return 0, 0, fmt.Errorf("no dead letter with id %v to redrive (redriven ones need --all)", missing)
-	}
-	if len(dls) == 0 {
-		return 0, 0, nil
 	}
 	engine, err := off.Engine()
 	if err != nil {
@@ -209,29 +263,17 @@ func redrive(ctx context.Context, cfg *config.Config, sel *dlqSelection, stderr 
 		return 0, 0, fmt.Errorf("redrive %s: %s", p.State, p.Error)
 	}
 	// The job marked what it delivered; read the marks back.
-	want := map[uint64]bool{}
-	for _, dl := range dls {
-		want[dl.ID] = true
+	ids := make([]uint64, len(dls))
+	for i, dl := range dls {
+		ids[i] = dl.ID
 	}
-	err = off.Store.DeadLetters(dls[0].ID, 0, func(dl store.DeadLetter) bool {
-		if want[dl.ID] {
-			if dl.Redriven {
-				redriven++
-			} else {
-				pending++
-			}
+	marked, err := app.SelectDeadLetters(off.Store, &app.DeadLetterSelection{IDs: ids, All: true}, 0)
+	for _, dl := range marked {
+		if dl.Redriven {
+			redriven++
+		} else {
+			pending++
 		}
-		return dl.ID < dls[len(dls)-1].ID
-	})
+	}
 	return redriven, pending, err
-}
-
-func missingIDs(ids []uint64, found []store.DeadLetter) []uint64 {
-	var missing []uint64
-	for _, id := range ids {
-		if !slices.ContainsFunc(found, func(dl store.DeadLetter) bool { return dl.ID == id }) {
-			missing = append(missing, id)
-		}
-	}
-	return missing
 }

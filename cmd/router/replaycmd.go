@@ -104,33 +104,7 @@ func replayThroughRouter(ctx context.Context, cfg *config.Config, body app.Repla
 		return router.ReplayProgress{}, err
 	}
 	view := newProgress(stderr, jobLabel(body.DryRun)+" (router at "+cfg.Router.AdminAddr+")")
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		p, err := client.replayStatus(ctx, id)
-		if err != nil && ctx.Err() == nil {
-			return p, fmt.Errorf("following replay %s: %w", id, err)
-		}
-		if err == nil && p.State != "running" {
-			view.finish(p.Done, p.Total)
-			return p, nil
-		}
-		if err == nil {
-			view.update(p.Done, p.Total)
-		}
-		select {
-		case <-ctx.Done():
-			stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := client.stopReplay(stopCtx, id)
-			cancel()
-			if err != nil {
-				return p, fmt.Errorf("interrupted, but stopping replay %s in the router failed: %w (GET http://%s/api/v1/replay/%s shows its progress)",
-					id, err, cfg.Router.AdminAddr, id)
-			}
-			return p, fmt.Errorf("replay %s stopped", id)
-		case <-tick.C:
-		}
-	}
+	return client.follow(ctx, id, "replay", view)
 }
 
 func jobLabel(dryRun bool) string {

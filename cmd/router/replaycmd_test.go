@@ -202,7 +202,14 @@ func (noEngine) StatusJSON() (bool, string, any) { return true, "", struct{}{} }
 // serveAdmin runs the admin API on a free port with replayer behind it.
 func serveAdmin(t *testing.T, token string, r admin.Replayer) string {
 	t.Helper()
-	srv, err := admin.Listen(admin.Options{Addr: "127.0.0.1:0", Token: token, Engine: noEngine{}, Replayer: r})
+	return serveAdminWith(t, admin.Options{Token: token, Replayer: r})
+}
+
+// serveAdminWith runs the admin API on a free port with opts' token and backends.
+func serveAdminWith(t *testing.T, opts admin.Options) string {
+	t.Helper()
+	opts.Addr, opts.Engine = "127.0.0.1:0", noEngine{}
+	srv, err := admin.Listen(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

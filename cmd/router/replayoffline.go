@@ -19,9 +19,7 @@ import (
 func openOffline(ctx context.Context, cfg *config.Config, readOnly bool, stderr io.Writer) (*app.Offline, error) {
 	off, err := app.OpenOffline(ctx, cfg, cliLogger(stderr), readOnly)
 	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("%w: the event log %s is locked by a running router, but its admin API at %s does not answer; "+
-			"check router.admin_addr in %s (and that the router's admin API is up), or stop the router to work on the log offline",
-			errLocked, cfg.Store.Path, cfg.Router.AdminAddr, cfg.File)
+		return nil, lockedWithoutAdminAPI(cfg)
 	}
 	if err != nil {
 		return nil, explainOpen(cfg, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,68 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func TestDeadLetterRedriveWhileTheRouterRuns(t *testing.T) {
+	w := newWorld(t)
+	// As above, nothing is bound to the target yet: both events are dead-lettered at once.
+	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
+	w.publish("dl.live", ids("l", 2)...)
+	r.waitDelivered(t, 2)
+	// The router holds the log: every command below works through its admin API, with the
+	// token of the configuration.
+	cliCfg := w.writeConfig("cli.hcl", r.addr, oneRoute)
+
+	dls := dlqList(t, "-c", cliCfg, "--route", "all")
+	if len(dls) != 2 {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	for i, d := range dls {
+		if d.Route != "all" || d.Target != "out" || d.Seq != uint64(i+1) || d.Redriven || !strings.Contains(d.Reason, "NO_ROUTE") {
+			t.Errorf("dead letter %+v", d)
+		}
+	}
+	first := strconv.FormatUint(dls[0].ID, 10)
+
+	// Before the fix the redrive fails again, and the dead letter stays pending.
+	res := cli(t, "dlq", "replay", "-c", cliCfg, "--id", first)
+	if res.code != 1 || res.stdout != "redriven 0 dead letters\n" || !strings.Contains(res.stderr, "1 dead letters were not delivered and stay pending") {
+		t.Errorf("redrive before the fix: exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
+	}
+	if got := dlqList(t, "-c", cliCfg); len(got) != 2 {
+		t.Errorf("pending after a failed redrive: %+v", got)
+	}
+
+	bad := strings.Replace(readFile(t, cliCfg), adminToken, "not-the-token", 1)
+	res = cli(t, "dlq", "replay", "-c", writeFile(t, w.dir, "bad.hcl", bad), "--id", first)
+	if res.code != 1 || !strings.Contains(res.stderr, "refused router.admin_token (401)") {
+		t.Errorf("wrong token: exit %d, stderr: %s", res.code, res.stderr)
+	}
+	res = cli(t, "dlq", "replay", "-c", cliCfg, "--id", first+",999")
+	if res.code != 1 || !strings.Contains(res.stderr, "no dead letter with id [999] to redrive") {
+		t.Errorf("unknown id: exit %d, stderr: %s", res.code, res.stderr)
+	}
+
+	// The fix: a queue bound to the target. Only the selected dead letter goes out.
+	out := w.bind(w.out)
+	res = cli(t, "dlq", "replay", "-c", cliCfg, "--id", first)
+	if res.code != 0 || res.stdout != "redriven 1 dead letters\n" {
+		t.Fatalf("redrive: exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
+	}
+	checkReplayed(t, out.take(1, waitMsgs), []string{"l-1"})
+	out.expectNone(w)
+
+	pending := dlqList(t, "-c", cliCfg)
+	if len(pending) != 1 || pending[0].ID != dls[1].ID || pending[0].Redriven {
+		t.Errorf("pending after the redrive: %+v, want only %d", pending, dls[1].ID)
+	}
+	all := dlqList(t, "-c", cliCfg, "--all")
+	if len(all) != 2 || all[0].ID != dls[0].ID || !all[0].Redriven || all[1].Redriven {
+		t.Errorf("dlq list --all: %+v, want %d redriven and %d not", all, dls[0].ID, dls[1].ID)
+	}
+	// A redriven one is selected again only with --all.
+	res = cli(t, "dlq", "replay", "-c", cliCfg, "--id", first)
+	if res.code != 1 || !strings.Contains(res.stderr, "no dead letter with id ["+first+"] to redrive (redriven ones need --all)") {
+		t.Errorf("redriven id without --all: exit %d, stderr: %s", res.code, res.stderr)
+	}
 }

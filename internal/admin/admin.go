@@ -1,5 +1,6 @@
 // Package admin serves the HTTP API of CONTRACT section 5: metrics, health, readiness, status,
-// and replay jobs. Reads are open; mutating calls need the bearer token when one is set.
+// replay jobs, and (an extension) dead letters and their redrive. Reads are open; mutating
+// calls need the bearer token when one is set.
 package admin
 
 import (
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -35,17 +37,28 @@ type Replayer interface {
 	StopReplay(id string) bool
 }
 
-// ErrBadRequest marks a replay request the caller got wrong (400, not 500).
+// DeadLetters lists and redrives dead letters; nil disables the dlq endpoints.
+type DeadLetters interface {
+	// ListDeadLetters answers GET /api/v1/dlq, selecting by the query's parameters.
+	ListDeadLetters(query url.Values) (any, error)
+	// RedriveDeadLetters starts a redrive job for the selection in body, followed like a
+	// replay job, and returns its id and the ids of the dead letters it redrives. It starts
+	// no job, and returns no id, when nothing is selected.
+	RedriveDeadLetters(ctx context.Context, body []byte) (id string, ids []uint64, err error)
+}
+
+// ErrBadRequest marks a request the caller got wrong (400, not 500).
 var ErrBadRequest = errors.New("bad request")
 
 // Options configure the server.
 type Options struct {
-	Addr     string
-	Token    string
-	Gatherer prometheus.Gatherer
-	Engine   Engine
-	Replayer Replayer
-	Logger   *slog.Logger
+	Addr        string
+	Token       string
+	Gatherer    prometheus.Gatherer
+	Engine      Engine
+	Replayer    Replayer
+	DeadLetters DeadLetters
+	Logger      *slog.Logger
 }
 
 // Server is the admin HTTP server.
@@ -130,6 +143,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/replay", s.authorized(http.HandlerFunc(s.startReplay)))
 	mux.HandleFunc("GET /api/v1/replay/{id}", s.replayStatus)
 	mux.Handle("DELETE /api/v1/replay/{id}", s.authorized(http.HandlerFunc(s.stopReplay)))
+	mux.HandleFunc("GET /api/v1/dlq", s.listDeadLetters)
+	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
 	return mux
 }
 
@@ -161,14 +176,57 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.opts.Replayer.StartReplay(r.Context(), body)
 	if err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, ErrBadRequest) {
-			code = http.StatusBadRequest
-		}
-		writeJSON(w, code, map[string]string{"error": err.Error()})
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
+}
+
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if s.opts.DeadLetters == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "dead letters are not available"})
+		return
+	}
+	list, err := s.opts.DeadLetters.ListDeadLetters(r.URL.Query())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// redriveAnswer is the answer of POST /api/v1/dlq/replay: the job to follow at
+// /api/v1/replay/{id}, and what it redrives (read back with GET /api/v1/dlq?ids=...&all=true
+// once it ends, to see which were delivered).
+type redriveAnswer struct {
+	ID  string   `json:"id,omitempty"`
+	IDs []uint64 `json:"ids"`
+}
+
+func (s *Server) redriveDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if s.opts.DeadLetters == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "dead letters are not available"})
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
+		return
+	}
+	id, ids, err := s.opts.DeadLetters.RedriveDeadLetters(r.Context(), body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ids == nil {
+		ids = []uint64{}
+	}
+	if id == "" {
+		// Nothing selected: no job was started, so nothing was accepted for later.
+		writeJSON(w, http.StatusOK, redriveAnswer{IDs: ids})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, redriveAnswer{ID: id, IDs: ids})
 }
 
 func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request) {
@@ -190,6 +248,15 @@ func (s *Server) stopReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
+}
+
+// writeError answers 400 for an ErrBadRequest, else 500.
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, ErrBadRequest) {
+		code = http.StatusBadRequest
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

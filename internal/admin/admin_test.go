@@ -2,9 +2,15 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +41,13 @@ func (f *fakeReplayer) StopReplay(id string) bool {
 
 func newTestServer(t *testing.T, token string, e Engine, r Replayer) *httptest.Server {
 	t.Helper()
-	s := &Server{opts: Options{Token: token, Gatherer: prometheus.NewRegistry(), Engine: e, Replayer: r}}
+	return newTestServerWith(t, Options{Token: token, Engine: e, Replayer: r})
+}
+
+func newTestServerWith(t *testing.T, opts Options) *httptest.Server {
+	t.Helper()
+	opts.Gatherer = prometheus.NewRegistry()
+	s := &Server{opts: opts}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv
@@ -119,5 +131,177 @@ func TestCheckAddr(t *testing.T) {
 		if err := CheckAddr(tc.addr, tc.token); (err == nil) != tc.ok {
 			t.Errorf("CheckAddr(%q, token=%q) = %v", tc.addr, tc.token, err)
 		}
+	}
+}
+
+// fakeDeadLetters selects dead letters 1 and 3 of route "orders"; route "none" selects nothing,
+// and a request without ids or route is the caller's mistake.
+type fakeDeadLetters struct {
+	mu       sync.Mutex
+	queries  []url.Values
+	redrives int
+}
+
+type fakeRecord struct {
+	ID       uint64 `json:"id"`
+	Route    string `json:"route"`
+	Redriven bool   `json:"redriven"`
+}
+
+func (f *fakeDeadLetters) ListDeadLetters(q url.Values) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	if q.Has("bogus") {
+		return nil, fmt.Errorf("%w: unknown parameter %q", ErrBadRequest, "bogus")
+	}
+	if q.Get("route") == "none" {
+		return []fakeRecord{}, nil
+	}
+	return []fakeRecord{{ID: 1, Route: "orders"}, {ID: 3, Route: "orders", Redriven: true}}, nil
+}
+
+func (f *fakeDeadLetters) RedriveDeadLetters(_ context.Context, body []byte) (string, []uint64, error) {
+	var req struct {
+		IDs   []uint64 `json:"ids"`
+		Route string   `json:"route"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return "", nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	switch {
+	case len(req.IDs) == 0 && req.Route == "":
+		return "", nil, fmt.Errorf("%w: select dead letters by id or by route", ErrBadRequest)
+	case req.Route == "broken":
+		return "", nil, errors.New("store: closed")
+	case req.Route == "none":
+		return "", nil, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.redrives++
+	return "job-2", []uint64{1, 3}, nil
+}
+
+func (f *fakeDeadLetters) started() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.redrives
+}
+
+// call makes a request and returns its status and JSON answer.
+func call(t *testing.T, method, url, token, body string, answer any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, url, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
+		t.Fatalf("%s %s: %s: %v", method, url, resp.Status, err)
+	}
+	return resp.StatusCode
+}
+
+func TestRedriveNeedsTheToken(t *testing.T) {
+	dl := &fakeDeadLetters{}
+	srv := newTestServerWith(t, Options{Token: "s3cret", Engine: fakeEngine{ready: true}, DeadLetters: dl})
+	const body = `{"ids":[1,3]}`
+	for _, token := range []string{"", "wrong"} {
+		var answer map[string]any
+		if code := call(t, "POST", srv.URL+"/api/v1/dlq/replay", token, body, &answer); code != http.StatusUnauthorized {
+			t.Errorf("token %q: %d, want 401", token, code)
+		}
+	}
+	if n := dl.started(); n != 0 {
+		t.Fatalf("%d redrives started without the token", n)
+	}
+	var started struct {
+		ID  string   `json:"id"`
+		IDs []uint64 `json:"ids"`
+	}
+	if code := call(t, "POST", srv.URL+"/api/v1/dlq/replay", "s3cret", body, &started); code != http.StatusAccepted ||
+		started.ID != "job-2" || !slices.Equal(started.IDs, []uint64{1, 3}) {
+		t.Errorf("with the token: %d %+v, want 202 with job-2 and ids [1 3]", code, started)
+	}
+	if n := dl.started(); n != 1 {
+		t.Errorf("%d redrives started, want 1", n)
+	}
+	// Listing reads: no token needed.
+	var list []fakeRecord
+	if code := call(t, "GET", srv.URL+"/api/v1/dlq", "", "", &list); code != http.StatusOK || len(list) != 2 {
+		t.Errorf("list without a token: %d %+v", code, list)
+	}
+}
+
+func TestRedriveAnswers(t *testing.T) {
+	srv := newTestServerWith(t, Options{Engine: fakeEngine{ready: true}, DeadLetters: &fakeDeadLetters{}})
+	for _, tc := range []struct {
+		body  string
+		want  int
+		error string // in the answer's "error"
+	}{
+		{`{}`, http.StatusBadRequest, "bad request: select dead letters by id or by route"},
+		{`{"ids":"1"}`, http.StatusBadRequest, "bad request: json: cannot unmarshal"},
+		{`{"route":"broken"}`, http.StatusInternalServerError, "store: closed"},
+	} {
+		var answer map[string]any
+		code := call(t, "POST", srv.URL+"/api/v1/dlq/replay", "", tc.body, &answer)
+		if msg, _ := answer["error"].(string); code != tc.want || !strings.HasPrefix(msg, tc.error) {
+			t.Errorf("%s: %d %v, want %d with error %q", tc.body, code, answer, tc.want, tc.error)
+		}
+	}
+	// Nothing selected: no job, and an empty list rather than none.
+	var answer map[string]any
+	code := call(t, "POST", srv.URL+"/api/v1/dlq/replay", "", `{"route":"none"}`, &answer)
+	if ids, ok := answer["ids"].([]any); code != http.StatusOK || !ok || len(ids) != 0 || answer["id"] != nil {
+		t.Errorf("empty selection: %d %v, want 200 {\"ids\":[]}", code, answer)
+	}
+}
+
+func TestListDeadLetters(t *testing.T) {
+	dl := &fakeDeadLetters{}
+	srv := newTestServerWith(t, Options{Engine: fakeEngine{ready: true}, DeadLetters: dl})
+	var list []map[string]any
+	code := call(t, "GET", srv.URL+"/api/v1/dlq?route=orders&since=15m&all=true&ids=1,3&limit=5", "", "", &list)
+	want := []map[string]any{
+		{"id": float64(1), "route": "orders", "redriven": false},
+		{"id": float64(3), "route": "orders", "redriven": true},
+	}
+	if code != http.StatusOK || fmt.Sprint(list) != fmt.Sprint(want) {
+		t.Errorf("list: %d %v, want 200 %v", code, list, want)
+	}
+	dl.mu.Lock()
+	q := dl.queries[0]
+	dl.mu.Unlock()
+	if q.Get("route") != "orders" || q.Get("since") != "15m" || q.Get("all") != "true" || q.Get("ids") != "1,3" || q.Get("limit") != "5" {
+		t.Errorf("query handed on: %v", q)
+	}
+	// An empty selection is an empty array, not null.
+	var raw json.RawMessage
+	if code := call(t, "GET", srv.URL+"/api/v1/dlq?route=none", "", "", &raw); code != http.StatusOK || string(raw) != "[]" {
+		t.Errorf("empty list: %d %s", code, raw)
+	}
+	var answer map[string]string
+	if code := call(t, "GET", srv.URL+"/api/v1/dlq?bogus=1", "", "", &answer); code != http.StatusBadRequest || !strings.Contains(answer["error"], "bogus") {
+		t.Errorf("bad query: %d %v", code, answer)
+	}
+
+	none := newTestServerWith(t, Options{Engine: fakeEngine{ready: true}})
+	if code := call(t, "GET", none.URL+"/api/v1/dlq", "", "", &answer); code != http.StatusNotImplemented {
+		t.Errorf("list without a backend: %d", code)
+	}
+	if code := call(t, "POST", none.URL+"/api/v1/dlq/replay", "", `{"ids":[1]}`, &answer); code != http.StatusNotImplemented {
+		t.Errorf("redrive without a backend: %d", code)
 	}
 }

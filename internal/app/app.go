@@ -94,7 +94,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
-		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log}, Logger: log.With("component", "admin"),
+		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
+		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
