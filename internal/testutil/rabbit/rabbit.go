@@ -209,17 +209,11 @@ func PublishConfirmed(t testing.TB, ch *amqp.Channel, exchange, key string, msgs
 // missing queue closes the channel.
 func QueueLen(t testing.TB, conn *amqp.Connection, queue string) int {
 	t.Helper()
-	ch := Channel(t, conn)
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("rabbit: queue %s: %v", queue, err)
-	}
-	return q.Messages
+	return inspect(t, conn, queue).Messages
 }
 
-// QueueConsumers is the number of consumers the broker has on a queue.
-func QueueConsumers(t testing.TB, conn *amqp.Connection, queue string) int {
+// inspect declares the queue passively, which reports its messages and consumers.
+func inspect(t testing.TB, conn *amqp.Connection, queue string) amqp.Queue {
 	t.Helper()
 	ch := Channel(t, conn)
 	defer ch.Close()
@@ -227,7 +221,13 @@ func QueueConsumers(t testing.TB, conn *amqp.Connection, queue string) int {
 	if err != nil {
 		t.Fatalf("rabbit: queue %s: %v", queue, err)
 	}
-	return q.Consumers
+	return q
+}
+
+// QueueConsumers is the number of consumers the broker has on a queue.
+func QueueConsumers(t testing.TB, conn *amqp.Connection, queue string) int {
+	t.Helper()
+	return inspect(t, conn, queue).Consumers
 }
 
 // CloseConnections has the broker close every connection whose client-provided name is name
