@@ -115,6 +115,7 @@ var (
 	bucketCursors = []byte("cursors") // name -> seq
 	bucketDead    = []byte("dead")    // id -> dead letter
 	bucketDeadIdx = []byte("deadidx") // route, target, seq -> id
+	bucketJobs    = []byte("jobs")    // id -> an unfinished job's description
 )
 
 // Store is the event log. Its methods are safe for concurrent use.
