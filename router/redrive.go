@@ -85,7 +85,7 @@ func (e *Engine) StartRedrive(dls []store.DeadLetter) (string, error) {
 	e.replays.add(job)
 	go func() {
 		defer e.replays.wg.Done()
-		err := e.runReplay(jobCtx, streams)
+		err := e.runReplay(jobCtx, streams, false)
 		defer e.logFinished(job)
 		defer func() { job.finish(nil, err) }()
 		if err != nil {

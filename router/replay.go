@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // ReplayRequest selects logged events to deliver again (CONTRACT section 5). Since and Until
@@ -26,6 +28,14 @@ type ReplayRequest struct {
 	To     uint64   `json:"to_seq"`
 	Rate   float64  `json:"rate"`
 	DryRun bool     `json:"dry_run"`
+	// Resume continues the unfinished replay job with this id (an extension of CONTRACT
+	// section 5): the job keeps its selection; only Rate may be given with it.
+	Resume string `json:"resume,omitempty"`
+}
+
+func (req ReplayRequest) selectsNothing() bool {
+	return len(req.Routes) == 0 && req.Target == "" && req.Since == "" && req.Until == "" &&
+		req.From == 0 && req.To == 0 && !req.DryRun
 }
 
 // ErrBadReplay marks a request that selects nothing sensible (unknown route, bad time).
@@ -191,6 +201,12 @@ func (e *Engine) StartDryRun(req ReplayRequest, candidate *Topology) (string, er
 }
 
 func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, error) {
+	if req.Resume != "" {
+		if !req.selectsNothing() {
+			return "", fmt.Errorf("%w: resume takes no selection: the job keeps its own (rate may change)", ErrBadReplay)
+		}
+		return e.resumeReplay(req.Resume, req.Rate)
+	}
 	topo := e.topo.Load()
 	sel, err := req.Resolve(topo, e.store.FirstSeq(), e.store.LastSeq(), time.Now())
 	if err != nil {
@@ -227,19 +243,62 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 		}()
 		return id, nil
 	}
-	var streams []*stream
 	// Nothing to replay: an empty log leaves sel.To at 0, which a stream would take for "no
 	// end" (a live stream), and --from-seq may lie past the log's end.
-	selected := sel.Routes
 	if sel.To == 0 || sel.From > sel.To {
-		selected = nil
+		sel.Routes = nil
 	}
-	for _, r := range selected {
+	streams := e.replayStreams(job, topo, &sel, req.Rate)
+	if len(streams) > 0 {
+		// Saved before the first delivery: a job the process does not see to its end (a crash,
+		// an interrupt, a stop) can be resumed from its cursors.
+		if err := e.saveReplay(id, &sel, req.Rate); err != nil {
+			e.replays.remove(job)
+			cancel()
+			return "", err
+		}
+	}
+	e.runJob(jobCtx, job, streams)
+	e.log.Info("replay started", "id", id, "events", total, "from_seq", sel.From, "to_seq", sel.To, "streams", len(streams))
+	return id, nil
+}
+
+// replaySpec is what the log keeps of an unfinished replay job, to resume it.
+type replaySpec struct {
+	Routes []string  `json:"routes"`
+	Target string    `json:"target,omitempty"`
+	From   uint64    `json:"from_seq"`
+	To     uint64    `json:"to_seq"`
+	Since  time.Time `json:"since,omitzero"`
+	Until  time.Time `json:"until,omitzero"`
+	Rate   float64   `json:"rate,omitempty"`
+}
+
+func (e *Engine) saveReplay(id string, sel *Selection, rate float64) error {
+	spec := replaySpec{Target: sel.Target, From: sel.From, To: sel.To, Since: sel.Since, Until: sel.Until, Rate: rate}
+	for _, r := range sel.Routes {
+		spec.Routes = append(spec.Routes, r.Spec.Name)
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := e.store.SaveJob(id, data); err != nil {
+		return fmt.Errorf("recording replay %s in the log: %w", id, err)
+	}
+	return nil
+}
+
+// replayStreams builds a job's streams: one bounded stream per selected (route, target), and
+// per cluster for targets in "all" mode. Each keeps its position in a cursor of the job's.
+func (e *Engine) replayStreams(job *replayJob, topo *Topology, sel *Selection, rate float64) []*stream {
+	var streams []*stream
+	for _, r := range sel.Routes {
 		first := true
 		for _, tn := range sel.targetsOf(topo, r) {
 			for _, p := range e.publishersFor(topo.Targets[tn]) {
 				s := e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub)
-				s.cursor = "replay/" + id + "/" + strings.TrimPrefix(s.cursor, "deliver/")
+				s.cursor = "replay/" + job.id + "/" + strings.TrimPrefix(s.cursor, "deliver/")
 				s.from, s.to, s.replay = sel.From, sel.To, true
 				s.keep = sel.InTime
 				s.lag = nil
@@ -255,33 +314,55 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 			}
 		}
 	}
-	if req.Rate > 0 && len(streams) > 0 {
+	if rate > 0 && len(streams) > 0 {
 		for _, s := range streams {
-			s.rate = req.Rate / float64(len(streams))
+			s.rate = rate / float64(len(streams))
 		}
 	}
-	go func() {
-		defer e.replays.wg.Done()
-		job.finish(nil, e.runReplay(jobCtx, streams))
-		e.logFinished(job)
-	}()
-	e.log.Info("replay started", "id", id, "events", total, "from_seq", sel.From, "to_seq", sel.To, "streams", len(streams))
-	return id, nil
+	return streams
 }
 
+// runJob runs a replay job's streams in the background. A job that reaches its end forgets
+// its record and cursors; one that does not (stopped, failed, or cut short by a stop of the
+// engine) keeps them, to be resumed.
+func (e *Engine) runJob(ctx context.Context, job *replayJob, streams []*stream) {
+	go func() {
+		defer e.replays.wg.Done()
+		err := e.runReplay(ctx, streams, true)
+		if err == nil && len(streams) > 0 {
+			if derr := e.store.DeleteJob(job.id); derr != nil {
+				e.log.Warn("replay done, but its record stays in the log", "id", job.id, "error", derr)
+			}
+		}
+		job.finish(nil, err)
+		e.logFinished(job)
+	}()
+}
+
+// errCutShort ends a job whose streams the engine stopped before their end: it is stopped,
+// and can be resumed.
+var errCutShort = fmt.Errorf("the router stopped before the end: %w", context.Canceled)
+
 // runReplay runs a job's streams to their ends and returns the first failure; the caller
-// finishes the job (after any follow-up work, so that waiters see it done).
-func (e *Engine) runReplay(ctx context.Context, streams []*stream) error {
+// finishes the job (after any follow-up work, so that waiters see it done). A stream that
+// reaches its end deletes its cursor; with keepUnfinished, one that does not keeps it.
+func (e *Engine) runReplay(ctx context.Context, streams []*stream, keepUnfinished bool) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(streams))
 	for _, s := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.run(ctx); err != nil {
+			err := s.run(ctx)
+			if err == nil && !s.finished() {
+				err = errCutShort
+			}
+			if err != nil {
 				errs <- fmt.Errorf("%s: %w", s.cursor, err)
 			}
-			_ = e.store.DeleteCursor(s.cursor)
+			if err == nil || !keepUnfinished {
+				_ = e.store.DeleteCursor(s.cursor)
+			}
 		}()
 	}
 	wg.Wait()
@@ -293,6 +374,73 @@ func (e *Engine) runReplay(ctx context.Context, streams []*stream) error {
 		}
 	}
 	return err
+}
+
+// resumeReplay continues an unfinished replay job: its streams go on after their cursors,
+// under the same id. rate, when above 0, replaces the job's own.
+func (e *Engine) resumeReplay(id string, rate float64) (string, error) {
+	data, err := e.store.Job(id)
+	if errors.Is(err, store.ErrNoJob) {
+		ids, _ := e.store.Jobs()
+		return "", fmt.Errorf("%w: no unfinished replay %q to resume (unfinished: %s)", ErrBadReplay, id, listOrNone(ids))
+	}
+	if err != nil {
+		return "", err
+	}
+	var spec replaySpec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return "", fmt.Errorf("replay %s: its record in the log: %w", id, err)
+	}
+	if e.replays.running(id) {
+		return "", fmt.Errorf("%w: replay %s is running", ErrBadReplay, id)
+	}
+	topo := e.topo.Load()
+	sel := Selection{Target: spec.Target, From: spec.From, To: spec.To, Since: spec.Since, Until: spec.Until}
+	if sel.Target != "" && topo.Targets[sel.Target] == nil {
+		return "", fmt.Errorf("%w: replay %s: target %q is no longer configured", ErrBadReplay, id, sel.Target)
+	}
+	for _, name := range spec.Routes {
+		r := topo.Route(name)
+		if r == nil {
+			return "", fmt.Errorf("%w: replay %s: route %q is no longer configured", ErrBadReplay, id, name)
+		}
+		sel.Routes = append(sel.Routes, r)
+	}
+	if rate <= 0 {
+		rate = spec.Rate
+	}
+	jobCtx, cancel := context.WithCancel(context.Background())
+	job := &replayJob{id: id, started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
+	streams := e.replayStreams(job, topo, &sel, rate)
+	resumeFrom := sel.To + 1
+	for _, s := range streams {
+		pos, err := e.store.Cursor(s.cursor)
+		if err != nil {
+			cancel()
+			return "", err
+		}
+		s.from = max(s.from, pos+1)
+		resumeFrom = min(resumeFrom, s.from)
+	}
+	rest := sel
+	rest.From = resumeFrom
+	if resumeFrom <= rest.To {
+		if _, job.total, err = CountSelected(e.store, topo, &rest); err != nil {
+			cancel()
+			return "", err
+		}
+	}
+	e.replays.add(job)
+	e.runJob(jobCtx, job, streams)
+	e.log.Info("replay resumed", "id", id, "events", job.total, "from_seq", resumeFrom, "to_seq", sel.To, "streams", len(streams))
+	return id, nil
+}
+
+func listOrNone(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
 }
 
 func (e *Engine) logFinished(job *replayJob) {
@@ -325,6 +473,30 @@ func (e *Engine) WaitReplay(ctx context.Context, id string) (ReplayProgress, err
 	case <-ctx.Done():
 		return job.progress(), ctx.Err()
 	}
+}
+
+// running reports whether the job with id runs now.
+func (r *replays) running(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	job := r.jobs[id]
+	if job == nil {
+		return false
+	}
+	select {
+	case <-job.finished:
+		return false
+	default:
+		return true
+	}
+}
+
+// remove forgets a job that was added but will not run.
+func (r *replays) remove(job *replayJob) {
+	r.mu.Lock()
+	delete(r.jobs, job.id)
+	r.mu.Unlock()
+	r.wg.Done()
 }
 
 // add registers a job; the caller runs it and calls wg.Done when it ends.

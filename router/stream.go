@@ -191,6 +191,11 @@ func (s *stream) fill(ctx context.Context) error {
 	batch := s.e.batchPool.Get().(*[]*event.Event)
 	defer func() { clear(*batch); *batch = (*batch)[:0]; s.e.batchPool.Put(batch) }()
 	limit := s.window - len(s.inflight)
+	if s.rate > 0 {
+		// Paced publishing sleeps in admit: a batch of about a tenth of a second lets settle
+		// (and the cursor, which a resumed job starts from) keep up.
+		limit = min(limit, max(1, int(s.rate/10)))
+	}
 	if s.to > 0 && uint64(limit) > s.to-s.next+1 {
 		limit = int(s.to - s.next + 1)
 	}

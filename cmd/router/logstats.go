@@ -24,6 +24,9 @@ type logStats struct {
 	// Streams are the delivery positions, one per (route, target) and per cluster for targets
 	// in "all" mode. Lag counts the logged events after the position (not only the matching ones).
 	Streams []streamPosition `json:"streams"`
+	// UnfinishedReplays are the ids of replay jobs that did not reach their end, for
+	// `router replay --resume ID`.
+	UnfinishedReplays []string `json:"unfinished_replays"`
 	// DeadLetters counts every dead letter; DeadLettersPending those not redriven.
 	DeadLetters        uint64 `json:"dead_letters"`
 	DeadLettersPending uint64 `json:"dead_letters_pending"`
@@ -42,7 +45,8 @@ type streamPosition struct {
 func cmdLogStats(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("log stats", "[-c FILE]", stdout, stderr)
 	describe(fs, "log stats", "[-c FILE]", "Prints one JSON object: event count, file size, seq and time range, events per\n"+
-		"source, each (route, target) delivery position with its lag, and dead-letter counts.\n"+logLockNote)
+		"source, each (route, target) delivery position with its lag, the replay jobs that did not\n"+
+		"reach their end (see router replay --resume), and dead-letter counts.\n"+logLockNote)
 	path := configFlag(fs)
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
@@ -70,6 +74,12 @@ func collectStats(cfg *config.Config, st *store.Store) (logStats, error) {
 	}
 	if !raw.Oldest.IsZero() {
 		s.Oldest, s.Newest = raw.Oldest.Format(time.RFC3339Nano), raw.Newest.Format(time.RFC3339Nano)
+	}
+	if s.UnfinishedReplays, err = st.Jobs(); err != nil {
+		return s, err
+	}
+	if s.UnfinishedReplays == nil {
+		s.UnfinishedReplays = []string{}
 	}
 	cursors, err := st.Cursors()
 	if err != nil {

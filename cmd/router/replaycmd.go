@@ -14,7 +14,8 @@ import (
 )
 
 const replaySynopsis = "[-c FILE] [--route R]... [--target T] [--since D|T] [--until D|T] " +
-	"[--from-seq N] [--to-seq N] [--rate N] [--dry-run [--with-config FILE]] [--json]"
+	"[--from-seq N] [--to-seq N] [--rate N] [--dry-run [--with-config FILE]] [--json]\n" +
+	"       router replay [-c FILE] --resume ID [--rate N] [--json]"
 
 const replayHelp = `
 Re-delivers logged events through the routes as they are configured now; replayed messages
@@ -26,7 +27,12 @@ While the router runs, the replay runs inside it, through the admin API at route
 (with router.admin_token). While it is stopped, this command opens the event log itself and
 connects to the target clusters (a dry run connects to no broker). Progress goes to stderr;
 the result ("replayed N events", "would replay N events") to stdout. Interrupting the command
-stops the replay, offline or in the router.`
+stops the replay, offline or in the router.
+
+A replay that does not reach its end (interrupted, stopped, failed, or cut short by a crash or
+a stop of the router) keeps its position in the log: --resume ID continues it after the last
+event its targets confirmed, with the same selection (some events just before that point may
+be delivered twice).`
 
 // pollEvery is how often a running job's progress is fetched.
 const pollEvery = 200 * time.Millisecond
@@ -45,6 +51,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	dryRun := fs.Bool("dry-run", false, "deliver nothing; report what a replay would deliver")
 	withConfig := fs.String("with-config", "", "with --dry-run: compare against this candidate configuration `FILE`")
 	asJSON := fs.Bool("json", false, "print the job's final state as one JSON object instead of text")
+	resume := fs.String("resume", "", "continue the unfinished replay job `ID` (it keeps its selection; --rate may change)")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
 	}
@@ -55,6 +62,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usageError(fs, stderr, "%v", err)
 	}
 	switch {
+	case *resume != "" && (len(routes) > 0 || *target != "" || *when.since != "" || *when.until != "" || *from != 0 || *to != 0 || *dryRun):
+		return usageError(fs, stderr, "--resume takes no selection: the job keeps its own")
 	case *withConfig != "" && !*dryRun:
 		return usageError(fs, stderr, "--with-config needs --dry-run")
 	case *rate < 0:
@@ -64,7 +73,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	body := app.ReplayBody{ReplayRequest: router.ReplayRequest{
 		Routes: routes, Target: *target, Since: *when.since, Until: *when.until,
-		From: *from, To: *to, Rate: *rate, DryRun: *dryRun,
+		From: *from, To: *to, Rate: *rate, DryRun: *dryRun, Resume: *resume,
 	}}
 	if body.Routes == nil {
 		body.Routes = []string{}
@@ -103,13 +112,14 @@ func replayThroughRouter(ctx context.Context, cfg *config.Config, body app.Repla
 	if err != nil {
 		return router.ReplayProgress{}, err
 	}
-	view := newProgress(stderr, jobLabel(body.DryRun)+" (router at "+cfg.Router.AdminAddr+")")
+	view := newProgress(stderr, jobLabel(body.DryRun, id)+" (router at "+cfg.Router.AdminAddr+")")
 	return client.follow(ctx, id, "replay", view)
 }
 
-func jobLabel(dryRun bool) string {
+// jobLabel names a job in its progress lines; a replay's id is shown, since --resume takes it.
+func jobLabel(dryRun bool, id string) string {
 	if dryRun {
 		return "dry run"
 	}
-	return "replaying"
+	return "replaying (job " + id + ")"
 }

@@ -54,7 +54,7 @@ func replayOffline(ctx context.Context, cfg *config.Config, body app.ReplayBody,
 		if id, err = app.StartReplay(ctx, engine, off.Host, body); err != nil {
 			return err
 		}
-		return followLocal(ctx, engine, id, newProgress(stderr, "replaying"))
+		return followLocal(ctx, engine, id, newProgress(stderr, jobLabel(false, id)))
 	})
 	if id == "" {
 		return router.ReplayProgress{}, err

@@ -40,6 +40,9 @@ func (o replayOutput) result(p router.ReplayProgress) int {
 	default:
 		fmt.Fprintf(o.stderr, "router replay: the job %s: %s\n", p.State, p.Error)
 	}
+	if !o.dryRun && p.ID != "" && p.Total > 0 {
+		fmt.Fprintf(o.stderr, "router replay: 'router replay --resume %s' continues it where it stopped\n", p.ID)
+	}
 	return exitFail
 }
 

@@ -263,7 +263,7 @@ func TestOfflineReplayStopsOnInterrupt(t *testing.T) {
 
 	// Two events a second: interrupted after the first, the job cannot have sent all six.
 	res := interruptAfter(t, func() { out.take(1, waitMsgs) }, "replay", "-c", cliCfg, "--rate", "2")
-	if res.code != 1 || !strings.Contains(res.stderr, "router replay: stopped after") {
+	if res.code != 1 || !strings.Contains(res.stderr, "router replay: stopped after") || !strings.Contains(res.stderr, "router replay --resume ") {
 		t.Errorf("exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
 	}
 	var more []amqp.Delivery
