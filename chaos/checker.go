@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"sort"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/consumeloop"
 )
 
 // Router headers the checker reads (CONTRACT section 3).
@@ -60,45 +61,9 @@ func startChecker(b *broker, connName, dlqQueue string, sinks []watch, verify fu
 }
 
 func (c *checker) run(ctx context.Context, w watch) {
-	for ctx.Err() == nil {
-		if err := c.consume(ctx, w); err != nil && ctx.Err() == nil {
-			select { // the broker closed the connection, or is restarting
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-}
-
-func (c *checker) consume(ctx context.Context, w watch) error {
-	conn, err := c.b.dial(c.connName)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	if err := ch.Qos(1000, 0, false); err != nil {
-		return err
-	}
-	deliveries, err := ch.Consume(w.queue, "", false, false, false, false, nil)
-	if err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil // closing the connection returns what is unacknowledged
-		case d, ok := <-deliveries:
-			if !ok {
-				return fmt.Errorf("consumer of %s ended", w.queue)
-			}
-			c.keep(w.sink, &d)
-			_ = d.Ack(false)
-		}
-	}
+	dial := func() (*amqp.Connection, error) { return c.b.dial(c.connName) }
+	opts := consumeloop.Options{Dial: dial, Queue: w.queue, Prefetch: 1000, RetryAfter: 100 * time.Millisecond}
+	consumeloop.Run(ctx, opts, func(d *amqp.Delivery) { c.keep(w.sink, d) })
 }
 
 func (c *checker) keep(sink string, d *amqp.Delivery) {

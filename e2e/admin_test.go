@@ -33,25 +33,25 @@ route "all" {
 `
 	r := startRouterUnready(t, writeConfig(t, t.TempDir(), cfg))
 
-	expectCode(t, r.admin, "/healthz", http.StatusOK)
-	checkNotReady(t, r.admin, "at start, with the source's broker unreachable")
+	expectCode(t, r.Admin, "/healthz", http.StatusOK)
+	checkNotReady(t, r.Admin, "at start, with the source's broker unreachable")
 	proxy.Restore()
-	waitReady(t, r.admin, 30*time.Second)
-	expectCode(t, r.admin, "/healthz", http.StatusOK)
+	waitReady(t, r.Admin, 30*time.Second)
+	expectCode(t, r.Admin, "/healthz", http.StatusOK)
 
 	mustPublish(t, srcX,
 		message{key: "admin.one", msg: amqp.Publishing{MessageId: "admin-1"}},
 		message{key: "other.key", msg: amqp.Publishing{MessageId: "admin-unmatched"}},
 		message{key: "admin.two", msg: amqp.Publishing{MessageId: "admin-2"}})
 	out.waitIDs(t, "target out", []string{"admin-1", "admin-2"}, 30*time.Second)
-	waitSettled(t, r.admin, 3, 30*time.Second)
-	checkStatusDocument(t, r.admin)
-	checkMetrics(t, r.admin)
+	waitSettled(t, r.Admin, 3, 30*time.Second)
+	checkStatusDocument(t, r.Admin)
+	checkMetrics(t, r.Admin)
 
 	proxy.Cut()
-	checkNotReady(t, r.admin, "after the source's broker became unreachable")
+	checkNotReady(t, r.Admin, "after the source's broker became unreachable")
 	proxy.Restore()
-	waitReady(t, r.admin, 30*time.Second)
+	waitReady(t, r.Admin, 30*time.Second)
 }
 
 func expectCode(t *testing.T, admin, path string, want int) []byte {

@@ -3,26 +3,20 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/adminapi"
 )
 
+// httpClient bounds the tests' requests to the admin API.
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 // get fetches http://admin/path and returns the status code and body.
-func get(admin, path string) (int, []byte, error) {
-	resp, err := httpClient.Get("http://" + admin + path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
-}
+var get = adminapi.Get
 
 func readyz(admin string) (int, []byte) {
 	code, body, _ := get(admin, "/readyz")
@@ -41,43 +35,10 @@ func waitReady(t testing.TB, admin string, timeout time.Duration) {
 }
 
 // status is the part of /api/v1/status the tests read.
-type status struct {
-	Ready   bool   `json:"ready"`
-	Reason  string `json:"reason"`
-	Sources []struct {
-		Name      string `json:"name"`
-		Consuming bool   `json:"consuming"`
-	} `json:"sources"`
-	Streams []struct {
-		Route    string `json:"route"`
-		Target   string `json:"target"`
-		Cluster  string `json:"cluster"`
-		Position uint64 `json:"position"`
-		Lag      uint64 `json:"lag"`
-	} `json:"streams"`
-	Clusters []struct {
-		Name      string
-		Connected bool
-	} `json:"clusters"`
-	Store struct {
-		SizeBytes int64  `json:"size_bytes"`
-		FirstSeq  uint64 `json:"first_seq"`
-		LastSeq   uint64 `json:"last_seq"`
-	} `json:"store"`
-}
+type status = adminapi.Status
 
-func getStatus(t testing.TB, admin string) status {
-	t.Helper()
-	code, body, err := get(admin, "/api/v1/status")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET /api/v1/status: %d %v %s", code, err, body)
-	}
-	var st status
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatalf("/api/v1/status is not the JSON expected: %v\n%s", err, body)
-	}
-	return st
-}
+// getStatus fetches /api/v1/status, failing the test if it cannot.
+var getStatus = adminapi.GetStatus
 
 // waitSettled waits until the log holds at least minEvents events and every stream's position
 // is the log's last seq: everything logged is delivered (or dead-lettered), so the targets

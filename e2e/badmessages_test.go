@@ -61,7 +61,7 @@ route "all" {
 	if deaths, _ := dead["big"].Headers["x-death"].([]any); len(deaths) == 0 {
 		t.Errorf("the oversized message carries no x-death header: %v", dead["big"].Headers)
 	}
-	m := scrape(t, r.admin)
+	m := scrape(t, r.Admin)
 	if v, _ := metricValue(m, "router_events_rejected_total", map[string]string{"source": "in", "reason": "oversize"}); v != 1 {
 		t.Errorf("router_events_rejected_total{reason=oversize} = %v, want 1", v)
 	}

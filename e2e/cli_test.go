@@ -30,7 +30,8 @@ func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr 
 	return code, out.String(), errOut.String()
 }
 
-const goodConfig = `cluster "main" {
+// cliBrokerBlocks is a config's broker part for the CLI tests; nothing connects to it.
+const cliBrokerBlocks = `cluster "main" {
   url = "amqp://guest:guest@127.0.0.1:5672/"
 }
 source "in" {
@@ -42,7 +43,9 @@ target "out" {
   cluster  = "main"
   exchange = "out"
 }
-route "all" {
+`
+
+const goodConfig = cliBrokerBlocks + `route "all" {
   source  = "in"
   targets = ["out"]
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/consumeloop"
 )
 
 // collector consumes a queue in the background and keeps every delivery. It reconnects when
@@ -38,52 +40,14 @@ func collect(t testing.TB, queue string) *collector {
 
 func (c *collector) run(ctx context.Context) {
 	defer close(c.done)
-	for ctx.Err() == nil {
-		if err := c.consume(ctx); err != nil && ctx.Err() == nil {
-			// The broker closed the connection, or the queue is not there yet: try again.
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
+	opts := consumeloop.Options{Dial: dial, Queue: c.queue, Prefetch: 500, RetryAfter: 50 * time.Millisecond}
+	consumeloop.Run(ctx, opts, c.keep)
 }
 
-func (c *collector) consume(ctx context.Context) error {
-	conn, err := dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	if err := ch.Qos(500, 0, false); err != nil {
-		return err
-	}
-	deliveries, err := ch.Consume(c.queue, "", false, false, false, false, nil)
-	if err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil // closing the connection returns what is unacknowledged
-		case d, ok := <-deliveries:
-			if !ok {
-				return fmt.Errorf("consumer of %s ended", c.queue)
-			}
-			c.keep(d)
-			_ = d.Ack(false)
-		}
-	}
-}
-
-func (c *collector) keep(d amqp.Delivery) {
+func (c *collector) keep(d *amqp.Delivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.msgs = append(c.msgs, d)
+	c.msgs = append(c.msgs, *d)
 	c.ids[d.MessageId]++
 }
 

@@ -54,13 +54,13 @@ route "all" {
 	if dups := out.duplicates(); len(dups) > 0 {
 		t.Logf("%d of %d messages arrived more than once (at least once delivery)", len(dups), len(ids))
 	}
-	waitReady(t, r.admin, 30*time.Second)
+	waitReady(t, r.Admin, 30*time.Second)
 
-	logs := r.logs.String()
+	logs := r.Logs.String()
 	if !strings.Contains(logs, "connection to the broker lost") {
 		t.Errorf("the router never saw its connection close; the test proves nothing")
 	}
-	m := scrape(t, r.admin)
+	m := scrape(t, r.Admin)
 	if n, _ := metricValue(m, "router_broker_reconnects_total", map[string]string{"cluster": cluster}); n < 2 {
 		t.Errorf("router_broker_reconnects_total = %v, want at least 2 (a reconnect after the loss)", n)
 	}

@@ -81,7 +81,7 @@ route "all" {
 
 	kept.waitCount(t, "target kept", 3, 30*time.Second)
 	stripped.waitCount(t, "target stripped", 3, 30*time.Second)
-	waitSettled(t, r.admin, 3, 30*time.Second)
+	waitSettled(t, r.Admin, 3, 30*time.Second)
 	kept.stop()
 	stripped.stop()
 	if kept.count() != 3 || stripped.count() != 3 {

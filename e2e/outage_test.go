@@ -55,9 +55,9 @@ func TestTargetOutage(t *testing.T) {
 	rabbit.SkipIfShort(t)
 	s := newOutageSetup(t)
 	r := startRouter(t, s.path)
-	waitCluster(t, r.admin, "far", true, 30*time.Second)
+	waitCluster(t, r.Admin, "far", true, 30*time.Second)
 	s.proxy.Cut()
-	waitCluster(t, r.admin, "far", false, 30*time.Second)
+	waitCluster(t, r.Admin, "far", false, 30*time.Second)
 
 	const n = 200
 	msgs, ids := numbered("outage", "outage.event", n)
@@ -69,7 +69,7 @@ func TestTargetOutage(t *testing.T) {
 	if got := s.b.count(); got != 0 {
 		t.Fatalf("target b received %d messages while its cluster was cut off", got)
 	}
-	took := r.stopTimed(t)
+	took := stopTimed(t, r)
 	t.Logf("graceful stop during the outage took %v", took)
 
 	r = startRouter(t, s.path)
@@ -78,7 +78,7 @@ func TestTargetOutage(t *testing.T) {
 	}
 	s.proxy.Restore()
 	s.b.waitCount(t, "target b (far) after the outage", n, 60*time.Second)
-	waitSettled(t, r.admin, n, 30*time.Second)
+	waitSettled(t, r.Admin, n, 30*time.Second)
 	s.a.stop()
 	s.b.stop()
 
@@ -99,7 +99,7 @@ func TestTargetOutage(t *testing.T) {
 			t.Errorf("message e2e-seq %d: message id %q, published as %q", seq, d.MessageId, ids[i])
 		}
 	}
-	checkNothingDeadLettered(t, r.admin, s.dlq, s.dlqQueue, "r")
+	checkNothingDeadLettered(t, r.Admin, s.dlq, s.dlqQueue, "r")
 }
 
 // bySeqHeader indexes deliveries by their e2e-seq header, which must run over 0..n-1, once.
@@ -137,18 +137,18 @@ func TestShutdownDuringTargetOutage(t *testing.T) {
 	rabbit.SkipIfShort(t)
 	s := newOutageSetup(t)
 	r := startRouter(t, s.path)
-	waitCluster(t, r.admin, "far", true, 30*time.Second)
+	waitCluster(t, r.Admin, "far", true, 30*time.Second)
 	s.proxy.Cut()
-	waitCluster(t, r.admin, "far", false, 30*time.Second)
+	waitCluster(t, r.Admin, "far", false, 30*time.Second)
 	msgs, _ := numbered("stop-outage", "outage.event", 1)
 	mustPublish(t, s.srcX, msgs...)
 	s.a.waitCount(t, "target a (near)", 1, 30*time.Second)
 	// Wait until the far stream has met the outage: its position stays behind the log.
 	waitFor(t, 10*time.Second, func() bool {
-		return getStatus(t, r.admin).Store.LastSeq == 1 && strings.Contains(r.logs.String(), "target unreachable")
+		return getStatus(t, r.Admin).Store.LastSeq == 1 && strings.Contains(r.Logs.String(), "target unreachable")
 	}, func() string { return "the far stream never reported the outage" })
 
-	took := r.stopTimed(t)
+	took := stopTimed(t, r)
 	if took > 5*time.Second {
 		t.Errorf("graceful stop took %v with a target in outage and nothing in flight; want well under the 10s drain timeout "+
 			"(router/stream.go: run calls recover, which blocks in WaitReady until the drain timeout cancels it, "+

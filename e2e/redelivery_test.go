@@ -32,7 +32,7 @@ route "all" {
 	r := startRouter(t, path)
 	mustPublish(t, srcX, message{"tasks.add", task})
 	out.waitCount(t, "target out, first message", 1, 30*time.Second)
-	r.stopTimed(t)
+	stopTimed(t, r)
 
 	mustPublish(t, srcX, message{"tasks.add", task})
 	takeWithoutAck(t, srcQ)
@@ -41,7 +41,7 @@ route "all" {
 	in := map[string]string{"source": "in"}
 	var stored, dups float64
 	waitFor(t, 30*time.Second, func() bool {
-		m := scrape(t, r.admin)
+		m := scrape(t, r.Admin)
 		stored, _ = metricValue(m, "router_events_stored_total", in)
 		dups, _ = metricValue(m, "router_events_duplicate_total", in)
 		return stored+dups >= 1

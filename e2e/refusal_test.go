@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wasmrouter/wasmrouter/internal/testutil/inproc"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 )
 
@@ -14,7 +15,7 @@ import (
 // bad, retries twice with tiny backoffs, and dead-letters to dlq. bindBad says whether the
 // test binds a queue to bad's exchange.
 type refusalSetup struct {
-	router         *inProcess
+	router         *inproc.Router
 	srcX, badX     string
 	good, bad, dlq *collector
 	badQ           string
@@ -62,11 +63,11 @@ func TestTargetRefusalNoRoute(t *testing.T) {
 
 	s.good.waitIDs(t, "target good", ids, 30*time.Second)
 	s.dlq.waitIDs(t, "dead-letter target", ids, 30*time.Second)
-	waitSettled(t, s.router.admin, uint64(len(ids)), 30*time.Second)
+	waitSettled(t, s.router.Admin, uint64(len(ids)), 30*time.Second)
 	checkDeadLetters(t, s.dlq, ids, "NO_ROUTE")
 	checkExactly(t, "target good", s.good, ids)
 
-	m := scrape(t, s.router.admin)
+	m := scrape(t, s.router.Admin)
 	metricIs(t, m, "router_events_dead_lettered_total", map[string]string{"route": "r"}, float64(len(ids)))
 	metricIs(t, m, "router_events_delivered_total", map[string]string{"route": "r", "target": "good"}, float64(len(ids)))
 	metricIs(t, m, "router_delivery_retries_total", map[string]string{"route": "r", "target": "bad"}, float64(len(ids)))
@@ -86,11 +87,11 @@ func TestTargetExchangeDeleted(t *testing.T) {
 	mustPublish(t, s.srcX, msgs...)
 	s.good.waitIDs(t, "target good", append(ids, "before-delete"), 30*time.Second)
 	s.dlq.waitIDs(t, "dead-letter target", ids, 30*time.Second)
-	waitSettled(t, s.router.admin, uint64(len(ids)+1), 30*time.Second)
+	waitSettled(t, s.router.Admin, uint64(len(ids)+1), 30*time.Second)
 	checkDeadLetters(t, s.dlq, ids, "404")
 	checkExactly(t, "target good", s.good, append(ids, "before-delete"))
 	checkExactly(t, "target bad", s.bad, []string{"before-delete"})
-	metricIs(t, scrape(t, s.router.admin), "router_events_dead_lettered_total", map[string]string{"route": "r"}, float64(len(ids)))
+	metricIs(t, scrape(t, s.router.Admin), "router_events_dead_lettered_total", map[string]string{"route": "r"}, float64(len(ids)))
 }
 
 // checkDeadLetters stops the dead-letter collector and checks it holds each id once, with the

@@ -1,21 +1,16 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
-	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/inproc"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 )
@@ -37,102 +32,38 @@ func writeConfig(t testing.TB, dir, src string) string {
 	return path
 }
 
-// loadConfig loads path, failing the test on any error diagnostic.
-func loadConfig(t testing.TB, path string) *config.Config {
-	t.Helper()
-	cfg, diags := config.Load(path, func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		var b bytes.Buffer
-		config.FormatDiagnostics(&b, diags)
-		t.Fatalf("config %s does not load:\n%s", path, b.String())
-	}
-	return cfg
-}
-
 // clusterBlock is a cluster block for url.
 func clusterBlock(name, url string) string {
 	return "cluster " + hclString(name) + " {\n  url = " + hclString(url) + "\n}\n"
 }
 
-// logBuffer keeps the router's log for failure messages.
+// logBuffer keeps a router process's output for failure messages.
 type logBuffer = logbuf.Buffer
 
-// inProcess is a router started with app.Run in this process.
-type inProcess struct {
-	admin   string
-	logs    *logBuffer
-	cancel  context.CancelFunc
-	done    chan error
-	once    sync.Once
-	stopErr error
-}
-
-// startRouter runs the router on the config at path and waits until it is ready. It is
-// stopped gracefully when the test ends, if the test has not stopped it.
-func startRouter(t testing.TB, path string) *inProcess {
+// startRouter runs the router in this process on the config at path and waits until it is
+// ready. It is stopped gracefully when the test ends, if the test has not stopped it.
+func startRouter(t testing.TB, path string) *inproc.Router {
 	t.Helper()
 	r := startRouterUnready(t, path)
-	waitReady(t, r.admin, 30*time.Second)
+	waitReady(t, r.Admin, 30*time.Second)
 	return r
 }
 
 // startRouterUnready runs the router without waiting for readiness.
-func startRouterUnready(t testing.TB, path string) *inProcess {
+func startRouterUnready(t testing.TB, path string) *inproc.Router {
 	t.Helper()
-	cfg := loadConfig(t, path)
-	r := &inProcess{logs: &logBuffer{}, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	started := make(chan app.Running, 1)
-	go func() {
-		r.done <- app.Run(ctx, cfg, log, app.Options{
-			AdminAddr: "127.0.0.1:0",
-			Started:   func(run app.Running) { started <- run },
-		})
-	}()
-	t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			t.Errorf("router stopped with an error: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("router log (last lines):\n%s", r.logs.Tail(60))
-		}
-	})
-	select {
-	case run := <-started:
-		r.admin = run.AdminAddr
-	case err := <-r.done:
-		r.once.Do(cancel)
-		t.Fatalf("router did not start: %v\n%s", err, r.logs.Tail(40))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("router not started after 30s:\n%s", r.logs.Tail(40))
-	}
-	return r
+	return inproc.Start(t, inproc.LoadFile(t, path), inproc.Options{LogLevel: slog.LevelDebug})
 }
 
 // stopTimeout bounds a graceful stop in the tests.
 const stopTimeout = 30 * time.Second
 
-// stop cancels the router and waits for app.Run to return; idempotent.
-func (r *inProcess) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		select {
-		case r.stopErr = <-r.done:
-		case <-time.After(stopTimeout):
-			r.stopErr = errors.New("app.Run did not return within " + stopTimeout.String() + " of cancel")
-		}
-	})
-	return r.stopErr
-}
-
 // stopTimed stops the router, failing the test on an error, and says how long it took.
-func (r *inProcess) stopTimed(t testing.TB) time.Duration {
+func stopTimed(t testing.TB, r *inproc.Router) time.Duration {
 	t.Helper()
 	start := time.Now()
-	if err := r.stop(); err != nil {
-		t.Fatalf("stopping the router: %v\n%s", err, r.logs.Tail(40))
+	if err := r.Stop(); err != nil {
+		t.Fatalf("stopping the router: %v\n%s", err, r.Logs.Tail(40))
 	}
 	return time.Since(start)
 }

@@ -105,7 +105,7 @@ route "payment" {
 	for _, name := range targets {
 		collectors[name].waitIDs(t, "target "+name, keys(wantIDs[name]), 30*time.Second)
 	}
-	waitSettled(t, r.admin, uint64(len(msgs)), 30*time.Second)
+	waitSettled(t, r.Admin, uint64(len(msgs)), 30*time.Second)
 	for _, name := range targets {
 		c := collectors[name]
 		c.stop()
@@ -115,7 +115,7 @@ route "payment" {
 		checkRouted(t, name, c.messages(), want[name], keyOf)
 	}
 
-	m := scrape(t, r.admin)
+	m := scrape(t, r.Admin)
 	in := map[string]string{"source": "in"}
 	metricIs(t, m, "router_events_consumed_total", in, float64(len(msgs)))
 	metricIs(t, m, "router_events_stored_total", in, float64(len(msgs)))

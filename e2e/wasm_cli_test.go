@@ -9,20 +9,8 @@ import (
 	"testing"
 )
 
-// cliBase is a config's broker part for the CLI tests; nothing connects to it.
-const cliBase = `cluster "main" {
-  url = "amqp://guest:guest@127.0.0.1:5672/"
-}
-source "in" {
-  cluster  = "main"
-  exchange = "events"
-  queue    = "router.events"
-}
-target "out" {
-  cluster  = "main"
-  exchange = "out"
-}
-target "items" {
+// cliBase is cliBrokerBlocks with a second target, for the splitter.
+const cliBase = cliBrokerBlocks + `target "items" {
   cluster  = "main"
   exchange = "items"
 }

@@ -51,7 +51,7 @@ func TestHandlerIDsStableAcrossReplayAndRestart(t *testing.T) {
 		splitParent("ids-3", "order.updated", `{"items":[{"c":true}]}`))
 	const emits = 6
 	items.waitCount(t, "first delivery", emits, 30*time.Second)
-	waitSettled(t, r.admin, 3, 30*time.Second)
+	waitSettled(t, r.Admin, 3, 30*time.Second)
 	first := deliveriesByID(t, "first delivery", items.messages())
 	if len(first) != emits {
 		t.Fatalf("first delivery: %d distinct ids for %d emitted messages", len(first), emits)
@@ -63,11 +63,11 @@ func TestHandlerIDsStableAcrossReplayAndRestart(t *testing.T) {
 		}
 	}
 
-	jobID := wasmPostReplay(t, r.admin, `{"routes":["split"],"target":"items"}`)
-	wasmWaitReplay(t, r.admin, jobID, 30*time.Second)
+	jobID := wasmPostReplay(t, r.Admin, `{"routes":["split"],"target":"items"}`)
+	wasmWaitReplay(t, r.Admin, jobID, 30*time.Second)
 	items.waitCount(t, "after the replay", 2*emits, 30*time.Second)
 	checkSameIDs(t, "replay", first, items.messages()[emits:], true)
-	r.stopTimed(t)
+	stopTimed(t, r)
 
 	// A restart with the items cursor back at 0: the stream runs the handler over the log again.
 	st, err := store.Open(store.Options{Path: filepath.Join(dir, "data", "router.db")})
@@ -82,7 +82,7 @@ func TestHandlerIDsStableAcrossReplayAndRestart(t *testing.T) {
 	}
 	r = startRouter(t, path)
 	items.waitCount(t, "after the restart", 3*emits, 30*time.Second)
-	waitSettled(t, r.admin, 3, 30*time.Second)
+	waitSettled(t, r.Admin, 3, 30*time.Second)
 	checkSameIDs(t, "restart", first, items.messages()[2*emits:], false)
 	if n := items.count(); n != 3*emits {
 		t.Errorf("items got %d messages in all, want %d", n, 3*emits)

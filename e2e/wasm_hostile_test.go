@@ -70,7 +70,7 @@ route "calm" {
 }
 `
 	r := startRouter(t, writeConfig(t, t.TempDir(), cfg))
-	ready := watchReady(t, r.admin)
+	ready := watchReady(t, r.Admin)
 
 	var msgs []message
 	var all, passed, failed []string
@@ -90,11 +90,11 @@ route "calm" {
 	out.waitIDs(t, "target out", passed, 30*time.Second)
 	dlq.waitIDs(t, "dead_letter dlq", failed, 30*time.Second)
 	calm.waitIDs(t, "target calm", all, 30*time.Second)
-	waitSettled(t, r.admin, uint64(len(all)), 30*time.Second)
+	waitSettled(t, r.Admin, uint64(len(all)), 30*time.Second)
 	t.Logf("%d events (%d hostile) settled in %v", len(all), len(failed), time.Since(start).Round(time.Millisecond))
 
 	checkHostileDeadLetters(t, dlq.messages())
-	checkHostileMetrics(t, scrape(t, r.admin), len(passed), len(failed))
+	checkHostileMetrics(t, scrape(t, r.Admin), len(passed), len(failed))
 
 	// The router still serves: a second batch, hostile events included, flows as the first.
 	more, moreIDs := numbered("after", "job.run", 50)
@@ -106,8 +106,8 @@ route "calm" {
 	out.waitIDs(t, "target out, second batch", moreIDs, 30*time.Second)
 	dlq.waitIDs(t, "dead_letter dlq, second batch", []string{"loop-again"}, 30*time.Second)
 	calm.waitIDs(t, "target calm, second batch", append(moreIDs, "loop-again"), 30*time.Second)
-	waitSettled(t, r.admin, uint64(len(all)+len(more)), 30*time.Second)
-	expectCode(t, r.admin, "/healthz", http.StatusOK)
+	waitSettled(t, r.Admin, uint64(len(all)+len(more)), 30*time.Second)
+	expectCode(t, r.Admin, "/healthz", http.StatusOK)
 	checkExactly(t, "target out", out, append(passed, moreIDs...))
 	checkExactly(t, "target calm", calm, append(append(all, moreIDs...), "loop-again"))
 	checkExactly(t, "dead_letter dlq", dlq, append(failed, "loop-again"))
@@ -115,8 +115,8 @@ route "calm" {
 	if len(bad) > 0 || polls == 0 {
 		t.Errorf("/readyz polled %d times, %d answers not 200: %s", polls, len(bad), sample(bad))
 	}
-	if strings.Contains(r.logs.String(), "panic") {
-		t.Errorf("the router log mentions a panic:\n%s", r.logs.Tail(40))
+	if strings.Contains(r.Logs.String(), "panic") {
+		t.Errorf("the router log mentions a panic:\n%s", r.Logs.Tail(40))
 	}
 }
 

@@ -57,7 +57,7 @@ route "p" {
 	passed := []string{"big-eu", "edge-eu"}
 	out.waitIDs(t, "target out", passed, 30*time.Second)
 	dlq.waitIDs(t, "dead_letter dlq", []string{"noamount-eu"}, 30*time.Second)
-	waitSettled(t, r.admin, 6, 30*time.Second)
+	waitSettled(t, r.Admin, 6, 30*time.Second)
 
 	got := out.messages()
 	if len(got) != len(passed) || got[0].MessageId != "big-eu" || got[1].MessageId != "edge-eu" {
@@ -95,7 +95,7 @@ route "p" {
 	headerIs(t, "dead letter", dead[0], "x-router-attempts", int32(1))
 	sameJSON(t, "dead letter", dead[0].Body, `{"customer":{"email":"eve@example.com"}}`)
 
-	checkPipelineMetrics(t, scrape(t, r.admin))
+	checkPipelineMetrics(t, scrape(t, r.Admin))
 }
 
 // checkPipelineMetrics checks the counts of TestWasmPipeline's six events: each module is called

@@ -63,7 +63,7 @@ func TestSplitterHandler(t *testing.T) {
 	orders.waitIDs(t, "target orders", []string{"split-1", "split-2", "split-3"}, 30*time.Second)
 	items.waitCount(t, "target items", len(want), 30*time.Second)
 	dlq.waitIDs(t, "dead_letter dlq", []string{"split-4"}, 30*time.Second)
-	waitSettled(t, r.admin, uint64(len(parents)), 30*time.Second)
+	waitSettled(t, r.Admin, uint64(len(parents)), 30*time.Second)
 
 	// The route's own target gets each parent as published (not split-4, dead-lettered).
 	seqOf := map[string]int64{}
@@ -122,7 +122,7 @@ func TestSplitterHandler(t *testing.T) {
 	if reason, _ := dead[0].Headers["x-router-error"].(string); !strings.Contains(reason, "split_items") || !strings.Contains(reason, "not an array") {
 		t.Errorf("dead letter x-router-error %q: want the module and the guest's reason", reason)
 	}
-	m := scrape(t, r.admin)
+	m := scrape(t, r.Admin)
 	metricIs(t, m, "router_events_delivered_total", map[string]string{"route": "split", "target": "items"}, float64(len(want)))
 	metricIs(t, m, "router_events_delivered_total", map[string]string{"route": "split", "target": "orders"}, 3)
 	metricIs(t, m, "router_events_dead_lettered_total", map[string]string{"route": "split"}, 1)

@@ -1,11 +1,7 @@
 package hostile
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,83 +12,32 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
-	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/adminapi"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/inproc"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 )
 
-// logBuffer keeps the router's log for failure messages.
-type logBuffer = logbuf.Buffer
-
 // startRouter runs the router in this process on config src (written to a temp dir) and waits
 // until it is ready; it is stopped when the test ends.
-func startRouter(t *testing.T, src string) (admin string, logs *logBuffer) {
+func startRouter(t *testing.T, src string) (admin string, logs *logbuf.Buffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "router.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, diags := config.Load(path, func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		var b bytes.Buffer
-		config.FormatDiagnostics(&b, diags)
-		t.Fatalf("config does not load:\n%s", b.String())
-	}
-	logs = &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan app.Running, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, cfg, log, app.Options{AdminAddr: "127.0.0.1:0", Started: func(r app.Running) { started <- r }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("router stopped with an error: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("router did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("router log:\n%s", tail(logs.String(), 40))
-		}
-	})
-	select {
-	case r := <-started:
-		admin = r.AdminAddr
-	case err := <-done:
-		t.Fatalf("router did not start: %v\n%s", err, logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("router not started after 30s")
-	}
+	r := inproc.Start(t, inproc.LoadFile(t, path), inproc.Options{})
 	waitFor(t, 30*time.Second, "the router to be ready", func() bool {
-		code, _ := get(admin, "/readyz")
+		code, _ := get(r.Admin, "/readyz")
 		return code == http.StatusOK
 	})
-	return admin, logs
+	return r.Admin, r.Logs
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
+// get fetches an admin API path; a request that fails answers 0.
 func get(admin, path string) (int, string) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + admin + path)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, body, _ := adminapi.Get(admin, path)
+	return code, string(body)
 }
 
 // metric is the value of the sample of name carrying every label of want, or -1.

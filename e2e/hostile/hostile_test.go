@@ -108,7 +108,7 @@ route "h" {
 	waitFor(t, 90*time.Second, "three decode failures", func() bool { return metric(admin, "router_events_rejected_total", undecodable) >= 3 })
 	log := logs.String()
 	if !strings.Contains(log, "cannot be decoded") || !strings.Contains(log, "queue="+wq) {
-		t.Errorf("no log line names queue %s and the decode failure:\n%s", wq, tail(log, 20))
+		t.Errorf("no log line names queue %s and the decode failure:\n%s", wq, logs.Tail(20))
 	}
 	rabbit.PublishConfirmed(t, ch, hx, "other.event", persistent("healthy"))
 	got := map[string]bool{}

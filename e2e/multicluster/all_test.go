@@ -18,29 +18,19 @@ const lagBound = 2 * time.Second
 // traffic: the other cluster keeps receiving without added lag, the cut one gets the whole
 // backlog in order once back, and no message is missing on either.
 func TestAllModeOneClusterAway(t *testing.T) {
-	node := second.Node(t)
-	mainURL := rabbit.URL()
-	drProxy := tcpproxy.Start(t, node.Addr())
-	in, queue, out := rabbit.Unique("mc.all.in"), rabbit.Unique("mc.all.router"), rabbit.Unique("mc.all.out")
-	deleteAtCleanup(t, mainURL, []string{in}, []string{queue})
-	primary := newSink(t, "primary", mainURL, out)
-	dr := newSink(t, "dr", node.URL(), out)
-	r := startRouter(t, clusterBlock("primary", mainURL)+
-		clusterBlock("dr", "amqp://guest:guest@"+drProxy.Addr()+"/")+
-		sourceBlock("in", "primary", in, queue)+
-		multiTargetBlock("out", "all", out, "primary", "dr")+
-		routeBlock("r", "in", "out"))
-	r.waitReady(t, 30*time.Second)
-	r.waitCluster(t, "dr", true, 30*time.Second)
+	setup := newAllModeSetup(t, "mc.all")
+	primary := newSink(t, "primary", setup.mainURL, setup.out)
+	dr := newSink(t, "dr", setup.drURL, setup.out)
+	r := setup.startRouter(t)
 
-	f := newFeeder(t, mainURL, in, "all")
+	f := newFeeder(t, setup.mainURL, setup.in, "all")
 	f.run(100)
 	f.waitSent(t, 100, 20*time.Second)
 	primary.waitAll(t, f, 1, 100, 10*time.Second)
 	dr.waitAll(t, f, 1, 100, 10*time.Second)
 
 	cutFrom := f.count() + 1
-	drProxy.Cut()
+	setup.drProxy.Cut()
 	if c := r.waitCluster(t, "dr", false, 10*time.Second); c.LastError == "" {
 		t.Error("status: cluster dr is down with no last error")
 	}
@@ -58,7 +48,7 @@ func TestAllModeOneClusterAway(t *testing.T) {
 	}
 
 	restoredAt := time.Now()
-	drProxy.Restore()
+	setup.drProxy.Restore()
 	r.waitCluster(t, "dr", true, 30*time.Second)
 	reconnectedAt := time.Now()
 	f.waitSent(t, cutTo+200, 30*time.Second)
@@ -99,6 +89,41 @@ func TestAllModeOneClusterAway(t *testing.T) {
 			t.Errorf("router_events_delivered_total{target=%q} = %v, want >= %d", target, got, total)
 		}
 	}
+}
+
+// allModeSetup is the topology of the "all" tests: route r takes source in, on the main broker,
+// to target out in mode "all" on clusters primary (the main broker) and dr (the second node,
+// reached through drProxy so that a test can cut its network).
+type allModeSetup struct {
+	mainURL, drURL string // where a test's sinks read out, on primary and on dr
+	drProxy        *tcpproxy.Proxy
+	in, queue, out string
+}
+
+// newAllModeSetup names the exchanges and queue after prefix; the test binds its sinks to out
+// before it starts the router.
+func newAllModeSetup(t *testing.T, prefix string) *allModeSetup {
+	t.Helper()
+	node := second.Node(t)
+	s := &allModeSetup{
+		mainURL: rabbit.URL(), drURL: node.URL(), drProxy: tcpproxy.Start(t, node.Addr()),
+		in: rabbit.Unique(prefix + ".in"), queue: rabbit.Unique(prefix + ".router"), out: rabbit.Unique(prefix + ".out"),
+	}
+	deleteAtCleanup(t, s.mainURL, []string{s.in}, []string{s.queue})
+	return s
+}
+
+// startRouter starts the router and waits until it is ready and connected to dr.
+func (s *allModeSetup) startRouter(t *testing.T) *routerRun {
+	t.Helper()
+	r := startRouter(t, clusterBlock("primary", s.mainURL)+
+		clusterBlock("dr", "amqp://guest:guest@"+s.drProxy.Addr()+"/")+
+		sourceBlock("in", "primary", s.in, s.queue)+
+		multiTargetBlock("out", "all", s.out, "primary", "dr")+
+		routeBlock("r", "in", "out"))
+	r.waitReady(t, 30*time.Second)
+	r.waitCluster(t, "dr", true, 30*time.Second)
+	return r
 }
 
 // latencies are the sorted delays between publishing the feeder's messages from..to and their

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
-	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
 )
 
 // Benchmarks of the several-clusters set-up. They take minutes and load the machine, so they
@@ -74,24 +73,14 @@ func TestBenchAllModeThroughput(t *testing.T) {
 func TestBenchAllModeCatchUp(t *testing.T) {
 	benchOnly(t)
 	n := benchInt("WASMROUTER_BENCH_BACKLOG", 50000)
-	node := second.Node(t)
-	mainURL := rabbit.URL()
-	drProxy := tcpproxy.Start(t, node.Addr())
-	in, queue, out := rabbit.Unique("mc.bench.in"), rabbit.Unique("mc.bench.router"), rabbit.Unique("mc.bench.out")
-	deleteAtCleanup(t, mainURL, []string{in}, []string{queue})
-	primary := newCountingSink(t, "primary", mainURL, out)
-	dr := newCountingSink(t, "dr", node.URL(), out)
-	r := startRouter(t, clusterBlock("primary", mainURL)+
-		clusterBlock("dr", "amqp://guest:guest@"+drProxy.Addr()+"/")+
-		sourceBlock("in", "primary", in, queue)+
-		multiTargetBlock("out", "all", out, "primary", "dr")+
-		routeBlock("r", "in", "out"))
-	r.waitReady(t, 30*time.Second)
-	r.waitCluster(t, "dr", true, 30*time.Second)
+	setup := newAllModeSetup(t, "mc.bench")
+	primary := newCountingSink(t, "primary", setup.mainURL, setup.out)
+	dr := newCountingSink(t, "dr", setup.drURL, setup.out)
+	r := setup.startRouter(t)
 
-	drProxy.Cut()
+	setup.drProxy.Cut()
 	r.waitCluster(t, "dr", false, 10*time.Second)
-	f := newFeeder(t, mainURL, in, "bench")
+	f := newFeeder(t, setup.mainURL, setup.in, "bench")
 	start := time.Now()
 	f.publish(n)
 	published := time.Since(start)
@@ -103,7 +92,7 @@ func TestBenchAllModeCatchUp(t *testing.T) {
 	}
 
 	restored := time.Now()
-	drProxy.Restore()
+	setup.drProxy.Restore()
 	r.waitCluster(t, "dr", true, 60*time.Second)
 	reconnected := time.Now()
 	waitCount(t, dr, n)

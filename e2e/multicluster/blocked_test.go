@@ -76,5 +76,5 @@ func setWatermark(ctl func(...string) (string, error), fraction string) error {
 
 // resends counts the log lines of streams taking up deliveries again after an outage.
 func resends(r *routerRun) int {
-	return strings.Count(r.logs.String(), "target reachable again")
+	return strings.Count(r.Logs.String(), "target reachable again")
 }

@@ -88,7 +88,7 @@ func TestConnectCutCycles(t *testing.T) {
 	f.run(50)
 	start := time.Now()
 	for now := start; now.Sub(start) < churnFor; now = time.Now() {
-		for _, c := range r.engine.Status().Clusters {
+		for _, c := range r.Engine.Status().Clusters {
 			if ch := churners[c.Name]; ch != nil {
 				ch.step(c.Connected, now)
 			}
@@ -135,7 +135,7 @@ func TestConnectCutCycles(t *testing.T) {
 	heapAfter := liveHeap()
 	t.Logf("goroutines %d -> %d, live heap %.1f -> %.1f MiB (the router's log, kept by the test, is %.1f MiB)",
 		goroutinesBefore, goroutinesAfter, float64(heapBefore)/(1<<20), float64(heapAfter)/(1<<20),
-		float64(len(r.logs.String()))/(1<<20))
+		float64(len(r.Logs.String()))/(1<<20))
 	if heapAfter > heapBefore+heapSlack {
 		t.Errorf("live heap grew from %d to %d bytes over %d cycles", heapBefore, heapAfter, cycles)
 	}

@@ -45,7 +45,7 @@ func TestAllModeBacklogSurvivesRestart(t *testing.T) {
 		lag, _ := st.streamLag("r", "out", "primary")
 		return st.Store.LastSeq == 250 && lag == 0
 	}, func() string { return "stream r -> out@primary never settled at seq 250" })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("stopping the router: %v", err)
 	}
 

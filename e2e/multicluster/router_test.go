@@ -1,24 +1,16 @@
 package multicluster
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
-	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
-	"github.com/wasmrouter/wasmrouter/router"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/adminapi"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/inproc"
 )
 
 // hclString quotes s for HCL: Go quoting, with template sequences escaped.
@@ -65,20 +57,9 @@ func routeBlock(name, source string, targets ...string) string {
 	return fmt.Sprintf("route %s {\n  source = %s\n  targets = [%s]\n}\n", hclString(name), hclString(source), strings.Join(q, ", "))
 }
 
-// logBuffer keeps the router's log for failure messages.
-type logBuffer = logbuf.Buffer
-
-// routerRun is a router started with app.Run in this process.
-type routerRun struct {
-	admin  string
-	engine *router.Engine
-	logs   *logBuffer
-	cancel context.CancelFunc
-	done   chan error
-
-	once    sync.Once
-	stopErr error
-}
+// routerRun is a router started with app.Run in this process; the methods here read its
+// admin API.
+type routerRun struct{ *inproc.Router }
 
 // startRouter runs a router on the config blocks in src (a store in a temporary directory is
 // added) and returns once its admin API is up; it does not wait for readiness. The router is
@@ -92,67 +73,12 @@ func startRouter(t testing.TB, src string) *routerRun {
 func startRouterIn(t testing.TB, dir, src string) *routerRun {
 	t.Helper()
 	src = fmt.Sprintf("store {\n  path = %s\n}\n", hclString(filepath.Join(dir, "router.db"))) + src
-	cfg, diags := config.LoadBytes([]byte(src), filepath.Join(dir, "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		var b bytes.Buffer
-		config.FormatDiagnostics(&b, diags)
-		t.Fatalf("config does not load:\n%s\n%s", b.String(), src)
-	}
-	r := &routerRun{logs: &logBuffer{}, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	started := make(chan app.Running, 1)
-	go func() {
-		r.done <- app.Run(ctx, cfg, log, app.Options{
-			AdminAddr: "127.0.0.1:0",
-			Started:   func(run app.Running) { started <- run },
-		})
-	}()
-	t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			t.Errorf("router stopped with an error: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("router log (last lines):\n%s", r.logs.Tail(80))
-		}
-	})
-	select {
-	case run := <-started:
-		r.admin, r.engine = run.AdminAddr, run.Engine
-	case err := <-r.done:
-		r.once.Do(func() {})
-		t.Fatalf("router did not start: %v\n%s", err, r.logs.Tail(40))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("router not started after 30s:\n%s", r.logs.Tail(40))
-	}
-	return r
-}
-
-// stop cancels the router and waits for app.Run to return; idempotent.
-func (r *routerRun) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		select {
-		case r.stopErr = <-r.done:
-		case <-time.After(30 * time.Second):
-			r.stopErr = errors.New("app.Run did not return within 30s of cancel")
-		}
-	})
-	return r.stopErr
+	cfg := inproc.LoadBytes(t, []byte(src), filepath.Join(dir, "router.hcl"))
+	return &routerRun{inproc.Start(t, cfg, inproc.Options{})}
 }
 
 // get fetches an admin API path.
-func (r *routerRun) get(path string) (int, []byte, error) {
-	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + r.admin + path)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
-}
+func (r *routerRun) get(path string) (int, []byte, error) { return adminapi.Get(r.Admin, path) }
 
 // readyz is the /readyz status code and body.
 func (r *routerRun) readyz(t testing.TB) (int, string) {
@@ -164,6 +90,7 @@ func (r *routerRun) readyz(t testing.TB) (int, string) {
 	return code, string(body)
 }
 
+// waitReady waits until /readyz answers 200.
 func (r *routerRun) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	var body string

@@ -2,64 +2,26 @@ package multicluster
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/adminapi"
 )
 
-// status is the part of /api/v1/status the tests read.
-type status struct {
-	Ready   bool   `json:"ready"`
-	Reason  string `json:"reason"`
-	Sources []struct {
-		Name      string `json:"name"`
-		Cluster   string `json:"cluster"`
-		Consuming bool   `json:"consuming"`
-	} `json:"sources"`
-	Streams []struct {
-		Route    string `json:"route"`
-		Target   string `json:"target"`
-		Cluster  string `json:"cluster"`
-		Position uint64 `json:"position"`
-		Lag      uint64 `json:"lag"`
-	} `json:"streams"`
-	Clusters []clusterStatus `json:"clusters"`
-	Store    struct {
-		LastSeq uint64 `json:"last_seq"`
-	} `json:"store"`
-}
+// status is the part of /api/v1/status the tests read, with the lookups they use.
+type status struct{ adminapi.Status }
 
-// clusterStatus is one cluster's connection state. The status API writes these fields with
-// their Go names today (TestStatusClusterFieldNames); both spellings are read here, so that the
-// behaviour tests do not hinge on the naming.
-type clusterStatus struct {
-	Name        string `json:"name"`
-	Connected   bool   `json:"connected"`
-	LastError   string `json:"last_error"`
-	GoLastError string `json:"LastError"`
-	Reconnects  uint64 `json:"reconnects"`
-}
+// clusterStatus is one cluster's connection state; the last error is read in both of the
+// spellings the status API could use (TestStatusClusterFieldNames).
+type clusterStatus = adminapi.ClusterStatus
 
 func (r *routerRun) status(t testing.TB) status {
 	t.Helper()
-	code, body, err := r.get("/api/v1/status")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET /api/v1/status: %d %v %s", code, err, body)
-	}
-	var st status
-	if err := json.Unmarshal(body, &st); err != nil {
-		t.Fatalf("/api/v1/status is not the JSON expected: %v\n%s", err, body)
-	}
-	for i := range st.Clusters {
-		if c := &st.Clusters[i]; c.LastError == "" {
-			c.LastError = c.GoLastError
-		}
-	}
-	return st
+	return status{adminapi.GetStatus(t, r.Admin)}
 }
 
 // cluster is the named cluster's state; the test fails if the status does not list it.

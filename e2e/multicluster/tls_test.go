@@ -90,7 +90,7 @@ func TestTLSClusters(t *testing.T) {
 	if v := r.metric(t, "router_events_dead_lettered_total", map[string]string{"route": "r"}); v != 0 {
 		t.Errorf("router_events_dead_lettered_total{route=\"r\"} = %v: an unreachable cluster is an outage, not a failure", v)
 	}
-	if strings.Contains(r.logs.String(), "guest:guest") {
+	if strings.Contains(r.Logs.String(), "guest:guest") {
 		t.Error("the router log shows a cluster password")
 	}
 }
@@ -98,7 +98,7 @@ func TestTLSClusters(t *testing.T) {
 // failedAttempts counts the router's log lines about failing to connect to cluster.
 func failedAttempts(r *routerRun, cluster string) int {
 	n := 0
-	for _, line := range strings.Split(r.logs.String(), "\n") {
+	for _, line := range strings.Split(r.Logs.String(), "\n") {
 		if strings.Contains(line, "cannot connect to the broker") && strings.Contains(line, "cluster="+cluster+" ") {
 			n++
 		}
@@ -108,7 +108,7 @@ func failedAttempts(r *routerRun, cluster string) int {
 
 // logHas reports whether one line of the router's log holds all of parts.
 func logHas(r *routerRun, parts ...string) bool {
-	for _, line := range strings.Split(r.logs.String(), "\n") {
+	for _, line := range strings.Split(r.Logs.String(), "\n") {
 		all := true
 		for _, p := range parts {
 			all = all && strings.Contains(line, p)

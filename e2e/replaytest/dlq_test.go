@@ -101,7 +101,7 @@ func TestDeadLetterRedriveAfterFix(t *testing.T) {
 func TestReplayNeedsTheAdminToken(t *testing.T) {
 	w := newWorld(t)
 	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
-	base := "http://" + r.addr
+	base := "http://" + r.Admin
 	post := func(auth string) *http.Response {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -145,7 +145,7 @@ func TestReplayNeedsTheAdminToken(t *testing.T) {
 	})
 
 	// The command line sends the configured token. On an empty log, a replay ends at once.
-	cliCfg := w.writeConfig("cli.hcl", r.addr, oneRoute)
+	cliCfg := w.writeConfig("cli.hcl", r.Admin, oneRoute)
 	res := cli(t, "replay", "-c", cliCfg, "--dry-run")
 	if res.code != 0 || res.stdout != "would replay 0 events\n  selected events looked at: 0\n" {
 		t.Errorf("dry run with the token: exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
@@ -188,7 +188,7 @@ func TestDeadLetterRedriveWhileTheRouterRuns(t *testing.T) {
 	r.waitDelivered(t, 2)
 	// The router holds the log: every command below works through its admin API, with the
 	// token of the configuration.
-	cliCfg := w.writeConfig("cli.hcl", r.addr, oneRoute)
+	cliCfg := w.writeConfig("cli.hcl", r.Admin, oneRoute)
 
 	dls := dlqList(t, "-c", cliCfg, "--route", "all")
 	if len(dls) != 2 {

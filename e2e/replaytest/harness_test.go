@@ -1,21 +1,17 @@
 package replaytest
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/inproc"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
-	"github.com/wasmrouter/wasmrouter/router"
 )
 
 // adminToken protects the routers' admin APIs in these tests.
@@ -103,63 +99,32 @@ func (w *world) writeConfig(name, adminAddr, routes string) string {
 
 // runningRouter is a router run in-process with app.Run.
 type runningRouter struct {
-	addr   string // the admin API's bound address
-	engine *router.Engine
-	stop   func()
+	*inproc.Router
+	t *testing.T
 }
 
 // startRouter runs the configuration at path until stop (or the test's end), with its admin
 // API on a free port, and returns once every source consumes.
 func (w *world) startRouter(path string) *runningRouter {
-	t := w.t
-	t.Helper()
-	var diags bytes.Buffer
-	cfg := app.LoadConfig(path, &diags)
-	if cfg == nil {
-		t.Fatalf("config: %s", diags.String())
+	w.t.Helper()
+	r := inproc.Start(w.t, inproc.LoadFile(w.t, path), inproc.Options{LogLevel: slog.LevelWarn})
+	r.WaitReady(w.t, 30*time.Second)
+	return &runningRouter{Router: r, t: w.t}
+}
+
+// stop stops the router gracefully, failing the test on an error.
+func (r *runningRouter) stop() {
+	r.t.Helper()
+	if err := r.Stop(); err != nil {
+		r.t.Errorf("router: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan app.Running, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, cfg, log, app.Options{AdminAddr: "127.0.0.1:0", Started: func(r app.Running) { started <- r }})
-	}()
-	var r app.Running
-	select {
-	case r = <-started:
-	case err := <-done:
-		cancel()
-		t.Fatalf("router did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("router did not start within 30s")
-	}
-	var once sync.Once
-	rr := &runningRouter{addr: r.AdminAddr, engine: r.Engine}
-	rr.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("router: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("router did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(rr.stop)
-	waitUntil(t, 30*time.Second, "the router to be ready", func() bool { return rr.engine.Status().Ready })
-	return rr
 }
 
 // waitDelivered waits until every delivery stream has settled the whole log, of n events.
 func (r *runningRouter) waitDelivered(t *testing.T, n uint64) {
 	t.Helper()
 	waitUntil(t, 30*time.Second, fmt.Sprintf("%d events to be logged and settled", n), func() bool {
-		st := r.engine.Status()
+		st := r.Engine.Status()
 		if st.Store.LastSeq != n {
 			return false
 		}
@@ -170,6 +135,19 @@ func (r *runningRouter) waitDelivered(t *testing.T, n uint64) {
 		}
 		return true
 	})
+}
+
+// logWithRouterStopped runs a router on oneRoute until the messages with msgIDs, published to
+// the source, are logged and delivered to out (and taken from it), then stops it. It returns
+// a CLI configuration whose admin address does not answer, so the CLI works on the log itself.
+func (w *world) logWithRouterStopped(out *consumer, msgIDs []string) (cliCfg string) {
+	w.t.Helper()
+	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
+	w.publish("order.x", msgIDs...)
+	out.take(len(msgIDs), waitMsgs)
+	r.waitDelivered(w.t, uint64(len(msgIDs)))
+	r.stop()
+	return w.writeConfig("cli.hcl", deadAddr(w.t), oneRoute)
 }
 
 // waitUntil polls cond until it holds or the timeout passes.

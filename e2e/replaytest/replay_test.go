@@ -36,7 +36,7 @@ func TestReplayBySeqAndTimeThroughAdminAPI(t *testing.T) {
 	w := newWorld(t)
 	out := w.bind(w.out)
 	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
-	cliCfg := w.writeConfig("cli.hcl", r.addr, oneRoute)
+	cliCfg := w.writeConfig("cli.hcl", r.Admin, oneRoute)
 
 	seqs := map[string]int64{}
 	publish := func(prefix string) {
@@ -75,7 +75,7 @@ func TestReplayKeepsLiveTrafficFlowing(t *testing.T) {
 	w := newWorld(t)
 	out := w.bind(w.out)
 	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
-	cliCfg := w.writeConfig("cli.hcl", r.addr, oneRoute)
+	cliCfg := w.writeConfig("cli.hcl", r.Admin, oneRoute)
 	w.publish("hist", ids("h", 30)...)
 	out.take(30, waitMsgs)
 	r.waitDelivered(t, 30)
@@ -147,8 +147,8 @@ func TestDryRunWithCandidateConfigThroughAdminAPI(t *testing.T) {
 	out := w.bind(w.out)
 	out2 := w.bind(w.out2)
 	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", routesNow))
-	cliCfg := w.writeConfig("cli.hcl", r.addr, routesNow)
-	candidate := w.writeConfig("candidate.hcl", r.addr, routesCandidate)
+	cliCfg := w.writeConfig("cli.hcl", r.Admin, routesNow)
+	candidate := w.writeConfig("candidate.hcl", r.Admin, routesCandidate)
 	w.publish("order.created", "oc-1", "oc-2")
 	w.publish("order.paid", "op-1", "op-2", "op-3")
 	w.publish("payment.done", "pd-1", "pd-2")
@@ -204,12 +204,7 @@ func TestDryRunWithCandidateConfigThroughAdminAPI(t *testing.T) {
 func TestOfflineReplayWithRouterStopped(t *testing.T) {
 	w := newWorld(t)
 	out := w.bind(w.out)
-	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
-	w.publish("order.x", ids("o", 6)...)
-	out.take(6, waitMsgs)
-	r.waitDelivered(t, 6)
-	r.stop()
-	cliCfg := w.writeConfig("cli.hcl", deadAddr(t), oneRoute)
+	cliCfg := w.logWithRouterStopped(out, ids("o", 6))
 
 	res := cli(t, "replay", "-c", cliCfg, "--from-seq", "2", "--to-seq", "4")
 	if res.code != 0 || res.stdout != "replayed 3 events\n" {
@@ -254,12 +249,7 @@ func TestOfflineReplayWithRouterStopped(t *testing.T) {
 func TestOfflineReplayStopsOnInterrupt(t *testing.T) {
 	w := newWorld(t)
 	out := w.bind(w.out)
-	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
-	w.publish("order.x", ids("o", 6)...)
-	out.take(6, waitMsgs)
-	r.waitDelivered(t, 6)
-	r.stop()
-	cliCfg := w.writeConfig("cli.hcl", deadAddr(t), oneRoute)
+	cliCfg := w.logWithRouterStopped(out, ids("o", 6))
 
 	// Two events a second: interrupted after the first, the job cannot have sent all six.
 	res := interruptAfter(t, func() { out.take(1, waitMsgs) }, "replay", "-c", cliCfg, "--rate", "2")

@@ -1,39 +1,20 @@
 package replaytest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
 	"github.com/wasmrouter/wasmrouter/router"
 )
-
-// lockedBuffer is an io.Writer read while a process still writes to it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var jobIDInProgress = regexp.MustCompile(`replaying \(job ([0-9A-Za-z-]+)\)`)
 
@@ -55,16 +36,11 @@ func TestReplayResumesAfterACrash(t *testing.T) {
 	const n = 40
 	w := newWorld(t)
 	out := w.bind(w.out)
-	r := w.startRouter(w.writeConfig("router.hcl", "127.0.0.1:0", oneRoute))
-	w.publish("order.x", ids("o", n)...)
-	out.take(n, waitMsgs)
-	r.waitDelivered(t, n)
-	r.stop()
-	cliCfg := w.writeConfig("cli.hcl", deadAddr(t), oneRoute)
+	cliCfg := w.logWithRouterStopped(out, ids("o", n))
 
 	// 20 events a second: the job is killed while half of them are still to come.
 	cmd := exec.Command(routerBin, "replay", "-c", cliCfg, "--rate", "20")
-	var stderr lockedBuffer
+	var stderr logbuf.Buffer // read while the process writes
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -156,7 +132,7 @@ func TestReplayResumesInARestartedRouter(t *testing.T) {
 	out.take(n, waitMsgs)
 	r.waitDelivered(t, n)
 
-	id, err := r.engine.StartReplay(context.Background(), router.ReplayRequest{Rate: 20})
+	id, err := r.Engine.StartReplay(context.Background(), router.ReplayRequest{Rate: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +140,9 @@ func TestReplayResumesInARestartedRouter(t *testing.T) {
 	r.stop()
 
 	r = w.startRouter(path)
-	cliCfg := w.writeConfig("cli.hcl", r.addr, oneRoute)
+	cliCfg := w.writeConfig("cli.hcl", r.Admin, oneRoute)
 	res := cli(t, "replay", "-c", cliCfg, "--resume", id)
-	if res.code != 0 || !strings.HasPrefix(res.stdout, "replayed ") || !strings.Contains(res.stderr, "router at "+r.addr) {
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "replayed ") || !strings.Contains(res.stderr, "router at "+r.Admin) {
 		t.Fatalf("resume: exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
 	}
 	checkResumed(t, w, out, first, n)
