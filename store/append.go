@@ -132,6 +132,15 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 	var err error
 	if needTx {
 		err = s.db.Update(func(tx *bolt.Tx) error {
+			if s.index == nil && len(items) > 0 {
+				// Built at the first append rather than at Open: the tools that open a log
+				// to replay or redrive from it never append, and need not wait for it.
+				index := newFPIndex(recentIndexSize)
+				if err := index.load(tx); err != nil {
+					return err
+				}
+				s.index = index
+			}
 			if err := writeEvents(tx, items, s.index, s.deletedThrough.Load()); err != nil {
 				return err
 			}

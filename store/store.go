@@ -131,7 +131,7 @@ type Store struct {
 	lastSeq        atomic.Uint64
 	deletedThrough atomic.Uint64 // every seq up to this one has been removed
 	ring           ring
-	index          *fpIndex              // recent fingerprints; the appender's own
+	index          *fpIndex              // recent fingerprints; the appender's own, nil until its first append
 	commitErr      atomic.Pointer[error] // set while commits fail
 	notify         chan struct{}
 
@@ -182,7 +182,6 @@ func Open(opts Options) (*Store, error) {
 		log:           opts.Logger,
 		m:             opts.Metrics,
 		ring:          newRing(opts.ringSize),
-		index:         newFPIndex(recentIndexSize),
 		notify:        make(chan struct{}),
 		retentionKick: make(chan struct{}, 1),
 		stop:          make(chan struct{}),
@@ -229,11 +228,6 @@ func (s *Store) load() error {
 		}
 		if b := tx.Bucket(bucketDead); b != nil {
 			s.lastDeadID.Store(b.Sequence())
-		}
-		if !s.opts.ReadOnly && tx.Bucket(bucketEvents) != nil {
-			if err := s.index.load(tx); err != nil {
-				return err
-			}
 		}
 		if b := tx.Bucket(bucketCursors); b != nil {
 			return b.ForEach(func(k, v []byte) error {
