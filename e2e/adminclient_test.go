@@ -48,15 +48,7 @@ func waitSettled(t testing.TB, admin string, minEvents uint64, timeout time.Dura
 	var st status
 	waitFor(t, timeout, func() bool {
 		st = getStatus(t, admin)
-		if st.Store.LastSeq < minEvents {
-			return false
-		}
-		for _, s := range st.Streams {
-			if s.Position != st.Store.LastSeq {
-				return false
-			}
-		}
-		return true
+		return st.Settled(minEvents)
 	}, func() string {
 		b, _ := json.Marshal(st)
 		return fmt.Sprintf("deliveries never caught up with the log (want at least %d events): %s", minEvents, b)

@@ -147,15 +147,7 @@ func settle(t testing.TB, r *routerRun, events uint64) {
 	var st status
 	waitFor(t, 60*time.Second, func() bool {
 		st = r.status(t)
-		if st.Store.LastSeq < events {
-			return false
-		}
-		for _, s := range st.Streams {
-			if s.Position != st.Store.LastSeq {
-				return false
-			}
-		}
-		return true
+		return st.Settled(events)
 	}, func() string {
 		return fmt.Sprintf("deliveries never caught up with %d events: %s", events, mustJSON(st))
 	})

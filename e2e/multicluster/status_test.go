@@ -15,8 +15,8 @@ import (
 // status is the part of /api/v1/status the tests read, with the lookups they use.
 type status struct{ adminapi.Status }
 
-// clusterStatus is one cluster's connection state; the last error is read in both of the
-// spellings the status API could use (TestStatusClusterFieldNames).
+// clusterStatus is one cluster's connection state (its JSON names are pinned by
+// TestStatusClusterFieldNames).
 type clusterStatus = adminapi.ClusterStatus
 
 func (r *routerRun) status(t testing.TB) status {

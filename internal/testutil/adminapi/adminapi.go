@@ -47,15 +47,12 @@ type Status struct {
 	} `json:"store"`
 }
 
-// ClusterStatus is one cluster's connection state. The status API writes these fields with
-// their Go names today; both spellings of the last error are read, so that tests of behaviour
-// do not hinge on the naming.
+// ClusterStatus is one cluster's connection state.
 type ClusterStatus struct {
-	Name        string `json:"name"`
-	Connected   bool   `json:"connected"`
-	LastError   string `json:"last_error"`
-	GoLastError string `json:"LastError"`
-	Reconnects  uint64 `json:"reconnects"`
+	Name       string `json:"name"`
+	Connected  bool   `json:"connected"`
+	LastError  string `json:"last_error"`
+	Reconnects uint64 `json:"reconnects"`
 }
 
 // GetStatus fetches and decodes /api/v1/status, failing the test if it cannot.
@@ -69,10 +66,20 @@ func GetStatus(t testing.TB, addr string) Status {
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("/api/v1/status is not the JSON expected: %v\n%s", err, body)
 	}
-	for i := range st.Clusters {
-		if c := &st.Clusters[i]; c.LastError == "" {
-			c.LastError = c.GoLastError
+	return st
+}
+
+// Settled reports whether the log holds at least minEvents events and every stream's position
+// is its last seq: everything logged is delivered (or dead-lettered), so the targets hold all
+// they will get.
+func (st Status) Settled(minEvents uint64) bool {
+	if st.Store.LastSeq < minEvents {
+		return false
+	}
+	for _, s := range st.Streams {
+		if s.Position != st.Store.LastSeq {
+			return false
 		}
 	}
-	return st
+	return true
 }
