@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,7 +15,7 @@ type Stats struct {
 	PerSource         map[string]uint64 // only when asked for
 }
 
-// statsChunk is how many records one read transaction of the per-source count looks at.
+// statsChunk is how many records one read transaction of ScanHeads looks at.
 const statsChunk = 1 << 16
 
 // Stats returns the log's range and size. withPerSource adds the count of events per source,
@@ -61,41 +60,21 @@ func (s *Store) Stats(withPerSource bool) (Stats, error) {
 	return st, err
 }
 
-// countPerSource counts the records in [from, to] by source from their peeked headers, in
-// chunks so that no read transaction stays open long.
+// countPerSource counts the records in [from, to] by source from their heads.
 func (s *Store) countPerSource(from, to uint64) (map[string]*uint64, uint64, error) {
 	counts := map[string]*uint64{} // pointers: incrementing needs no key allocation
 	var total uint64
-	for next, done := from, false; !done && next <= to; {
-		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketEvents).Cursor()
-			k, v := c.Seek(seqKey(next))
-			for i := 0; i < statsChunk; i++ {
-				if k == nil || seqOf(k) > to {
-					done = true
-					return nil
-				}
-				src, _, err := peekRecord(v)
-				if err != nil {
-					return fmt.Errorf("store: seq %d: %w", seqOf(k), err)
-				}
-				p := counts[string(src)]
-				if p == nil {
-					p = new(uint64)
-					counts[string(src)] = p
-				}
-				*p++
-				total++
-				next = seqOf(k) + 1
-				k, v = c.Next()
-			}
-			return nil
-		})
-		if err != nil {
-			return counts, total, err
+	err := s.ScanHeads(from, to, func(h RecordHead) error {
+		p := counts[string(h.Source)]
+		if p == nil {
+			p = new(uint64)
+			counts[string(h.Source)] = p
 		}
-	}
-	return counts, total, nil
+		*p++
+		total++
+		return nil
+	})
+	return counts, total, err
 }
 
 func ingestTimeOf(rec []byte) time.Time {
