@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -34,7 +35,8 @@ type Output struct {
 
 // Decide runs ev through every route that matches it, without publishing or logging anything.
 // Guests run for real; a transient guest failure is reported as a dead letter (a dry run does
-// not wait out retries).
+// not wait out retries). A delivering outcome lists the event's own messages by target, then
+// the handler's emitted events in the order it emitted them.
 func (t *Topology) Decide(ctx context.Context, ev *event.Event) []RouteOutcome {
 	var outs []RouteOutcome
 	for _, r := range t.MatchingRoutes(ev.Source, ev.RoutingKey, nil) {
@@ -46,17 +48,26 @@ func (t *Topology) Decide(ctx context.Context, ev *event.Event) []RouteOutcome {
 		case Pass:
 			o.Verdict = "deliver"
 			seen := map[string]bool{}
-			for _, tn := range r.DeliveryTargets(t) {
-				tgt := t.Targets[tn]
-				for _, m := range messagesFor(r, tgt, ev, &d, false, nil) {
-					o.Outputs = append(o.Outputs, Output{
-						Target: tn, RoutingKey: m.key, Body: bodyText(m.msg.Body),
-						Headers: HeadersJSON(event.Table(m.msg.Headers)), Emitted: m.emitted,
-					})
-					if !seen[tn] {
-						seen[tn] = true
-						o.Targets = append(o.Targets, tn)
-					}
+			output := func(tn string, m outMsg) {
+				o.Outputs = append(o.Outputs, Output{
+					Target: tn, RoutingKey: m.key, Body: bodyText(m.msg.Body),
+					Headers: HeadersJSON(event.Table(m.msg.Headers)), Emitted: m.emitted,
+				})
+				if !seen[tn] {
+					seen[tn] = true
+					o.Targets = append(o.Targets, tn)
+				}
+			}
+			own := slices.Clone(r.Spec.Targets)
+			sort.Strings(own)
+			for _, tn := range own {
+				for _, m := range messagesFor(r, t.Targets[tn], ev, &Decision{Event: d.Event}, false, nil) {
+					output(tn, m)
+				}
+			}
+			for i, em := range d.Emits {
+				if tgt := t.Targets[em.Target]; tgt != nil {
+					output(em.Target, emittedMessage(r, tgt, ev, &d, i, false))
 				}
 			}
 			sort.Strings(o.Targets)

@@ -30,21 +30,26 @@ func messagesFor(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decisio
 		msg.Headers = routerHeaders(msg.Headers, r.Spec.Name, orig, replay)
 		dst = append(dst, outMsg{exchange: tgt.Exchange, key: targetKey(tgt, ev.RoutingKey), msg: msg})
 	}
-	for i, em := range d.Emits {
-		if em.Target != tgt.Name {
-			continue
+	for i := range d.Emits {
+		if d.Emits[i].Target == tgt.Name {
+			dst = append(dst, emittedMessage(r, tgt, orig, d, i, replay))
 		}
-		msg := amqp.Publishing{
-			Headers:      routerHeaders(nil, r.Spec.Name, orig, replay),
-			ContentType:  orig.Props.ContentType,
-			DeliveryMode: amqp.Persistent,
-			MessageId:    EmittedMessageID(orig.Props.MessageID, r.Spec.Name, i),
-			Timestamp:    orig.Props.Timestamp,
-			Body:         em.Body,
-		}
-		dst = append(dst, outMsg{exchange: tgt.Exchange, key: targetKey(tgt, em.RoutingKey), msg: msg, emitted: true})
 	}
 	return dst
+}
+
+// emittedMessage is the publish of the index-th event the route's handler emitted.
+func emittedMessage(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, index int, replay bool) outMsg {
+	em := &d.Emits[index]
+	msg := amqp.Publishing{
+		Headers:      routerHeaders(nil, r.Spec.Name, orig, replay),
+		ContentType:  orig.Props.ContentType,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    EmittedMessageID(orig.Props.MessageID, r.Spec.Name, index),
+		Timestamp:    orig.Props.Timestamp,
+		Body:         em.Body,
+	}
+	return outMsg{exchange: tgt.Exchange, key: targetKey(tgt, em.RoutingKey), msg: msg, emitted: true}
 }
 
 // deadLetterMessage is what a dead_letter target receives: the event as it was logged, with the

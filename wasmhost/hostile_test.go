@@ -137,8 +137,8 @@ func TestMemoryLimit(t *testing.T) {
 	}
 	// One growth beyond the limit is refused outright.
 	out = m.Call(ctx, RoleFilter, op("bloat", "pages", "100"))
-	if out.Code != DeadLetter || out.Reason != "grow refused" {
-		t.Fatalf("bloat past the limit: %v %q, want the guest to see the growth refused", out.Code, out.Reason)
+	if out.Code != DeadLetter || !strings.HasPrefix(out.Reason, "grow refused; ") || !strings.Contains(out.Reason, "max_memory") {
+		t.Fatalf("bloat past the limit: %v %q, want the guest to see the growth refused and max_memory named", out.Code, out.Reason)
 	}
 	// Growing past half the limit works but the instance is replaced afterwards.
 	before := h.created("hostile", "memory")
@@ -279,5 +279,41 @@ func TestHugeBodies(t *testing.T) {
 				t.Errorf("after huge bodies: %v %q", out.Code, out.Reason)
 			}
 		})
+	}
+}
+
+// TestFailureReasons: the reason of a failed call carries what the guest said (a Go panic's
+// text, error_set before a trap) and names max_memory when the guest ran out of memory; the
+// log gets one record per failure, the panic's stack folded into it.
+func TestFailureReasons(t *testing.T) {
+	h := newHost(t)
+	goMod := h.load(t, ModuleConfig{Path: goGuest("conformance"), MaxMemory: 16 << 20,
+		Roles: []Role{RoleFilter}})
+	out := goMod.Call(context.Background(), RoleFilter, op("panic", "msg", "no amount"))
+	if out.Code != Retry || !strings.HasPrefix(out.Reason, "panic: conformance: no amount (trap: ") {
+		t.Errorf("panic: %v %q, want retry with the panic text first", out.Code, out.Reason)
+	}
+	recs := h.logs.find("guest call failed")
+	if len(recs) != 1 || !strings.Contains(recs[0].Attrs["stderr"], "goroutine") || recs[0].Attrs["result"] != "trap" {
+		t.Errorf("log records for the panic: %+v, want one with the stack folded in", recs)
+	}
+	for _, r := range h.logs.all() {
+		if r.Attrs["stream"] == "stderr" {
+			t.Errorf("a panic line logged on its own: %+v", r)
+		}
+	}
+
+	out = goMod.Call(context.Background(), RoleFilter, op("oom"))
+	if out.Code != Retry || !strings.Contains(out.Reason, `max_memory = "16MiB"`) {
+		t.Errorf("oom: %v %q, want retry naming max_memory", out.Code, out.Reason)
+	}
+	if out := goMod.Call(context.Background(), RoleFilter, op("return", "code", "0")); out.Code != Continue {
+		t.Errorf("after the failures: %v %q, want a fresh instance serving", out.Code, out.Reason)
+	}
+
+	cMod := h.load(t, ModuleConfig{Path: cGuest("hostile"), MaxMemory: 4 << 20})
+	out = cMod.Call(context.Background(), RoleFilter, op("bomb"))
+	if !strings.Contains(out.Reason, `max_memory = "4MiB"`) {
+		t.Errorf("c bomb: %v %q, want the reason to name max_memory", out.Code, out.Reason)
 	}
 }

@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ type instance struct {
 	expired  bool  // the interrupt check ended the call at its deadline
 
 	stdout, stderr lineWriter
+	memRefused     bool // the memory allocator refused to grow during the call
 
 	// The call in progress; role is callInit while instantiating.
 	role    Role
@@ -88,11 +90,12 @@ func instanceFrom(ctx context.Context) *instance {
 func (m *Module) newInstance(reason string) (*instance, error) {
 	inst := &instance{m: m, stack: make([]uint64, 2), role: callInit, scratch: make([]byte, 0, 64)}
 	inst.gctx = guestCtx{
-		inst:   inst,
-		parent: experimental.WithMemoryAllocator(context.Background(), m.alloc),
+		inst: inst,
+		parent: experimental.WithMemoryAllocator(context.Background(),
+			limitedAllocator{limit: m.alloc.limit, refused: &inst.memRefused}),
 	}
 	inst.stdout = lineWriter{out: m.out, stream: "stdout", level: slog.LevelInfo}
-	inst.stderr = lineWriter{out: m.out, stream: "stderr", level: slog.LevelWarn}
+	inst.stderr = lineWriter{out: m.out, stream: "stderr", level: slog.LevelWarn, hold: true}
 
 	cfg := m.modCfg.WithStdout(&inst.stdout).WithStderr(&inst.stderr)
 	inst.arm(initTimeout)
@@ -114,9 +117,8 @@ func (m *Module) newInstance(reason string) (*instance, error) {
 		msg = inst.failure
 	}
 	if msg != "" {
-		if inst.reason != "" {
-			msg += " (guest error: " + inst.reason + ")"
-		}
+		inst.stderr.flush()
+		msg = inst.explain(msg, inst.stderr.release(false))
 		inst.close()
 		return nil, moduleErr(m.name, ErrInstantiate, "instantiate: "+msg, nil)
 	}
@@ -126,6 +128,7 @@ func (m *Module) newInstance(reason string) (*instance, error) {
 	}
 	inst.recycleAt = max(uint32(m.limit/2), inst.mem.Size())
 	inst.role = 0
+	inst.stderr.release(true)
 	inst.reset()
 	m.countInstance(reason)
 	return inst, nil
@@ -135,6 +138,7 @@ func (m *Module) newInstance(reason string) (*instance, error) {
 func (inst *instance) close() {
 	inst.stdout.flush()
 	inst.stderr.flush()
+	inst.stderr.release(true)
 	if inst.mod != nil {
 		_ = inst.mod.Close(context.Background())
 	}
@@ -164,6 +168,7 @@ func (inst *instance) interrupt() {
 func (inst *instance) call(role Role, in *Invocation, start int64) (Outcome, int, string) {
 	m := inst.m
 	inst.role, inst.inv = role, in
+	inst.memRefused = false
 	defer inst.reset()
 
 	body := in.Event.Body
@@ -177,10 +182,10 @@ func (inst *instance) call(role Role, in *Invocation, start int64) (Outcome, int
 		if m.host.closed.Load() {
 			return Outcome{Code: Retry, Reason: "host closed during the call"}, idxError, reasonError
 		}
-		return Outcome{Code: Retry, Reason: m.timeoutReason}, idxTimeout, reasonTimeout
+		return Outcome{Code: Retry, Reason: inst.explain(m.timeoutReason, nil)}, idxTimeout, reasonTimeout
 	}
 	if err != nil {
-		return Outcome{Code: Retry, Reason: trapReason(err)}, idxTrap, reasonTrap
+		return Outcome{Code: Retry, Reason: inst.explain(trapReason(err), inst.stderr.output())}, idxTrap, reasonTrap
 	}
 	recycle := ""
 	if inst.mem.Size() > inst.recycleAt {
@@ -190,13 +195,74 @@ func (inst *instance) call(role Role, in *Invocation, start int64) (Outcome, int
 		if inst.bufBroken {
 			recycle = reasonError // the next call would fail the same way
 		}
-		return Outcome{Code: Retry, Reason: inst.failure}, idxError, recycle
+		return Outcome{Code: Retry, Reason: inst.explain(inst.failure, nil)}, idxError, recycle
 	}
 	code := api.DecodeI32(inst.stack[0])
 	if code < int32(Continue) || code > int32(DeadLetter) {
-		return Outcome{Code: Retry, Reason: fmt.Sprintf("unknown result code %d", code)}, idxError, recycle
+		reason := inst.explain(fmt.Sprintf("unknown result code %d (want 0 continue, 1 drop, 2 retry or 3 dead letter)", code), nil)
+		return Outcome{Code: Retry, Reason: reason}, idxError, recycle
 	}
-	return Outcome{Code: Code(code), Reason: inst.reason, Emits: inst.emits}, int(code), recycle
+	reason := inst.reason
+	if inst.memRefused && code >= int32(Retry) {
+		reason = truncate(reasonOr(reason, "failed") + "; " + m.memoryNote())
+	}
+	return Outcome{Code: Code(code), Reason: reason, Emits: inst.emits}, int(code), recycle
+}
+
+// explain completes the reason of a call the host failed with what the guest said: the panic
+// or fatal error line of its stderr output, its error_set text, and max_memory when the memory
+// limit refused to grow during the call.
+func (inst *instance) explain(reason string, output []byte) string {
+	if line := panicLine(output); line != "" {
+		reason = line + " (" + reason + ")"
+	}
+	if inst.reason != "" {
+		reason += " (guest error: " + inst.reason + ")"
+	}
+	if inst.memRefused {
+		reason += "; " + inst.m.memoryNote()
+	}
+	return truncate(reason)
+}
+
+// memoryNote names the limit a guest ran into, and how to raise it.
+func (m *Module) memoryNote() string {
+	return fmt.Sprintf("the guest ran out of memory at max_memory = %q (raise max_memory in module %q)", sizeText(m.limit), m.name)
+}
+
+// sizeText writes a byte count as the configuration would ("64MiB").
+func sizeText(n uint64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// panicLine finds what a Go guest printed when it panicked or hit a fatal error ("panic: boom",
+// "fatal error: out of memory"), or an AssemblyScript or C guest's "abort:" line.
+func panicLine(output []byte) string {
+	for len(output) > 0 {
+		line, rest, _ := bytes.Cut(output, []byte("\n"))
+		output = rest
+		for _, prefix := range []string{"panic: ", "fatal error: ", "abort: "} {
+			if bytes.HasPrefix(line, []byte(prefix)) {
+				return string(bytes.TrimSuffix(line, []byte(" [recovered]")))
+			}
+		}
+	}
+	return ""
+}
+
+func reasonOr(reason, fallback string) string {
+	if reason == "" {
+		return fallback
+	}
+	return reason
 }
 
 // reset forgets the call, so that the instance keeps no reference to the event.

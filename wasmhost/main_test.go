@@ -200,3 +200,11 @@ func op(name string, headers ...string) *Invocation {
 	}
 	return &Invocation{Event: ev, Route: "orders", KnownTarget: func(n string) bool { return n == "out" }}
 }
+
+// all returns every record.
+func (r *logRecorder) all() []logRecord {
+	root := r.root()
+	root.mu.Lock()
+	defer root.mu.Unlock()
+	return slices.Clone(root.records)
+}

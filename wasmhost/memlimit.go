@@ -8,16 +8,21 @@ const pageSize = 65536
 // wazero's own WithMemoryLimitPages is one value for the whole runtime, while max_memory is per
 // module; refusing the growth here makes the guest's memory.grow return -1 exactly as a
 // WithMemoryLimitPages limit would.
-type limitedAllocator struct{ limit uint64 }
+// refused, when set, records a refusal, so that a failing call can name max_memory as the cause.
+type limitedAllocator struct {
+	limit   uint64
+	refused *bool
+}
 
 func (a limitedAllocator) Allocate(capacity, max uint64) experimental.LinearMemory {
 	limit := min(a.limit, max)
-	return &limitedMemory{limit: limit, buf: make([]byte, 0, min(capacity, limit))}
+	return &limitedMemory{limit: limit, refused: a.refused, buf: make([]byte, 0, min(capacity, limit))}
 }
 
 type limitedMemory struct {
-	limit uint64
-	buf   []byte
+	limit   uint64
+	refused *bool
+	buf     []byte
 }
 
 // Reallocate grows the memory to size bytes; nil refuses the growth. Spare capacity grows
@@ -25,6 +30,9 @@ type limitedMemory struct {
 // whole memory each time.
 func (m *limitedMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
+		if m.refused != nil {
+			*m.refused = true
+		}
 		return nil
 	}
 	if size <= uint64(cap(m.buf)) {

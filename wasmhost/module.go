@@ -230,6 +230,11 @@ func (m *Module) Call(ctx context.Context, role Role, in *Invocation) Outcome {
 
 	start := sinceEpoch()
 	out, result, recycle := inst.call(role, in, start)
+	if result >= idxTrap {
+		m.out.failure(role, resultLabels[result], out.Reason, inst.stderr.release(false))
+	} else {
+		inst.stderr.release(true)
+	}
 	if m.duration != nil {
 		m.duration.Observe(float64(sinceEpoch()-start) / 1e9)
 		m.calls[result].Inc()

@@ -2,15 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/big"
 	"os"
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,17 +29,24 @@ import (
 )
 
 func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("test", "[-c FILE] [--events FILE.jsonl]", stdout, stderr)
+	fs := newFlags("test", "[-c FILE] [--events FILE.jsonl] [--log-level LEVEL]", stdout, stderr)
 	path := configFlag(fs)
 	events := fs.String("events", "", "run the events of this JSON-lines `FILE` instead of the config's test blocks")
+	logLevel := fs.String("log-level", "info", "lowest `LEVEL` of the log lines shown (debug, info, warn, error); a failing test shows its guests' lines")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError(fs, stderr, "--log-level must be debug, info, warn or error; got %q", *logLevel)
 	}
 	cfg := app.LoadConfig(*path, stderr)
 	if cfg == nil {
 		return exitFail
 	}
-	topo, cleanup, code := offlineTopology(ctx, cfg, stderr)
+	logs := &testLog{out: stderr}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+	topo, cleanup, code := offlineTopology(ctx, cfg, log, stderr)
 	if topo == nil {
 		return code
 	}
@@ -42,12 +54,42 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *events != "" {
 		return runEventsFile(ctx, topo, *events, stdout, stderr)
 	}
-	return runTestBlocks(ctx, topo, stdout)
+	return runTestBlocks(ctx, topo, logs, stdout)
+}
+
+// testLog is the log writer of `router test`: lines go to stderr, except while a test block
+// runs, when they are kept and shown under the test only if it fails.
+type testLog struct {
+	mu      sync.Mutex
+	out     io.Writer
+	capture *bytes.Buffer
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.capture != nil {
+		return l.capture.Write(p)
+	}
+	return l.out.Write(p)
+}
+
+// collect starts keeping lines; the returned function stops and gives them back.
+func (l *testLog) collect() func() string {
+	l.mu.Lock()
+	l.capture = &bytes.Buffer{}
+	l.mu.Unlock()
+	return func() string {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		s := l.capture.String()
+		l.capture = nil
+		return s
+	}
 }
 
 // offlineTopology loads the guests and compiles the routes, with no broker and no store.
-func offlineTopology(ctx context.Context, cfg *config.Config, stderr io.Writer) (*router.Topology, func(), int) {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+func offlineTopology(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (*router.Topology, func(), int) {
 	host, err := app.NewHost(ctx, cfg, log, metrics.New(prometheus.NewRegistry()))
 	if err != nil {
 		fmt.Fprintf(stderr, "router: starting the WASM runtime: %v\n", err)
@@ -138,7 +180,7 @@ func runEventsFile(ctx context.Context, topo *router.Topology, path string, stdo
 	return exitOK
 }
 
-func runTestBlocks(ctx context.Context, topo *router.Topology, stdout io.Writer) int {
+func runTestBlocks(ctx context.Context, topo *router.Topology, logs *testLog, stdout io.Writer) int {
 	tests := topo.Config.Tests
 	if len(tests) == 0 {
 		fmt.Fprintln(stdout, "no test blocks in the configuration")
@@ -155,7 +197,10 @@ func runTestBlocks(ctx context.Context, topo *router.Topology, stdout io.Writer)
 			headers[k] = v
 		}
 		ev := offlineEvent(uint64(i+1), source, tc.Input.RoutingKey, headers, []byte(tc.Input.Body))
-		problems := checkExpect(tc.Expect, topo.Decide(ctx, ev))
+		stop := logs.collect()
+		outs := topo.Decide(ctx, ev)
+		lines := stop()
+		problems := checkExpect(tc.Expect, outs)
 		if len(problems) == 0 {
 			fmt.Fprintf(stdout, "PASS %s\n", tc.Name)
 			continue
@@ -165,6 +210,12 @@ func runTestBlocks(ctx context.Context, topo *router.Topology, stdout io.Writer)
 		for _, p := range problems {
 			fmt.Fprintf(stdout, "    %s\n", p)
 		}
+		if lines = strings.TrimRight(lines, "\n"); lines != "" {
+			fmt.Fprintln(stdout, "    log:")
+			for _, l := range strings.Split(lines, "\n") {
+				fmt.Fprintf(stdout, "      %s\n", l)
+			}
+		}
 	}
 	fmt.Fprintf(stdout, "tests: %d passed, %d failed\n", len(tests)-failed, failed)
 	if failed > 0 {
@@ -173,18 +224,26 @@ func runTestBlocks(ctx context.Context, topo *router.Topology, stdout io.Writer)
 	return exitOK
 }
 
-// checkExpect compares a test block's expectations with the route's outcome, as "want/got" lines.
+// checkExpect compares a test block's expectations with the outcomes, as "want/got" lines. A
+// route that dead-letters the event fails every test of it that does not expect exactly that:
+// a crashing guest must never pass for one that drops.
 func checkExpect(want config.TestExpect, outs []router.RouteOutcome) []string {
-	var got *router.RouteOutcome
-	for i := range outs {
-		if outs[i].Route == want.Route {
-			got = &outs[i]
-		}
-	}
+	got := pickOutcome(want.Route, outs)
 	var problems []string
+	gotVerdict := "unmatched"
 	gotTargets := []string{}
 	if got != nil {
-		gotTargets = got.Targets
+		gotVerdict, gotTargets = got.Verdict, got.Targets
+	}
+	switch {
+	case want.Verdict != "" && want.Verdict != gotVerdict:
+		problems = append(problems, fmt.Sprintf("verdict: want %s, got %s%s", want.Verdict, gotVerdict, verdictNote(got)))
+	case want.Verdict == "" && gotVerdict == "dead_letter":
+		problems = append(problems, "verdict: got dead_letter"+verdictNote(got)+
+			`; a test of a failing event passes only with verdict = "dead_letter"`)
+	}
+	if want.Reason != nil && gotVerdict == "dead_letter" && !strings.Contains(got.Reason, *want.Reason) {
+		problems = append(problems, fmt.Sprintf("reason: want it to contain %q, got %q", *want.Reason, got.Reason))
 	}
 	if want.Targets != nil {
 		w := slices.Clone(want.Targets)
@@ -193,36 +252,143 @@ func checkExpect(want config.TestExpect, outs []router.RouteOutcome) []string {
 			problems = append(problems, fmt.Sprintf("targets: want %q, got %q%s", w, gotTargets, verdictNote(got)))
 		}
 	}
-	if want.RoutingKey == nil && want.Body == nil && want.Headers == nil {
-		return problems
-	}
-	var out *router.Output
+	var own, emitted []router.Output
 	if got != nil {
-		for i := range got.Outputs {
-			if !got.Outputs[i].Emitted {
-				out = &got.Outputs[i]
-				break
+		for _, o := range got.Outputs {
+			if o.Emitted {
+				emitted = append(emitted, o)
+			} else {
+				own = append(own, o)
 			}
 		}
 	}
-	if out == nil {
-		return append(problems, "no message reaches the route's targets"+verdictNote(got))
+	if want.RoutingKey != nil || want.Body != nil || want.Headers != nil {
+		if len(own) == 0 {
+			note := verdictNote(got)
+			if len(emitted) > 0 {
+				note += fmt.Sprintf(" (the handler emitted %d events: check them with emitted)", len(emitted))
+			}
+			problems = append(problems, "no message reaches the route's targets"+note)
+		} else {
+			problems = append(problems, compareMessage("", want.RoutingKey, want.Body, want.Headers, own[0])...)
+		}
 	}
-	if want.RoutingKey != nil && *want.RoutingKey != out.RoutingKey {
-		problems = append(problems, fmt.Sprintf("routing_key: want %q, got %q", *want.RoutingKey, out.RoutingKey))
+	if want.Emitted != nil {
+		problems = append(problems, compareEmitted(want.Emitted, emitted)...)
 	}
-	if want.Body != nil && *want.Body != out.Body {
-		problems = append(problems, fmt.Sprintf("body: want %q, got %q", *want.Body, out.Body))
+	return problems
+}
+
+// pickOutcome finds the named route's outcome; without a name, the only route that matched.
+func pickOutcome(route string, outs []router.RouteOutcome) *router.RouteOutcome {
+	if route == "" {
+		if len(outs) == 1 {
+			return &outs[0]
+		}
+		return nil
 	}
-	for k, v := range want.Headers {
-		g, ok := out.Headers[k]
+	for i := range outs {
+		if outs[i].Route == route {
+			return &outs[i]
+		}
+	}
+	return nil
+}
+
+func compareEmitted(want []config.TestEmit, got []router.Output) []string {
+	var problems []string
+	if len(want) != len(got) {
+		problems = append(problems, fmt.Sprintf("emitted: want %d events, got %d", len(want), len(got)))
+	}
+	for i := range min(len(want), len(got)) {
+		w, g := want[i], got[i]
+		prefix := fmt.Sprintf("emitted[%d] ", i)
+		if w.Target != g.Target {
+			problems = append(problems, fmt.Sprintf("%starget: want %q, got %q", prefix, w.Target, g.Target))
+		}
+		problems = append(problems, compareMessage(prefix, w.RoutingKey, w.Body, w.Headers, g)...)
+	}
+	return problems
+}
+
+// compareMessage checks one message's routing key, body (as JSON when both sides are JSON) and
+// headers (only those listed).
+func compareMessage(prefix string, key, body *string, headers map[string]string, got router.Output) []string {
+	var problems []string
+	if key != nil && *key != got.RoutingKey {
+		problems = append(problems, fmt.Sprintf("%srouting_key: want %q, got %q", prefix, *key, got.RoutingKey))
+	}
+	if body != nil && !sameBody(*body, got.Body) {
+		problems = append(problems, fmt.Sprintf("%sbody: want %q, got %q", prefix, *body, got.Body))
+	}
+	names := slices.Sorted(maps.Keys(headers))
+	for _, k := range names {
+		v := headers[k]
+		g, ok := got.Headers[k]
 		if !ok {
-			problems = append(problems, fmt.Sprintf("header %s: want %q, absent", k, v))
-		} else if !reflect.DeepEqual(fmt.Sprint(g), v) {
-			problems = append(problems, fmt.Sprintf("header %s: want %q, got %q", k, v, fmt.Sprint(g)))
+			problems = append(problems, fmt.Sprintf("%sheader %s: want %q, absent", prefix, k, v))
+		} else if text := headerText(g); text != v {
+			problems = append(problems, fmt.Sprintf("%sheader %s: want %q, got %q", prefix, k, v, text))
 		}
 	}
 	return problems
+}
+
+// sameBody compares two bodies as JSON values when both parse as JSON (key order, spacing and
+// number spelling do not matter), and byte for byte otherwise.
+func sameBody(want, got string) bool {
+	if want == got {
+		return true
+	}
+	w, okW := decodeJSON(want)
+	g, okG := decodeJSON(got)
+	return okW && okG && reflect.DeepEqual(w, g)
+}
+
+func decodeJSON(s string) (any, bool) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil || dec.More() {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return normalizeNumbers(v), true
+}
+
+// normalizeNumbers turns JSON numbers into a canonical text, so that 1, 1.0 and 1e0 compare equal.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if r, ok := new(big.Rat).SetString(x.String()); ok {
+			return r.RatString()
+		}
+		return x.String()
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	}
+	return v
+}
+
+// headerText is a header's value as test blocks write it: strings as they are, other values as
+// JSON (numbers and booleans plainly).
+func headerText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 func verdictNote(o *router.RouteOutcome) string {

@@ -144,6 +144,22 @@ type TestInput struct {
 type TestExpect struct {
 	Route      string
 	Targets    []string // non-nil (possibly empty) when given; empty = dropped or unmatched
+	Verdict    string   // "" (not checked), or one of TestVerdicts
+	Reason     *string  // a substring of the failure reason (with Verdict "dead_letter")
+	RoutingKey *string
+	Body       *string
+	Headers    map[string]string
+	Emitted    []TestEmit // non-nil when given: the handler's events, in order
+	// VerdictRange is where the verdict (or the reason implying it) is written, for messages.
+	VerdictRange hcl.Range
+}
+
+// TestVerdicts are the values of a test's expected verdict.
+var TestVerdicts = []string{"deliver", "drop", "dead_letter", "unmatched"}
+
+// TestEmit is one event a test expects a handler to emit. Nil fields are not checked.
+type TestEmit struct {
+	Target     string
 	RoutingKey *string
 	Body       *string
 	Headers    map[string]string

@@ -18,6 +18,8 @@ func main() {}
 
 var initConfig = "<unset>"
 
+var hoard [][]byte // kept by the oom op
+
 func init() {
 	if v, ok := wr.Config("init"); ok {
 		initConfig = v
@@ -142,6 +144,12 @@ func run(body []byte) wr.Result {
 		}
 	case "initcfg":
 		wr.SetHeader("init", initConfig)
+	case "panic": // a Go-only failure: the panic text must reach the reason
+		panic("conformance: " + header("msg", "boom"))
+	case "oom": // allocate until the memory limit stops the guest
+		for {
+			hoard = append(hoard, make([]byte, 1<<20))
+		}
 	default:
 		return wr.Fail(wr.DeadLetter, "unknown op")
 	}
