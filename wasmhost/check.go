@@ -2,10 +2,14 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -29,11 +33,41 @@ func (h *Host) compile(ctx context.Context, name, path string) (wazero.CompiledM
 	if bin, err = instrument(bin); err != nil {
 		return nil, moduleErr(name, ErrCompile, "compile "+path, err)
 	}
+	cached := h.seen(bin)
+	start := time.Now()
 	cm, err := h.rt.CompileModule(ctx, bin)
 	if err != nil {
 		return nil, moduleErr(name, ErrCompile, "compile "+path, err)
 	}
+	from := "compiled"
+	if cached {
+		from = "cache"
+	}
+	h.log.Info("guest module compiled", "module", name, "path", path, "from", from,
+		"took", time.Since(start).Round(time.Millisecond), "size", len(bin))
 	return cm, nil
+}
+
+// seen tells whether the runtime compiled this binary before, in this process or (with a cache
+// directory) in an earlier one, and records that it has now. wazero does not say whether
+// CompileModule hit its cache, so the host keeps its own marks: one file per binary hash.
+func (h *Host) seen(bin []byte) bool {
+	sum := sha256.Sum256(bin)
+	key := hex.EncodeToString(sum[:])
+	if _, loaded := h.compiled.LoadOrStore(key, true); loaded {
+		return true
+	}
+	if h.cacheDir == "" {
+		return false
+	}
+	mark := filepath.Join(h.cacheDir, "wasmrouter-seen", key)
+	if _, err := os.Stat(mark); err == nil {
+		return true
+	}
+	if os.MkdirAll(filepath.Dir(mark), 0o755) == nil {
+		_ = os.WriteFile(mark, nil, 0o644)
+	}
+	return false
 }
 
 // checkModule verifies the exports the roles need and that every import is a host function
@@ -63,22 +97,26 @@ func (h *Host) checkModule(cm wazero.CompiledModule, name string, roles []Role, 
 			return err
 		}
 		if !sig.matches(def) {
-			_, err := fail("export %q has signature %s, want %s", export, signatureOf(def), sig)
+			hint := ""
+			if export != ExportABIMarker && export != ExportBuffer && export != ExportInitialize {
+				hint = " (Go: func(ptr, size uint32) int32; C: int32_t f(const uint8_t *body, int32_t len); AssemblyScript: (ptr: usize, len: i32): i32)"
+			}
+			_, err := fail("export %q has signature %s, want %s%s", export, signatureOf(def), sig, hint)
 			return err
 		}
 		return nil
 	}
-	if err := need(ExportABIMarker, sigMarker, ""); err != nil {
+	if err := need(ExportABIMarker, sigMarker, sdkHint); err != nil {
 		return shape, err
 	}
-	if err := need(ExportBuffer, sigBuffer, ""); err != nil {
+	if err := need(ExportBuffer, sigBuffer, sdkHint); err != nil {
 		return shape, err
 	}
 	for _, r := range roles {
 		if r >= numRoles {
 			return shape, moduleErr(name, ErrConfig, fmt.Sprintf("unknown role %d", r), nil)
 		}
-		if err := need(r.Export(), sigEntry, fmt.Sprintf(" (needed for the %s role)", r)); err != nil {
+		if err := need(r.Export(), sigEntry, entryHint(r, exports)); err != nil {
 			return shape, err
 		}
 	}
@@ -118,6 +156,43 @@ func (h *Host) checkModule(cm wazero.CompiledModule, name string, roles []Role, 
 		}
 	}
 	return shape, nil
+}
+
+// sdkHint says how each SDK provides wr_abi_v1 and wr_buffer.
+const sdkHint = ": not built with a wasmrouter SDK (Go: import github.com/wasmrouter/wasmrouter/guest/wr; " +
+	"C: #define WASMROUTER_IMPLEMENTATION before #include \"wasmrouter.h\" in one file; " +
+	"AssemblyScript: export * from the SDK's index)"
+
+// entryHint completes a missing entry point's message with the fix: the role the module does
+// serve (a transform listed as a filter), or how each SDK declares the export.
+func entryHint(r Role, exports map[string]api.FunctionDefinition) string {
+	var has []string
+	for other := range numRoles {
+		if _, ok := exports[other.Export()]; ok && other != r {
+			has = append(has, other.Export())
+		}
+	}
+	if len(has) > 0 {
+		lists := make([]string, len(has))
+		for i, e := range has {
+			lists[i] = roleList(e)
+		}
+		return fmt.Sprintf(" (needed for the %s role); the module exports only %s: list it under a route's %s, or export %s",
+			r, strings.Join(has, " and "), strings.Join(lists, " or "), r.Export())
+	}
+	return fmt.Sprintf(" (needed for the %s role): export it (Go: //go:wasmexport %s above the function; C: WR_EXPORT(%s); "+
+		"AssemblyScript: export function %s)", r, r.Export(), r.Export(), r.Export())
+}
+
+// roleList is the route attribute that lists modules of the role whose entry point is export.
+func roleList(export string) string {
+	switch export {
+	case ExportFilter:
+		return "filters"
+	case ExportTransform:
+		return "transforms"
+	}
+	return "handler"
 }
 
 func (s signature) matches(def api.FunctionDefinition) bool {

@@ -41,6 +41,9 @@ type Host struct {
 
 	mu      sync.Mutex
 	modules map[*Module]struct{} // loaded and not closed
+
+	cacheDir string   // "" without an on-disk cache
+	compiled sync.Map // hashes of the binaries compiled in this process
 }
 
 // New creates the runtime (compiler engine) and instantiates WASI preview 1, the wasmrouter_v1
@@ -64,7 +67,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	// timeouts come from instrumentation (instrument.go), not WithCloseOnContextDone.
 	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	h := &Host{rt: rt, cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}}
+	h := &Host{rt: rt, cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}, cacheDir: opts.CacheDir}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = h.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +21,17 @@ func TestLoadErrors(t *testing.T) {
 		message string
 	}{
 		{"missing entry point", ModuleConfig{Path: cGuest("bad_noentry"), Roles: filter}, ErrABI,
-			`module "m": missing export "wr_filter" (needed for the filter role)`},
+			`module "m": missing export "wr_filter" (needed for the filter role); the module exports only wr_transform: ` +
+				`list it under a route's transforms, or export wr_filter`},
+		{"no entry point at all", ModuleConfig{Path: cGuest("bad_noentry"), Roles: []Role{RoleHandler, RoleTransform}}, ErrABI,
+			`module "m": missing export "wr_handle" (needed for the handler role); the module exports only wr_transform`},
 		{"entry point signature", ModuleConfig{Path: cGuest("bad_badsig"), Roles: filter}, ErrABI,
-			`module "m": export "wr_filter" has signature (i32) -> i32, want (i32, i32) -> i32`},
+			`module "m": export "wr_filter" has signature (i32) -> i32, want (i32, i32) -> i32 (Go: func(ptr, size uint32) int32; `},
 		{"wr_buffer signature", ModuleConfig{Path: cGuest("bad_badbuffersig"), Roles: filter}, ErrABI,
 			`module "m": export "wr_buffer" has signature (i64) -> i64, want (i32) -> i32`},
 		{"missing marker", ModuleConfig{Path: cGuest("bad_nomarker"), Roles: filter}, ErrABI,
-			`module "m": missing export "wr_abi_v1"`},
+			`module "m": missing export "wr_abi_v1": not built with a wasmrouter SDK (Go: import github.com/wasmrouter/wasmrouter/guest/wr; ` +
+				`C: #define WASMROUTER_IMPLEMENTATION before #include "wasmrouter.h" in one file`},
 		{"import signature", ModuleConfig{Path: cGuest("bad_badimport"), Roles: filter}, ErrABI,
 			`module "m": import wasmrouter_v1.meta_get has signature (i32, i32, i32) -> i32, want (i32, i32, i32, i32) -> i32`},
 		{"unknown host function", ModuleConfig{Path: cGuest("bad_unknownimport"), Roles: filter}, ErrABI,
@@ -83,7 +89,8 @@ func TestCheck(t *testing.T) {
 		t.Errorf("conformance: %v", err)
 	}
 	err := Check(ctx, cGuest("noop"), []Role{RoleHandler})
-	want := `module "` + cGuest("noop") + `": missing export "wr_handle" (needed for the handler role)`
+	want := `module "` + cGuest("noop") + `": missing export "wr_handle" (needed for the handler role); ` +
+		`the module exports only wr_filter: list it under a route's filters, or export wr_handle`
 	if !errors.Is(err, ErrABI) || err.Error() != want {
 		t.Errorf("noop as a handler: %v, want %s", err, want)
 	}
@@ -119,5 +126,41 @@ func TestHostClose(t *testing.T) {
 	}
 	if err := m.Close(context.Background()); err != nil {
 		t.Errorf("module close after host close: %v", err)
+	}
+}
+
+// TestCompileLogLine: each load logs one line saying whether the module was compiled or came
+// from the cache, in this process or from an earlier one's cache directory.
+func TestCompileLogLine(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	from := func() []string {
+		logs := &logRecorder{}
+		h, err := New(ctx, Options{CacheDir: dir, Logger: slog.New(logs)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close(ctx)
+		for range 2 {
+			m, err := h.Load(ctx, ModuleConfig{Name: "noop", Path: cGuest("noop"), PoolSize: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = m.Close(ctx)
+		}
+		var got []string
+		for _, r := range logs.find("guest module compiled") {
+			if r.Attrs["module"] != "noop" || r.Attrs["took"] == "" {
+				t.Errorf("log record %+v lacks the module or the time", r)
+			}
+			got = append(got, r.Attrs["from"])
+		}
+		return got
+	}
+	if got := from(); !slices.Equal(got, []string{"compiled", "cache"}) {
+		t.Errorf("first process: %v, want compiled then cache", got)
+	}
+	if got := from(); !slices.Equal(got, []string{"cache", "cache"}) {
+		t.Errorf("second process on the same cache directory: %v, want cache twice", got)
 	}
 }

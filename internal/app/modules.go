@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sort"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -45,34 +47,50 @@ func wasmCacheDir(cfg *config.Config) string {
 	return filepath.Join(filepath.Dir(cfg.Store.Path), "wasm-cache")
 }
 
-// LoadModules compiles and instantiates every module, checking each has the entry points its
-// routes need. Problems come back as diagnostics at the module's path attribute.
+// LoadModules compiles and instantiates every module, several at a time, checking each has
+// the entry points its routes need. The host logs a line per module (compiled or taken from
+// the cache, and how long it took). Problems come back as diagnostics at the module's path
+// attribute, in the configuration's order.
 func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, poolOverride int) (map[string]*wasmhost.Module, hcl.Diagnostics) {
 	roles := router.ModuleRoles(cfg)
-	modules := make(map[string]*wasmhost.Module, len(cfg.Modules))
-	var diags hcl.Diagnostics
-	for _, ms := range cfg.Modules {
+	loaded := make([]*wasmhost.Module, len(cfg.Modules))
+	errs := make([]error, len(cfg.Modules))
+	// Compiling is CPU-bound: one module per core at a time.
+	slots := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, ms := range cfg.Modules {
 		pool := ms.PoolSize
 		if poolOverride > 0 {
 			pool = poolOverride
 		}
-		r := roles[ms.Name]
-		sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
-		m, err := host.Load(ctx, wasmhost.ModuleConfig{
-			Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
-			MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
-		})
-		if err != nil {
+		r := slices.Clone(roles[ms.Name])
+		slices.Sort(r)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			loaded[i], errs[i] = host.Load(ctx, wasmhost.ModuleConfig{
+				Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
+				MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
+			})
+		}()
+	}
+	wg.Wait()
+	modules := make(map[string]*wasmhost.Module, len(cfg.Modules))
+	var diags hcl.Diagnostics
+	for i, ms := range cfg.Modules {
+		if errs[i] != nil {
 			rng := ms.PathRange
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "invalid module",
-				Detail:   err.Error(),
+				Detail:   errs[i].Error(),
 				Subject:  &rng,
 			})
 			continue
 		}
-		modules[ms.Name] = m
+		modules[ms.Name] = loaded[i]
 	}
 	return modules, diags
 }
