@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/router"
 )
 

@@ -145,6 +145,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("DELETE /api/v1/replay/{id}", s.authorized(http.HandlerFunc(s.stopReplay)))
 	mux.HandleFunc("GET /api/v1/dlq", s.listDeadLetters)
 	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
+	s.registerPprof(mux)
 	return mux
 }
 
