@@ -41,8 +41,12 @@ func messagesFor(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decisio
 // emittedMessage is the publish of the index-th event the route's handler emitted.
 func emittedMessage(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, index int, replay bool) outMsg {
 	em := &d.Emits[index]
+	var headers amqp.Table // the handler's own (emit_header_set, emit_headers_copy), if any
+	if len(em.Headers) > 0 {
+		headers = amqpx.TableFromEvent(em.Headers)
+	}
 	msg := amqp.Publishing{
-		Headers:      routerHeaders(nil, r.Spec.Name, orig, replay),
+		Headers:      routerHeaders(headers, r.Spec.Name, orig, replay),
 		ContentType:  orig.Props.ContentType,
 		DeliveryMode: amqp.Persistent,
 		MessageId:    EmittedMessageID(orig.Props.MessageID, r.Spec.Name, index),

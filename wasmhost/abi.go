@@ -29,6 +29,12 @@ import "github.com/tetratelabs/wazero/api"
 //	error_set       (ptr, len)
 //	log             (level, ptr, len)
 //
+// Extensions of version 1 (a guest that does not import them works as before; a guest that
+// does needs a host that has them, and says so at load on an older host):
+//
+//	emit_header_set  (name_ptr, name_len, val_ptr, val_len)   handlers: a string header for the next emit
+//	emit_headers_copy ()                                      handlers: the next emit starts with the event's headers
+//
 // Getters write min(cap, length) bytes at buf and return the full length, or -1 when the value is
 // absent; a guest whose buffer was too small calls again with a larger one. Module
 // "wasi_snapshot_preview1" may also be imported; no other imports are allowed. (The host adds an
@@ -48,6 +54,8 @@ import "github.com/tetratelabs/wazero/api"
 //     only: calling them from another entry point fails the call (Code Retry). header_set stores
 //     a string header. A routing key over 255 bytes fails the call.
 //   - emit returns 0, or -1 for a target the caller does not know (Invocation.KnownTarget).
+//     The headers staged by emit_headers_copy and emit_header_set go with that emit (set
+//     headers over copied ones) and are then forgotten, whatever emit returned.
 //   - error_set keeps the last reason, cut to MaxReasonLen bytes.
 //   - log levels: <= 0 debug, 1 info, 2 warn, >= 3 error. Guest log lines, stdout and stderr go to
 //     the router log, rate limited per module.
@@ -208,4 +216,6 @@ var hostFuncs = []hostFunc{
 	{"emit", signature{params: []api.ValueType{i32, i32, i32, i32, i32, i32}, results: []api.ValueType{i32}}, (*instance).emit},
 	{"error_set", signature{params: []api.ValueType{i32, i32}}, (*instance).errorSet},
 	{"log", signature{params: []api.ValueType{i32, i32, i32}}, (*instance).log},
+	{"emit_header_set", signature{params: []api.ValueType{i32, i32, i32, i32}}, (*instance).emitHeaderSet},
+	{"emit_headers_copy", signature{}, (*instance).emitHeadersCopy},
 }

@@ -127,7 +127,7 @@ func conformanceCases() []confCase {
 		{name: "header set replaces", role: RoleTransform, in: op("hset", "name", "op", "value", "v2"), code: Continue,
 			headers: map[string]any{"op": "v2"}},
 		{name: "emit", role: RoleHandler, in: op("emit", "target", "out", "key", "k.1", "count", "2"), code: Continue,
-			emits: []Emit{{"out", "k.1", []byte(`{"amount":5}`)}, {"out", "k.1", []byte(`{"amount":5}`)}}},
+			emits: []Emit{{"out", "k.1", []byte(`{"amount":5}`), nil}, {"out", "k.1", []byte(`{"amount":5}`), nil}}},
 		{name: "emit unknown target", role: RoleHandler, in: op("emit", "target", "nope", "key", "k"), code: DeadLetter,
 			reason: "emit returned -1"},
 		{name: "emit without known targets", role: RoleHandler, in: unknownTargets, code: DeadLetter, reason: "emit returned -1"},
@@ -152,9 +152,25 @@ func conformanceCases() []confCase {
 			reason: "header_set called from wr_handle"},
 		{name: "transform may not emit", role: RoleTransform, in: op("emit", "target", "out", "key", "k"), code: Retry,
 			reason: "emit called from wr_transform"},
+		{name: "emit with headers", role: RoleHandler, in: op("emith", "value", "v1"), code: Continue,
+			emits: []Emit{{"out", "k", []byte(`{"amount":5}`), event.Table{"x-e": "v1"}}, {"out", "k", []byte(`{"amount":5}`), nil}}},
+		{name: "emit with the original headers", role: RoleHandler, in: withHeader(op("emith", "copy", "1", "value", "v2"), "n", int32(7)),
+			code: Continue, emits: []Emit{
+				{"out", "k", []byte(`{"amount":5}`), event.Table{"x-e": "v2", "op": "emith", "copy": "1", "value": "v2", "n": int32(7)}},
+				{"out", "k", []byte(`{"amount":5}`), nil}}},
+		{name: "transform may not set emit headers", role: RoleTransform, in: op("emith"), code: Retry,
+			reason: "emit_header_set called from wr_transform"},
+		{name: "config with defaults", role: RoleTransform, in: op("cfgdef"), code: Continue,
+			headers: map[string]any{"d": "1:1|4:dflt|-1:"}},
 		{name: "hash", role: RoleTransform, in: op("hash"), code: Continue,
 			headers: map[string]any{"len": "12", "fnv": "e24a2f06d1ead62e"}},
 	}
+}
+
+// withHeader adds a typed header to an invocation's event.
+func withHeader(in *Invocation, name string, value any) *Invocation {
+	in.Event.Headers[name] = value
+	return in
 }
 
 func TestConformance(t *testing.T) {

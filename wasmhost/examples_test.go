@@ -104,13 +104,13 @@ func TestExampleSplitter(t *testing.T) {
 
 	out := m.Call(context.Background(), RoleHandler, exampleEvent(`{"items":[{"sku":"a"}, 2 ,"x\"y",[1,2]]}`, nil))
 	key := "order.created.item"
-	want := []Emit{{"items", key, []byte(`{"sku":"a"}`)}, {"items", key, []byte(`2`)}, {"items", key, []byte(`"x\"y"`)},
-		{"items", key, []byte(`[1,2]`)}}
+	want := []Emit{{Target: "items", RoutingKey: key, Body: []byte(`{"sku":"a"}`)}, {Target: "items", RoutingKey: key, Body: []byte(`2`)}, {Target: "items", RoutingKey: key, Body: []byte(`"x\"y"`)},
+		{Target: "items", RoutingKey: key, Body: []byte(`[1,2]`)}}
 	if out.Code != Continue || !reflect.DeepEqual(out.Emits, want) {
 		t.Errorf("split: %v %q %q", out.Code, out.Reason, out.Emits)
 	}
 	out = fixed.Call(context.Background(), RoleHandler, exampleEvent(`{"order":{"lines":[true]}}`, nil))
-	if out.Code != Continue || !reflect.DeepEqual(out.Emits, []Emit{{"items", "line", []byte("true")}}) {
+	if out.Code != Continue || !reflect.DeepEqual(out.Emits, []Emit{{Target: "items", RoutingKey: "line", Body: []byte("true")}}) {
 		t.Errorf("fixed key: %v %q %q", out.Code, out.Reason, out.Emits)
 	}
 	out = m.Call(context.Background(), RoleHandler, exampleEvent(`{"items":[]}`, nil))

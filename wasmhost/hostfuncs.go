@@ -224,6 +224,8 @@ func (inst *instance) emit(stack []uint64) {
 		inst.fail(fmt.Sprintf("%s: routing key of %d bytes exceeds %d", fn, len(key), maxKeyLen))
 		return
 	}
+	headers := inst.emitHeaders
+	inst.emitHeaders = nil
 	known := inst.inv.KnownTarget
 	if known == nil || !known(string(target)) {
 		return
@@ -232,8 +234,42 @@ func (inst *instance) emit(stack []uint64) {
 		Target:     string(target),
 		RoutingKey: string(key),
 		Body:       append(make([]byte, 0, len(body)), body...),
+		Headers:    headers,
 	})
 	stack[0] = 0
+}
+
+// emitHeaderSet stages a string header for the handler's next emit.
+func (inst *instance) emitHeaderSet(stack []uint64) {
+	const fn = "emit_header_set"
+	name, ok := inst.read(fn, "name", stack[0], stack[1])
+	if !ok {
+		return
+	}
+	val, ok := inst.read(fn, "value", stack[2], stack[3])
+	if !ok || !inst.allowed(fn, RoleHandler) {
+		return
+	}
+	if inst.emitHeaders == nil {
+		inst.emitHeaders = make(event.Table)
+	}
+	inst.emitHeaders[string(name)] = string(val)
+}
+
+// emitHeadersCopy makes the handler's next emit start with the event's headers, typed as they
+// arrived (and as transforms left them); headers staged with emit_header_set win.
+func (inst *instance) emitHeadersCopy(_ []uint64) {
+	if !inst.allowed("emit_headers_copy", RoleHandler) {
+		return
+	}
+	copied := inst.inv.Event.Headers.Clone()
+	if copied == nil {
+		copied = make(event.Table)
+	}
+	for k, v := range inst.emitHeaders {
+		copied[k] = v
+	}
+	inst.emitHeaders = copied
 }
 
 func (inst *instance) errorSet(stack []uint64) {

@@ -11,6 +11,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // instance is one guest instance with everything a call needs, reused call after call. Only the
@@ -42,6 +44,8 @@ type instance struct {
 	reason  string // error_set
 	emits   []Emit
 	scratch []byte // formatted meta and header values
+
+	emitHeaders event.Table // staged for the next emit
 }
 
 const callInit = numRoles
@@ -268,6 +272,7 @@ func reasonOr(reason, fallback string) string {
 // reset forgets the call, so that the instance keeps no reference to the event.
 func (inst *instance) reset() {
 	inst.inv, inst.failure, inst.reason, inst.emits = nil, "", "", nil
+	inst.emitHeaders = nil
 }
 
 // copyBody writes the body into the guest, asking wr_buffer for room only when the buffer the

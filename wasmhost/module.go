@@ -60,6 +60,7 @@ type Outcome struct {
 type Emit struct {
 	Target, RoutingKey string
 	Body               []byte
+	Headers            event.Table // nil unless the handler set or copied headers
 }
 
 // Module is a compiled guest with its pool of instances. Call is safe for concurrent use.

@@ -62,6 +62,12 @@ WR_IMPORT(emit) int32_t wr_emit(const char *target, int32_t target_len, const ch
                                 const void *body, int32_t body_len);
 WR_IMPORT(error_set) void wr_error_set(const char *reason, int32_t len);
 WR_IMPORT(log) void wr_log_raw(int32_t level, const char *msg, int32_t len);
+/* Extensions of version 1 (a module that does not call them does not import them, and loads on
+ * any host): headers for the next wr_emit. wr_emit_headers_copy starts them from the event's
+ * headers (typed as they arrived); wr_emit_header_set adds a string header over those. Both are
+ * for handlers, and are forgotten after each wr_emit. */
+WR_IMPORT(emit_header_set) void wr_emit_header_set(const char *name, int32_t name_len, const char *val, int32_t val_len);
+WR_IMPORT(emit_headers_copy) void wr_emit_headers_copy(void);
 
 /* Convenience forms taking NUL-terminated strings. */
 static inline int32_t wr_meta_s(const char *name, char *buf, int32_t cap) {
@@ -78,6 +84,49 @@ static inline void wr_header_set_s(const char *name, const char *val) {
 }
 static inline void wr_error_s(const char *reason) { wr_error_set(reason, (int32_t)strlen(reason)); }
 static inline void wr_log_s(int32_t level, const char *msg) { wr_log_raw(level, msg, (int32_t)strlen(msg)); }
+
+static inline void wr_routing_key_set_s(const char *key) { wr_routing_key_set(key, (int32_t)strlen(key)); }
+static inline void wr_body_set_s(const char *body) { wr_body_set(body, (int32_t)strlen(body)); }
+static inline void wr_emit_header_set_s(const char *name, const char *val) {
+    wr_emit_header_set(name, (int32_t)strlen(name), val, (int32_t)strlen(val));
+}
+/* wr_emit_s emits body (len bytes) to target with routing key key; 0, or -1 for an unknown target. */
+static inline int32_t wr_emit_s(const char *target, const char *key, const void *body, int32_t len) {
+    return wr_emit(target, (int32_t)strlen(target), key, (int32_t)strlen(key), body, len);
+}
+
+/* wr__str copies a getter's value into buf as a NUL-terminated string. It returns the length,
+ * or -1 when the value is absent or does not fit in cap - 1 bytes (buf is then ""). */
+static inline int32_t wr__str(int32_t (*get)(const char *, int32_t, char *, int32_t), const char *name, char *buf,
+                              int32_t cap) {
+    if (cap <= 0) return -1;
+    int32_t n = get(name, (int32_t)strlen(name), buf, cap - 1);
+    if (n < 0 || n > cap - 1) {
+        buf[0] = 0;
+        return -1;
+    }
+    buf[n] = 0;
+    return n;
+}
+/* wr_meta_str, wr_header_str: the value as a C string in buf (see wr__str). */
+static inline int32_t wr_meta_str(const char *name, char *buf, int32_t cap) { return wr__str(wr_meta_get, name, buf, cap); }
+static inline int32_t wr_header_str(const char *name, char *buf, int32_t cap) {
+    return wr__str(wr_header_get, name, buf, cap);
+}
+/* wr_config_str copies config value name into buf as a C string, or def when the module's
+ * config lacks it. It returns the length, or -1 when the value does not fit (buf is then ""). */
+static inline int32_t wr_config_str(const char *name, char *buf, int32_t cap, const char *def) {
+    int32_t n = wr__str(wr_config_get, name, buf, cap);
+    if (n >= 0 || !def) return n;
+    if (wr_config_get(name, (int32_t)strlen(name), NULL, 0) >= 0 || cap <= 0) return -1; /* present, too long */
+    size_t d = strlen(def);
+    if (d >= (size_t)cap) {
+        buf[0] = 0;
+        return -1;
+    }
+    memcpy(buf, def, d + 1);
+    return (int32_t)d;
+}
 
 /* wr_fail records reason and returns code, for `return wr_fail(WR_DEAD_LETTER, "...");`. */
 static inline int32_t wr_fail(int32_t code, const char *reason) {

@@ -189,6 +189,23 @@ static int32_t run(const uint8_t *body, int32_t len) {
             wr_header_set_s("num", out);
         }
         free(path);
+    } else if (!strcmp(op, "emith")) { /* emit with headers, then once without */
+        char *copy = header_or("copy", "0"), *value = header_or("value", "v");
+        if (!strcmp(copy, "1")) wr_emit_headers_copy();
+        wr_emit_header_set_s("x-e", value);
+        if (wr_emit_s("out", "k", body, len) != 0 || wr_emit_s("out", "k", body, len) != 0)
+            result = wr_fail(WR_DEAD_LETTER, "emit returned -1");
+        free(copy);
+        free(value);
+    } else if (!strcmp(op, "cfgdef")) { /* config with defaults, and values that do not fit */
+        char buf[8], out[64];
+        int32_t a = wr_config_str("a", buf, sizeof buf, "dflt");
+        snprintf(out, sizeof out, "%d:%s", a, buf);
+        int32_t m = wr_config_str("missing", buf, sizeof buf, "dflt");
+        snprintf(out + strlen(out), sizeof out - strlen(out), "|%d:%s", m, buf);
+        int32_t l = wr_config_str("long", buf, sizeof buf, "dflt");
+        snprintf(out + strlen(out), sizeof out - strlen(out), "|%d:%s", l, buf);
+        wr_header_set_s("d", out);
     } else if (!strcmp(op, "initcfg")) {
         wr_header_set_s("init", init_config);
     } else {

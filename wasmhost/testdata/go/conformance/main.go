@@ -144,6 +144,24 @@ func run(body []byte) wr.Result {
 		}
 	case "initcfg":
 		wr.SetHeader("init", initConfig)
+	case "emith": // emit with headers, then once without
+		var opts []wr.EmitOption
+		if header("copy", "0") == "1" {
+			opts = append(opts, wr.WithOriginalHeaders())
+		}
+		opts = append(opts, wr.WithHeader("x-e", header("value", "v")))
+		if !wr.EmitWith("out", "k", body, opts...) || !wr.Emit("out", "k", body) {
+			return wr.Fail(wr.DeadLetter, "emit returned -1")
+		}
+	case "cfgdef": // config with defaults (the C twin also checks values that do not fit)
+		long := wr.ConfigOr("long", "dflt")
+		if len(long) > 7 {
+			long = "-1:"
+		} else {
+			long = fmt.Sprintf("%d:%s", len(long), long)
+		}
+		a, m := wr.ConfigOr("a", "dflt"), wr.ConfigOr("missing", "dflt")
+		wr.SetHeader("d", fmt.Sprintf("%d:%s|%d:%s|%s", len(a), a, len(m), m, long))
 	case "panic": // a Go-only failure: the panic text must reach the reason
 		panic("conformance: " + header("msg", "boom"))
 	case "oom": // allocate until the memory limit stops the guest
