@@ -71,6 +71,12 @@ module "eu_only" {
   config = { header = "region", value = "eu" }
 }
 
+# Stamps audited payments with the region they were kept for (AssemblyScript guest).
+module "stamp_region" {
+  path   = "examples/wasm/stamp/stamp.wasm"
+  config = { header = "x-audit-region", value = "eu" }
+}
+
 route "big_orders" {
   source      = "in"
   match       = ["order.*"]
@@ -89,10 +95,11 @@ route "order_items" {
 }
 
 route "eu_payments" {
-  source  = "in"
-  match   = ["payment.#"]
-  filters = ["eu_only"]
-  targets = ["audit"]
+  source     = "in"
+  match      = ["payment.#"]
+  filters    = ["eu_only"]
+  transforms = ["stamp_region"]
+  targets    = ["audit"]
   retry {
     attempts    = 3
     backoff     = "100ms"
@@ -149,5 +156,20 @@ test "only EU payments are audited" {
   expect {
     route   = "eu_payments"
     targets = []
+  }
+}
+
+test "EU payments are audited, stamped with their region" {
+  input {
+    source      = "in"
+    routing_key = "payment.captured"
+    headers     = { region = "eu" }
+    body        = "{}"
+  }
+  expect {
+    route   = "eu_payments"
+    verdict = "deliver"
+    targets = ["audit"]
+    headers = { "x-audit-region" = "eu", region = "eu" }
   }
 }

@@ -15,7 +15,10 @@ import (
 func exampleConfigDir(t *testing.T) (dir, config string) {
 	t.Helper()
 	dir = wasmDir(t)
-	guests := map[string]string{"keyfilter": wasmRepoFile(t, "examples/wasm/keyfilter/keyfilter.wasm")}
+	guests := map[string]string{
+		"keyfilter": wasmRepoFile(t, "examples/wasm/keyfilter/keyfilter.wasm"),
+		"stamp":     wasmRepoFile(t, "examples/wasm/stamp/stamp.wasm"),
+	}
 	for _, g := range wasmGoGuests {
 		guests[g] = wasmGoGuest(t, g)
 	}
@@ -51,8 +54,8 @@ func TestRouterTestCommand(t *testing.T) {
 	write("router.hcl", example)
 
 	code, stdout, stderr := runCLI(t, dir, "test", "-c", "router.hcl")
-	if code != 0 || strings.Count(stdout, "PASS ") != 4 || !strings.Contains(stdout, "4 passed, 0 failed") {
-		t.Fatalf("router test on the example: exit %d, want 0 and 4 passed, 0 failed\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	if code != 0 || strings.Count(stdout, "PASS ") != 5 || !strings.Contains(stdout, "5 passed, 0 failed") {
+		t.Fatalf("router test on the example: exit %d, want 0 and 5 passed, 0 failed\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 
 	// A wrong expectation fails, naming the test block and why.
@@ -73,8 +76,8 @@ test "small orders reach analytics" {
 	code, stdout, _ = runCLI(t, dir, "test", "-c", "wrong.hcl")
 	wantFail := "FAIL small orders reach analytics (wrong.hcl:" + strconv.Itoa(line) + ")"
 	if code != 1 || !strings.Contains(stdout, wantFail) || !strings.Contains(stdout, "dropped by module high_value") ||
-		!strings.Contains(stdout, "4 passed, 1 failed") {
-		t.Errorf("router test with a wrong expectation: exit %d, want 1, %q, the reason and 4 passed, 1 failed\n%s", code, wantFail, stdout)
+		!strings.Contains(stdout, "5 passed, 1 failed") {
+		t.Errorf("router test with a wrong expectation: exit %d, want 1, %q, the reason and 5 passed, 1 failed\n%s", code, wantFail, stdout)
 	}
 
 	write("events.jsonl", `{"routing_key":"order.created","message_id":"m1","headers":{"tenant":"acme"},"body":{"amount":500,"customer":{"email":"a@example.com","phone":"555"},"items":[{"sku":"A"},{"sku":"B"}]}}

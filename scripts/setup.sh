@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what wasmrouter needs on a Debian machine: RabbitMQ (the broker the
 # router and its integration tests talk to) and, when available, clang + wasi-libc for the C
-# guest examples. Safe to run again: it only installs what is missing and only starts a broker
+# guest examples and npm for the AssemblyScript ones (the compiler itself comes from npm). Safe to run again: it only installs what is missing and only starts a broker
 # that is not answering.
 set -euo pipefail
 
@@ -21,6 +21,7 @@ command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -d /usr/share/wasi-sysroot ] || [ -d /usr/lib/wasm32-wasi ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev-wasm32)
+command -v npm >/dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
@@ -33,7 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   optional=()
   for p in "${missing[@]}"; do [ "$p" = rabbitmq-server ] || optional+=("$p"); done
   if [ ${#optional[@]} -gt 0 ]; then
-    $SUDO apt-get install -y -qq "${optional[@]}" >/dev/null || echo "setup: C guest toolchain not installed; using prebuilt C guests" >&2
+    $SUDO apt-get install -y -qq "${optional[@]}" >/dev/null ||
+      echo "setup: guest toolchains (${optional[*]}) not installed; using the prebuilt C and AssemblyScript guests" >&2
   fi
 fi
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +29,9 @@ func (h *Host) compile(ctx context.Context, name, path string) (wazero.CompiledM
 		return nil, moduleErr(name, ErrClosed, "host closed", nil)
 	}
 	bin, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, moduleErr(name, nil, "no module file (build the guest first, or correct path)", err)
+	}
 	if err != nil {
 		return nil, moduleErr(name, nil, "read", err)
 	}

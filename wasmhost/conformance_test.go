@@ -12,8 +12,9 @@ import (
 	"github.com/wasmrouter/wasmrouter/event"
 )
 
-// The ABI conformance suite: one table, run against the Go guest (built with guest/wr) and the C
-// guest (built with wasmrouter.h), which implement the same ops (testdata/c/conformance.c).
+// The ABI conformance suite: one table, run against the Go guest (built with guest/wr), the C
+// guest (built with wasmrouter.h) and the AssemblyScript guest (built with guest/as), which
+// implement the same ops (testdata/c/conformance.c).
 
 var conformanceConfig = map[string]string{
 	"init":  "from-config",
@@ -174,7 +175,7 @@ func withHeader(in *Invocation, name string, value any) *Invocation {
 }
 
 func TestConformance(t *testing.T) {
-	guests := map[string]string{"go": goGuest("conformance"), "c": cGuest("conformance")}
+	guests := map[string]string{"go": goGuest("conformance"), "c": cGuest("conformance"), "as": asGuest("conformance")}
 	for lang, path := range guests {
 		t.Run(lang, func(t *testing.T) {
 			h := newHost(t)

@@ -46,7 +46,7 @@ func TestLoadErrors(t *testing.T) {
 			`module "m": instantiate: wasm error: unreachable (guest error: init refused)`},
 		{"not WebAssembly", ModuleConfig{Path: "testdata/c/Makefile"}, ErrCompile,
 			`module "m": compile testdata/c/Makefile: `},
-		{"missing file", ModuleConfig{Path: "testdata/none.wasm"}, fs.ErrNotExist, `module "m": read: open testdata/none.wasm`},
+		{"missing file", ModuleConfig{Path: "testdata/none.wasm"}, fs.ErrNotExist, `module "m": no module file (build the guest first, or correct path): open testdata/none.wasm`},
 		{`module "m": negative timeout`, ModuleConfig{Path: cGuest("noop"), Timeout: -time.Second}, ErrConfig, `module "m": negative timeout`},
 		{"tiny memory", ModuleConfig{Path: cGuest("noop"), MaxMemory: 100}, ErrConfig, `module "m": max_memory 100 is less than one 64 KiB page`},
 		{"huge memory", ModuleConfig{Path: cGuest("noop"), MaxMemory: 8 << 30}, ErrConfig, `module "m": max_memory 8589934592 outside`},

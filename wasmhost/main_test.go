@@ -78,6 +78,9 @@ func buildGoGuests(dir string) error {
 func goGuest(name string) string { return filepath.Join(guestDir, name+".wasm") }
 func cGuest(name string) string  { return filepath.Join("testdata", "c", name+".wasm") }
 
+// asGuest is the path of a prebuilt AssemblyScript guest (make -C wasmhost/testdata/as).
+func asGuest(name string) string { return filepath.Join("testdata", "as", name+".wasm") }
+
 // testHost is a Host with its own metrics registry and a log recorder.
 type testHost struct {
 	*Host
