@@ -41,6 +41,7 @@ func commands() []command {
 		{"log", "inspect the event log (list, show, tail, stats) as JSON", cmdLog},
 		{"dlq", "list and redrive dead-lettered events", cmdDLQ},
 		{"fmt", "rewrite HCL files in canonical form, comments kept", cmdFmt},
+		{"guest", "scaffold a guest (new) or run one on an event (run)", cmdGuest},
 		{"version", "print version information", cmdVersion},
 	}
 }
