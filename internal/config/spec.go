@@ -21,6 +21,9 @@ type Config struct {
 	Modules  []ModuleSpec
 	Routes   []RouteSpec
 	Tests    []TestSpec
+	// Attrs is where attributes that runtime errors name were set ("store.path",
+	// "router.admin_addr", "cluster.NAME.url"); see Config.At.
+	Attrs map[string]hcl.Range
 }
 
 // RouterSpec is the optional router block.
