@@ -1,8 +1,8 @@
 package router
 
 import (
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/router/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 

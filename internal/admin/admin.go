@@ -1,4 +1,4 @@
-// Package admin serves the HTTP API of CONTRACT section 5: metrics, health, readiness, status,
+// Package admin serves the HTTP API of docs/admin-api.md: metrics, health, readiness, status,
 // replay jobs, and (an extension) dead letters and their redrive. Reads are open; mutating
 // calls need the bearer token when one is set.
 package admin
@@ -76,7 +76,7 @@ type Server struct {
 	streams chan struct{} // one slot per open event stream
 }
 
-// CheckAddr refuses a non-loopback address without a token (CONTRACT section 5).
+// CheckAddr refuses a non-loopback address without a token (docs/admin-api.md).
 func CheckAddr(addr, token string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -160,6 +160,7 @@ func (s *Server) Handler() http.Handler {
 	// Dead letters name events: their list is a content endpoint.
 	mux.Handle("GET /api/v1/dlq", s.authorized(http.HandlerFunc(s.listDeadLetters)))
 	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
+	s.registerPprof(mux)
 	s.contentRoutes(mux)
 	return secure(mux)
 }

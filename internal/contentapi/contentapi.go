@@ -10,10 +10,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/router/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 

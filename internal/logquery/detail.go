@@ -3,8 +3,8 @@ package logquery
 import (
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/router/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 

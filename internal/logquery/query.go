@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/filters"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/router/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
