@@ -103,8 +103,8 @@ func seqList(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-// whenFlags are --since and --until (a duration meaning "that long ago", days allowed, or an
-// RFC 3339 time).
+// whenFlags are --since and --until (docs/cli.md: a duration meaning "that long ago", days
+// allowed, or an RFC 3339 time).
 type whenFlags struct{ since, until *string }
 
 func addWhenFlags(fs *flag.FlagSet, what string) whenFlags {

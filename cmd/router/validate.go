@@ -15,9 +15,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
-	"github.com/wasmrouter/wasmrouter/internal/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
