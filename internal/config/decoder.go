@@ -29,6 +29,8 @@ type decoder struct {
 	declared map[string]map[string]hcl.Range // kind -> name -> first label
 	refs     []reference
 	secrets  []string
+	// lookupEnv backs env() and the OTEL_* variables of the tracing block.
+	lookupEnv func(string) (string, bool)
 }
 
 // reference is a name one block uses to point at another.
@@ -49,6 +51,8 @@ func newDecoder(filename string, lookupEnv func(string) (string, bool)) *decoder
 		dir:      dir,
 		ctx:      &hcl.EvalContext{Functions: functions(dir, lookupEnv)},
 		declared: map[string]map[string]hcl.Range{},
+
+		lookupEnv: lookupEnv,
 	}
 }
 

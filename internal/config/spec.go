@@ -21,6 +21,7 @@ type Config struct {
 	Modules  []ModuleSpec
 	Routes   []RouteSpec
 	Tests    []TestSpec
+	Tracing  *TracingSpec // nil without a tracing block: no spans
 }
 
 // RouterSpec is the optional router block.
