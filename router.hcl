@@ -89,10 +89,10 @@ route "order_items" {
 }
 
 route "eu_payments" {
-  source      = "in"
-  match       = ["payment.#"]
-  filters     = ["eu_only"]
-  targets     = ["audit"]
+  source  = "in"
+  match   = ["payment.#"]
+  filters = ["eu_only"]
+  targets = ["audit"]
   retry {
     attempts    = 3
     backoff     = "100ms"

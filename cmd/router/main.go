@@ -13,7 +13,7 @@ import (
 	"syscall"
 )
 
-// Exit statuses (CONTRACT section 1).
+// Exit statuses (docs/cli.md).
 const (
 	exitOK    = 0
 	exitFail  = 1
@@ -40,6 +40,7 @@ func commands() []command {
 		{"replay", "re-deliver logged events, through a running router or offline", cmdReplay},
 		{"log", "inspect the event log (list, show, tail, stats) as JSON", cmdLog},
 		{"dlq", "list and redrive dead-lettered events", cmdDLQ},
+		{"fmt", "rewrite HCL files in canonical form, comments kept", cmdFmt},
 		{"version", "print version information", cmdVersion},
 	}
 }
