@@ -10,9 +10,9 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/otlpreceiver"
-	"github.com/wasmrouter/wasmrouter/router/event"
 )
 
 // The OTLP/HTTP exporter, as a tracing block builds it, reaches a collector.

@@ -8,7 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // derivedIDs are the ids a receive span takes from its event: the trace id serves when the

@@ -9,7 +9,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // The router's own span attributes.

@@ -17,9 +17,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/logbuf"
-	"github.com/wasmrouter/wasmrouter/router/event"
 )
 
 const sourceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
