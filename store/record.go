@@ -14,3 +14,9 @@ func EncodeRecord(dst []byte, ev *event.Event, fp Fingerprint) ([]byte, error) {
 func DecodeRecord(b []byte, seq uint64) (*event.Event, Fingerprint, error) {
 	return decodeRecord(b, seq)
 }
+
+// RecordFingerprint returns the fingerprint a record carries without decoding the rest.
+func RecordFingerprint(b []byte) (Fingerprint, error) {
+	_, fp, err := peekMeta(b)
+	return fp, err
+}
