@@ -1,4 +1,4 @@
-// Package admin serves the HTTP API of CONTRACT section 5: metrics, health, readiness, status,
+// Package admin serves the HTTP API of docs/admin-api.md: metrics, health, readiness, status,
 // replay jobs, and (an extension) dead letters and their redrive. Reads are open; mutating
 // calls need the bearer token when one is set.
 package admin
@@ -68,7 +68,7 @@ type Server struct {
 	ln   net.Listener
 }
 
-// CheckAddr refuses a non-loopback address without a token (CONTRACT section 5).
+// CheckAddr refuses a non-loopback address without a token (docs/admin-api.md).
 func CheckAddr(addr, token string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
