@@ -33,6 +33,8 @@ type decoder struct {
 	secrets  []string
 	read     []string // values computed from file() or env(): never quoted in a diagnostic
 	attrs    map[string]hcl.Range
+	// lookupEnv backs env() and the OTEL_* variables of the tracing block.
+	lookupEnv func(string) (string, bool)
 }
 
 // reference is a name one block uses to point at another.
@@ -54,6 +56,8 @@ func newDecoder(filename string, lookupEnv func(string) (string, bool)) *decoder
 		ctx:      &hcl.EvalContext{Functions: functions(dir, lookupEnv)},
 		declared: map[string]map[string]hcl.Range{},
 		attrs:    map[string]hcl.Range{},
+
+		lookupEnv: lookupEnv,
 	}
 }
 
