@@ -12,6 +12,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbitnode"
+	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // On a three-node cluster, two routers append side by side while the node that leads the
@@ -57,7 +58,8 @@ func TestClusterNodeStopLosesNothing(t *testing.T) {
 			for i := 0; ctx.Err() == nil; i++ {
 				key := fmt.Sprintf("%s.%d", name, i)
 				done := make(chan error, 1)
-				l.Append(&event.Event{Source: "in", RoutingKey: key, Body: []byte(key)}, false, func(_ bool, err error) { done <- err })
+				ev := &event.Event{Source: "in", RoutingKey: key, Body: []byte(key)}
+				l.Append(ev, store.FingerprintOf(ev), store.Window{}, func(_ uint64, _ bool, err error) { done <- err })
 				var err error
 				select {
 				case err = <-done:
