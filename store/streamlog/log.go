@@ -86,6 +86,10 @@ type Log struct {
 	index  *recentIndex
 	recent *recentRecords
 	tailCh *amqp.Channel
+	// onRecord sees every record the tail reads, before the append that wrote it is done;
+	// fromFirst makes the tail start at the stream's first record.
+	onRecord  func(off uint64, d *amqp.Delivery)
+	fromFirst bool
 
 	lastMu  sync.Mutex
 	last    uint64        // the highest offset the tail has seen
@@ -149,10 +153,27 @@ func maxAge(d time.Duration) string {
 // router wrote them) and starts appending. conn is the log's own connection; Close closes
 // the log's channels, not conn.
 func Open(conn *amqp.Connection, opts Options) (*Log, error) {
-	opts.setDefaults()
-	if opts.Stream == "" {
-		return nil, errors.New("streamlog: Options.Stream is required")
+	l := newLog(conn, opts)
+	l.onRecord = l.observeEvent
+	if err := l.start(); err != nil {
+		return nil, err
 	}
+	return l, nil
+}
+
+// observeEvent feeds the redelivery index and the recent records.
+func (l *Log) observeEvent(off uint64, d *amqp.Delivery) {
+	mark := d.Type == startType
+	if !mark {
+		if fp, err := store.RecordFingerprint(d.Body); err == nil {
+			l.index.add(fp, off)
+		}
+	}
+	l.recent.add(off, d.Body, mark)
+}
+
+func newLog(conn *amqp.Connection, opts Options) *Log {
+	opts.setDefaults()
 	mark := make([]byte, 8)
 	_, _ = rand.Read(mark)
 	l := &Log{opts: opts, conn: conn, prefix: hex.EncodeToString(mark) + ".",
@@ -162,11 +183,19 @@ func Open(conn *amqp.Connection, opts Options) (*Log, error) {
 		index:       newRecentIndex(opts.Recognised), recent: newRecentRecords(opts.Recent),
 		notify: make(chan struct{}), tailErr: make(chan error, 1)}
 	go l.complete()
+	return l
+}
+
+func (l *Log) start() error {
+	if l.opts.Stream == "" {
+		l.Close()
+		return errors.New("streamlog: Options.Stream is required")
+	}
 	if err := l.open(); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("streamlog: opening stream %s: %w", opts.Stream, err)
+		return fmt.Errorf("streamlog: opening stream %s: %w", l.opts.Stream, err)
 	}
-	return l, nil
+	return nil
 }
 
 func (l *Log) open() error {
@@ -188,9 +217,11 @@ func (l *Log) open() error {
 	if err := <-marked; err != nil {
 		return err
 	}
-	from, err := l.tailStart()
-	if err != nil {
-		return err
+	var from uint64
+	if !l.fromFirst {
+		if from, err = l.tailStart(); err != nil {
+			return err
+		}
 	}
 	return l.startTail(from, markID)
 }
@@ -430,12 +461,7 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 			break
 		}
 		mark := d.Type == startType
-		if !mark {
-			if fp, err := store.RecordFingerprint(d.Body); err == nil {
-				l.index.add(fp, off)
-			}
-		}
-		l.recent.add(off, d.Body, mark)
+		l.onRecord(off, &d)
 		if id, ok := strings.CutPrefix(d.MessageId, l.prefix); ok {
 			if id, err := strconv.ParseUint(id, 10, 64); err == nil {
 				l.settle(func() {
