@@ -191,9 +191,6 @@ const (
 	maxHeaderValue   = 64 << 10 // one header_set value
 	maxHeadersSet    = 256      // header_set calls per call
 	maxEmits         = 1024     // emit calls per call
-	// ReservedHeaderPrefix names the router's own headers (x-router-route, x-router-seq, ...):
-	// a guest may not set them, and the router removes them from consumed messages.
-	ReservedHeaderPrefix = "x-router-"
 )
 
 var (

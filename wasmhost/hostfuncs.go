@@ -3,7 +3,6 @@ package wasmhost
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -301,15 +300,15 @@ func (inst *instance) log(stack []uint64) {
 }
 
 // CheckHeaderName says what is wrong with a header name a guest sets, or "" when nothing is:
-// 1 to 255 bytes, and not one of the router's own (ReservedHeaderPrefix).
+// 1 to 255 bytes, and not one of the router's own (event.RouterHeaderPrefix).
 func CheckHeaderName(name string) string {
 	switch {
 	case name == "":
 		return "empty header name"
 	case len(name) > maxHeaderNameLen:
 		return fmt.Sprintf("header name of %d bytes exceeds %d", len(name), maxHeaderNameLen)
-	case len(name) >= len(ReservedHeaderPrefix) && strings.EqualFold(name[:len(ReservedHeaderPrefix)], ReservedHeaderPrefix):
-		return fmt.Sprintf("header %q is reserved for the router (%s*)", name, ReservedHeaderPrefix)
+	case event.IsRouterHeader(name):
+		return fmt.Sprintf("header %q is reserved for the router (%s*)", name, event.RouterHeaderPrefix)
 	}
 	return ""
 }
