@@ -24,7 +24,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 // Load reads and checks the file. filename is used in diagnostics exactly as given; lookupEnv
 // backs env(), nil meaning os.LookupEnv. See LoadBytes.
 func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.Diagnostics) {
-	src, err := os.ReadFile(filename)
+	src, err := ReadRegularFile(filename, maxSourceSize)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -69,7 +69,7 @@ func LoadBytes(src []byte, filename string, lookupEnv func(string) (string, bool
 	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		scrub(diags, nil)
+		scrub(diags, nil, nil)
 		sortByPosition(diags)
 		return nil, diags
 	}
@@ -78,7 +78,7 @@ func LoadBytes(src []byte, filename string, lookupEnv func(string) (string, bool
 	cfg := d.decodeFile(file.Body)
 	d.checkReferences()
 	d.checkConfig(cfg)
-	scrub(d.diags, d.secrets)
+	scrub(d.diags, d.secrets, d.read)
 	sortByPosition(d.diags)
 	return cfg, d.diags
 }
@@ -86,7 +86,7 @@ func LoadBytes(src []byte, filename string, lookupEnv func(string) (string, bool
 func (d *decoder) decodeFile(body hcl.Body) *Config {
 	content, diags := body.Content(fileSchema)
 	d.add(diags)
-	cfg := &Config{File: d.file, Dir: d.dir, Router: defaultRouter(), Store: d.defaultStore()}
+	cfg := &Config{File: d.file, Dir: d.dir, Router: defaultRouter(), Store: d.defaultStore(), Attrs: d.attrs}
 	var routerBlock, storeBlock, tracingBlock *hcl.Block
 	for _, b := range content.Blocks {
 		switch b.Type {
