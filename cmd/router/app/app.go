@@ -88,8 +88,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 		clusters[cs.Name] = c
 	}
+	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracer()
 	engine, err := router.New(router.Options{
-		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
+		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log, Tracer: tracer,
 	})
 	if err != nil {
 		return err
