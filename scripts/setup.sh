@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what wasmrouter needs on a Debian machine: RabbitMQ (the broker the
 # router and its integration tests talk to) and, when available, clang + wasi-libc for the C
-# guest examples. Safe to run again: it only installs what is missing and only starts a broker
-# that is not answering.
+# guest examples and python3-celery for the end-to-end trace test. Safe to run again: it only
+# installs what is missing and only starts a broker that is not answering.
 set -euo pipefail
 
 SUDO=""
@@ -21,19 +21,25 @@ command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -d /usr/share/wasi-sysroot ] || [ -d /usr/lib/wasm32-wasi ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev-wasm32)
+# Celery for the end-to-end trace test (a real publisher and worker); Debian's package installs
+# it for /usr/bin/python3.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import celery' 2>/dev/null || missing+=(python3-celery)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  # The broker is required; the C toolchain is optional (committed prebuilt C guests are used without it).
+  # The broker is required; the rest is optional (committed prebuilt C guests are used without
+  # the C toolchain, and the Celery test is skipped without Celery).
   if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
     $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
   fi
   optional=()
   for p in "${missing[@]}"; do [ "$p" = rabbitmq-server ] || optional+=("$p"); done
   if [ ${#optional[@]} -gt 0 ]; then
-    $SUDO apt-get install -y -qq "${optional[@]}" >/dev/null || echo "setup: C guest toolchain not installed; using prebuilt C guests" >&2
+    for p in "${optional[@]}"; do
+      $SUDO apt-get install -y -qq "$p" >/dev/null || echo "setup: $p not installed (optional: prebuilt C guests are used, the Celery test is skipped)" >&2
+    done
   fi
 fi
 
