@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		adminAddr = opts.AdminAddr
 	}
 	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -53,10 +53,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
 	})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("event log %s is locked: is another router running with this store?", cfg.Store.Path)
+		return cfg.Errorf("store.path", "event log %s is locked: is another router running with this store?", cfg.Store.Path)
 	}
 	if err != nil {
-		return fmt.Errorf("opening event log: %w", err)
+		return cfg.Errorf("store.path", "opening event log: %w", err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	for _, cs := range cfg.Clusters {
 		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
 		if err != nil {
-			return err
+			return cfg.Errorf("cluster."+cs.Name+".url", "%w", err)
 		}
 		clusters[cs.Name] = c
 	}
@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
 	})
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "admin API: %w", err)
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	adminDone := make(chan error, 1)
