@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbitnode"
 )
 
 // killable is a connection to the main broker whose socket the test can close without the
@@ -23,8 +24,18 @@ type killable struct {
 func dialKillable(t *testing.T) *killable {
 	t.Helper()
 	rabbit.SkipIfShort(t)
+	return dialKillableURL(t, rabbit.URL())
+}
+
+func dialKillableNode(t *testing.T, n *rabbitnode.Node) *killable {
+	t.Helper()
+	return dialKillableURL(t, n.URL())
+}
+
+func dialKillableURL(t *testing.T, url string) *killable {
+	t.Helper()
 	k := &killable{}
-	conn, err := amqp.DialConfig(rabbit.URL(), amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
 		c, err := net.DialTimeout(network, addr, 5*time.Second)
 		k.mu.Lock()
 		k.raw = c

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/store"
 )
 
 func sampleEvent(i int) *event.Event {
@@ -42,16 +44,21 @@ func openLog(t *testing.T, conn *amqp.Connection, stream string) *Log {
 	return l
 }
 
-// appendAll appends the events, pipelined, and waits for every confirm.
-func appendAll(t *testing.T, l *Log, redelivered bool, evs ...*event.Event) (dups int) {
+// everywhere is a redelivery window that holds every seq.
+var everywhere = store.Window{From: 1, To: math.MaxUint64}
+
+// appendAll appends the events, pipelined, waits until every append is done and returns their
+// seqs and how many were recognised as redeliveries (with dedup non-empty).
+func appendAll(t *testing.T, l *Log, dedup store.Window, evs ...*event.Event) (seqs []uint64, dups int) {
 	t.Helper()
 	type result struct {
+		seq uint64
 		dup bool
 		err error
 	}
 	results := make(chan result, len(evs))
 	for _, ev := range evs {
-		l.Append(ev, redelivered, func(dup bool, err error) { results <- result{dup, err} })
+		l.Append(ev, store.FingerprintOf(ev), dedup, func(seq uint64, dup bool, err error) { results <- result{seq, dup, err} })
 	}
 	for range evs {
 		select {
@@ -62,11 +69,15 @@ func appendAll(t *testing.T, l *Log, redelivered bool, evs ...*event.Event) (dup
 			if r.dup {
 				dups++
 			}
+			if len(seqs) > 0 && !r.dup && r.seq <= seqs[len(seqs)-1] {
+				t.Fatalf("append done with seq %d after seq %d: not in append order", r.seq, seqs[len(seqs)-1])
+			}
+			seqs = append(seqs, r.seq)
 		case <-time.After(30 * time.Second):
-			t.Fatal("appends not confirmed within 30s")
+			t.Fatal("appends not done within 30s")
 		}
 	}
-	return dups
+	return seqs, dups
 }
 
 // readN reads n events from seq from.
@@ -100,13 +111,14 @@ func TestAppendAndReadKeepTheEventExactly(t *testing.T) {
 	for i := range evs {
 		evs[i] = sampleEvent(i)
 	}
-	if dups := appendAll(t, l, false, evs...); dups != 0 {
+	seqs, dups := appendAll(t, l, everywhere, evs...)
+	if dups != 0 {
 		t.Fatalf("%d fresh appends reported as redeliveries", dups)
 	}
 	got := readN(t, l, 1, n)
 	for i, ev := range got {
-		if ev.Seq != uint64(i+1) {
-			t.Fatalf("event %d has seq %d, want %d (its offset; offset 0 is the log's start)", i, ev.Seq, i+1)
+		if ev.Seq != uint64(i+1) || seqs[i] != ev.Seq {
+			t.Fatalf("event %d has seq %d in the stream, %d from its append; want %d (its offset; offset 0 is the log's start)", i, ev.Seq, seqs[i], i+1)
 		}
 		want := *evs[i]
 		want.Seq = ev.Seq
@@ -137,32 +149,111 @@ func TestRedeliveryRecognisedAcrossRouters(t *testing.T) {
 
 	first := openLog(t, rabbit.Dial(t), stream)
 	evs := []*event.Event{sampleEvent(1), sampleEvent(2), sampleEvent(3)}
-	appendAll(t, first, false, evs...)
+	firstSeqs, _ := appendAll(t, first, everywhere, evs...)
 
 	late := openLog(t, rabbit.Dial(t), stream)
-	if dups := appendAll(t, late, true, evs...); dups != len(evs) {
-		t.Fatalf("router opened after the first copies recognised %d of %d redeliveries", dups, len(evs))
+	seqs, dups := appendAll(t, late, everywhere, evs...)
+	if dups != len(evs) || !reflect.DeepEqual(seqs, firstSeqs) {
+		t.Fatalf("router opened after the first copies recognised %d of %d redeliveries, as seqs %v; want %v", dups, len(evs), seqs, firstSeqs)
+	}
+	// A window that does not hold the first copy's seq: written again.
+	if _, dups := appendAll(t, late, store.Window{From: firstSeqs[2] + 1, To: math.MaxUint64}, evs[2]); dups != 0 {
+		t.Fatal("a redelivery matched an event outside its window")
 	}
 
 	deadline := time.Now().Add(10 * time.Second)
-	for running.LastSeq() < 3 {
+	for running.LastSeq() < firstSeqs[2] {
 		if time.Now().After(deadline) {
-			t.Fatalf("running router saw up to seq %d, want 3", running.LastSeq())
+			t.Fatalf("running router saw up to seq %d, want %d", running.LastSeq(), firstSeqs[2])
 		}
 		<-running.Notify()
 	}
-	if dups := appendAll(t, running, true, evs...); dups != len(evs) {
-		t.Fatalf("running router recognised %d of %d redeliveries", dups, len(evs))
+	if _, dups := appendAll(t, running, everywhere, evs[:2]...); dups != 2 {
+		t.Fatalf("running router recognised %d of 2 redeliveries", dups)
 	}
 	// Not redelivered: the same content is a new message (Celery sends identical ones).
-	if dups := appendAll(t, running, false, evs[0]); dups != 0 {
+	if _, dups := appendAll(t, running, store.Window{}, evs[0]); dups != 0 {
 		t.Fatal("a message not flagged as redelivered was taken for a redelivery")
 	}
-	got := readN(t, late, 1, 4) // the routers' start marks are not events
-	for i, want := range []string{evs[0].RoutingKey, evs[1].RoutingKey, evs[2].RoutingKey, evs[0].RoutingKey} {
+	got := readN(t, late, 1, 5) // the routers' start marks are not events
+	for i, want := range []string{evs[0].RoutingKey, evs[1].RoutingKey, evs[2].RoutingKey, evs[2].RoutingKey, evs[0].RoutingKey} {
 		if got[i].RoutingKey != want || (i > 0 && got[i].Seq <= got[i-1].Seq) {
 			t.Fatalf("event %d of the log: seq %d, key %s; want key %s after seq %d", i, got[i].Seq, got[i].RoutingKey, want, got[max(i-1, 0)].Seq)
 		}
+	}
+}
+
+// Scan, Get and ScanHeads read the same events whether the records are recent (in memory) or
+// older (read back from the broker).
+func TestScanGetAndHeads(t *testing.T) {
+	conn := rabbit.Dial(t)
+	stream := rabbit.Unique("streamlog.log")
+	rabbit.DeleteQueueAtCleanup(t, stream)
+	writer := openLog(t, conn, stream)
+	evs := make([]*event.Event, 100)
+	for i := range evs {
+		evs[i] = sampleEvent(i)
+		if i%2 == 1 {
+			evs[i].Source = "other"
+		}
+	}
+	seqs, _ := appendAll(t, writer, store.Window{}, evs...)
+
+	recent := writer
+	older, err := Open(rabbit.Dial(t), Options{Stream: stream, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30, Recent: 10, Recognised: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(older.Close)
+	for name, l := range map[string]*Log{"recent": recent, "older": older} {
+		t.Run(name, func(t *testing.T) {
+			deadline := time.Now().Add(10 * time.Second)
+			for l.LastSeq() < seqs[99] {
+				if time.Now().After(deadline) {
+					t.Fatalf("LastSeq %d, want at least %d", l.LastSeq(), seqs[99])
+				}
+				<-l.Notify()
+			}
+			if first := l.FirstSeq(); first == 0 || first > seqs[0] {
+				t.Fatalf("FirstSeq %d, want 1..%d", first, seqs[0])
+			}
+			var got []*event.Event
+			keepIn := func(source, _ string) bool { return source == "in" }
+			next, err := l.Scan(seqs[10], 20, keepIn, func(ev *event.Event) bool { got = append(got, ev); return true })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next != seqs[30] || len(got) != 10 || got[0].Seq != seqs[10] || got[9].Seq != seqs[28] {
+				t.Fatalf("Scan from %d over 20 records: next %d, %d events (want next %d, 10 events %d..%d)", seqs[10], next, len(got), seqs[30], seqs[10], seqs[28])
+			}
+			for _, ev := range got {
+				want := *evs[ev.Seq-seqs[0]]
+				want.Seq = ev.Seq
+				if !reflect.DeepEqual(ev, &want) {
+					t.Fatalf("Scan returned %#v, want %#v", ev, &want)
+				}
+			}
+			ev, err := l.Get(seqs[42])
+			if err != nil || ev.RoutingKey != evs[42].RoutingKey || ev.Seq != seqs[42] {
+				t.Fatalf("Get(%d) = %v, %v", seqs[42], ev, err)
+			}
+			if _, err := l.Get(l.LastSeq() + 1); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Get past the end: %v, want ErrNotFound", err)
+			}
+			var heads []uint64
+			if err := l.ScanHeads(seqs[95], seqs[99], func(h store.RecordHead) error {
+				if string(h.RoutingKey) != evs[h.Seq-seqs[0]].RoutingKey || !h.IngestTime.Equal(evs[h.Seq-seqs[0]].IngestTime) {
+					t.Errorf("head %d: %s at %s", h.Seq, h.RoutingKey, h.IngestTime)
+				}
+				heads = append(heads, h.Seq)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(heads) != 5 || heads[0] != seqs[95] {
+				t.Fatalf("ScanHeads [%d, %d] visited %v", seqs[95], seqs[99], heads)
+			}
+		})
 	}
 }
 
