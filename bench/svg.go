@@ -69,7 +69,7 @@ func WriteMemorySVG(w io.Writer, title string, res MemoryResult, goal int64) err
 	line(func(s MemSample) int64 { return s.Anon }, "#e67e22", `stroke-dasharray="4 3"`)
 
 	// Legend.
-	lx, ly := width-right-250, height-12
+	lx, ly := width-right-330, height-12
 	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#1f5fa8" stroke-width="2"/><text x="%d" y="%d">resident (VmRSS)</text>`+"\n", lx, ly-4, lx+24, ly-4, lx+30, ly)
 	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#e67e22" stroke-width="2" stroke-dasharray="4 3"/><text x="%d" y="%d">anonymous (RssAnon)</text>`+"\n", lx+130, ly-4, lx+154, ly-4, lx+160, ly)
 	p("</svg>\n")
@@ -77,13 +77,14 @@ func WriteMemorySVG(w io.Writer, title string, res MemoryResult, goal int64) err
 	return err
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+// niceCeil rounds v up to 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten: an axis end
+// that splits into five round ticks without wasting much of the plot.
 func niceCeil(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	pow := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if m*pow >= v {
 			return m * pow
 		}

@@ -57,7 +57,7 @@ func TestWriteMemorySVG(t *testing.T) {
 }
 
 func TestNiceCeil(t *testing.T) {
-	for v, want := range map[float64]float64{0: 1, 0.3: 0.5, 7: 10, 33: 50, 110: 200, 1000: 1000} {
+	for v, want := range map[float64]float64{0: 1, 0.7: 0.8, 7: 8, 33: 40, 110: 150, 201: 250, 1000: 1000} {
 		if got := niceCeil(v); got != want {
 			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
 		}

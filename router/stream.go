@@ -247,10 +247,15 @@ func (s *stream) publishFrom(ctx context.Context, i int) {
 func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev *event.Event) error {
 	var d Decision
 	first := true
-	if s.replay {
+	switch {
+	case s.replay:
 		// A replay decides afresh: it runs the routes as they are configured now.
 		d = r.ProcessWithRetry(ctx, ev)
-	} else {
+	case !r.hasModules():
+		// Nothing to decide, so nothing to share among the route's streams: the shared cache
+		// would cost an allocation and two locks per event and keep its last 8192 events alive.
+		d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
+	default:
 		d, first = r.decisions.decide(ctx, r, ev)
 	}
 	if ctx.Err() != nil {
