@@ -89,15 +89,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 		clusters[cs.Name] = c
 	}
+	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracer()
 	engine, err := router.New(router.Options{
-		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
+		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log, Tracer: tracer,
 	})
 	if err != nil {
 		return err
 	}
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
-		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
+		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
 		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
 	})
