@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what wasmrouter needs on a Debian machine: RabbitMQ (the broker the
-# router and its integration tests talk to) and, when available, clang + wasi-libc for the C
+# router and its integration tests talk to), Chromium (the console's browser tests), promtool
+# (package prometheus: the alert rules' tests) and, when available, clang + wasi-libc for the C
 # guest examples. Safe to run again: it only installs what is missing and only starts a broker
 # that is not answering.
 set -euo pipefail
@@ -21,6 +22,9 @@ command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -d /usr/share/wasi-sysroot ] || [ -d /usr/lib/wasm32-wasi ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev-wasm32)
+# The console's browser tests drive Chromium; promtool checks the alert rules in deploy/.
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
+command -v promtool >/dev/null || missing+=(prometheus)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
@@ -30,8 +34,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
     $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
   fi
+  # Required by tests (they fail without them): the browser and promtool.
+  for p in chromium prometheus; do
+    if [[ " ${missing[*]} " == *" $p "* ]]; then
+      $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null || echo "setup: could not install $p: the console and alert-rule tests will fail" >&2
+    fi
+  done
   optional=()
-  for p in "${missing[@]}"; do [ "$p" = rabbitmq-server ] || optional+=("$p"); done
+  for p in "${missing[@]}"; do
+    case "$p" in rabbitmq-server | chromium | prometheus) ;; *) optional+=("$p") ;; esac
+  done
   if [ ${#optional[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq "${optional[@]}" >/dev/null || echo "setup: C guest toolchain not installed; using prebuilt C guests" >&2
   fi
