@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,7 +38,11 @@ func checkThroughput(t *testing.T, env *Env, side Side, n int) {
 	if r.Delivered != n || r.SourceLeft != 0 {
 		t.Errorf("delivered %d, left in source %d; want %d and 0", r.Delivered, r.SourceLeft, n)
 	}
-	if r.Elapsed <= 0 || r.CPU <= 0 || r.Peak <= 0 || r.MachineCPU < r.CPU {
+	if r.InBroker {
+		if r.Elapsed <= 0 || r.CPU != 0 || r.Peak != 0 || (env.BrokerPID != 0 && r.BrokerCPU <= 0) {
+			t.Errorf("implausible measurements of a side inside the broker: %+v", r)
+		}
+	} else if r.Elapsed <= 0 || r.CPU <= 0 || r.Peak <= 0 || r.MachineCPU < r.CPU {
 		t.Errorf("implausible measurements: %+v", r)
 	}
 	if entries, err := os.ReadDir(env.WorkDir); err != nil || len(entries) != 0 {
@@ -74,6 +81,51 @@ func TestRouterEndToEnd(t *testing.T) {
 	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
 }
 
+// The router-traced side delivers everything and exports its spans to the sink.
+func TestRouterTracedEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	sink, err := StartOTLPSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Label: "router-traced",
+		Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100, TracingEndpoint: sink.URL}}
+	checkThroughput(t, env, side, 1000)
+	// Three spans per event (receive, process, send), exported within the router's batch
+	// interval, which a graceful stop flushes.
+	if got := sink.Spans(); got < 3*1000 {
+		t.Errorf("the sink received %d spans for 1000 events, want at least 3000", got)
+	}
+}
+
+func TestShovelEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	if out, err := exec.Command("rabbitmq-plugins", "is_enabled", "rabbitmq_shovel").CombinedOutput(); err != nil {
+		// make bench enables it; tests leave the shared broker's plugins alone.
+		t.Skipf("plugin rabbitmq_shovel is not enabled (make bench enables it): %s", out)
+	}
+	side := Shovel{URL: rabbit.URL(), Prefetch: 100}
+	t.Run("throughput", func(t *testing.T) { checkThroughput(t, env, side, 1000) })
+	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
+}
+
+func TestRouterGoGuestsWarmCache(t *testing.T) {
+	env := testEnv(t)
+	filter, transform := "../examples/wasm/threshold/threshold.wasm", "../examples/wasm/redact/redact.wasm"
+	for _, p := range []string{filter, transform} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%v (make wasm builds the example guests)", err)
+		}
+	}
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Label: "router-go", WarmCache: true, Config: RouterConfig{
+		URL: rabbit.URL(), Prefetch: 100, Filter: abs(filter), Transform: abs(transform),
+		ModuleConfig: map[string]string{"min": "100", "fields": "id"},
+	}}
+	checkThroughput(t, env, side, 500)
+}
+
 // BenchmarkE2E runs full throughput runs of each side, one per iteration (run it with
 // -benchtime=1x -count=N, or use bench/cmd/e2e, which alternates the sides). It needs
 // WASMROUTER_BENCH=1; WASMROUTER_BENCH_N sets the messages per run (default 100000).
@@ -105,4 +157,32 @@ func BenchmarkE2E(b *testing.B) {
 			b.ReportMetric(float64(peak), "peak-rss-bytes")
 		})
 	}
+}
+
+func TestMemoryPhases(t *testing.T) {
+	env := testEnv(t)
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const n = 300
+	res, err := env.Memory(ctx, side, MemorySpec{N: n, Size: 512, Every: 20 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 3 || res.Phases[0].Name != "run" || res.Phases[1].Name != "outage" || res.Phases[2].Name != "replay" {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	for _, ph := range res.Phases {
+		if ph.Peak <= 0 || ph.End <= ph.Start {
+			t.Errorf("phase %s: peak %d, span %s-%s", ph.Name, ph.Peak, ph.Start, ph.End)
+		}
+	}
+	if res.Phases[2].Events != 2*n || len(res.Samples) == 0 || res.VmHWM <= 0 {
+		t.Errorf("replay events %d, %d samples, VmHWM %d", res.Phases[2].Events, len(res.Samples), res.VmHWM)
+	}
+	var svg bytes.Buffer
+	if err := WriteMemorySVG(&svg, "test <plot>", res, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, svg.Bytes())
 }

@@ -43,7 +43,11 @@ import "github.com/tetratelabs/wazero/api"
 // Host decisions:
 //   - meta_get names: routing_key, exchange, source, route and seq are always present (possibly
 //     empty); message_id, correlation_id, content_type, type and app_id are absent (-1) when
-//     empty; timestamp is Unix milliseconds, absent when the event has none. Unknown names: -1.
+//     empty; timestamp is Unix milliseconds, absent when the event has none. trace_id (an
+//     extension of version 1; older hosts answer -1, as for any unknown name) is the event's
+//     W3C trace id in 32 lower-case hex digits: the router's trace when tracing is on (a replay
+//     has its own), else the one of the event's traceparent header; absent without either.
+//     Unknown names: -1.
 //   - header_get text forms: strings and byte arrays as their raw bytes; booleans true/false;
 //     integers, floats and decimals in decimal (floats as encoding/json writes them, NaN and
 //     infinities as NaN, +Inf, -Inf); timestamps, nulls, arrays and tables as JSON (timestamps as
@@ -185,6 +189,17 @@ const maxLogLine = 4096
 
 // maxKeyLen is the longest routing key AMQP allows.
 const maxKeyLen = 255
+
+// Limits on what a guest writes in one call, checked by the host functions, so that no guest
+// write can make the publish of the event fail to encode (an AMQP short string holds at most
+// 255 bytes) or pile up host memory. A call that breaks one fails (result 2: retried, then
+// dead-lettered), in the router and in `router test` alike.
+const (
+	maxHeaderNameLen = 255      // AMQP field names are short strings
+	maxHeaderValue   = 64 << 10 // one header_set value
+	maxHeadersSet    = 256      // header_set calls per call
+	maxEmits         = 1024     // emit calls per call
+)
 
 var (
 	i32 = api.ValueTypeI32

@@ -38,12 +38,14 @@ type instance struct {
 	memRefused     bool // the memory allocator refused to grow during the call
 
 	// The call in progress; role is callInit while instantiating.
-	role    Role
-	inv     *Invocation
-	failure string // the first ABI misuse; fails the call
-	reason  string // error_set
-	emits   []Emit
-	scratch []byte // formatted meta and header values
+	role       Role
+	inv        *Invocation
+	failure    string // the first ABI misuse; fails the call
+	reason     string // error_set
+	emits      []Emit
+	emitted    int64  // bytes of the bodies emitted by this call
+	headersSet int    // header_set calls of this call
+	scratch    []byte // formatted meta and header values
 
 	emitHeaders event.Table // staged for the next emit
 }
@@ -272,6 +274,7 @@ func reasonOr(reason, fallback string) string {
 // reset forgets the call, so that the instance keeps no reference to the event.
 func (inst *instance) reset() {
 	inst.inv, inst.failure, inst.reason, inst.emits = nil, "", "", nil
+	inst.emitted, inst.headersSet = 0, 0
 	inst.emitHeaders = nil
 }
 

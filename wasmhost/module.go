@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -36,7 +37,13 @@ type ModuleConfig struct {
 	MaxMemory int64             // bytes of linear memory per instance; 0: DefaultMaxMemory
 	PoolSize  int               // instances; 0: DefaultPoolSize()
 	Roles     []Role            // entry points checked at load
+	// MaxMessageSize bounds what one call may write: a body_set body, and the bodies emitted
+	// by one handler call together; 0: DefaultMaxMessageSize.
+	MaxMessageSize int64
 }
+
+// DefaultMaxMessageSize is the router's default max_message_size.
+const DefaultMaxMessageSize = 128 << 20
 
 // Invocation is the input of one call.
 type Invocation struct {
@@ -47,6 +54,9 @@ type Invocation struct {
 	Route string
 	// KnownTarget tells whether emit may name a target; nil knows none.
 	KnownTarget func(name string) bool
+	// TraceID is what meta_get("trace_id") returns when the router traces the event (32
+	// lower-case hex digits); "" falls back to the trace id of the event's traceparent header.
+	TraceID string
 }
 
 // Outcome is the result of one call.
@@ -74,7 +84,9 @@ type Module struct {
 	config   map[string]string
 	timeout  time.Duration
 	limit    uint64
-	out      *guestLog
+	// maxMessage bounds body_set and the bytes emitted by one call.
+	maxMessage int64
+	out        *guestLog
 
 	timeoutReason string
 
@@ -118,6 +130,7 @@ func (h *Host) Load(ctx context.Context, cfg ModuleConfig) (*Module, error) {
 		config:        maps.Clone(cfg.Config),
 		timeout:       cfg.Timeout,
 		limit:         uint64(cfg.MaxMemory),
+		maxMessage:    cmp.Or(cfg.MaxMessageSize, DefaultMaxMessageSize),
 		out:           newGuestLog(h.log.With("module", cfg.Name)),
 		timeoutReason: fmt.Sprintf("timeout after %v", cfg.Timeout),
 		pool:          make(chan *instance, cfg.PoolSize),

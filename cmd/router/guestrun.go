@@ -211,4 +211,3 @@ func (g *guestLines) print(w io.Writer) {
 		fmt.Fprintln(w, l)
 	}
 }
-

@@ -21,6 +21,10 @@ type Config struct {
 	Modules  []ModuleSpec
 	Routes   []RouteSpec
 	Tests    []TestSpec
+	Tracing  *TracingSpec // nil without a tracing block: no spans
+	// Attrs is where attributes that runtime errors name were set ("store.path",
+	// "router.admin_addr", "cluster.NAME.url"); see Config.At.
+	Attrs map[string]hcl.Range
 }
 
 // RouterSpec is the optional router block.
@@ -30,6 +34,9 @@ type RouterSpec struct {
 	LogLevel       string // debug|info|warn|error, default info
 	LogFormat      string // text|json, default text
 	MaxMessageSize int64  // bytes; larger messages are dead-lettered at ingest; default 128MiB
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT), 0 for the default:
+	// the GOMEMLIMIT variable, else 90% of the cgroup's memory.max, else none.
+	MemoryLimit int64
 }
 
 // StoreSpec is the optional store block.

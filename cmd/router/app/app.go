@@ -10,9 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wasmrouter/wasmrouter/console"
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/contentapi"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -40,8 +42,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		adminAddr = opts.AdminAddr
 	}
 	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
+	setMemoryLimit(cfg.Router.MemoryLimit, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
@@ -51,10 +54,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
 	})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("event log %s is locked: is another router running with this store?", cfg.Store.Path)
+		return cfg.Errorf("store.path", "event log %s is locked: is another router running with this store?", cfg.Store.Path)
 	}
 	if err != nil {
-		return fmt.Errorf("opening event log: %w", err)
+		return cfg.Errorf("store.path", "opening event log: %w", err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -82,23 +85,29 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	for _, cs := range cfg.Clusters {
 		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
 		if err != nil {
-			return err
+			return cfg.Errorf("cluster."+cs.Name+".url", "%w", err)
 		}
 		clusters[cs.Name] = c
 	}
+	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracer()
 	engine, err := router.New(router.Options{
-		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
+		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log, Tracer: tracer,
 	})
 	if err != nil {
 		return err
 	}
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
-		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
+		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
+		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
 	})
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "admin API: %w", err)
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	adminDone := make(chan error, 1)

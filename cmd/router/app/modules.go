@@ -4,7 +4,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -72,7 +74,7 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 			defer func() { <-slots }()
 			loaded[i], errs[i] = host.Load(ctx, wasmhost.ModuleConfig{
 				Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
-				MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
+				MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r, MaxMessageSize: cfg.Router.MaxMessageSize,
 			})
 		}()
 	}
@@ -82,10 +84,14 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 	for i, ms := range cfg.Modules {
 		if errs[i] != nil {
 			rng := ms.PathRange
+			detail := errs[i].Error()
+			if errors.Is(errs[i], fs.ErrNotExist) {
+				detail += " (`make wasm` builds the examples)"
+			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "invalid module",
-				Detail:   errs[i].Error(),
+				Detail:   detail,
 				Subject:  &rng,
 			})
 			continue
@@ -100,6 +106,12 @@ func CloseModules(ctx context.Context, modules map[string]*wasmhost.Module) {
 	for _, m := range modules {
 		_ = m.Close(ctx)
 	}
+}
+
+// NewCheckHost starts a WASM runtime that keeps compiled code in memory only, for commands
+// that must not write to disk (validate).
+func NewCheckHost(ctx context.Context, log *slog.Logger, m *metrics.Metrics) (*wasmhost.Host, error) {
+	return wasmhost.New(ctx, wasmhost.Options{Logger: log, Metrics: m})
 }
 
 // NewHost starts the WASM runtime with the on-disk compilation cache.
