@@ -285,12 +285,26 @@ func (inst *instance) emit(stack []uint64) {
 // emitHeaderSet stages a string header for the handler's next emit.
 func (inst *instance) emitHeaderSet(stack []uint64) {
 	const fn = "emit_header_set"
+	inst.work()
 	name, ok := inst.read(fn, "name", stack[0], stack[1])
 	if !ok {
 		return
 	}
 	val, ok := inst.read(fn, "value", stack[2], stack[3])
 	if !ok || !inst.allowed(fn, RoleHandler) {
+		return
+	}
+	// The same limits as header_set: the header ends up on a published message.
+	if msg := CheckHeaderName(string(name)); msg != "" {
+		inst.fail(fn + ": " + msg)
+		return
+	}
+	if len(val) > maxHeaderValue {
+		inst.fail(fmt.Sprintf("%s: value of header %q is %d bytes, more than %d", fn, name, len(val), maxHeaderValue))
+		return
+	}
+	if inst.headersSet++; inst.headersSet > maxHeadersSet {
+		inst.fail(fmt.Sprintf("%s: more than %d headers set in one call", fn, maxHeadersSet))
 		return
 	}
 	if inst.emitHeaders == nil {
@@ -302,6 +316,7 @@ func (inst *instance) emitHeaderSet(stack []uint64) {
 // emitHeadersCopy makes the handler's next emit start with the event's headers, typed as they
 // arrived (and as transforms left them); headers staged with emit_header_set win.
 func (inst *instance) emitHeadersCopy(_ []uint64) {
+	inst.work()
 	if !inst.allowed("emit_headers_copy", RoleHandler) {
 		return
 	}
