@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,7 @@ func filterGuests() []benchGuest {
 	return []benchGuest{
 		{"noop-c", cGuest("noop")},
 		{"noop-go", goGuest("noop")},
+		{"noop-as", asGuest("noop")},
 		{"threshold-c", cGuest("threshold")},
 		{"threshold-c/field-first", cGuest("threshold")},
 		{"threshold-go", goGuest("threshold")},
@@ -84,6 +86,34 @@ func BenchmarkFilter1KiB(b *testing.B) {
 
 // BenchmarkInstantiate is the cost of a new instance (instantiation and _initialize) and its
 // guest memory.
+// BenchmarkCompile is a first start's cost per module: instrumenting and compiling it with an
+// empty cache (a later start loads the compiled code from data/wasm-cache).
+func BenchmarkCompile(b *testing.B) {
+	for _, g := range []benchGuest{{"noop-c", cGuest("noop")}, {"noop-go", goGuest("noop")}, {"noop-as", asGuest("noop")},
+		{"conformance-as", asGuest("conformance")}, {"threshold-c", cGuest("threshold")}, {"threshold-go", goGuest("threshold")}} {
+		b.Run(g.name, func(b *testing.B) {
+			ctx := context.Background()
+			size := 0
+			cpu := processCPU()
+			for b.Loop() {
+				h, err := New(ctx, Options{}) // an in-memory cache of its own: nothing is cached yet
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Check(ctx, g.name, g.path, nil); err != nil {
+					b.Fatal(err)
+				}
+				_ = h.Close(ctx)
+			}
+			if info, err := os.Stat(g.path); err == nil {
+				size = int(info.Size())
+			}
+			reportCPU(b, cpu)
+			b.ReportMetric(float64(size), "wasm-bytes")
+		})
+	}
+}
+
 func BenchmarkInstantiate(b *testing.B) {
 	for _, g := range []benchGuest{{"c", cGuest("threshold")}, {"go", goGuest("threshold")}} {
 		b.Run(g.name, func(b *testing.B) {

@@ -10,6 +10,14 @@ import (
 	"testing"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if goGuestsDir != "" {
+		os.RemoveAll(goGuestsDir)
+	}
+	os.Exit(code)
+}
+
 // Go guests the command tests run, built once per test binary into a shared directory.
 var (
 	goGuestsOnce sync.Once

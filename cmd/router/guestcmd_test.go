@@ -154,9 +154,11 @@ func TestGuestNewRefuses(t *testing.T) {
 	}
 }
 
-// guestRun runs `router guest run` with the event on stdin.
+// guestRun runs `router guest run` with the event in a file, and the compilation cache in the
+// test binary's shared directory.
 func guestRun(t *testing.T, event string, args ...string) (int, string, string) {
 	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(goGuestsDir, "user-cache"))
 	f := filepath.Join(t.TempDir(), "event.json")
 	if err := os.WriteFile(f, []byte(event), 0o644); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -74,7 +75,7 @@ func cmdGuestRun(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 
 	lines := &guestLines{}
-	host, err := wasmhost.New(ctx, wasmhost.Options{Logger: slog.New(lines)})
+	host, err := wasmhost.New(ctx, wasmhost.Options{Logger: slog.New(lines), CacheDir: guestRunCache()})
 	if err != nil {
 		fmt.Fprintf(stderr, "router guest run: %v\n", err)
 		return exitFail
@@ -112,6 +113,20 @@ func cmdGuestRun(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitOK
 	}
 	return exitFail
+}
+
+// guestRunCache is where guest run keeps compiled modules, so that trying a guest again after
+// a change compiles only what changed: the user's cache directory, or none.
+func guestRunCache() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	dir = filepath.Join(dir, "wasmrouter", "wasm-cache")
+	if os.MkdirAll(dir, 0o755) != nil {
+		return ""
+	}
+	return dir
 }
 
 // readGuestRunEvent reads one JSON event from path, or from stdin when path is "".

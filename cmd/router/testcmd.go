@@ -45,7 +45,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	logs := &testLog{out: stderr}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+	log := slog.New(quietLoads{slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}), level})
 	topo, cleanup, code := offlineTopology(ctx, cfg, log, stderr)
 	if topo == nil {
 		return code
@@ -55,6 +55,28 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runEventsFile(ctx, topo, *events, stdout, stderr)
 	}
 	return runTestBlocks(ctx, topo, logs, stdout)
+}
+
+// quietLoads leaves out the host's line per loaded module unless --log-level is debug: the
+// output of `router test` is its decisions and the guests' lines.
+type quietLoads struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (q quietLoads) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "guest module compiled" && q.level > slog.LevelDebug {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietLoads) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietLoads{q.Handler.WithAttrs(attrs), q.level}
+}
+
+func (q quietLoads) WithGroup(name string) slog.Handler {
+	return quietLoads{q.Handler.WithGroup(name), q.level}
 }
 
 // testLog is the log writer of `router test`: lines go to stderr, except while a test block
