@@ -270,10 +270,16 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 	if s.dryRun {
 		tracer = nil // a dry run delivers nothing: nothing to trace
 	}
-	if s.replay {
+	switch {
+	case s.replay:
 		// A replay decides afresh: it runs the routes as they are configured now.
 		d = runRoute(ctx, tracer, r, ev, true)
-	} else {
+	case !r.hasModules() && tracer == nil:
+		// Nothing to decide (and no span to record), so nothing to share among the route's
+		// streams: the shared cache would cost an allocation and two locks per event and
+		// keep its last 8192 events alive.
+		d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
+	default:
 		d, first = r.decisions.decide(ctx, r, ev, tracer)
 	}
 	if ctx.Err() != nil {
