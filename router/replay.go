@@ -129,11 +129,11 @@ func (s *Selection) targetsOf(t *Topology, r *Route) []string {
 
 // ReplayProgress is a job's state for GET /api/v1/replay/{id} and the CLI.
 type ReplayProgress struct {
-	ID        string    `json:"id"`
-	State     string    `json:"state"` // running | done | failed | stopped
-	Total     uint64    `json:"total"`
-	Done      uint64    `json:"done"`
-	Delivered uint64    `json:"delivered"`
+	ID        string `json:"id"`
+	State     string `json:"state"` // running | done | failed | stopped
+	Total     uint64 `json:"total"`
+	Done      uint64 `json:"done"`
+	Delivered uint64 `json:"delivered"`
 	// Selected is what the job covers: events (routes apart) for a replay, dead letters for
 	// a redrive. Dropped counts events a filter dropped, Failed those given up (Failures
 	// lists the first of them with their reasons), DeadLettered the failures recorded as new
@@ -143,9 +143,9 @@ type ReplayProgress struct {
 	Failed       uint64       `json:"failed"`
 	DeadLettered uint64       `json:"dead_lettered"`
 	Failures     []JobFailure `json:"failures"`
-	Error     string    `json:"error,omitempty"`
-	Started   time.Time `json:"started"`
-	Finished  time.Time `json:"finished,omitzero"`
+	Error        string       `json:"error,omitempty"`
+	Started      time.Time    `json:"started"`
+	Finished     time.Time    `json:"finished,omitzero"`
 	// DryRun is the report of a dry-run job once it is done.
 	DryRun *DryRunReport `json:"dry_run,omitempty"`
 }
