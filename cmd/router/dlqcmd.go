@@ -202,15 +202,19 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitFail
 	}
 	body := app.RedriveBody{IDs: sel.IDs, Route: sel.Route, Since: *since, All: sel.All}
-	n, pending, err := redriveThroughRouter(ctx, cfg, body, stderr)
+	var job router.ReplayProgress
+	n, pending, err := redriveThroughRouter(ctx, cfg, body, stderr, &job)
 	if errors.Is(err, errNoRouter) {
-		n, pending, err = redriveOffline(ctx, cfg, sel, stderr)
+		n, pending, err = redriveOffline(ctx, cfg, sel, stderr, &job)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "router dlq replay: %v\n", err)
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "redriven %d dead letters\n", n)
+	if job.ID != "" {
+		printJobReport(stdout, job)
+	}
 	if pending > 0 {
 		fmt.Fprintf(stderr, "router dlq replay: %d dead letters were not delivered and stay pending (router dlq list shows them)\n", pending)
 		return exitFail
@@ -224,7 +228,8 @@ const idsPerQuery = 1000
 // redriveThroughRouter runs the redrive in a running router and counts how many of the
 // dead letters it took are now marked redriven, and how many are not; errNoRouter when no
 // router answers.
-func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.RedriveBody, stderr io.Writer) (redriven, pending int, err error) {
+// The job's final report goes to job.
+func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.RedriveBody, stderr io.Writer, job *router.ReplayProgress) (redriven, pending int, err error) {
 	client, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
 	if err != nil {
 		return 0, 0, err
@@ -237,6 +242,7 @@ func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.Redr
 	if err != nil {
 		return 0, 0, err
 	}
+	*job = p
 	if p.State != "done" {
 		return 0, 0, fmt.Errorf("redrive %s: %s", p.State, p.Error)
 	}
@@ -269,7 +275,7 @@ func joinIDs(ids []uint64) string {
 
 // redriveOffline runs the selected dead letters through the engine on a stopped router's log
 // and counts how many are now marked redriven, and how many are not.
-func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetterSelection, stderr io.Writer) (redriven, pending int, err error) {
+func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetterSelection, stderr io.Writer, job *router.ReplayProgress) (redriven, pending int, err error) {
 	off, err := openOffline(ctx, cfg, false, stderr)
 	if err != nil {
 		return 0, 0, err
@@ -301,7 +307,9 @@ func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetter
 	if err != nil {
 		return 0, 0, err
 	}
-	if p, _ := engine.ReplayStatus(id); p.State != "done" {
+	p, _ := engine.ReplayStatus(id)
+	*job = p
+	if p.State != "done" {
 		return 0, 0, fmt.Errorf("redrive %s: %s", p.State, p.Error)
 	}
 	// The job marked what it delivered; read the marks back.

@@ -161,3 +161,38 @@ func TestLogCommandsSayWhenTheTokenIsMissing(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayAndRedriveSayWhatDidNotGoThrough(t *testing.T) {
+	cfg, ch, source := remoteRouter(t, "", "")
+	rabbit.PublishConfirmed(t, ch, source, "parked.1", amqp.Publishing{Body: []byte("p1")})
+	rabbit.PublishConfirmed(t, ch, source, "parked.2", amqp.Publishing{Body: []byte("p2")})
+	rabbit.PublishConfirmed(t, ch, source, "order.created", amqp.Publishing{Body: []byte("o")})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := runCLI(t, "dlq", "list", "-c", cfg)
+		if len(lines(res.stdout)) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters: %+v", res)
+		}
+		time.Sleep(50 * time.Millisecond) // the router dead-letters on its own time
+	}
+	// The parked events fail again; their dead letters exist already.
+	res := runCLI(t, "replay", "-c", cfg, "--from-seq", "1")
+	for _, want := range []string{
+		"replayed 1 events\n",
+		"selected 3, delivered 1, dropped by a filter 0, failed 2 (dead-lettered 0)",
+		"failed: seq 1, route parked, target parked: ", "failed: seq 2, route parked, target parked: ",
+		"NO_ROUTE", "its dead letter stays pending",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("replay output lacks %q:\n%s\n%s", want, res.stdout, res.stderr)
+		}
+	}
+	res = runCLI(t, "dlq", "replay", "-c", cfg, "--route", "parked")
+	if res.code != exitFail || !strings.Contains(res.stdout, "redriven 0 dead letters") ||
+		!strings.Contains(res.stdout, "selected 2, delivered 0, dropped by a filter 0, failed 2 (dead-lettered 0)") {
+		t.Errorf("dlq replay: %+v", res)
+	}
+}
