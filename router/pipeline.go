@@ -51,7 +51,7 @@ func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
 
 func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) Decision {
 	d := Decision{Verdict: Pass, Attempts: 1, Event: ev}
-	if len(r.filters) == 0 && len(r.transforms) == 0 && r.handler == nil {
+	if !r.hasModules() {
 		return d
 	}
 	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
@@ -100,6 +100,11 @@ func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) De
 		run(r.handler, wasmhost.RoleHandler)
 	}
 	return d
+}
+
+// hasModules reports whether the route runs guests; without any, every event passes as is.
+func (r *Route) hasModules() bool {
+	return len(r.filters) > 0 || len(r.transforms) > 0 || r.handler != nil
 }
 
 // retryable marks a transient failure inside Process; ProcessWithRetry turns it into Failed once

@@ -178,9 +178,16 @@ func (s *source) handle(d *amqpx.Delivery) {
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
-	fp := store.FingerprintOf(ev)
+	// The log's record and the fingerprint come from one encoding of the event. An assigned
+	// message id derives from the fingerprint of the message as received, so that a
+	// redelivery gets the same id; that event is encoded again once it has its id.
+	var enc store.Encoded
 	if ev.Props.MessageID == "" {
+		fp := store.FingerprintOf(ev)
 		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
+		enc = s.e.store.EncodeWith(ev, fp)
+	} else {
+		enc = s.e.store.Encode(ev)
 	}
 	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)
 	var dedup store.Window
@@ -191,7 +198,7 @@ func (s *source) handle(d *amqpx.Delivery) {
 	if s.e.tracer != nil {
 		span = s.e.tracer.StartReceive(ev, s.spec.Queue) // the event has its message id now
 	}
-	s.e.store.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) {
+	s.e.store.AppendEncoded(ev, enc, dedup, func(seq uint64, dup bool, err error) {
 		switch {
 		case err != nil:
 		case dup:
