@@ -70,8 +70,8 @@ fi
 
 if [ "${BENCH_MICRO:-1}" = 1 ]; then
   echo
-  echo "== micro-benchmarks (filters, store, wasmhost)"
-  $GO test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-6}" ./filters/ ./store/ ./wasmhost/ |
+  echo "== micro-benchmarks (filters, store, wasmhost, tracing)"
+  $GO test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-6}" ./filters/ ./store/ ./wasmhost/ ./internal/tracing/ |
     tee "$out/micro.txt" || status=1
   if [ -n "$benchstat" ]; then
     echo
