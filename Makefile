@@ -1,5 +1,6 @@
-# wasmrouter. `make setup` installs and starts what is missing; `make run` runs the router on
-# router.hcl; `make test` runs every test, integration tests against the real broker included.
+# wasmrouter. `make run` installs and starts what is missing (as `make setup` does), then runs
+# the router on router.hcl; `make test` runs every test, integration tests against the real
+# broker included.
 GO      ?= go
 BIN     := bin/router
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -19,7 +20,9 @@ build:
 wasm:
 	$(MAKE) -C examples/wasm
 
-run: build wasm
+# A first run on a fresh machine needs the broker (and the C toolchain for the example guests):
+# setup installs only what is missing, so a later run only checks (a few seconds).
+run: setup
 	./$(BIN) run -c router.hcl
 
 # With the router running: publish sample events and show what each target received.
