@@ -70,8 +70,8 @@ func (h *Host) seen(bin []byte) bool {
 	if _, err := os.Stat(mark); err == nil {
 		return true
 	}
-	if os.MkdirAll(filepath.Dir(mark), 0o755) == nil {
-		_ = os.WriteFile(mark, nil, 0o644)
+	if os.MkdirAll(filepath.Dir(mark), 0o700) == nil {
+		_ = os.WriteFile(mark, nil, 0o600)
 	}
 	return false
 }

@@ -13,6 +13,7 @@ import (
 // testBlocksConfig routes "c.*" through the C hostile guest, "g.*" through the Go conformance
 // guest and "split.*" through the splitter handler.
 const testBlocksConfig = `
+store { path = %q }
 cluster "main" { url = "amqp://guest:guest@127.0.0.1:1/" }
 source "in" {
   cluster  = "main"
@@ -89,18 +90,15 @@ test %q {
 func runTestCommand(t *testing.T, src string, args ...string) (int, string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(testBlocksConfig, repoFile(t, "wasmhost/testdata/c/hostile.wasm"),
+	goGuestPath(t, "conformance") // builds the guests, and makes goGuestsDir
+	// The store's directory holds wasm-cache: one compilation cache for every run of the test
+	// binary, so each module compiles once (router test never opens the store itself).
+	cfg := fmt.Sprintf(testBlocksConfig, filepath.Join(goGuestsDir, "store", "router.db"), repoFile(t, "wasmhost/testdata/c/hostile.wasm"),
 		goGuestPath(t, "conformance"), goGuestPath(t, "splitter")) + src
 	if err := os.WriteFile(filepath.Join(dir, "router.hcl"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// One compilation cache for every run: each module compiles once per test binary.
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(goGuestsDir, "cache"), filepath.Join(dir, "data", "wasm-cache")); err != nil {
-		t.Fatal(err)
-	}
+
 	var stdout, stderr bytes.Buffer
 	code := cmdTest(context.Background(), append([]string{"-c", filepath.Join(dir, "router.hcl")}, args...), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
