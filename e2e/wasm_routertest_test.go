@@ -96,7 +96,7 @@ test "small orders reach analytics" {
 
 	write("broken.jsonl", "{\"routing_key\":\"order.created\",\"body\":{\"amount\":500}}\n{not json\n")
 	code, stdout, stderr = runCLI(t, dir, "test", "-c", "router.hcl", "--events", "broken.jsonl")
-	if code != 1 || !strings.HasPrefix(stderr, "broken.jsonl:2: error: ") || len(parseTestDecisions(t, stdout)) != 1 {
+	if code != 1 || !strings.Contains("\n"+stderr, "\nbroken.jsonl:2: error: ") || len(parseTestDecisions(t, stdout)) != 1 {
 		t.Errorf("router test --events with a bad line 2: exit %d, want 1, a diagnostic for line 2 and the good line's decision\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 }
