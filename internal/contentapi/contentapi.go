@@ -17,7 +17,6 @@ import (
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
-
 // API implements admin.Content.
 type API struct {
 	Engine *router.Engine
