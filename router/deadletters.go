@@ -5,7 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/store"
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 )
 
 // DeadLetterCursor is the store cursor of a route's dead-letter stream (a dead-letter ID).
@@ -22,9 +23,14 @@ func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan 
 	topo := e.topo.Load()
 	r := topo.Route(route)
 	tgt := topo.Targets[r.Spec.DeadLetter]
-	pub := e.publishersFor(tgt)[0].pub
-	defer pub.Close()
 	log := e.log.With("route", route, "dead_letter", tgt.Name)
+	pubs, err := e.publishersFor(tgt)
+	if err != nil {
+		log.Error("opening the dead-letter target", "error", err)
+		return
+	}
+	pub := pubs[0].pub
+	defer pub.Close()
 	cursor := DeadLetterCursor(route)
 	pos, err := e.store.Cursor(cursor)
 	if err != nil {
@@ -33,8 +39,8 @@ func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan 
 	}
 	for {
 		wake := e.dlqWake.wait()
-		var batch []store.DeadLetter
-		err := e.store.DeadLetters(pos+1, 256, func(dl store.DeadLetter) bool {
+		var batch []event.DeadLetter
+		err := e.store.DeadLetters(pos+1, 256, func(dl event.DeadLetter) bool {
 			batch = append(batch, dl)
 			return true
 		})
@@ -64,37 +70,34 @@ func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan 
 	}
 }
 
-func (e *Engine) publishDeadLetter(ctx context.Context, pub publisher, exchange string, dl store.DeadLetter) error {
+func (e *Engine) publishDeadLetter(ctx context.Context, pub Publisher, exchange string, dl event.DeadLetter) error {
 	ev, err := e.store.Get(dl.Seq)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, event.ErrNotFound) {
 		e.log.Warn("dead letter's event no longer in the log (retention)", "route", dl.Route, "seq", dl.Seq)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	msg := deadLetterMessage(dl.Route, ev, dl.Reason, dl.Attempts, false)
+	msg := deadLetterMessage(exchange, dl.Route, ev, dl.Reason, dl.Attempts)
 	for attempt := 1; ; attempt++ {
-		c, err := pub.Publish(ctx, exchange, ev.RoutingKey, msg)
+		c, err := pub.Publish(ctx, &msg)
 		if err == nil {
-			select {
-			case <-c.Done():
-				err = c.Err()
-			case <-ctx.Done():
+			if err = event.WaitDone(ctx, c); ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
 		if err == nil {
 			return nil
 		}
-		if isOutage(err) {
+		if event.IsOutage(err) {
 			if werr := pub.WaitReady(ctx); werr != nil {
 				return werr
 			}
 		} else {
 			e.log.Error("dead-letter target refused a message; retrying", "route", dl.Route, "seq", dl.Seq, "error", err)
 		}
-		if !sleepCtx(ctx, min(time.Duration(attempt)*200*time.Millisecond, 10*time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Exponential(200*time.Millisecond, 10*time.Second, attempt)) {
 			return ctx.Err()
 		}
 	}

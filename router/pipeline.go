@@ -2,10 +2,10 @@ package router
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/wasmhost"
 )
@@ -92,41 +92,18 @@ func (r *Route) ProcessWithRetry(ctx context.Context, ev *event.Event) Decision 
 			d.Verdict = Failed
 			return d
 		}
-		if !sleepCtx(ctx, backoff(policy, attempt)) {
+		if !backoff.Sleep(ctx, retryDelay(policy, attempt)) {
 			d.Verdict = Failed
 			return d
 		}
 	}
 }
 
-// backoff is the wait before try attempt+1: exponential from Backoff, capped at MaxBackoff,
-// with jitter (between half and the full value) so that many streams do not retry in step.
-func backoff(p config.RetrySpec, attempt int) time.Duration {
-	d := p.Backoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	if p.MaxBackoff > 0 && d > p.MaxBackoff {
-		d = p.MaxBackoff
-	}
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// retryDelay is the wait before try attempt+1 under a route's retry policy: exponential from
+// Backoff, capped at MaxBackoff, with jitter (between half and the full value) so that many
+// streams do not retry in step.
+func retryDelay(p config.RetrySpec, attempt int) time.Duration {
+	return backoff.HalfJitter(backoff.Exponential(p.Backoff, p.MaxBackoff, attempt))
 }
 
 func reasonOr(reason, fallback string) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
@@ -22,7 +23,7 @@ type stream struct {
 	route  string
 	target string
 	cursor string // the store cursor this stream advances
-	pub    publisher
+	pub    Publisher
 	window int // events in flight
 	log    *slog.Logger
 	stop   <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
@@ -59,7 +60,7 @@ type pendingEvent struct {
 
 type pendingMsg struct {
 	out  outMsg
-	conf confirmation // nil: not published (yet, or again after an outage)
+	conf event.Confirmation // nil: not published (yet, or again after an outage)
 	done bool
 }
 
@@ -220,7 +221,7 @@ func (s *stream) fill(ctx context.Context) error {
 	}
 	if s.rate <= 0 {
 		// The batch's messages are published together, after its guests have run, so that
-		// they leave in a few large writes (see amqpx.Publisher.Hold).
+		// they leave in a few large writes (see Publisher.Hold).
 		release := s.pub.Hold()
 		s.publishFrom(ctx, firstNew)
 		release()
@@ -301,7 +302,7 @@ func (s *stream) publish(ctx context.Context, m *pendingMsg) bool {
 	if s.outage {
 		return false
 	}
-	c, err := s.pub.Publish(ctx, m.out.exchange, m.out.key, m.out.msg)
+	c, err := s.pub.Publish(ctx, &m.out.msg)
 	if err != nil {
 		s.enterOutage(err)
 		return false
@@ -342,7 +343,7 @@ func (s *stream) settle(ctx context.Context) error {
 				if s.replay {
 					s.replayed.Inc()
 				}
-			case isOutage(err):
+			case event.IsOutage(err):
 				m.conf = nil
 				s.enterOutage(err)
 				return nil
@@ -386,7 +387,7 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 	s.log.Debug("publish refused; retrying", "seq", h.seq, "attempt", h.attempts, "error", err)
 	waitCtx, cancel := untilClosed(ctx, s.stop)
 	defer cancel()
-	if !sleepCtx(waitCtx, backoff(r.Spec.Retry, h.attempts)) {
+	if !backoff.Sleep(waitCtx, retryDelay(r.Spec.Retry, h.attempts)) {
 		if ctx.Err() == nil {
 			return errDraining
 		}
@@ -399,7 +400,7 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 			if m.done || m.conf == nil || !isDone(m.conf) {
 				continue
 			}
-			if cerr := m.conf.Err(); cerr != nil && !isOutage(cerr) {
+			if cerr := m.conf.Err(); cerr != nil && !event.IsOutage(cerr) {
 				m.conf = nil
 				s.retries.Inc()
 				if !bumped {
@@ -430,7 +431,7 @@ func (s *stream) republish(ctx context.Context) {
 	}
 }
 
-func isDone(c confirmation) bool {
+func isDone(c event.Confirmation) bool {
 	select {
 	case <-c.Done():
 		return true
@@ -440,7 +441,7 @@ func isDone(c confirmation) bool {
 }
 
 // headConfirm is the confirm the head of the window waits on, or nil.
-func (s *stream) headConfirm() confirmation {
+func (s *stream) headConfirm() event.Confirmation {
 	if len(s.inflight) == 0 {
 		return nil
 	}
@@ -473,7 +474,7 @@ func (s *stream) recover(ctx context.Context) error {
 				if s.replay {
 					s.replayed.Inc()
 				}
-			} else if isOutage(err) {
+			} else if event.IsOutage(err) {
 				m.conf = nil
 			}
 			// A refusal keeps its confirm: settle handles it in order.
@@ -493,7 +494,7 @@ func (s *stream) recover(ctx context.Context) error {
 		// Ready, then refused at once: wait a little longer before the next try, so that no
 		// such state can make the stream spin.
 		s.recoverPause = min(max(2*s.recoverPause, 50*time.Millisecond), 5*time.Second)
-		if !sleepCtx(waitCtx, s.recoverPause) && ctx.Err() != nil {
+		if !backoff.Sleep(waitCtx, s.recoverPause) && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return nil
@@ -528,7 +529,7 @@ func (s *stream) pace(ctx context.Context) error {
 	}
 	s.paced++
 	due := s.started.Add(time.Duration(float64(s.paced) / s.rate * float64(time.Second)))
-	if wait := time.Until(due); wait > 0 && !sleepCtx(ctx, wait) {
+	if wait := time.Until(due); wait > 0 && !backoff.Sleep(ctx, wait) {
 		return ctx.Err()
 	}
 	return nil

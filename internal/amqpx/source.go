@@ -12,15 +12,22 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
-// Delivery is one consumed message.
+// Delivery is one consumed message: the event.Delivery a source hands on, acknowledged on the
+// channel it came from.
 type Delivery struct {
-	Event       *event.Event
-	Redelivered bool
-	Tag         uint64
-	ch          *amqp.Channel
+	event.Delivery
+	Tag uint64
+	ch  *amqp.Channel
+}
+
+func newDelivery(d *amqp.Delivery, source string, ch *amqp.Channel) *Delivery {
+	out := &Delivery{Tag: d.DeliveryTag, ch: ch}
+	out.Event, out.Redelivered, out.Ack = EventFromDelivery(d, source), d.Redelivered, out
+	return out
 }
 
 // AckThrough acknowledges this delivery and every earlier one on the same channel
@@ -114,10 +121,11 @@ func Consume(ctx context.Context, c *Cluster, s config.SourceSpec, handle func(*
 			failures = 0
 			continue
 		case IsDecodeError(err):
-			log.Error("the connection was closed because the client cannot decode a message from this queue "+
+			// The one line said about it: the hook only counts.
+			log.Error("a message on this queue cannot be decoded: the client cannot decode a message from this queue "+
 				"(an AMQP header field type amqp091-go does not support, such as 'L' written by py-amqp); "+
-				"the broker will redeliver it: a quorum queue with delivery_limit dead-letters it",
-				"err", err)
+				"the connection was dropped and the broker will redeliver it",
+				"err", err, "hint", undecodableHint(s))
 			if o.onDecode != nil {
 				o.onDecode(err)
 			}
@@ -129,10 +137,18 @@ func Consume(ctx context.Context, c *Cluster, s config.SourceSpec, handle func(*
 		} else {
 			failures++
 		}
-		if !sleep(ctx, c.backoff(failures)) {
+		if !backoff.Sleep(ctx, c.backoff(failures)) {
 			return nil
 		}
 	}
+}
+
+// undecodableHint says how to get a message that cannot be decoded out of the way.
+func undecodableHint(s config.SourceSpec) string {
+	if s.QueueType == amqp.QueueTypeQuorum && s.DeliveryLimit > 0 {
+		return "the broker dead-letters it after delivery_limit attempts"
+	}
+	return "set queue_type = \"quorum\" with delivery_limit and dead_letter_exchange so the broker moves such messages aside"
 }
 
 func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec, handle func(*Delivery),
@@ -178,7 +194,7 @@ func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec
 			if !ok {
 				return closeReason(ch, closes)
 			}
-			handle(&Delivery{Event: EventFromDelivery(&d, s.Name), Redelivered: d.Redelivered, Tag: d.DeliveryTag, ch: ch})
+			handle(newDelivery(&d, s.Name, ch))
 		}
 	}
 }

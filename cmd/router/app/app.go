@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/wasmrouter/wasmrouter/internal/admin"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
@@ -78,17 +77,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return err
 	}
 
-	clusters := make(map[string]*amqpx.Cluster, len(cfg.Clusters))
-	for _, cs := range cfg.Clusters {
-		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
-		if err != nil {
-			return err
-		}
-		clusters[cs.Name] = c
-	}
-	engine, err := router.New(router.Options{
-		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
-	})
+	engine, _, err := engineOnBrokers(cfg, topo, st, m, log)
 	if err != nil {
 		return err
 	}

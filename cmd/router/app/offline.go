@@ -29,6 +29,7 @@ type Offline struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	engine  *router.Engine
+	brokers *amqpx.Brokers
 }
 
 // OpenOffline opens the config's event log (read-only when readOnly: dry runs and inspection)
@@ -72,22 +73,20 @@ func (o *Offline) Engine() (*router.Engine, error) {
 	if o.engine != nil {
 		return o.engine, nil
 	}
-	clusters := make(map[string]*amqpx.Cluster, len(o.Config.Clusters))
-	for _, cs := range o.Config.Clusters {
-		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: o.log, Metrics: o.metrics})
-		if err != nil {
-			return nil, err
-		}
-		clusters[cs.Name] = c
-	}
-	e, err := router.New(router.Options{
-		Topology: o.Topology, Store: o.Store, Clusters: clusters, Metrics: o.metrics, Logger: o.log,
-	})
+	e, brokers, err := engineOnBrokers(o.Config, o.Topology, o.Store, o.metrics, o.log)
 	if err != nil {
 		return nil, err
 	}
-	o.engine = e
+	o.engine, o.brokers = e, brokers
 	return e, nil
+}
+
+// Clusters reports the state of the engine's broker connections (none before Engine).
+func (o *Offline) Clusters() []amqpx.Status {
+	if o.brokers == nil {
+		return nil
+	}
+	return o.brokers.Statuses()
 }
 
 // Close releases the guests, the runtime and the log (committing cursors and marks).

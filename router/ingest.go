@@ -10,17 +10,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
-// source consumes one queue into the log. A message is acknowledged only once its event is
-// durably in the log; acknowledgements go out in delivery order, coalesced (multiple=true).
+// source is the ingest of one source into the log. A message is acknowledged only once its
+// event is durably in the log; acknowledgements go out in delivery order, coalesced (each
+// acknowledges every earlier delivery: one per commit).
 type source struct {
 	e       *Engine
 	spec    config.SourceSpec
-	cluster *amqpx.Cluster
+	port    Source
 	log     *slog.Logger
 	maxSize int64
 
@@ -40,7 +40,7 @@ type source struct {
 	recent      []uint64 // ring of the last seqs appended from this source
 	recentNext  int
 	dedupMu     sync.Mutex
-	dedup       store.Window
+	dedup       event.Window
 	wasConsumer bool
 
 	consumed, stored, duplicates, unmatched prometheus.Counter
@@ -49,15 +49,15 @@ type source struct {
 
 // settlement is the log's answer for one delivery, handed to the acker in delivery order.
 type settlement struct {
-	d   *amqpx.Delivery
+	d   *event.Delivery
 	err error
 }
 
-func (e *Engine) newSource(spec config.SourceSpec) *source {
+func (e *Engine) newSource(spec config.SourceSpec, port Source) *source {
 	s := &source{
 		e:           e,
 		spec:        spec,
-		cluster:     e.clusters[spec.Cluster],
+		port:        port,
 		log:         e.log.With("source", spec.Name, "queue", spec.Queue),
 		maxSize:     e.topo.Load().Config.Router.MaxMessageSize,
 		settled:     make(chan settlement, spec.Prefetch+64),
@@ -76,13 +76,13 @@ func (e *Engine) newSource(spec config.SourceSpec) *source {
 	return s
 }
 
-func (s *source) setDedup(w store.Window) {
+func (s *source) setDedup(w event.Window) {
 	s.dedupMu.Lock()
 	s.dedup = w
 	s.dedupMu.Unlock()
 }
 
-func (s *source) dedupWindow() store.Window {
+func (s *source) dedupWindow() event.Window {
 	s.dedupMu.Lock()
 	defer s.dedupMu.Unlock()
 	return s.dedup
@@ -112,7 +112,7 @@ func (s *source) consumingChanged(up bool) {
 		return
 	}
 	s.recentMu.Lock()
-	var w store.Window
+	var w event.Window
 	if n := len(s.recent); n > 0 {
 		w.From = s.recent[s.recentNext%n]
 		w.To = s.recent[(s.recentNext+n-1)%n]
@@ -128,7 +128,7 @@ func (s *source) consumingChanged(up bool) {
 func (s *source) run(ctx context.Context) {
 	ackerDone := make(chan struct{})
 	go func() { defer close(ackerDone); s.acker() }()
-	err := amqpx.Consume(ctx, s.cluster, s.spec, s.handle, s.consumingChanged, amqpx.WithDecodeErrorHook(s.decodeFailed))
+	err := s.port.Consume(ctx, s.handle, s.consumingChanged, s.decodeFailed)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("source stopped", "error", err)
 	}
@@ -141,22 +141,12 @@ func (s *source) run(ctx context.Context) {
 	<-ackerDone
 }
 
-// decodeFailed reports a message the AMQP client could not decode (for example a header of a
-// field type it does not know): the client drops the connection, the broker requeues the
-// message and redelivers it, and the source makes no progress until the message leaves the
-// queue. A quorum queue with delivery_limit and a dead_letter_exchange moves it aside.
-func (s *source) decodeFailed(err error) {
-	s.undecodable.Inc()
-	hint := "set queue_type = \"quorum\" with delivery_limit and dead_letter_exchange so the broker moves such messages aside"
-	if s.spec.QueueType == "quorum" && s.spec.DeliveryLimit > 0 {
-		hint = "the broker dead-letters it after delivery_limit attempts"
-	}
-	s.log.Error("a message on this queue cannot be decoded; the connection was dropped and the message will be redelivered",
-		"cause", err, "hint", hint)
-}
+// decodeFailed counts a message the source could not decode (the source's log line says
+// what happens to it and how to move it aside).
+func (s *source) decodeFailed(error) { s.undecodable.Inc() }
 
 // handle takes one delivery from the consumer goroutine, in order.
-func (s *source) handle(d *amqpx.Delivery) {
+func (s *source) handle(d *event.Delivery) {
 	s.consumed.Inc()
 	if until := s.failedUntil.Load(); until > 0 {
 		if wait := time.Until(time.Unix(0, until)); wait > 0 {
@@ -172,12 +162,12 @@ func (s *source) handle(d *amqpx.Delivery) {
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
-	fp := store.FingerprintOf(ev)
+	fp := s.e.store.Fingerprint(ev)
 	if ev.Props.MessageID == "" {
 		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
 	}
 	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)
-	var dedup store.Window
+	var dedup event.Window
 	if d.Redelivered {
 		dedup = s.dedupWindow()
 	}
@@ -209,7 +199,7 @@ func (*oversizeError) Error() string { return "message over max_message_size" }
 // requeued at once, before any later ack could cover it.
 func (s *source) acker() {
 	for st := range s.settled {
-		last := (*amqpx.Delivery)(nil)
+		last := (*event.Delivery)(nil)
 		for {
 			if st.err != nil {
 				if last != nil {
@@ -236,23 +226,23 @@ func (s *source) acker() {
 	}
 }
 
-func (s *source) ack(d *amqpx.Delivery) {
-	if err := d.AckThrough(); err != nil {
+func (s *source) ack(d *event.Delivery) {
+	if err := d.Ack.AckThrough(); err != nil {
 		s.log.Debug("ack failed; the broker will redeliver", "error", err)
 	}
 }
 
 func (s *source) refuse(st settlement) {
 	if st.err == errOversize {
-		_ = st.d.Reject(false)
+		_ = st.d.Ack.Reject(false)
 		return
 	}
-	if errors.Is(st.err, store.ErrUnsupported) {
+	if errors.Is(st.err, event.ErrUnsupported) {
 		// This message can never be logged; requeueing it would wedge the queue.
 		s.unencodable.Inc()
 		s.log.Error("message cannot be logged; rejected (the broker dead-letters it if the queue has a dead-letter exchange)",
 			"error", st.err, "message_id", st.d.Event.Props.MessageID, "routing_key", st.d.Event.RoutingKey)
-		_ = st.d.Reject(false)
+		_ = st.d.Ack.Reject(false)
 		return
 	}
 	// One line per hold-back period, not one per requeued message.
@@ -261,7 +251,7 @@ func (s *source) refuse(st settlement) {
 		s.log.Error("log append failed; messages requeued and consumption held back for a second", "error", st.err)
 	}
 	s.failedUntil.Store(now.Add(time.Second).UnixNano())
-	if err := st.d.Reject(true); err != nil {
+	if err := st.d.Ack.Reject(true); err != nil {
 		s.log.Debug("requeue failed; the broker will redeliver", "error", err)
 	}
 }
