@@ -81,7 +81,7 @@ func (e *Engine) publishDeadLetter(ctx context.Context, pub Publisher, exchange 
 	}
 	msg := deadLetterMessage(exchange, dl.Route, ev, dl.Reason, dl.Attempts)
 	for attempt := 1; ; attempt++ {
-		c, err := pub.Publish(ctx, &msg)
+		c, err := publishSafely(ctx, pub, &msg)
 		if err == nil {
 			if err = event.WaitDone(ctx, c); ctx.Err() != nil {
 				return ctx.Err()

@@ -3,6 +3,7 @@ package router
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -47,6 +48,16 @@ func messagesFor(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decisio
 		}})
 	}
 	return dst
+}
+
+// buildMessages is messagesFor with a panic turned into this event's failure.
+func buildMessages(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, replay bool) (msgs []outMsg, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			msgs, err = nil, fmt.Errorf("building the messages for target %s: panic: %v", tgt.Name, p)
+		}
+	}()
+	return messagesFor(r, tgt, orig, d, replay, nil), nil
 }
 
 // persistent is the delivery mode of a message the broker writes to disk.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
@@ -31,17 +32,25 @@ type Decision struct {
 
 // Process runs ev through the route's filters, transforms and handler once. ev is not changed:
 // transforms work on a private copy.
-func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
-	d := Decision{Verdict: Pass, Attempts: 1, Event: ev}
+func (r *Route) Process(ctx context.Context, ev *event.Event) (d Decision) {
+	d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
 	if len(r.filters) == 0 && len(r.transforms) == 0 && r.handler == nil {
 		return d
 	}
+	var current string // the module running, for a panic's report
+	defer func() {
+		// A panic is this event's failure, retried as a trap is, never the stream's end.
+		if p := recover(); p != nil {
+			d = Decision{Verdict: retryable, Attempts: 1, Event: ev, Module: current, Reason: fmt.Sprintf("panic: %v", p)}
+		}
+	}()
 	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
 	if len(r.transforms) > 0 || r.handler != nil {
 		inv.Event = ev.Clone()
 		d.Event = inv.Event
 	}
 	run := func(m *wasmhost.Module, role wasmhost.Role) bool {
+		current = m.Name()
 		out := m.Call(ctx, role, &inv)
 		switch out.Code {
 		case wasmhost.Continue:

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/wasmrouter/wasmrouter/event"
 )
@@ -92,3 +93,29 @@ type Log interface {
 	Full() bool
 	CommitError() error
 }
+
+// publishSafely is pub.Publish with a panic turned into a refusal of that message: it is
+// retried, then dead-lettered, as any refusal, and the stream goes on.
+func publishSafely(ctx context.Context, pub Publisher, m *event.Message) (c event.Confirmation, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = answered(fmt.Errorf("%w: publish panicked: %v", event.ErrRefused, p)), nil
+		}
+	}()
+	return pub.Publish(ctx, m)
+}
+
+// answered is a confirmation already resolved with err.
+func answered(err error) event.Confirmation {
+	c := &resolved{done: make(chan struct{}), err: err}
+	close(c.done)
+	return c
+}
+
+type resolved struct {
+	done chan struct{}
+	err  error
+}
+
+func (r *resolved) Done() <-chan struct{} { return r.done }
+func (r *resolved) Err() error            { return r.err }

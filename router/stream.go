@@ -272,7 +272,16 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			}
 		}
 	default:
-		for _, m := range messagesFor(r, tgt, ev, &d, s.replay, nil) {
+		msgs, err := buildMessages(r, tgt, ev, &d, s.replay)
+		if err != nil {
+			if !s.dryRun {
+				if err := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1); err != nil {
+					return err
+				}
+			}
+			break
+		}
+		for _, m := range msgs {
 			pe.msgs = append(pe.msgs, pendingMsg{out: m})
 		}
 	}
@@ -302,7 +311,7 @@ func (s *stream) publish(ctx context.Context, m *pendingMsg) bool {
 	if s.outage {
 		return false
 	}
-	c, err := s.pub.Publish(ctx, &m.out.msg)
+	c, err := publishSafely(ctx, s.pub, &m.out.msg)
 	if err != nil {
 		s.enterOutage(err)
 		return false
