@@ -9,9 +9,6 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
 )
 
-// DeadLetterCursor is the store cursor of a route's dead-letter stream (a dead-letter ID).
-func DeadLetterCursor(route string) string { return "deadletter/" + route }
-
 // runDeadLetters publishes a route's dead letters, in the order they were recorded, to its
 // dead_letter target, each confirmed before the next. Dead letters are rare, so one at a time
 // keeps this simple; an outage waits, a refusal is retried until the target takes it.

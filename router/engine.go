@@ -164,10 +164,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// ackedCursor holds the last seq known to be acknowledged to its source: set at a graceful
-// stop, it tells the next start that no redelivery can be of an event logged before it.
-const ackedCursor = "ingest/acknowledged"
-
 // startDedupWindow is where redeliveries can match at start-up: after a graceful stop,
 // nowhere; after a crash, the last events logged before it, a window wide enough for every
 // source's unacknowledged messages. A quiet source's older event may fall outside it: its
@@ -261,15 +257,6 @@ func (e *Engine) newStream(route, target, suffix string, pub Publisher) *stream 
 		retries:   e.metrics.DeliveryRetries.WithLabelValues(route, label),
 		lag:       e.metrics.DeliveryLag.WithLabelValues(route, label),
 	}
-}
-
-// CursorName is the store cursor of a (route, target) stream; cluster is set for targets in
-// "all" mode, where each cluster keeps its own position.
-func CursorName(route, target, cluster string) string {
-	if cluster == "" {
-		return event.DeliveryCursorPrefix + route + "/" + target
-	}
-	return event.DeliveryCursorPrefix + route + "/" + target + "@" + cluster
 }
 
 type streamPublisher struct {
