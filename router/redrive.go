@@ -86,7 +86,10 @@ func (e *Engine) StartRedrive(dls []event.DeadLetter) (string, error) {
 		}
 		return true
 	}
-	e.replays.add(job)
+	if err := e.replays.add(job); err != nil {
+		cancel()
+		return "", err
+	}
 	go func() {
 		defer e.replays.wg.Done()
 		err := e.runReplay(jobCtx, streams, false)

@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -58,14 +59,24 @@ type Options struct {
 	Engine      Engine
 	Replayer    Replayer
 	DeadLetters DeadLetters
-	Logger      *slog.Logger
+	// Content serves the content endpoints (events, event stream, log stats); nil disables them.
+	Content Content
+	// Console serves the web console's pages and assets; nil leaves it out.
+	Console http.Handler
+	// MaxStreams bounds concurrent event streams (DefaultMaxStreams when 0).
+	MaxStreams int
+	// MaxConns bounds open connections (DefaultMaxConns when 0).
+	MaxConns int
+	Logger   *slog.Logger
 }
 
 // Server is the admin HTTP server.
 type Server struct {
-	opts Options
-	srv  *http.Server
-	ln   net.Listener
+	opts    Options
+	srv     *http.Server
+	ln      net.Listener
+	conns   *connLimiter
+	streams chan struct{} // one slot per open event stream
 }
 
 // CheckAddr refuses a non-loopback address without a token (docs/admin-api.md).
@@ -77,7 +88,7 @@ func CheckAddr(addr, token string) error {
 	if token != "" {
 		return nil
 	}
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") { // as the configuration check does
 		return nil
 	}
 	ip := net.ParseIP(host)
@@ -99,8 +110,18 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, ln: ln}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s := &Server{opts: opts}
+	s.conns = newConnLimiter(ln, cmp.Or(opts.MaxConns, DefaultMaxConns))
+	s.ln = s.conns
+	s.srv = &http.Server{
+		Handler:           deadlines(s.Handler()),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         s.conns.track,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
 	return s, nil
 }
 
@@ -123,6 +144,12 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Handler is the API's routing, exposed for tests.
 func (s *Server) Handler() http.Handler {
+	if s.streams == nil {
+		s.streams = make(chan struct{}, cmp.Or(s.opts.MaxStreams, DefaultMaxStreams))
+	}
+	if s.opts.Logger == nil {
+		s.opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -143,10 +170,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/replay", s.authorized(http.HandlerFunc(s.startReplay)))
 	mux.HandleFunc("GET /api/v1/replay/{id}", s.replayStatus)
 	mux.Handle("DELETE /api/v1/replay/{id}", s.authorized(http.HandlerFunc(s.stopReplay)))
-	mux.HandleFunc("GET /api/v1/dlq", s.listDeadLetters)
+	// Dead letters name events: their list is a content endpoint.
+	mux.Handle("GET /api/v1/dlq", s.authorized(http.HandlerFunc(s.listDeadLetters)))
 	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
 	s.registerPprof(mux)
-	return mux
+	s.contentRoutes(mux)
+	return secure(mux)
 }
 
 // authorized requires "Authorization: Bearer TOKEN" when a token is configured.

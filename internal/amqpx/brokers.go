@@ -25,7 +25,7 @@ func NewBrokers(cfg *config.Config, opts Options) (*Brokers, error) {
 	for _, cs := range cfg.Clusters {
 		c, err := NewCluster(cs, opts)
 		if err != nil {
-			return nil, err
+			return nil, cfg.Errorf("cluster."+cs.Name+".url", "%w", err)
 		}
 		b.clusters[cs.Name] = c
 	}

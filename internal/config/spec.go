@@ -21,6 +21,10 @@ type Config struct {
 	Modules  []ModuleSpec
 	Routes   []RouteSpec
 	Tests    []TestSpec
+	Tracing  *TracingSpec // nil without a tracing block: no spans
+	// Attrs is where attributes that runtime errors name were set ("store.path",
+	// "router.admin_addr", "cluster.NAME.url"); see Config.At.
+	Attrs map[string]hcl.Range
 }
 
 // RouterSpec is the optional router block.

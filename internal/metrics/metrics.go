@@ -27,6 +27,8 @@ type Metrics struct {
 	BrokerConnected    *prometheus.GaugeVec   // {cluster}
 	BrokerReconnects   *prometheus.CounterVec // {cluster}
 	FailoverSwitches   *prometheus.CounterVec // {target}
+	TraceSpansDropped  prometheus.Counter     // spans lost to a full export queue or a failed export
+	TraceSpansExported prometheus.Counter
 }
 
 // New creates the collectors and registers them with reg.
@@ -66,12 +68,18 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"cluster"}),
 		BrokerReconnects: counter("router_broker_reconnects_total", "Connections (re)established.", "cluster"),
 		FailoverSwitches: counter("router_failover_switches_total", "Failover targets switching cluster.", "target"),
+		TraceSpansDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "router_trace_spans_dropped_total", Help: "Trace spans dropped because the collector was unreachable or too slow.",
+		}),
+		TraceSpansExported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "router_trace_spans_exported_total", Help: "Trace spans the collector accepted.",
+		}),
 	}
 	reg.MustRegister(m.EventsConsumed, m.EventsStored, m.EventsDuplicate, m.EventsUnmatched,
 		m.EventsRejected, m.EventsDelivered, m.EventsReplayed, m.EventsDropped, m.EventsDeadLettered,
 		m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
 		m.StoreSize, m.StoreCommits, m.StoreLost, m.BrokerConnected, m.BrokerReconnects,
-		m.FailoverSwitches)
+		m.FailoverSwitches, m.TraceSpansDropped, m.TraceSpansExported)
 	return m
 }
 

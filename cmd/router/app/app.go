@@ -10,8 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wasmrouter/wasmrouter/console"
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/contentapi"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -39,7 +41,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		adminAddr = opts.AdminAddr
 	}
 	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -50,10 +52,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
 	})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("event log %s is locked: is another router running with this store?", cfg.Store.Path)
+		return cfg.Errorf("store.path", "event log %s is locked: is another router running with this store?", cfg.Store.Path)
 	}
 	if err != nil {
-		return fmt.Errorf("opening event log: %w", err)
+		return cfg.Errorf("store.path", "opening event log: %w", err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -83,11 +85,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
-		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
+		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
+		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
 	})
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "admin API: %w", err)
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	adminDone := make(chan error, 1)

@@ -4,7 +4,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -64,10 +66,14 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 		})
 		if err != nil {
 			rng := ms.PathRange
+			detail := err.Error()
+			if errors.Is(err, fs.ErrNotExist) {
+				detail += " (is the module built? `make wasm` builds the examples)"
+			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "invalid module",
-				Detail:   err.Error(),
+				Detail:   detail,
 				Subject:  &rng,
 			})
 			continue
@@ -82,6 +88,12 @@ func CloseModules(ctx context.Context, modules map[string]*wasmhost.Module) {
 	for _, m := range modules {
 		_ = m.Close(ctx)
 	}
+}
+
+// NewCheckHost starts a WASM runtime that keeps compiled code in memory only, for commands
+// that must not write to disk (validate).
+func NewCheckHost(ctx context.Context, log *slog.Logger, m *metrics.Metrics) (*wasmhost.Host, error) {
+	return wasmhost.New(ctx, wasmhost.Options{Logger: log, Metrics: m})
 }
 
 // NewHost starts the WASM runtime with the on-disk compilation cache.
