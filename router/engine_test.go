@@ -426,3 +426,50 @@ func TestUndecodableMessagesAreCounted(t *testing.T) {
 		t.Fatalf("xa received %v", got)
 	}
 }
+
+// A redelivery of an event that was logged but whose acknowledgement was lost with the channel
+// (cut after the commit, before the ack) is recognised, counted, and not logged twice.
+func TestRedeliveryAfterALostAcknowledgementIsNotLoggedTwice(t *testing.T) {
+	r := newRig(t, twoTargets, rigOptions{})
+	r.waitFor("consuming", func() bool { return r.engine.Status().Ready })
+	cut := sync.Once{}
+	r.log.AfterCommit(func(uint64) { cut.Do(r.src.LoseChannel) })
+	r.publish("k", "once")
+	r.waitFor("the duplicate counted", func() bool {
+		return testutil.ToFloat64(r.metrics.EventsDuplicate.WithLabelValues("in")) >= 1
+	})
+	r.waitFor("the redelivery acknowledged", func() bool { return r.src.Pending() == 0 })
+	if n := r.log.Appended(); n != 1 {
+		t.Fatalf("%d records for one message", n)
+	}
+	if got := r.received("xa", 1); len(got) != 1 {
+		t.Fatalf("xa received %v", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.EventsStored.WithLabelValues("in")); got != 1 {
+		t.Fatalf("router_events_stored_total = %v, want 1", got)
+	}
+}
+
+// A full log (on_full = "block") makes the router not ready and holds consumption: nothing is
+// acknowledged, the queue grows; once there is room everything is logged, delivered and
+// acknowledged.
+func TestAFullLogHoldsConsumptionUntilThereIsRoom(t *testing.T) {
+	r := newRig(t, twoTargets, rigOptions{})
+	r.waitFor("ready", func() bool { return r.engine.Status().Ready })
+	r.log.SetFull(true)
+	r.waitFor("not ready while full", func() bool {
+		st := r.engine.Status()
+		return !st.Ready && strings.Contains(st.Reason, "full")
+	})
+	r.publish("k", bodies("e", 5)...)
+	r.waitFor("the messages handed out", func() bool { return r.src.Pending() == 5 })
+	if len(r.src.Acked()) != 0 || r.log.LastSeq() != 0 {
+		t.Fatalf("while full: %d acknowledged, last seq %d", len(r.src.Acked()), r.log.LastSeq())
+	}
+	r.log.SetFull(false)
+	if got := r.received("xa", 5); strings.Join(got, ",") != strings.Join(bodies("e", 5), ",") {
+		t.Fatalf("after the log has room: %v", got)
+	}
+	r.waitFor("acknowledged", func() bool { return len(r.src.Acked()) == 5 })
+	r.waitFor("ready again", func() bool { return r.engine.Status().Ready })
+}

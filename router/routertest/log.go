@@ -30,7 +30,10 @@ type Log struct {
 	jobs     map[string][]byte
 	failWith error
 	full     bool
+	held     []func() // appends waiting while the log is full
 	appended int
+	// afterCommit, when set, runs after each commit and before its done callback.
+	afterCommit func(seq uint64)
 }
 
 // NewLog returns an empty log.
@@ -46,10 +49,26 @@ func (l *Log) FailAppends(err error) {
 	l.mu.Unlock()
 }
 
-// SetFull marks the log full (as a bbolt log under on_full = "block" that reached its size).
+// SetFull marks the log full, as a bbolt log under on_full = "block" that reached its size:
+// appends wait (their done is not called) until it is called with false.
 func (l *Log) SetFull(full bool) {
 	l.mu.Lock()
 	l.full = full
+	var held []func()
+	if !full {
+		held, l.held = l.held, nil
+	}
+	l.mu.Unlock()
+	for _, append := range held {
+		append()
+	}
+}
+
+// AfterCommit sets fn to run after each commit, before the append's done: where a crash or a
+// lost channel leaves an event logged but not acknowledged.
+func (l *Log) AfterCommit(fn func(seq uint64)) {
+	l.mu.Lock()
+	l.afterCommit = fn
 	l.mu.Unlock()
 }
 
@@ -63,6 +82,11 @@ func (l *Log) Appended() int {
 // Append logs ev and calls done before returning, unless the log holds a duplicate within dedup.
 func (l *Log) Append(ev *event.Event, fp event.Fingerprint, dedup event.Window, done func(seq uint64, dup bool, err error)) {
 	l.mu.Lock()
+	if l.full {
+		l.held = append(l.held, func() { l.Append(ev, fp, dedup, done) })
+		l.mu.Unlock()
+		return
+	}
 	if err := l.failWith; err != nil {
 		l.mu.Unlock()
 		done(0, false, err)
@@ -89,8 +113,11 @@ func (l *Log) Append(ev *event.Event, fp event.Fingerprint, dedup event.Window, 
 	l.appended++
 	close(l.notify)
 	l.notify = make(chan struct{})
-	seq := l.last
+	seq, after := l.last, l.afterCommit
 	l.mu.Unlock()
+	if after != nil {
+		after(seq)
+	}
 	done(seq, false, nil)
 }
 
@@ -117,8 +144,18 @@ func sortedKeys(t event.Table) []string {
 	return keys
 }
 
-// Barrier calls done at once: every append has settled when it returns.
-func (l *Log) Barrier(done func(error)) { done(nil) }
+// Barrier calls done once every append before it has settled: at once, or when the log is no
+// longer full.
+func (l *Log) Barrier(done func(error)) {
+	l.mu.Lock()
+	if l.full {
+		l.held = append(l.held, func() { done(nil) })
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	done(nil)
+}
 
 // FirstSeq is the lowest seq held, 0 when empty.
 func (l *Log) FirstSeq() uint64 {

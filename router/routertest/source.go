@@ -21,7 +21,8 @@ type Source struct {
 	rejected  []*event.Event // rejected without requeue
 	wake      chan struct{}
 	consuming bool
-	poison    int // messages that fail to decode before the next ones
+	poison    int  // messages that fail to decode before the next ones
+	lost      bool // the channel went down: Consume reports it before the next delivery
 }
 
 type message struct {
@@ -76,6 +77,13 @@ func (s *Source) Consume(ctx context.Context, deliver func(*event.Delivery), con
 	}()
 	for {
 		s.mu.Lock()
+		if s.lost {
+			s.lost = false
+			s.mu.Unlock()
+			consuming(false)
+			consuming(true)
+			continue
+		}
 		if s.poison > 0 {
 			s.mu.Unlock()
 			undecodable(errUndecodable)
@@ -167,9 +175,11 @@ func (s *Source) signalLocked() {
 }
 
 // LoseChannel returns every unacknowledged message to the queue, redelivered, as a broker does
-// when a consumer's channel closes; acknowledgements of those deliveries are ignored.
+// when a consumer's channel closes; acknowledgements of those deliveries are ignored. A running
+// Consume reports consuming false then true (a new channel) before its next delivery.
 func (s *Source) LoseChannel() {
 	s.mu.Lock()
+	s.lost = s.consuming
 	back := make([]*message, 0, len(s.unacked)+len(s.queue))
 	for _, m := range s.unacked {
 		back = append(back, &message{ev: m.ev, redelivered: true, src: s})
