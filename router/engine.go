@@ -97,6 +97,12 @@ func New(opts Options) (*Engine, error) {
 	if e.drain <= 0 {
 		e.drain = 10 * time.Second
 	}
+	// Every route's counters exist from the start, at 0: a check that nothing was dropped or
+	// dead-lettered must see the metric, not its absence.
+	for _, r := range opts.Topology.Routes {
+		e.metrics.EventsDropped.WithLabelValues(r.Spec.Name)
+		e.metrics.EventsDeadLettered.WithLabelValues(r.Spec.Name)
+	}
 	e.batchPool.New = func() any { s := make([]*event.Event, 0, e.window); return &s }
 	e.topo.Store(opts.Topology)
 	return e, nil
