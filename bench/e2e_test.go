@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -156,4 +157,32 @@ func BenchmarkE2E(b *testing.B) {
 			b.ReportMetric(float64(peak), "peak-rss-bytes")
 		})
 	}
+}
+
+func TestMemoryPhases(t *testing.T) {
+	env := testEnv(t)
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const n = 300
+	res, err := env.Memory(ctx, side, MemorySpec{N: n, Size: 512, Every: 20 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 3 || res.Phases[0].Name != "run" || res.Phases[1].Name != "outage" || res.Phases[2].Name != "replay" {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	for _, ph := range res.Phases {
+		if ph.Peak <= 0 || ph.End <= ph.Start {
+			t.Errorf("phase %s: peak %d, span %s-%s", ph.Name, ph.Peak, ph.Start, ph.End)
+		}
+	}
+	if res.Phases[2].Events != 2*n || len(res.Samples) == 0 || res.VmHWM <= 0 {
+		t.Errorf("replay events %d, %d samples, VmHWM %d", res.Phases[2].Events, len(res.Samples), res.VmHWM)
+	}
+	var svg bytes.Buffer
+	if err := WriteMemorySVG(&svg, "test <plot>", res, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, svg.Bytes())
 }

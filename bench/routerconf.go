@@ -22,6 +22,9 @@ type RouterConfig struct {
 	ModuleConfig      map[string]string
 	// SecondURL adds a cluster "dr"; the target then delivers to both clusters (mode "all").
 	SecondURL string
+	// TargetURL, when set, is a cluster "out" of its own for the target (the memory
+	// benchmark points it at a proxy it cuts to make an outage).
+	TargetURL string
 	LogLevel  string // default "warn": logging every event would be measured too
 	// TracingEndpoint adds a tracing block exporting every span (sample_ratio 1.0) over
 	// OTLP/HTTP to this collector base URL.
@@ -50,6 +53,9 @@ func (c RouterConfig) HCL() string {
 		hclString(t.SourceExchange), hclString(t.SourceQueue), c.Prefetch)
 	if c.SecondURL != "" {
 		w("target \"out\" {\n  clusters = [\"main\", \"dr\"]\n  mode     = \"all\"\n  exchange = %s\n}\n\n", hclString(t.TargetExchange))
+	} else if c.TargetURL != "" {
+		w("cluster \"out\" {\n  url = %s\n}\n\n", hclString(c.TargetURL))
+		w("target \"out\" {\n  cluster  = \"out\"\n  exchange = %s\n}\n\n", hclString(t.TargetExchange))
 	} else {
 		w("target \"out\" {\n  cluster  = \"main\"\n  exchange = %s\n}\n\n", hclString(t.TargetExchange))
 	}

@@ -20,6 +20,10 @@ type bounds struct {
 	dryRun      bool
 	progress    func(seq uint64, delivered bool)
 	onDelivered func() // an event's messages were all confirmed
+	onDropped   func(seq uint64)
+	// onFailed reports an event given up: a module failed it (target "") or the broker
+	// refused it every try; deadLettered is false when its dead letter existed already.
+	onFailed func(seq uint64, target, reason string, deadLettered bool)
 
 	paced   int // events published under rate, for pacing
 	started time.Time

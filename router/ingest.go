@@ -168,8 +168,12 @@ func (s *source) handle(d *event.Delivery) {
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
-	fp := s.e.store.Fingerprint(ev)
+	// An assigned message id derives from the fingerprint of the message as received, so that a
+	// redelivery gets the same id, and the log matches redeliveries by that fingerprint; for
+	// every other message the log fingerprints the event itself, from its one encoding.
+	var fp event.Fingerprint
 	if ev.Props.MessageID == "" {
+		fp = s.e.store.Fingerprint(ev)
 		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
 	}
 	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)

@@ -51,7 +51,7 @@ func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
 
 func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d Decision) {
 	d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
-	if len(r.filters) == 0 && len(r.transforms) == 0 && r.handler == nil {
+	if !r.hasModules() {
 		return d
 	}
 	var current string // the module running, for a panic's report
@@ -108,6 +108,11 @@ func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d
 		run(r.handler, wasmhost.RoleHandler)
 	}
 	return d
+}
+
+// hasModules reports whether the route runs guests; without any, every event passes as is.
+func (r *Route) hasModules() bool {
+	return len(r.filters) > 0 || len(r.transforms) > 0 || r.handler != nil
 }
 
 // retryable marks a transient failure inside Process; ProcessWithRetry turns it into Failed once

@@ -49,7 +49,9 @@ type Log interface {
 	// Append logs ev through the group commit and calls done once the commit is durable
 	// (or failed), in append order, from the log's goroutine; done must not block on the log.
 	// A redelivery whose fingerprint matches an event within dedup is not logged again: done
-	// gets that event's seq and dup. fp is Fingerprint(ev).
+	// gets that event's seq and dup. With the zero fp the log fingerprints ev itself (from the
+	// same encoding as its record); a message whose id the engine assigned passes the
+	// fingerprint it had as received, so that its redelivery matches.
 	Append(ev *event.Event, fp event.Fingerprint, dedup event.Window, done func(seq uint64, dup bool, err error))
 	// Fingerprint identifies ev by origin and content (for redeliveries and assigned ids).
 	Fingerprint(ev *event.Event) event.Fingerprint

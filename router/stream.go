@@ -209,10 +209,16 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 	if s.dryRun {
 		tracer = nil // a dry run delivers nothing: nothing to trace
 	}
-	if s.replay {
+	switch {
+	case s.replay:
 		// A replay decides afresh: it runs the routes as they are configured now.
 		d = runRoute(ctx, tracer, r, ev, true)
-	} else {
+	case !r.hasModules() && tracer == nil:
+		// Nothing to decide (and no span to record), so nothing to share among the route's
+		// streams: the shared cache would cost an allocation and two locks per event and
+		// keep its last 8192 events alive.
+		d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
+	default:
 		d, first = r.decisions.decide(ctx, r, ev, tracer)
 	}
 	if ctx.Err() != nil {
@@ -224,20 +230,32 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		if first && !s.replay {
 			s.e.metrics.EventsDropped.WithLabelValues(s.route).Inc()
 		}
+		if s.onDropped != nil {
+			s.onDropped(ev.Seq)
+		}
 	case Failed:
 		// Every stream records it: the record is the same (route, seq) one, so it is kept once,
 		// and a stream that decided alone cannot skip its target silently.
 		if !s.dryRun {
-			if err := s.e.deadLetter(s.route, "", ev, fmt.Sprintf("module %s: %s", d.Module, d.Reason), d.Attempts); err != nil {
+			reason := fmt.Sprintf("module %s: %s", d.Module, d.Reason)
+			isNew, err := s.e.deadLetter(s.route, "", ev, reason, d.Attempts)
+			if err != nil {
 				return err
+			}
+			if s.onFailed != nil {
+				s.onFailed(ev.Seq, "", reason, isNew)
 			}
 		}
 	default:
 		msgs, err := buildMessages(r, tgt, ev, &d, s.replay)
 		if err != nil {
 			if !s.dryRun {
-				if err := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1); err != nil {
-					return err
+				isNew, derr := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1)
+				if derr != nil {
+					return derr
+				}
+				if s.onFailed != nil {
+					s.onFailed(ev.Seq, s.target, err.Error(), isNew)
 				}
 			}
 			break

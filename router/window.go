@@ -141,8 +141,12 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 		return errRouteGone
 	}
 	if h.attempts >= r.Spec.Retry.Attempts {
-		if err := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts); err != nil {
-			return err
+		isNew, derr := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts)
+		if derr != nil {
+			return derr
+		}
+		if s.onFailed != nil {
+			s.onFailed(h.seq, s.target, err.Error(), isNew)
 		}
 		for i := range h.msgs {
 			h.msgs[i].done = true

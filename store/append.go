@@ -12,20 +12,67 @@ import (
 // Window is where an append looks for a duplicate (see event.Window).
 type Window = event.Window
 
+// Append logs ev (see router.Log): with the zero fp, the fingerprint comes from the record's
+// own encoding (Encode); otherwise it is fp (EncodeWith).
 func (s *Store) Append(ev *event.Event, fp Fingerprint, dedup Window, done func(seq uint64, dup bool, err error)) {
-	if s.opts.ReadOnly {
-		done(0, false, ErrReadOnly)
-		return
+	enc := s.EncodeWith
+	if fp == (Fingerprint{}) {
+		enc = func(ev *event.Event, _ Fingerprint) Encoded { return s.Encode(ev) }
 	}
+	s.AppendEncoded(ev, enc(ev, fp), dedup, done)
+}
+
+// Encoded is an event encoded for the log, with its fingerprint: Encode computes both from
+// one encoding, where FingerprintOf then Append would encode the event twice.
+type Encoded struct {
+	rec []byte
+	fp  Fingerprint
+	err error
+}
+
+// Fingerprint is the event's fingerprint, FingerprintOf's.
+func (e Encoded) Fingerprint() Fingerprint { return e.fp }
+
+// Encode encodes ev for AppendEncoded and computes its fingerprint from the same bytes. A
+// zero IngestTime is set to the current time first.
+func (s *Store) Encode(ev *event.Event) Encoded {
 	if ev.IngestTime.IsZero() {
 		ev.IngestTime = s.opts.Now().UTC()
 	}
-	// Encoding here rather than in the appender spreads the work over the callers.
+	if hasBrokerHeaders(ev.Headers) {
+		return s.EncodeWith(ev, FingerprintOf(ev))
+	}
+	rec, at, err := appendRecordAt(make([]byte, 0, recordSizeHint(ev)), ev, Fingerprint{})
+	if err != nil {
+		return Encoded{fp: FingerprintOf(ev), err: fmt.Errorf("store: encode event: %w", err)}
+	}
+	fp := fingerprintOfRecord(rec, at)
+	copy(rec[at.fp:], fp[:])
+	return Encoded{rec: rec, fp: fp}
+}
+
+// EncodeWith encodes ev for AppendEncoded with a fingerprint computed before (from the event
+// as it was before a change, such as an assigned message id). A zero IngestTime is set to
+// the current time first.
+func (s *Store) EncodeWith(ev *event.Event, fp Fingerprint) Encoded {
+	if ev.IngestTime.IsZero() {
+		ev.IngestTime = s.opts.Now().UTC()
+	}
 	rec, err := appendRecord(make([]byte, 0, recordSizeHint(ev)), ev, fp)
 	if err != nil {
 		err = fmt.Errorf("store: encode event: %w", err)
 	}
-	if !s.queue.push(appendItem{ev: ev, rec: rec, fp: fp, dedup: dedup, encErr: err, done: done}) {
+	return Encoded{rec: rec, fp: fp, err: err}
+}
+
+// AppendEncoded is Append of an event Encode or EncodeWith encoded; ev must not have changed
+// since. Encoding in the caller rather than in the appender spreads the work over the callers.
+func (s *Store) AppendEncoded(ev *event.Event, enc Encoded, dedup Window, done func(seq uint64, dup bool, err error)) {
+	if s.opts.ReadOnly {
+		done(0, false, ErrReadOnly)
+		return
+	}
+	if !s.queue.push(appendItem{ev: ev, rec: enc.rec, fp: enc.fp, dedup: dedup, encErr: enc.err, done: done}) {
 		done(0, false, ErrClosed)
 	}
 }

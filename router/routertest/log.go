@@ -87,6 +87,9 @@ func (l *Log) Append(ev *event.Event, fp event.Fingerprint, dedup event.Window, 
 		l.mu.Unlock()
 		return
 	}
+	if fp == (event.Fingerprint{}) {
+		fp = l.Fingerprint(ev)
+	}
 	if err := l.failWith; err != nil {
 		l.mu.Unlock()
 		done(0, false, err)

@@ -103,6 +103,11 @@ func RunLogSuite(t *testing.T, open func(t *testing.T) router.Log) {
 		if dup || other == seq {
 			t.Fatalf("identical message outside any window: seq %d dup %v, want a new event", other, dup)
 		}
+		// With the zero fingerprint the log fingerprints the event itself, the same way.
+		again, dup = appendWith(t, l, sample(1, "a"), event.Fingerprint{}, event.Window{From: seq, To: other})
+		if !dup || (again != seq && again != other) {
+			t.Fatalf("redelivery fingerprinted by the log: seq %d dup %v, want one of %d %d", again, dup, seq, other)
+		}
 		if l.Fingerprint(sample(1, "a")) == l.Fingerprint(sample(2, "a")) {
 			t.Fatal("two different messages share a fingerprint")
 		}
@@ -190,8 +195,14 @@ func RunLogSuite(t *testing.T, open func(t *testing.T) router.Log) {
 	})
 }
 
-// appendSync appends and waits for the commit.
+// appendSync appends with the event's fingerprint and waits for the commit.
 func appendSync(t *testing.T, l router.Log, ev *event.Event, dedup event.Window) (uint64, bool) {
+	t.Helper()
+	return appendWith(t, l, ev, l.Fingerprint(ev), dedup)
+}
+
+// appendWith appends with fingerprint fp and waits for the commit.
+func appendWith(t *testing.T, l router.Log, ev *event.Event, fp event.Fingerprint, dedup event.Window) (uint64, bool) {
 	t.Helper()
 	type result struct {
 		seq uint64
@@ -199,7 +210,7 @@ func appendSync(t *testing.T, l router.Log, ev *event.Event, dedup event.Window)
 		err error
 	}
 	done := make(chan result, 1)
-	l.Append(ev, l.Fingerprint(ev), dedup, func(seq uint64, dup bool, err error) { done <- result{seq, dup, err} })
+	l.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) { done <- result{seq, dup, err} })
 	select {
 	case r := <-done:
 		if r.err != nil {

@@ -43,6 +43,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
 		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
+	setMemoryLimit(cfg.Router.MemoryLimit, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)

@@ -62,7 +62,7 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 		sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
 		m, err := host.Load(ctx, wasmhost.ModuleConfig{
 			Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
-			MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
+			MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r, MaxMessageSize: cfg.Router.MaxMessageSize,
 		})
 		if err != nil {
 			rng := ms.PathRange
