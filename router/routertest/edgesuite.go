@@ -174,6 +174,7 @@ func RunPublisherSuite(t *testing.T, setup func(t *testing.T) PublisherHarness) 
 	t.Run("confirms in order and delivers the messages with their typed headers", func(t *testing.T) {
 		h := setup(t)
 		ctx := context.Background()
+		waitReady(t, h.Publisher)
 		release := h.Publisher.Hold()
 		var confs []event.Confirmation
 		for i := range 5 {
@@ -207,6 +208,7 @@ func RunPublisherSuite(t *testing.T, setup func(t *testing.T) PublisherHarness) 
 
 	t.Run("a refusal matches event.ErrRefused and is not an outage", func(t *testing.T) {
 		h := setup(t)
+		waitReady(t, h.Publisher)
 		c, err := h.Publisher.Publish(context.Background(), testMessage(h.Missing, 0))
 		if err == nil {
 			err = waitConfirm(t, c)
@@ -259,6 +261,16 @@ func RunPublisherSuite(t *testing.T, setup func(t *testing.T) PublisherHarness) 
 			}
 		}
 	})
+}
+
+// waitReady waits, as the engine does, until a publish has a chance to go through.
+func waitReady(t *testing.T, p router.Publisher) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
+	defer cancel()
+	if err := p.WaitReady(ctx); err != nil {
+		t.Fatalf("the target never became ready: %v", err)
+	}
 }
 
 func waitConfirm(t *testing.T, c event.Confirmation) error {
