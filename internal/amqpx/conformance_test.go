@@ -78,8 +78,9 @@ func runPublisherSuite(t *testing.T, n int, open func(clusters []*Cluster) Strea
 			Received: func(t *testing.T, n int) []event.Message {
 				var out []event.Message
 				for _, d := range rabbit.Collect(t, ch, queue, n, 20*time.Second) {
+					// As the broker delivered it: a consumer's x-router-* headers are the router's.
 					ev := EventFromDelivery(&d, "")
-					out = append(out, event.Message{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Props: ev.Props, Headers: ev.Headers, Body: ev.Body})
+					out = append(out, event.Message{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Props: ev.Props, Headers: TableToEvent(d.Headers), Body: ev.Body})
 				}
 				return out
 			},
