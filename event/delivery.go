@@ -14,6 +14,10 @@ import (
 type Delivery struct {
 	Event       *Event
 	Redelivered bool // the broker delivered it before (its acknowledgement may have been lost)
+	// Undecodable, when not "", says why the message's headers could not be decoded: the
+	// event has none of them, and the engine rejects the delivery without requeueing (the
+	// source's dead-letter route keeps its own copy, headers intact).
+	Undecodable string
 	Ack         Acknowledger
 }
 

@@ -160,6 +160,17 @@ func (s *source) handle(d *event.Delivery) {
 		}
 	}
 	ev := d.Event
+	if d.Undecodable != "" {
+		// The client could not have decoded the headers (framefilter.go in amqpx); rejected,
+		// the broker dead-letters its own copy, headers intact, if the queue has a
+		// dead-letter exchange. The connection and every other message go on.
+		s.undecodable.Inc()
+		s.log.Error("message with undecodable headers rejected (the broker dead-letters it to the queue's dead_letter_exchange, or drops it without one)",
+			"reason", d.Undecodable, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey,
+			"dead_letter_exchange", s.spec.DeadLetterExchange)
+		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
+		return
+	}
 	if s.maxSize > 0 && int64(len(ev.Body)) > s.maxSize {
 		// Too big to log: the broker dead-letters it if the queue has a dead-letter exchange.
 		s.oversize.Inc()
@@ -201,7 +212,8 @@ func (s *source) handle(d *event.Delivery) {
 	})
 }
 
-// errOversize marks a delivery to reject without requeueing.
+// errOversize marks a delivery to reject without requeueing (over max_message_size, or with
+// undecodable headers).
 var errOversize = &oversizeError{}
 
 type oversizeError struct{}

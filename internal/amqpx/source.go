@@ -27,6 +27,7 @@ type Delivery struct {
 func newDelivery(d *amqp.Delivery, source string, ch *amqp.Channel) *Delivery {
 	out := &Delivery{Tag: d.DeliveryTag, ch: ch}
 	out.Event, out.Redelivered, out.Ack = EventFromDelivery(d, source), d.Redelivered, out
+	out.Undecodable = UndecodableReason(d.Headers)
 	return out
 }
 

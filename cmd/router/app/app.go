@@ -89,6 +89,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return err
 	}
+	m.StoreMaxSize.Set(float64(cfg.Store.MaxSize))
+	m.SetReadiness(func() bool { return engine.Status().Ready })
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
 		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},
