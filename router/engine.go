@@ -62,6 +62,8 @@ type Engine struct {
 	batchPool sync.Pool
 	dlqWake   broadcast
 	deadMu    sync.Mutex // serialises recording dead letters
+	// refusedLogged is when each route last logged a refused dead letter (UnixNano).
+	refusedLogged sync.Map
 
 	mu      sync.Mutex
 	sources []*source
