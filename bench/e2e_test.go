@@ -80,6 +80,24 @@ func TestRouterEndToEnd(t *testing.T) {
 	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
 }
 
+// The router-traced side delivers everything and exports its spans to the sink.
+func TestRouterTracedEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	sink, err := StartOTLPSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Label: "router-traced",
+		Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100, TracingEndpoint: sink.URL}}
+	checkThroughput(t, env, side, 1000)
+	// Three spans per event (receive, process, send), exported within the router's batch
+	// interval, which a graceful stop flushes.
+	if got := sink.Spans(); got < 3*1000 {
+		t.Errorf("the sink received %d spans for 1000 events, want at least 3000", got)
+	}
+}
+
 func TestShovelEndToEnd(t *testing.T) {
 	env := testEnv(t)
 	if out, err := exec.Command("rabbitmq-plugins", "is_enabled", "rabbitmq_shovel").CombinedOutput(); err != nil {

@@ -23,6 +23,9 @@ type RouterConfig struct {
 	// SecondURL adds a cluster "dr"; the target then delivers to both clusters (mode "all").
 	SecondURL string
 	LogLevel  string // default "warn": logging every event would be measured too
+	// TracingEndpoint adds a tracing block exporting every span (sample_ratio 1.0) over
+	// OTLP/HTTP to this collector base URL.
+	TracingEndpoint string
 }
 
 // HCL renders the configuration in the router's format (docs/configuration.md).
@@ -35,6 +38,9 @@ func (c RouterConfig) HCL() string {
 	}
 	w("router {\n  admin_addr = %s\n  log_level  = %s\n}\n\n", hclString(c.AdminAddr), hclString(level))
 	w("store {\n  path = %s\n}\n\n", hclString(c.StorePath))
+	if c.TracingEndpoint != "" {
+		w("tracing {\n  endpoint     = %s\n  protocol     = \"http/protobuf\"\n  sample_ratio = 1.0\n}\n\n", hclString(c.TracingEndpoint))
+	}
 	w("cluster \"main\" {\n  url = %s\n}\n\n", hclString(c.URL))
 	if c.SecondURL != "" {
 		w("cluster \"dr\" {\n  url = %s\n}\n\n", hclString(c.SecondURL))

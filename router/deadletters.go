@@ -7,6 +7,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // runDeadLetters publishes a route's dead letters, in the order they were recorded, to its
@@ -77,8 +78,26 @@ func (e *Engine) publishDeadLetter(ctx context.Context, pub Publisher, exchange 
 		return err
 	}
 	msg := deadLetterMessage(exchange, dl.Route, ev, dl.Reason, dl.Attempts)
+	if e.tracer != nil {
+		// In the event's trace, under its receive span (the process span that failed it is gone
+		// by now, possibly with the process), with error status and the reason.
+		span := e.tracer.StartSend(e.tracer.ReceiveContext(ev), tracing.Delivery{
+			Route: dl.Route, Target: e.topo.Load().Route(dl.Route).Spec.DeadLetter, Cluster: pub.Cluster(),
+			Exchange: exchange, RoutingKey: ev.RoutingKey, MessageID: ev.Props.MessageID, Seq: ev.Seq,
+			DeadLetter: dl.Reason,
+		}, msg.Headers)
+		var err error
+		defer func() { tracing.EndSend(span, err) }()
+		err = e.sendDeadLetter(ctx, pub, dl, &msg)
+		return err
+	}
+	return e.sendDeadLetter(ctx, pub, dl, &msg)
+}
+
+// sendDeadLetter publishes a dead letter until the broker confirms it, or ctx ends.
+func (e *Engine) sendDeadLetter(ctx context.Context, pub Publisher, dl event.DeadLetter, msg *event.Message) error {
 	for attempt := 1; ; attempt++ {
-		c, err := publishSafely(ctx, pub, &msg)
+		c, err := publishSafely(ctx, pub, msg)
 		if err == nil {
 			if err = event.WaitDone(ctx, c); ctx.Err() != nil {
 				return ctx.Err()

@@ -17,6 +17,7 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // Options wire an engine to its ports (see ports.go) and what cmd/router built.
@@ -39,6 +40,9 @@ type Options struct {
 	Window int
 	// DrainTimeout bounds how long a graceful stop waits for confirms in flight.
 	DrainTimeout time.Duration
+	// Tracer makes the spans of events; nil without a tracing block. The caller shuts it down
+	// after Run.
+	Tracer *tracing.Tracer
 }
 
 // Engine runs sources and delivery streams.
@@ -53,6 +57,7 @@ type Engine struct {
 	log        *slog.Logger
 	window     int
 	drain      time.Duration
+	tracer     *tracing.Tracer // nil: tracing off, and every hook is one nil check
 
 	batchPool sync.Pool
 	dlqWake   broadcast
@@ -84,6 +89,7 @@ func New(opts Options) (*Engine, error) {
 		log:        opts.Logger,
 		window:     opts.Window,
 		drain:      opts.DrainTimeout,
+		tracer:     opts.Tracer,
 	}
 	if e.connect == nil {
 		e.connect = func() func() { return func() {} }
@@ -96,6 +102,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if e.drain <= 0 {
 		e.drain = 10 * time.Second
+	}
+	// Every route's counters exist from the start, at 0: a check that nothing was dropped or
+	// dead-lettered must see the metric, not its absence.
+	for _, r := range opts.Topology.Routes {
+		e.metrics.EventsDropped.WithLabelValues(r.Spec.Name)
+		e.metrics.EventsDeadLettered.WithLabelValues(r.Spec.Name)
 	}
 	e.batchPool.New = func() any { s := make([]*event.Event, 0, e.window); return &s }
 	e.topo.Store(opts.Topology)

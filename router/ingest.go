@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // source is the ingest of one source into the log. A message is acknowledged only once its
@@ -51,6 +53,10 @@ type source struct {
 type settlement struct {
 	d   *event.Delivery
 	err error
+	// With tracing: the message's receive span, ended once it is acknowledged or refused.
+	span trace.Span
+	seq  uint64
+	dup  bool
 }
 
 func (e *Engine) newSource(spec config.SourceSpec, port Source) *source {
@@ -171,6 +177,10 @@ func (s *source) handle(d *event.Delivery) {
 	if d.Redelivered {
 		dedup = s.dedupWindow()
 	}
+	var span trace.Span
+	if s.e.tracer != nil {
+		span = s.e.tracer.StartReceive(ev, s.spec.Queue) // the event has its message id now
+	}
 	s.e.store.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) {
 		switch {
 		case err != nil:
@@ -183,7 +193,7 @@ func (s *source) handle(d *event.Delivery) {
 				s.unmatched.Inc()
 			}
 		}
-		s.settled <- settlement{d: d, err: err}
+		s.settled <- settlement{d: d, err: err, span: span, seq: seq, dup: dup}
 	})
 }
 
@@ -198,6 +208,7 @@ func (*oversizeError) Error() string { return "message over max_message_size" }
 // last with multiple=true: one frame for a whole commit. A delivery the log failed to take is
 // requeued at once, before any later ack could cover it.
 func (s *source) acker() {
+	var received []settlement // with tracing: acknowledged by the next ack
 	for st := range s.settled {
 		last := (*event.Delivery)(nil)
 		for {
@@ -205,10 +216,17 @@ func (s *source) acker() {
 				if last != nil {
 					s.ack(last)
 					last = nil
+					received = endReceived(received)
 				}
 				s.refuse(st)
+				if st.span != nil {
+					tracing.EndReceive(st.span, 0, false, st.err)
+				}
 			} else {
 				last = st.d
+				if st.span != nil {
+					received = append(received, st)
+				}
 			}
 			var ok bool
 			select {
@@ -222,8 +240,18 @@ func (s *source) acker() {
 		}
 		if last != nil {
 			s.ack(last)
+			received = endReceived(received)
 		}
 	}
+}
+
+// endReceived ends the receive spans of acknowledged messages.
+func endReceived(received []settlement) []settlement {
+	for i, st := range received {
+		tracing.EndReceive(st.span, st.seq, st.dup, nil)
+		received[i] = settlement{}
+	}
+	return received[:0]
 }
 
 func (s *source) ack(d *event.Delivery) {

@@ -62,6 +62,10 @@ func untilClosed(ctx context.Context, stop <-chan struct{}) (context.Context, co
 	return ctx, cancel
 }
 
+// errStreamRestarted ends the send spans of publishes a failed stream forgets (it sends them
+// again from its cursor).
+var errStreamRestarted = errors.New("stream restarted; the message is sent again")
+
 // errRouteGone ends a stream whose route or target no longer exists in the topology.
 var errRouteGone = errors.New("route or target no longer configured")
 
@@ -245,11 +249,15 @@ func (s *stream) fill(ctx context.Context) error {
 func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev *event.Event) error {
 	var d Decision
 	first := true
+	tracer := s.e.tracer
+	if s.dryRun {
+		tracer = nil // a dry run delivers nothing: nothing to trace
+	}
 	if s.replay {
 		// A replay decides afresh: it runs the routes as they are configured now.
-		d = r.ProcessWithRetry(ctx, ev)
+		d = runRoute(ctx, tracer, r, ev, true)
 	} else {
-		d, first = r.decisions.decide(ctx, r, ev)
+		d, first = r.decisions.decide(ctx, r, ev, tracer)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -279,7 +287,7 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			break
 		}
 		for _, m := range msgs {
-			pe.msgs = append(pe.msgs, pendingMsg{out: m})
+			pe.msgs = append(pe.msgs, pendingMsg{out: m, parent: d.Trace, seq: ev.Seq})
 		}
 	}
 	if s.progress != nil {
@@ -306,6 +314,13 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 // reset forgets what was in flight, so that run starts again from the stored cursor (after a
 // failure: whatever was published but not settled is sent again).
 func (s *stream) reset() {
+	if s.e.tracer != nil {
+		for _, pe := range s.inflight {
+			for i := range pe.msgs {
+				pe.msgs[i].endSpan(errStreamRestarted)
+			}
+		}
+	}
 	s.inflight = nil
 	s.outage = false
 }

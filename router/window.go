@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // The confirm window of a stream: the events published and not yet settled, in log order,
@@ -23,6 +26,19 @@ type pendingMsg struct {
 	out  outMsg
 	conf event.Confirmation // nil: not published (yet, or again after an outage)
 	done bool
+	// With tracing: the process span (parent of each publish's send span), and the send span of
+	// the publish in flight.
+	parent trace.SpanContext
+	span   trace.Span
+	seq    uint64
+}
+
+// endSpan ends the send span of the publish in flight, if any: err nil for a confirm.
+func (m *pendingMsg) endSpan(err error) {
+	if m.span != nil {
+		tracing.EndSend(m.span, err)
+		m.span = nil
+	}
 }
 
 // publishFrom publishes, in order, the messages of the window from its i-th event on.
@@ -41,8 +57,17 @@ func (s *stream) publish(ctx context.Context, m *pendingMsg) bool {
 	if s.outage {
 		return false
 	}
+	if s.e.tracer != nil && m.parent.IsValid() {
+		// Each publish has its send span, and the copy names it as its parent.
+		msg := &m.out.msg
+		m.span = s.e.tracer.StartSend(m.parent, tracing.Delivery{
+			Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Exchange: msg.Exchange,
+			RoutingKey: msg.RoutingKey, MessageID: msg.Props.MessageID, Seq: m.seq, Replay: s.replay,
+		}, msg.Headers)
+	}
 	c, err := publishSafely(ctx, s.pub, &m.out.msg)
 	if err != nil {
+		m.endSpan(err)
 		s.enterOutage(err)
 		return false
 	}
@@ -78,12 +103,14 @@ func (s *stream) settle(ctx context.Context) error {
 			switch {
 			case err == nil:
 				m.done = true
+				m.endSpan(nil)
 				s.delivered.Inc()
 				if s.replay {
 					s.replayed.Inc()
 				}
 			case event.IsOutage(err):
 				m.conf = nil
+				m.endSpan(err)
 				s.enterOutage(err)
 				return nil
 			default:
@@ -119,6 +146,10 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 		}
 		for i := range h.msgs {
 			h.msgs[i].done = true
+			if sp := h.msgs[i].span; sp != nil {
+				tracing.FailSend(sp, err.Error(), h.attempts)
+				h.msgs[i].span = nil
+			}
 		}
 		h.dead = true
 		return nil
@@ -141,6 +172,7 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 			}
 			if cerr := m.conf.Err(); cerr != nil && !event.IsOutage(cerr) {
 				m.conf = nil
+				m.endSpan(cerr)
 				s.retries.Inc()
 				if !bumped {
 					pe.attempts++
@@ -209,12 +241,14 @@ func (s *stream) recover(ctx context.Context) error {
 			}
 			if err := m.conf.Err(); err == nil {
 				m.done = true
+				m.endSpan(nil)
 				s.delivered.Inc()
 				if s.replay {
 					s.replayed.Inc()
 				}
 			} else if event.IsOutage(err) {
 				m.conf = nil
+				m.endSpan(err)
 			}
 			// A refusal keeps its confirm: settle handles it in order.
 		}

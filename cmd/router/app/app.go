@@ -79,7 +79,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return err
 	}
 
-	engine, _, err := engineOnBrokers(cfg, topo, st, m, log)
+	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracer()
+	engine, _, err := engineOnBrokers(cfg, topo, st, m, log, tracer)
 	if err != nil {
 		return err
 	}

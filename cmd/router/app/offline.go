@@ -30,6 +30,8 @@ type Offline struct {
 	log     *slog.Logger
 	engine  *router.Engine
 	brokers *amqpx.Brokers
+
+	stopTracer func() // exports the spans of an offline replay; nil until Engine
 }
 
 // OpenOffline opens the config's event log (read-only when readOnly: dry runs and inspection)
@@ -73,7 +75,12 @@ func (o *Offline) Engine() (*router.Engine, error) {
 	if o.engine != nil {
 		return o.engine, nil
 	}
-	e, brokers, err := engineOnBrokers(o.Config, o.Topology, o.Store, o.metrics, o.log)
+	tracer, stopTracer, err := startTracer(context.Background(), o.Config, o.metrics, o.log)
+	if err != nil {
+		return nil, err
+	}
+	o.stopTracer = stopTracer
+	e, brokers, err := engineOnBrokers(o.Config, o.Topology, o.Store, o.metrics, o.log, tracer)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +98,9 @@ func (o *Offline) Clusters() []amqpx.Status {
 
 // Close releases the guests, the runtime and the log (committing cursors and marks).
 func (o *Offline) Close() error {
+	if o.stopTracer != nil {
+		o.stopTracer()
+	}
 	CloseModules(context.Background(), o.modules)
 	if o.Host != nil {
 		_ = o.Host.Close(context.Background())

@@ -6,13 +6,14 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // engineOnBrokers builds the engine on the log st, with RabbitMQ behind its source and
 // publisher ports (one connection per cluster of cfg).
-func engineOnBrokers(cfg *config.Config, topo *router.Topology, st *store.Store, m *metrics.Metrics, log *slog.Logger) (*router.Engine, *amqpx.Brokers, error) {
+func engineOnBrokers(cfg *config.Config, topo *router.Topology, st *store.Store, m *metrics.Metrics, log *slog.Logger, tracer *tracing.Tracer) (*router.Engine, *amqpx.Brokers, error) {
 	brokers, err := amqpx.NewBrokers(cfg, amqpx.Options{Logger: log, Metrics: m})
 	if err != nil {
 		return nil, nil, err
@@ -46,6 +47,7 @@ func engineOnBrokers(cfg *config.Config, topo *router.Topology, st *store.Store,
 		},
 		Metrics: m,
 		Logger:  log,
+		Tracer:  tracer,
 	})
 	return e, brokers, err
 }
