@@ -11,3 +11,11 @@ func (s *Store) ClaimPair(cursor string) (event.PairClaim, error) {
 	}
 	return l, nil
 }
+
+// ClaimPair claims on the current log; ErrClosed while it is being reopened.
+func (r *Reopening) ClaimPair(cursor string) (event.PairClaim, error) {
+	if s := r.Current(); s != nil {
+		return s.ClaimPair(cursor)
+	}
+	return nil, ErrClosed
+}
