@@ -25,6 +25,8 @@ var (
 // message will likely fail the same way.
 type RefusedError struct {
 	Reason string
+	// Unroutable: the broker returned the message because no queue was bound to take it.
+	Unroutable bool
 }
 
 func (e *RefusedError) Error() string { return "broker refused the message: " + e.Reason }
