@@ -5,7 +5,7 @@ BIN     := bin/router
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all setup build wasm run demo test test-short lint bench fuzz fuzz-long chaos cluster clean
+.PHONY: all setup build wasm run demo test test-allocs test-short lint bench fuzz fuzz-long chaos cluster clean
 
 all: build wasm
 
@@ -41,6 +41,12 @@ test:
 	$(MAKE) wasm
 	$(MAKE) lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) test-allocs
+
+# Allocation tests skip themselves under the race detector (sync.Pool drops items at random
+# there), so they run again without it: every test whose name says NoAlloc.
+test-allocs:
+	$(GO) test -count=1 -run 'NoAlloc' ./filters/ ./wasmhost/ ./guest/wr/
 
 # Unit tests only (no broker).
 test-short:

@@ -72,6 +72,9 @@ func diskScenario() *scenario {
 				w.res.violate("the router exited while the disk was full")
 			case obs.notReady == 0 && w.o.diskReadiness:
 				w.res.violate("/readyz kept answering 200 while the log could not be written (want 503 with a reason)")
+			case obs.readyAfterNotReady > 0 && w.o.diskReadiness:
+				w.res.violate("/readyz answered 200 %d times after its first 503 while the disk stayed full: not ready must last the whole hold-back",
+					obs.readyAfterNotReady)
 			}
 			if obs.cpuPercent > 90 {
 				w.res.violate("the router spun while the disk was full: %.0f%% of a core", obs.cpuPercent)
@@ -112,6 +115,7 @@ func fill(path string) (int64, error) {
 type fullObservation struct {
 	held                    time.Duration
 	ready, notReady         int
+	readyAfterNotReady      int // 200s after the first 503: the log was still unwritable
 	depthBefore, depthAfter int
 	appendFailures          int
 	cpuPercent              float64
@@ -135,6 +139,9 @@ func observeFull(ctx context.Context, w *world, d time.Duration) fullObservation
 		switch code, _, _ := httpGet(w.router.admin, "/readyz"); code {
 		case http.StatusOK:
 			obs.ready++
+			if obs.notReady > 0 {
+				obs.readyAfterNotReady++
+			}
 		case http.StatusServiceUnavailable:
 			obs.notReady++
 		}

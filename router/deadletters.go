@@ -5,15 +5,10 @@ import (
 	"errors"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
-	"github.com/wasmrouter/wasmrouter/store"
 )
-
-// DeadLetterCursor is the store cursor of a route's dead-letter stream (a dead-letter ID).
-func DeadLetterCursor(route string) string { return "deadletter/" + route }
 
 // runDeadLetters publishes a route's dead letters, in the order they were recorded, to its
 // dead_letter target, each confirmed before the next. Dead letters are rare, so one at a time
@@ -26,9 +21,14 @@ func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan 
 	topo := e.topo.Load()
 	r := topo.Route(route)
 	tgt := topo.Targets[r.Spec.DeadLetter]
-	pub := e.publishersFor(tgt)[0].pub
-	defer pub.Close()
 	log := e.log.With("route", route, "dead_letter", tgt.Name)
+	pubs, err := e.publishersFor(tgt)
+	if err != nil {
+		log.Error("opening the dead-letter target", "error", err)
+		return
+	}
+	pub := pubs[0].pub
+	defer pub.Close()
 	cursor := DeadLetterCursor(route)
 	pos, err := e.store.Cursor(cursor)
 	if err != nil {
@@ -37,8 +37,8 @@ func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan 
 	}
 	for {
 		wake := e.dlqWake.wait()
-		var batch []store.DeadLetter
-		err := e.store.DeadLetters(pos+1, 256, func(dl store.DeadLetter) bool {
+		var batch []event.DeadLetter
+		err := e.store.DeadLetters(pos+1, 256, func(dl event.DeadLetter) bool {
 			batch = append(batch, dl)
 			return true
 		})
@@ -68,16 +68,16 @@ func (e *Engine) runDeadLetters(ctx context.Context, route string, drain <-chan 
 	}
 }
 
-func (e *Engine) publishDeadLetter(ctx context.Context, pub publisher, exchange string, dl store.DeadLetter) error {
+func (e *Engine) publishDeadLetter(ctx context.Context, pub Publisher, exchange string, dl event.DeadLetter) error {
 	ev, err := e.store.Get(dl.Seq)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, event.ErrNotFound) {
 		e.log.Warn("dead letter's event no longer in the log (retention)", "route", dl.Route, "seq", dl.Seq)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	msg := deadLetterMessage(dl.Route, ev, dl.Reason, dl.Attempts, false)
+	msg := deadLetterMessage(exchange, dl.Route, ev, dl.Reason, dl.Attempts)
 	if e.tracer != nil {
 		// In the event's trace, under its receive span (the process span that failed it is gone
 		// by now, possibly with the process), with error status and the reason.
@@ -88,10 +88,10 @@ func (e *Engine) publishDeadLetter(ctx context.Context, pub publisher, exchange 
 		}, msg.Headers)
 		var err error
 		defer func() { tracing.EndSend(span, err) }()
-		err = e.sendDeadLetter(ctx, pub, exchange, dl, ev, msg)
+		err = e.sendDeadLetter(ctx, pub, dl, &msg)
 		return err
 	}
-	return e.sendDeadLetter(ctx, pub, exchange, dl, ev, msg)
+	return e.sendDeadLetter(ctx, pub, dl, &msg)
 }
 
 // deadLetterAttempts bounds how often a refused dead letter is published again. A dead-letter
@@ -106,21 +106,18 @@ const refusedLogEvery = time.Minute
 
 // sendDeadLetter publishes a dead letter until the broker confirms it, or ctx ends; an outage
 // is waited out, a refusal is tried deadLetterAttempts times and then left in the log.
-func (e *Engine) sendDeadLetter(ctx context.Context, pub publisher, exchange string, dl store.DeadLetter, ev *event.Event, msg amqp.Publishing) error {
+func (e *Engine) sendDeadLetter(ctx context.Context, pub Publisher, dl event.DeadLetter, msg *event.Message) error {
 	for attempt := 1; ; attempt++ {
-		c, err := pub.Publish(ctx, exchange, ev.RoutingKey, msg)
+		c, err := publishSafely(ctx, pub, msg)
 		if err == nil {
-			select {
-			case <-c.Done():
-				err = c.Err()
-			case <-ctx.Done():
+			if err = event.WaitDone(ctx, c); ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
 		if err == nil {
 			return nil
 		}
-		if isOutage(err) {
+		if event.IsOutage(err) {
 			if werr := pub.WaitReady(ctx); werr != nil {
 				return werr
 			}
@@ -130,7 +127,7 @@ func (e *Engine) sendDeadLetter(ctx context.Context, pub publisher, exchange str
 		} else {
 			e.log.Debug("dead-letter target refused a message; retrying", "route", dl.Route, "seq", dl.Seq, "error", err)
 		}
-		if !sleepCtx(ctx, min(time.Duration(attempt)*200*time.Millisecond, 10*time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Exponential(200*time.Millisecond, 10*time.Second, attempt)) {
 			return ctx.Err()
 		}
 	}
@@ -138,7 +135,7 @@ func (e *Engine) sendDeadLetter(ctx context.Context, pub publisher, exchange str
 
 // deadLetterRefused counts a dead letter its target kept refusing and logs it, at most once
 // per refusedLogEvery for the route.
-func (e *Engine) deadLetterRefused(dl store.DeadLetter, err error) {
+func (e *Engine) deadLetterRefused(dl event.DeadLetter, err error) {
 	if e.metrics != nil {
 		e.metrics.DeadLettersRefused.WithLabelValues(dl.Route).Inc()
 	}

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // DryRunReport says what a replay would deliver, and, against a candidate configuration, where
@@ -46,13 +45,13 @@ const examplesPerKind = 3
 
 // CountSelected counts the events a selection covers, and the (event, route) pairs among
 // them, for progress totals.
-func CountSelected(st *store.Store, t *Topology, sel *Selection) (events, pairs uint64, err error) {
+func CountSelected(st Log, t *Topology, sel *Selection) (events, pairs uint64, err error) {
 	if sel.To == 0 {
 		return 0, 0, nil // an empty log
 	}
 	// Only the records' heads are read: counting must not cost a decoding pass over the log
 	// before the replay's own.
-	err = st.ScanHeads(sel.From, sel.To, func(h store.RecordHead) error {
+	err = st.ScanHeads(sel.From, sel.To, func(h event.RecordHead) error {
 		if !sel.inTime(h.IngestTime) {
 			return nil
 		}
@@ -73,7 +72,7 @@ func CountSelected(st *store.Store, t *Topology, sel *Selection) (events, pairs 
 
 // scanSelected calls fn for each event in the selection's range and time that one of routes
 // matches. Events are handed out after each read transaction ends.
-func scanSelected(ctx context.Context, st *store.Store, sel *Selection, routes []*Route, fn func(*event.Event)) error {
+func scanSelected(ctx context.Context, st Log, sel *Selection, routes []*Route, fn func(*event.Event)) error {
 	keep := func(source, key string) bool {
 		for _, r := range routes {
 			if r.Matches(source, key) {
@@ -114,7 +113,7 @@ func scanSelected(ctx context.Context, st *store.Store, sel *Selection, routes [
 
 // DryRun runs the selected events through the current routes without publishing, and through
 // candidate too when it is not nil. progress, when set, is called with the events done.
-func DryRun(ctx context.Context, st *store.Store, current *Topology, sel *Selection, candidate *Topology, progress func(done uint64)) (DryRunReport, error) {
+func DryRun(ctx context.Context, st Log, current *Topology, sel *Selection, candidate *Topology, progress func(done uint64)) (DryRunReport, error) {
 	rep := DryRunReport{PerTarget: map[string]uint64{}}
 	if candidate != nil {
 		rep.Diff = &DiffReport{}
@@ -169,7 +168,7 @@ func dryRunScope(current *Topology, sel *Selection, candidate *Topology) ([]*Rou
 
 // CountDryRun counts the events a dry run against candidate (which may be nil) looks at, for
 // progress totals.
-func CountDryRun(st *store.Store, current *Topology, sel *Selection, candidate *Topology) (uint64, error) {
+func CountDryRun(st Log, current *Topology, sel *Selection, candidate *Topology) (uint64, error) {
 	scanned, _ := dryRunScope(current, sel, candidate)
 	var n uint64
 	err := scanSelected(context.Background(), st, sel, scanned, func(*event.Event) { n++ })

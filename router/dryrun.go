@@ -7,8 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/wasmrouter/wasmrouter/event"
 )
 
@@ -50,8 +48,8 @@ func (t *Topology) Decide(ctx context.Context, ev *event.Event) []RouteOutcome {
 				tgt := t.Targets[tn]
 				for _, m := range messagesFor(r, tgt, ev, &d, false, nil) {
 					o.Outputs = append(o.Outputs, Output{
-						Target: tn, RoutingKey: m.key, Body: bodyText(m.msg.Body),
-						Headers: HeadersJSON(event.Table(m.msg.Headers)), Emitted: m.emitted,
+						Target: tn, RoutingKey: m.msg.RoutingKey, Body: bodyText(m.msg.Body),
+						Headers: HeadersJSON(m.msg.Headers), Emitted: m.emitted,
 					})
 					if !seen[tn] {
 						seen[tn] = true
@@ -92,10 +90,6 @@ func jsonValue(v any) any {
 	switch x := v.(type) {
 	case event.Table:
 		return HeadersJSON(x)
-	case amqp.Table:
-		return HeadersJSON(event.Table(x))
-	case amqp.Decimal:
-		return map[string]any{"scale": x.Scale, "value": x.Value}
 	case []any:
 		a := make([]any, len(x))
 		for i, e := range x {

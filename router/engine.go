@@ -9,26 +9,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
-// Options wire an engine to what cmd/router built.
+// Options wire an engine to its ports (see ports.go) and what cmd/router built.
 type Options struct {
 	Topology *Topology
-	Store    *store.Store
-	Clusters map[string]*amqpx.Cluster // by cluster name; the engine runs them
+	Log      Log
+	// Sources are the configured sources by name.
+	Sources map[string]Source
+	// Publishers opens the publishers of a target's delivery streams: one for a target on one
+	// cluster or a failover list, one per cluster for a target in "all" mode.
+	Publishers func(target string) ([]Publisher, error)
+	// Connect, when set, brings the brokers up when the engine starts and returns what takes
+	// them down, which the engine calls once its last stream has drained.
+	Connect func() (disconnect func())
+	// Clusters, when set, reports the brokers' state for Status.
+	Clusters func() []ClusterStatus
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
 	// Window is how many events a stream keeps in flight (published, not yet confirmed).
@@ -42,14 +47,17 @@ type Options struct {
 
 // Engine runs sources and delivery streams.
 type Engine struct {
-	store    *store.Store
-	topo     atomic.Pointer[Topology]
-	clusters map[string]*amqpx.Cluster
-	metrics  *metrics.Metrics
-	log      *slog.Logger
-	window   int
-	drain    time.Duration
-	tracer   *tracing.Tracer // nil: tracing off, and every hook is one nil check
+	store      Log
+	topo       atomic.Pointer[Topology]
+	sourcePort map[string]Source
+	publishers func(target string) ([]Publisher, error)
+	connect    func() (disconnect func())
+	clusters   func() []ClusterStatus
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+	window     int
+	drain      time.Duration
+	tracer     *tracing.Tracer // nil: tracing off, and every hook is one nil check
 
 	batchPool sync.Pool
 	dlqWake   broadcast
@@ -65,22 +73,28 @@ type Engine struct {
 
 // New checks opts and builds an engine; Run starts it.
 func New(opts Options) (*Engine, error) {
-	if opts.Topology == nil || opts.Store == nil || opts.Metrics == nil {
-		return nil, errors.New("router: topology, store and metrics are required")
+	if opts.Topology == nil || opts.Log == nil || opts.Publishers == nil || opts.Metrics == nil {
+		return nil, errors.New("router: topology, log, publishers and metrics are required")
 	}
-	for _, c := range opts.Topology.Config.Clusters {
-		if opts.Clusters[c.Name] == nil {
-			return nil, fmt.Errorf("router: cluster %q has no connection", c.Name)
+	for _, s := range opts.Topology.Config.Sources {
+		if opts.Sources[s.Name] == nil {
+			return nil, fmt.Errorf("router: source %q has no implementation", s.Name)
 		}
 	}
 	e := &Engine{
-		store:    opts.Store,
-		clusters: opts.Clusters,
-		metrics:  opts.Metrics,
-		log:      opts.Logger,
-		window:   opts.Window,
-		drain:    opts.DrainTimeout,
-		tracer:   opts.Tracer,
+		store:      opts.Log,
+		sourcePort: opts.Sources,
+		publishers: opts.Publishers,
+		connect:    opts.Connect,
+		clusters:   opts.Clusters,
+		metrics:    opts.Metrics,
+		log:        opts.Logger,
+		window:     opts.Window,
+		drain:      opts.DrainTimeout,
+		tracer:     opts.Tracer,
+	}
+	if e.connect == nil {
+		e.connect = func() func() { return func() {} }
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -90,6 +104,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if e.drain <= 0 {
 		e.drain = 10 * time.Second
+	}
+	// Every route's counters exist from the start, at 0: a check that nothing was dropped or
+	// dead-lettered must see the metric, not its absence.
+	for _, r := range opts.Topology.Routes {
+		e.metrics.EventsDropped.WithLabelValues(r.Spec.Name)
+		e.metrics.EventsDeadLettered.WithLabelValues(r.Spec.Name)
 	}
 	e.batchPool.New = func() any { s := make([]*event.Event, 0, e.window); return &s }
 	e.topo.Store(opts.Topology)
@@ -104,14 +124,18 @@ func (e *Engine) Topology() *Topology { return e.topo.Load() }
 // connections close. The store is the caller's to close afterwards.
 func (e *Engine) Run(ctx context.Context) error {
 	topo := e.topo.Load()
-	defer e.startClusters(topo)()
+	streams, err := e.buildStreams(topo)
+	if err != nil {
+		return err
+	}
+	defer e.connect()()
 
 	// Streams stop only after the sources, so that what was consumed is also delivered.
 	streamCtx, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
 	drainStart := make(chan struct{})
 	var streamsWG sync.WaitGroup
-	for _, s := range e.buildStreams(topo) {
+	for _, s := range streams {
 		streamsWG.Add(1)
 		go func() { defer streamsWG.Done(); e.superviseStream(streamCtx, s, drainStart) }()
 	}
@@ -126,7 +150,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	dedupStart := e.startDedupWindow(topo)
 	var sourcesWG sync.WaitGroup
 	for _, spec := range topo.Config.Sources {
-		src := e.newSource(spec)
+		src := e.newSource(spec, e.sourcePort[spec.Name])
 		src.setDedup(dedupStart)
 		sourcesWG.Add(1)
 		go func() { defer sourcesWG.Done(); src.run(ctx) }()
@@ -154,49 +178,31 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// ackedCursor holds the last seq known to be acknowledged to its source: set at a graceful
-// stop, it tells the next start that no redelivery can be of an event logged before it.
-const ackedCursor = "ingest/acknowledged"
-
 // startDedupWindow is where redeliveries can match at start-up: after a graceful stop,
 // nowhere; after a crash, the last events logged before it, a window wide enough for every
 // source's unacknowledged messages. A quiet source's older event may fall outside it: its
 // redelivery is then logged twice, never lost.
-func (e *Engine) startDedupWindow(topo *Topology) store.Window {
+func (e *Engine) startDedupWindow(topo *Topology) event.Window {
 	last := e.store.LastSeq()
 	acked, err := e.store.Cursor(ackedCursor)
 	if err == nil && acked >= last {
-		return store.Window{}
+		return event.Window{}
 	}
 	var width uint64
 	for _, spec := range topo.Config.Sources {
 		width += 2 * uint64(spec.Prefetch+64)
 	}
-	w := store.Window{From: max(acked+1, 1), To: last}
+	w := event.Window{From: max(acked+1, 1), To: last}
 	if last > width {
 		w.From = max(w.From, last-width+1)
 	}
 	return w
 }
 
-// startClusters connects every cluster (declaring target exchanges on each connect) and
-// returns the function that disconnects them.
-func (e *Engine) startClusters(topo *Topology) (stop func()) {
-	e.declareTargetsOnConnect(topo)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, c := range e.clusters {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.Run(ctx) }()
-	}
-	return func() { cancel(); wg.Wait() }
-}
-
-// RunOffline connects the clusters but consumes nothing and delivers nothing live: for
+// RunOffline connects the brokers but consumes nothing and delivers nothing live: for
 // replaying from a stopped router's log. fn runs with the engine ready for StartReplay.
 func (e *Engine) RunOffline(ctx context.Context, fn func(ctx context.Context) error) error {
-	stop := e.startClusters(e.topo.Load())
-	defer stop()
+	defer e.connect()()
 	defer e.stopReplays()
 	return fn(ctx)
 }
@@ -211,7 +217,7 @@ func (e *Engine) superviseStream(ctx context.Context, s *stream, drain <-chan st
 			return
 		}
 		e.log.Error("delivery stream failed; restarting", "stream", s.cursor, "error", err)
-		if !sleepCtx(ctx, time.Second) {
+		if !backoff.Sleep(ctx, time.Second) {
 			return
 		}
 		s.reset()
@@ -228,11 +234,15 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 // buildStreams makes one stream per (route, target), and per cluster for targets in "all" mode.
-func (e *Engine) buildStreams(topo *Topology) []*stream {
+func (e *Engine) buildStreams(topo *Topology) ([]*stream, error) {
 	var out []*stream
 	for _, r := range topo.Routes {
 		for _, tn := range r.DeliveryTargets(topo) {
-			for _, p := range e.publishersFor(topo.Targets[tn]) {
+			pubs, err := e.publishersFor(topo.Targets[tn])
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range pubs {
 				out = append(out, e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub))
 			}
 		}
@@ -240,10 +250,10 @@ func (e *Engine) buildStreams(topo *Topology) []*stream {
 	e.mu.Lock()
 	e.streams = out
 	e.mu.Unlock()
-	return out
+	return out, nil
 }
 
-func (e *Engine) newStream(route, target, suffix string, pub publisher) *stream {
+func (e *Engine) newStream(route, target, suffix string, pub Publisher) *stream {
 	label := target
 	if suffix != "" {
 		label = target + "@" + suffix
@@ -263,72 +273,26 @@ func (e *Engine) newStream(route, target, suffix string, pub publisher) *stream 
 	}
 }
 
-// CursorName is the store cursor of a (route, target) stream; cluster is set for targets in
-// "all" mode, where each cluster keeps its own position.
-func CursorName(route, target, cluster string) string {
-	if cluster == "" {
-		return store.DeliveryCursorPrefix + route + "/" + target
-	}
-	return store.DeliveryCursorPrefix + route + "/" + target + "@" + cluster
-}
-
 type streamPublisher struct {
 	cursorSuffix string
-	pub          publisher
+	pub          Publisher
 }
 
-// publishersFor gives the publishers of a target: one for a single cluster or a failover list,
-// one per cluster in "all" mode.
-func (e *Engine) publishersFor(tgt *config.TargetSpec) []streamPublisher {
-	switch tgt.Mode {
-	case config.ModeAll:
-		out := make([]streamPublisher, 0, len(tgt.Clusters))
-		for _, cn := range tgt.Clusters {
-			out = append(out, streamPublisher{cursorSuffix: cn, pub: e.clusterPublisher(cn)})
-		}
-		return out
-	case config.ModeFailover:
-		pubs := make([]*clusterPublisher, 0, len(tgt.Clusters))
-		for _, cn := range tgt.Clusters {
-			pubs = append(pubs, e.clusterPublisher(cn))
-		}
-		return []streamPublisher{{pub: newFailoverPublisher(tgt.Name, pubs, e.metrics, e.log)}}
-	default:
-		return []streamPublisher{{pub: e.clusterPublisher(tgt.Clusters[0])}}
+// publishersFor opens the publishers of a target's streams: one for a single cluster or a
+// failover list, one per cluster in "all" mode, whose cursors the cluster's name tells apart.
+func (e *Engine) publishersFor(tgt *config.TargetSpec) ([]streamPublisher, error) {
+	pubs, err := e.publishers(tgt.Name)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", tgt.Name, err)
 	}
-}
-
-func (e *Engine) clusterPublisher(name string) *clusterPublisher {
-	return newClusterPublisher(e.clusters[name], e.clusterUser(name))
-}
-
-func (e *Engine) clusterUser(name string) string {
-	for _, c := range e.topo.Load().Config.Clusters {
-		if c.Name == name {
-			if u, err := url.Parse(c.URL); err == nil && u.User != nil {
-				return u.User.Username()
-			}
-			return "guest" // amqp091-go's default login
+	out := make([]streamPublisher, len(pubs))
+	for i, p := range pubs {
+		out[i].pub = p
+		if tgt.Mode == config.ModeAll {
+			out[i].cursorSuffix = p.Cluster()
 		}
 	}
-	return ""
-}
-
-// declareTargetsOnConnect makes every (re)connect declare the target exchanges on that cluster.
-func (e *Engine) declareTargetsOnConnect(topo *Topology) {
-	byCluster := map[string][]string{}
-	for _, t := range topo.Config.Targets {
-		for _, cn := range t.Clusters {
-			byCluster[cn] = append(byCluster[cn], t.Exchange)
-		}
-	}
-	for cn, exchanges := range byCluster {
-		c := e.clusters[cn]
-		if c == nil {
-			continue
-		}
-		c.OnConnect(func(conn *amqp.Connection) error { return declareExchanges(conn, exchanges) })
-	}
+	return out, nil
 }
 
 // deadLetter records a failed event durably; the route's dead-letter stream publishes it.
@@ -338,7 +302,7 @@ func (e *Engine) deadLetter(route, target string, ev *event.Event, reason string
 	e.deadMu.Lock()
 	defer e.deadMu.Unlock()
 	before := e.store.LastDeadLetterID()
-	id, err := e.store.AddDeadLetter(store.DeadLetter{
+	id, err := e.store.AddDeadLetter(event.DeadLetter{
 		Route: route, Target: target, Seq: ev.Seq, Reason: reason, Attempts: attempts, Time: time.Now().UTC(),
 	})
 	if err != nil {

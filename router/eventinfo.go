@@ -3,7 +3,6 @@ package router
 import (
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // Delivery states of one event at one (route, target) stream.
@@ -30,7 +29,7 @@ type Delivery struct {
 // whether ev went through, from the streams' positions, the route's recent decisions and the
 // event's dead letters (dead). Nothing runs: a module's verdict is known only while the route
 // remembers it, and the state is "passed" otherwise.
-func (e *Engine) Deliveries(ev *event.Event, dead []store.DeadLetter) []Delivery {
+func (e *Engine) Deliveries(ev *event.Event, dead []event.DeadLetter) []Delivery {
 	topo := e.topo.Load()
 	out := []Delivery{}
 	for _, r := range topo.MatchingRoutes(ev.Source, ev.RoutingKey, nil) {
@@ -54,7 +53,7 @@ func (e *Engine) Deliveries(ev *event.Event, dead []store.DeadLetter) []Delivery
 	return out
 }
 
-func deliveryState(r *Route, target string, seq, pos uint64, dead []store.DeadLetter) (state, reason string) {
+func deliveryState(r *Route, target string, seq, pos uint64, dead []event.DeadLetter) (state, reason string) {
 	for _, dl := range dead {
 		if dl.Route == r.Spec.Name && (dl.Target == "" || dl.Target == target) {
 			if dl.Redriven && pos >= seq {

@@ -3,22 +3,18 @@ package router
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
 // outMsg is one publish a stream makes for an event.
 type outMsg struct {
-	exchange string
-	key      string
-	msg      amqp.Publishing
-	emitted  bool // made by the route's handler, not the event itself
+	msg     event.Message
+	emitted bool // made by the route's handler, not the event itself
 }
 
 // messagesFor builds what target receives for one event: the event after transforms when the
@@ -26,51 +22,72 @@ type outMsg struct {
 func messagesFor(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, replay bool, dst []outMsg) []outMsg {
 	if r.HasTarget(tgt.Name) {
 		ev := d.Event
-		msg := amqpx.Publishing(ev)
-		msg.Headers = routerHeaders(msg.Headers, r.Spec.Name, orig, replay)
-		dst = append(dst, outMsg{exchange: tgt.Exchange, key: targetKey(tgt, ev.RoutingKey), msg: msg})
+		dst = append(dst, outMsg{msg: event.Message{
+			Exchange:   tgt.Exchange,
+			RoutingKey: targetKey(tgt, ev.RoutingKey),
+			Props:      ev.Props,
+			Headers:    routerHeaders(ev.Headers, r.Spec.Name, orig, replay),
+			Body:       ev.Body,
+		}})
 	}
 	for i, em := range d.Emits {
 		if em.Target != tgt.Name {
 			continue
 		}
-		msg := amqp.Publishing{
-			Headers:      routerHeaders(nil, r.Spec.Name, orig, replay),
-			ContentType:  orig.Props.ContentType,
-			DeliveryMode: amqp.Persistent,
-			MessageId:    EmittedMessageID(orig.Props.MessageID, r.Spec.Name, i),
-			Timestamp:    orig.Props.Timestamp,
-			Body:         em.Body,
-		}
-		dst = append(dst, outMsg{exchange: tgt.Exchange, key: targetKey(tgt, em.RoutingKey), msg: msg, emitted: true})
+		dst = append(dst, outMsg{emitted: true, msg: event.Message{
+			Exchange:   tgt.Exchange,
+			RoutingKey: targetKey(tgt, em.RoutingKey),
+			Props: event.Properties{
+				ContentType:  orig.Props.ContentType,
+				DeliveryMode: persistent,
+				MessageID:    EmittedMessageID(orig.Props.MessageID, r.Spec.Name, i),
+				Timestamp:    orig.Props.Timestamp,
+			},
+			Headers: routerHeaders(nil, r.Spec.Name, orig, replay),
+			Body:    em.Body,
+		}})
 	}
 	return dst
 }
 
-// deadLetterMessage is what a dead_letter target receives: the event as it was logged, with the
-// reason and the tries made.
-func deadLetterMessage(route string, ev *event.Event, reason string, attempts int, replay bool) amqp.Publishing {
-	msg := amqpx.Publishing(ev)
-	msg.Headers = routerHeaders(msg.Headers, route, ev, replay)
-	msg.Headers[event.HeaderError] = reason
-	msg.Headers[event.HeaderAttempts] = int32(attempts)
-	return msg
+// buildMessages is messagesFor with a panic turned into this event's failure.
+func buildMessages(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, replay bool) (msgs []outMsg, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			msgs, err = nil, fmt.Errorf("building the messages for target %s: panic: %v", tgt.Name, p)
+		}
+	}()
+	return messagesFor(r, tgt, orig, d, replay, nil), nil
 }
 
-// routerHeaders adds the x-router-* headers to h (a copy of the event's, owned by the caller).
-func routerHeaders(h amqp.Table, route string, orig *event.Event, replay bool) amqp.Table {
-	if h == nil {
-		h = make(amqp.Table, 4)
+// persistent is the delivery mode of a message the broker writes to disk.
+const persistent = 2
+
+// deadLetterMessage is what a dead_letter target receives: the event as it was logged, with the
+// reason and the tries made.
+func deadLetterMessage(exchange, route string, ev *event.Event, reason string, attempts int) event.Message {
+	h := routerHeaders(ev.Headers, route, ev, false)
+	h[event.HeaderError] = reason
+	h[event.HeaderAttempts] = int32(attempts)
+	return event.Message{Exchange: exchange, RoutingKey: ev.RoutingKey, Props: ev.Props, Headers: h, Body: ev.Body}
+}
+
+// routerHeaders is a copy of h (shallow: nested values are shared, never changed) with the
+// x-router-* headers added.
+func routerHeaders(h event.Table, route string, orig *event.Event, replay bool) event.Table {
+	out := make(event.Table, len(h)+4)
+	for k, v := range h {
+		out[k] = v
 	}
-	h[event.HeaderRoute] = route
-	h[event.HeaderSource] = orig.Source
-	h[event.HeaderSeq] = int64(orig.Seq)
+	out[event.HeaderRoute] = route
+	out[event.HeaderSource] = orig.Source
+	out[event.HeaderSeq] = int64(orig.Seq)
 	if replay {
-		h[event.HeaderReplay] = true
+		out[event.HeaderReplay] = true
 	} else {
-		delete(h, event.HeaderReplay)
+		delete(out, event.HeaderReplay)
 	}
-	return h
+	return out
 }
 
 func targetKey(tgt *config.TargetSpec, key string) string {

@@ -52,8 +52,8 @@ func TestMessagesForAddsRouterHeadersAndKeepsTypes(t *testing.T) {
 			t.Fatalf("%s: %d messages, want 1", tc.target, len(msgs))
 		}
 		m := msgs[0]
-		if m.key != tc.key || m.exchange != tgt.Exchange || m.msg.MessageId != "m-1" {
-			t.Errorf("%s: key %q exchange %q id %q", tc.target, m.key, m.exchange, m.msg.MessageId)
+		if m.msg.RoutingKey != tc.key || m.msg.Exchange != tgt.Exchange || m.msg.Props.MessageID != "m-1" {
+			t.Errorf("%s: key %q exchange %q id %q", tc.target, m.msg.RoutingKey, m.msg.Exchange, m.msg.Props.MessageID)
 		}
 		h := m.msg.Headers
 		if h[event.HeaderRoute] != "r" || h[event.HeaderSource] != "in" || h[event.HeaderSeq] != int64(42) {
@@ -81,13 +81,13 @@ func TestEmittedMessagesGoOnlyToTheirTargetWithStableIDs(t *testing.T) {
 	}}
 	tgt := &config.TargetSpec{Name: "a", Exchange: "xa"}
 	msgs := messagesFor(r, tgt, ev, &d, false, nil)
-	if len(msgs) != 2 || msgs[0].key != "k.1" || msgs[1].key != "k.3" {
+	if len(msgs) != 2 || msgs[0].msg.RoutingKey != "k.1" || msgs[1].msg.RoutingKey != "k.3" {
 		t.Fatalf("messages for a: %+v", msgs)
 	}
-	if msgs[0].msg.MessageId != EmittedMessageID("parent", "r", 0) || msgs[1].msg.MessageId != EmittedMessageID("parent", "r", 2) {
-		t.Errorf("emitted ids %q %q", msgs[0].msg.MessageId, msgs[1].msg.MessageId)
+	if msgs[0].msg.Props.MessageID != EmittedMessageID("parent", "r", 0) || msgs[1].msg.Props.MessageID != EmittedMessageID("parent", "r", 2) {
+		t.Errorf("emitted ids %q %q", msgs[0].msg.Props.MessageID, msgs[1].msg.Props.MessageID)
 	}
-	if msgs[0].msg.MessageId == msgs[1].msg.MessageId {
+	if msgs[0].msg.Props.MessageID == msgs[1].msg.Props.MessageID {
 		t.Error("two emitted events share an id")
 	}
 	if msgs[0].msg.Headers[event.HeaderSeq] != int64(7) {
@@ -97,7 +97,7 @@ func TestEmittedMessagesGoOnlyToTheirTargetWithStableIDs(t *testing.T) {
 
 func TestDeadLetterMessageCarriesReasonAndAttempts(t *testing.T) {
 	ev := &event.Event{Seq: 3, Source: "in", RoutingKey: "k", Props: event.Properties{MessageID: "m"}}
-	msg := deadLetterMessage("r", ev, "NO_ROUTE", 4, false)
+	msg := deadLetterMessage("dlx", "r", ev, "NO_ROUTE", 4)
 	if msg.Headers[event.HeaderError] != "NO_ROUTE" || msg.Headers[event.HeaderAttempts] != int32(4) {
 		t.Fatalf("headers %v", msg.Headers)
 	}
@@ -119,7 +119,7 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 	for attempt := 1; attempt <= 8; attempt++ {
 		want := min(p.Backoff<<(attempt-1), p.MaxBackoff)
 		for range 50 {
-			d := backoff(p, attempt)
+			d := retryDelay(p, attempt)
 			if d < want/2 || d > want {
 				t.Fatalf("attempt %d: backoff %v outside [%v, %v]", attempt, d, want/2, want)
 			}

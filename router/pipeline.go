@@ -3,12 +3,12 @@ package router
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/wasmhost"
@@ -49,11 +49,18 @@ func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
 	return r.process(ctx, ev, nil)
 }
 
-func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) Decision {
-	d := Decision{Verdict: Pass, Attempts: 1, Event: ev}
+func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d Decision) {
+	d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
 	if !r.hasModules() {
 		return d
 	}
+	var current string // the module running, for a panic's report
+	defer func() {
+		// A panic is this event's failure, retried as a trap is, never the stream's end.
+		if p := recover(); p != nil {
+			d = Decision{Verdict: retryable, Attempts: 1, Event: ev, Module: current, Reason: fmt.Sprintf("panic: %v", p)}
+		}
+	}()
 	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
 	if rt != nil {
 		inv.TraceID = rt.traceID
@@ -63,6 +70,7 @@ func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) De
 		d.Event = inv.Event
 	}
 	run := func(m *wasmhost.Module, role wasmhost.Role) bool {
+		current = m.Name()
 		var span trace.Span
 		if rt != nil {
 			span = rt.tracer.StartModule(rt.span, m.Name(), role.String())
@@ -129,41 +137,18 @@ func (r *Route) processWithRetry(ctx context.Context, ev *event.Event, rt *route
 			d.Verdict = Failed
 			return d
 		}
-		if !sleepCtx(ctx, backoff(policy, attempt)) {
+		if !backoff.Sleep(ctx, retryDelay(policy, attempt)) {
 			d.Verdict = Failed
 			return d
 		}
 	}
 }
 
-// backoff is the wait before try attempt+1: exponential from Backoff, capped at MaxBackoff,
-// with jitter (between half and the full value) so that many streams do not retry in step.
-func backoff(p config.RetrySpec, attempt int) time.Duration {
-	d := p.Backoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	if p.MaxBackoff > 0 && d > p.MaxBackoff {
-		d = p.MaxBackoff
-	}
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// retryDelay is the wait before try attempt+1 under a route's retry policy: exponential from
+// Backoff, capped at MaxBackoff, with jitter (between half and the full value) so that many
+// streams do not retry in step.
+func retryDelay(p config.RetrySpec, attempt int) time.Duration {
+	return backoff.HalfJitter(backoff.Exponential(p.Backoff, p.MaxBackoff, attempt))
 }
 
 func reasonOr(reason, fallback string) string {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // redriveKey is one (route, target) stream of a redrive.
@@ -19,7 +18,7 @@ type redriveKey struct{ route, target string }
 // the route's targets when a module failed it. When the job completes, a dead letter is marked
 // redriven if its event reached every target it was sent to again; one that failed again (or
 // was dropped, or whose event retention removed) stays pending.
-func (e *Engine) StartRedrive(dls []store.DeadLetter) (string, error) {
+func (e *Engine) StartRedrive(dls []event.DeadLetter) (string, error) {
 	topo := e.topo.Load()
 	seqs := map[redriveKey]map[uint64]bool{}
 	keysOf := make([][]redriveKey, len(dls))
@@ -60,7 +59,12 @@ func (e *Engine) StartRedrive(dls []store.DeadLetter) (string, error) {
 	counts := map[redriveKey][]*atomic.Uint64{}
 	for k, set := range seqs {
 		job.total += uint64(len(set))
-		for i, p := range e.publishersFor(topo.Targets[k.target]) {
+		pubs, err := e.publishersFor(topo.Targets[k.target])
+		if err != nil {
+			closeStreams(streams)
+			return "", err
+		}
+		for i, p := range pubs {
 			s := e.newStream(k.route, k.target, p.cursorSuffix, p.pub)
 			s.cursor = "replay/" + id + "/" + strings.TrimPrefix(s.cursor, "deliver/")
 			s.from, s.to, s.replay, s.lag = lo, hi, true, nil

@@ -15,7 +15,6 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // ReplayRequest selects logged events to deliver again (docs/admin-api.md). Since and Until
@@ -273,11 +272,17 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 	if sel.To == 0 || sel.From > sel.To {
 		sel.Routes = nil
 	}
-	streams := e.replayStreams(job, topo, &sel, req.Rate)
+	streams, err := e.replayStreams(job, topo, &sel, req.Rate)
+	if err != nil {
+		e.replays.remove(job)
+		cancel()
+		return "", err
+	}
 	if len(streams) > 0 {
 		// Saved before the first delivery: a job the process does not see to its end (a crash,
 		// an interrupt, a stop) can be resumed from its cursors.
 		if err := e.saveReplay(id, &sel, req.Rate); err != nil {
+			closeStreams(streams)
 			e.replays.remove(job)
 			cancel()
 			return "", err
@@ -316,12 +321,17 @@ func (e *Engine) saveReplay(id string, sel *Selection, rate float64) error {
 
 // replayStreams builds a job's streams: one bounded stream per selected (route, target), and
 // per cluster for targets in "all" mode. Each keeps its position in a cursor of the job's.
-func (e *Engine) replayStreams(job *replayJob, topo *Topology, sel *Selection, rate float64) []*stream {
+func (e *Engine) replayStreams(job *replayJob, topo *Topology, sel *Selection, rate float64) ([]*stream, error) {
 	var streams []*stream
 	for _, r := range sel.Routes {
 		first := true
 		for _, tn := range sel.targetsOf(topo, r) {
-			for _, p := range e.publishersFor(topo.Targets[tn]) {
+			pubs, err := e.publishersFor(topo.Targets[tn])
+			if err != nil {
+				closeStreams(streams)
+				return nil, err
+			}
+			for _, p := range pubs {
 				s := e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub)
 				s.cursor = "replay/" + job.id + "/" + strings.TrimPrefix(s.cursor, "deliver/")
 				s.from, s.to, s.replay = sel.From, sel.To, true
@@ -345,7 +355,14 @@ func (e *Engine) replayStreams(job *replayJob, topo *Topology, sel *Selection, r
 			s.rate = rate / float64(len(streams))
 		}
 	}
-	return streams
+	return streams, nil
+}
+
+// closeStreams releases the publishers of streams that will not run.
+func closeStreams(streams []*stream) {
+	for _, s := range streams {
+		_ = s.pub.Close()
+	}
 }
 
 // runJob runs a replay job's streams in the background. A job that reaches its end forgets
@@ -406,7 +423,7 @@ func (e *Engine) runReplay(ctx context.Context, streams []*stream, keepUnfinishe
 // under the same id. rate, when above 0, replaces the job's own.
 func (e *Engine) resumeReplay(id string, rate float64) (string, error) {
 	data, err := e.store.Job(id)
-	if errors.Is(err, store.ErrNoJob) {
+	if errors.Is(err, event.ErrNoJob) {
 		ids, _ := e.store.Jobs()
 		return "", fmt.Errorf("%w: no unfinished replay %q to resume (unfinished: %s)", ErrBadReplay, id, listOrNone(ids))
 	}
@@ -437,11 +454,16 @@ func (e *Engine) resumeReplay(id string, rate float64) (string, error) {
 	}
 	jobCtx, cancel := context.WithCancel(context.Background())
 	job := &replayJob{id: id, started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
-	streams := e.replayStreams(job, topo, &sel, rate)
+	streams, err := e.replayStreams(job, topo, &sel, rate)
+	if err != nil {
+		cancel()
+		return "", err
+	}
 	resumeFrom := sel.To + 1
 	for _, s := range streams {
 		pos, err := e.store.Cursor(s.cursor)
 		if err != nil {
+			closeStreams(streams)
 			cancel()
 			return "", err
 		}

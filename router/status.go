@@ -2,22 +2,18 @@ package router
 
 import (
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 )
 
 // Status is the engine's state for /api/v1/status and /readyz.
 type Status struct {
-	Ready    bool           `json:"ready"`
-	Reason   string         `json:"reason,omitempty"`
-	Sources  []SourceStatus `json:"sources"`
-	Streams  []StreamStatus `json:"streams"`
-	Clusters []amqpx.Status `json:"clusters"`
-	Store    StoreStatus    `json:"store"`
-	Routes   []string       `json:"routes"`
-	Time     time.Time      `json:"time"`
+	Ready    bool            `json:"ready"`
+	Reason   string          `json:"reason,omitempty"`
+	Sources  []SourceStatus  `json:"sources"`
+	Streams  []StreamStatus  `json:"streams"`
+	Clusters []ClusterStatus `json:"clusters"`
+	Store    StoreStatus     `json:"store"`
+	Routes   []string        `json:"routes"`
+	Time     time.Time       `json:"time"`
 }
 
 // SourceStatus is one consumed queue.
@@ -26,6 +22,17 @@ type SourceStatus struct {
 	Cluster   string `json:"cluster"`
 	Queue     string `json:"queue"`
 	Consuming bool   `json:"consuming"`
+}
+
+// ClusterStatus is one broker connection's state (Options.Clusters); URL is redacted.
+type ClusterStatus struct {
+	Name           string    `json:"name"`
+	Connected      bool      `json:"connected"`
+	Blocked        string    `json:"blocked,omitempty"` // why the broker blocks publishing, while it does
+	LastError      string    `json:"last_error"`
+	ConnectedSince time.Time `json:"connected_since,omitzero"` // zero while down
+	Reconnects     uint64    `json:"reconnects"`               // connections established, the first included
+	URL            string    `json:"url"`
 }
 
 // StreamStatus is one (route, target) delivery position.
@@ -85,29 +92,10 @@ func (e *Engine) Status() Status {
 		}
 		st.Streams = append(st.Streams, StreamStatus{Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Position: pos, Lag: lag})
 	}
-	names := make([]string, 0, len(e.clusters))
-	for _, c := range e.topo.Load().Config.Clusters {
-		names = append(names, c.Name)
-	}
-	for _, n := range names {
-		st.Clusters = append(st.Clusters, e.clusters[n].Status())
+	if e.clusters != nil {
+		st.Clusters = e.clusters()
 	}
 	return st
-}
-
-// declareExchanges declares target exchanges on a fresh connection.
-func declareExchanges(conn *amqp.Connection, exchanges []string) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	for _, x := range exchanges {
-		if err := amqpx.DeclareExchange(ch, x); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // StatusJSON adapts Status for the admin API.

@@ -8,12 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // stream delivers one route's events to one target (on one cluster, for targets in "all" mode)
@@ -25,23 +22,12 @@ type stream struct {
 	route  string
 	target string
 	cursor string // the store cursor this stream advances
-	pub    publisher
+	pub    Publisher
 	window int // events in flight
 	log    *slog.Logger
 	stop   <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
 
-	// Bounds and marks, for replays; zero values mean a live stream.
-	from, to    uint64
-	keep        func(*event.Event) bool
-	replay      bool
-	rate        float64
-	dryRun      bool
-	progress    func(seq uint64, delivered bool)
-	onDelivered func() // an event's messages were all confirmed
-	onDropped   func(seq uint64)
-	// onFailed reports an event given up: a module failed it (target "") or the broker
-	// refused it every try; deadLettered is false when its dead letter existed already.
-	onFailed func(seq uint64, target, reason string, deadLettered bool)
+	bounds // a replay's; the zero value is a live stream
 
 	delivered, replayed, retries prometheus.Counter
 	lag                          prometheus.Gauge
@@ -50,37 +36,9 @@ type stream struct {
 	next     uint64 // the next seq to read
 	inflight []*pendingEvent
 	outage   bool
-	// recoverPause grows while the target turns out unreachable right after it seemed ready.
-	recoverPause time.Duration
-	paced        int // events published under rate, for pacing
-	started      time.Time
-}
-
-type pendingEvent struct {
-	seq      uint64
-	ev       *event.Event
-	msgs     []pendingMsg
-	attempts int
-	dead     bool // dead-lettered for this target
-}
-
-type pendingMsg struct {
-	out  outMsg
-	conf confirmation // nil: not published (yet, or again after an outage)
-	done bool
-	// With tracing: the process span (parent of each publish's send span), and the send span of
-	// the publish in flight.
-	parent trace.SpanContext
-	span   trace.Span
-	seq    uint64
-}
-
-// endSpan ends the send span of the publish in flight, if any: err nil for a confirm.
-func (m *pendingMsg) endSpan(err error) {
-	if m.span != nil {
-		tracing.EndSend(m.span, err)
-		m.span = nil
-	}
+	// recoverTries counts the times in a row the target turned out unreachable right after it
+	// seemed ready: the pause before the next try grows with it.
+	recoverTries int
 }
 
 // errDraining ends a stream that was waiting out a retry when the engine began to stop.
@@ -191,19 +149,6 @@ func (s *stream) run(ctx context.Context) error {
 	}
 }
 
-// last is the highest seq this stream may read.
-func (s *stream) last() uint64 {
-	l := s.e.store.LastSeq()
-	if s.to > 0 && s.to < l {
-		return s.to
-	}
-	return l
-}
-
-func (s *stream) finished() bool {
-	return s.to > 0 && s.next > s.to && len(s.inflight) == 0
-}
-
 // fill reads the next batch from the log and publishes what the route makes of it.
 func (s *stream) fill(ctx context.Context) error {
 	topo := s.e.topo.Load()
@@ -244,7 +189,7 @@ func (s *stream) fill(ctx context.Context) error {
 	}
 	if s.rate <= 0 {
 		// The batch's messages are published together, after its guests have run, so that
-		// they leave in a few large writes (see amqpx.Publisher.Hold).
+		// they leave in a few large writes (see Publisher.Hold).
 		release := s.pub.Hold()
 		s.publishFrom(ctx, firstNew)
 		release()
@@ -253,17 +198,6 @@ func (s *stream) fill(ctx context.Context) error {
 		s.advance(s.next - 1)
 	}
 	return nil
-}
-
-// publishFrom publishes, in order, the messages of the window from its i-th event on.
-func (s *stream) publishFrom(ctx context.Context, i int) {
-	for _, pe := range s.inflight[i:] {
-		for j := range pe.msgs {
-			if !s.publish(ctx, &pe.msgs[j]) {
-				return
-			}
-		}
-	}
 }
 
 // admit runs one event through the route and adds it to the window; under a rate limit it
@@ -313,7 +247,20 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			}
 		}
 	default:
-		for _, m := range messagesFor(r, tgt, ev, &d, s.replay, nil) {
+		msgs, err := buildMessages(r, tgt, ev, &d, s.replay)
+		if err != nil {
+			if !s.dryRun {
+				isNew, derr := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1)
+				if derr != nil {
+					return derr
+				}
+				if s.onFailed != nil {
+					s.onFailed(ev.Seq, s.target, err.Error(), isNew)
+				}
+			}
+			break
+		}
+		for _, m := range msgs {
 			pe.msgs = append(pe.msgs, pendingMsg{out: m, parent: d.Trace, seq: ev.Seq})
 		}
 	}
@@ -338,277 +285,6 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 	return nil
 }
 
-// publish sends one message; false means an outage began.
-func (s *stream) publish(ctx context.Context, m *pendingMsg) bool {
-	if s.outage {
-		return false
-	}
-	if s.e.tracer != nil && m.parent.IsValid() {
-		// Each publish has its send span, and the copy names it as its parent.
-		m.span = s.e.tracer.StartSend(m.parent, tracing.Delivery{
-			Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Exchange: m.out.exchange,
-			RoutingKey: m.out.key, MessageID: m.out.msg.MessageId, Seq: m.seq, Replay: s.replay,
-		}, m.out.msg.Headers)
-	}
-	c, err := s.pub.Publish(ctx, m.out.exchange, m.out.key, m.out.msg)
-	if err != nil {
-		m.endSpan(err)
-		s.enterOutage(err)
-		return false
-	}
-	m.conf = c
-	return true
-}
-
-func (s *stream) enterOutage(err error) {
-	if !s.outage {
-		s.log.Warn("target unreachable; events wait in the log", "cluster", s.pub.Cluster(), "error", err)
-	}
-	s.outage = true
-}
-
-// settle takes confirmed events off the head of the window, in order.
-func (s *stream) settle(ctx context.Context) error {
-	for len(s.inflight) > 0 {
-		h := s.inflight[0]
-		for i := range h.msgs {
-			m := &h.msgs[i]
-			if m.done {
-				continue
-			}
-			if m.conf == nil {
-				return nil // waiting to be published again
-			}
-			select {
-			case <-m.conf.Done():
-			default:
-				return nil
-			}
-			err := m.conf.Err()
-			switch {
-			case err == nil:
-				m.done = true
-				m.endSpan(nil)
-				s.delivered.Inc()
-				if s.replay {
-					s.replayed.Inc()
-				}
-			case isOutage(err):
-				m.conf = nil
-				m.endSpan(err)
-				s.enterOutage(err)
-				return nil
-			default:
-				return s.refused(ctx, h, err)
-			}
-		}
-		if len(h.msgs) > 0 && !h.dead && s.onDelivered != nil {
-			s.onDelivered()
-		}
-		s.inflight[0] = nil
-		s.inflight = s.inflight[1:]
-		if len(s.inflight) == 0 {
-			s.advance(s.next - 1)
-		} else {
-			s.advance(s.inflight[0].seq - 1)
-		}
-	}
-	return nil
-}
-
-// refused handles a broker refusal at the head of the window: once the event's tries are
-// spent it is dead-lettered for this target; otherwise, after one backoff, every message of the
-// window the broker refused goes out again, in order. A deleted exchange or a full queue refuses
-// a whole window at once, and one backoff covers all of it.
-func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error {
-	topo := s.e.topo.Load()
-	r := topo.Route(s.route)
-	if r == nil {
-		return errRouteGone
-	}
-	var refusal *amqpx.RefusedError
-	if tgt := topo.Targets[s.target]; tgt != nil && tgt.Unroutable == config.UnroutableDrop &&
-		errors.As(err, &refusal) && refusal.Unroutable {
-		// No queue for it, and the target says that is fine: dropped, counted.
-		s.e.metrics.EventsUnroutable.WithLabelValues(s.route, s.target).Inc()
-		for i := range h.msgs {
-			h.msgs[i].done = true
-			h.msgs[i].endSpan(nil)
-		}
-		return nil
-	}
-	if h.attempts >= r.Spec.Retry.Attempts {
-		isNew, derr := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts)
-		if derr != nil {
-			return derr
-		}
-		if s.onFailed != nil {
-			s.onFailed(h.seq, s.target, err.Error(), isNew)
-		}
-		for i := range h.msgs {
-			h.msgs[i].done = true
-			if sp := h.msgs[i].span; sp != nil {
-				tracing.FailSend(sp, err.Error(), h.attempts)
-				h.msgs[i].span = nil
-			}
-		}
-		h.dead = true
-		return nil
-	}
-	s.log.Debug("publish refused; retrying", "seq", h.seq, "attempt", h.attempts, "error", err)
-	waitCtx, cancel := untilClosed(ctx, s.stop)
-	defer cancel()
-	if !sleepCtx(waitCtx, backoff(r.Spec.Retry, h.attempts)) {
-		if ctx.Err() == nil {
-			return errDraining
-		}
-		return ctx.Err()
-	}
-	for _, pe := range s.inflight {
-		bumped := false
-		for i := range pe.msgs {
-			m := &pe.msgs[i]
-			if m.done || m.conf == nil || !isDone(m.conf) {
-				continue
-			}
-			if cerr := m.conf.Err(); cerr != nil && !isOutage(cerr) {
-				m.conf = nil
-				m.endSpan(cerr)
-				s.retries.Inc()
-				if !bumped {
-					pe.attempts++
-					bumped = true
-				}
-			}
-		}
-	}
-	s.republish(ctx)
-	return nil
-}
-
-// republish sends again, in order, every message of the window that is waiting for it.
-func (s *stream) republish(ctx context.Context) {
-	release := s.pub.Hold()
-	defer release()
-	for _, pe := range s.inflight {
-		for i := range pe.msgs {
-			m := &pe.msgs[i]
-			if m.done || m.conf != nil {
-				continue
-			}
-			if !s.publish(ctx, m) {
-				return
-			}
-		}
-	}
-}
-
-func isDone(c confirmation) bool {
-	select {
-	case <-c.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-// headConfirm is the confirm the head of the window waits on, or nil.
-func (s *stream) headConfirm() confirmation {
-	if len(s.inflight) == 0 {
-		return nil
-	}
-	for i := range s.inflight[0].msgs {
-		m := &s.inflight[0].msgs[i]
-		if !m.done {
-			return m.conf
-		}
-	}
-	return nil
-}
-
-// recover waits out an outage: every message in flight is resolved (the publisher fails what
-// the lost connection took with it), then, once the target is back, republished in order.
-func (s *stream) recover(ctx context.Context) error {
-	for _, pe := range s.inflight {
-		for i := range pe.msgs {
-			m := &pe.msgs[i]
-			if m.done || m.conf == nil {
-				continue
-			}
-			select {
-			case <-m.conf.Done():
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if err := m.conf.Err(); err == nil {
-				m.done = true
-				m.endSpan(nil)
-				s.delivered.Inc()
-				if s.replay {
-					s.replayed.Inc()
-				}
-			} else if isOutage(err) {
-				m.conf = nil
-				m.endSpan(err)
-			}
-			// A refusal keeps its confirm: settle handles it in order.
-		}
-	}
-	waitCtx, cancel := untilClosed(ctx, s.stop)
-	defer cancel()
-	if err := s.pub.WaitReady(waitCtx); err != nil {
-		if ctx.Err() == nil {
-			return nil // draining: run ends the stream
-		}
-		return err
-	}
-	s.outage = false
-	s.republish(ctx)
-	if s.outage {
-		// Ready, then refused at once: wait a little longer before the next try, so that no
-		// such state can make the stream spin.
-		s.recoverPause = min(max(2*s.recoverPause, 50*time.Millisecond), 5*time.Second)
-		if !sleepCtx(waitCtx, s.recoverPause) && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return nil
-	}
-	s.recoverPause = 0
-	s.log.Info("target reachable again; resent what was in flight", "cluster", s.pub.Cluster(), "events", len(s.inflight))
-	return nil
-}
-
-func (s *stream) advance(pos uint64) {
-	if pos <= s.pos {
-		return
-	}
-	s.pos = pos
-	if !s.dryRun {
-		s.e.store.SetCursor(s.cursor, pos)
-	}
-	if s.lag != nil {
-		last := s.e.store.LastSeq()
-		if last > pos {
-			s.lag.Set(float64(last - pos))
-		} else {
-			s.lag.Set(0)
-		}
-	}
-}
-
-// pace holds publishes to the configured rate (replays only).
-func (s *stream) pace(ctx context.Context) error {
-	if s.rate <= 0 {
-		return nil
-	}
-	s.paced++
-	due := s.started.Add(time.Duration(float64(s.paced) / s.rate * float64(time.Second)))
-	if wait := time.Until(due); wait > 0 && !sleepCtx(ctx, wait) {
-		return ctx.Err()
-	}
-	return nil
-}
-
 // reset forgets what was in flight, so that run starts again from the stored cursor (after a
 // failure: whatever was published but not settled is sent again).
 func (s *stream) reset() {
@@ -622,6 +298,3 @@ func (s *stream) reset() {
 	s.inflight = nil
 	s.outage = false
 }
-
-// Position is the stream's settled seq.
-func (s *stream) Position() uint64 { return s.pos }

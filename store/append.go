@@ -9,35 +9,17 @@ import (
 	"github.com/wasmrouter/wasmrouter/event"
 )
 
-// Append queues ev for the next group commit. A single appender goroutine takes everything
-// queued (up to MaxBatch events) into one bbolt transaction, commits it (one fsync), then calls
-// each done in the order Append was called, from the appender goroutine: done must be quick
-// and must not wait for the store (another Append's outcome, AddDeadLetter, ResetCursor,
-// DeleteCursor, MarkRedriven), which would deadlock. While one commit syncs the next batch
-// accumulates, so batches grow with the load without a fixed linger.
-//
-// On success ev.Seq is set (strictly increasing, never reused) before done runs, and the
-// fingerprint index maps fp to it. If the dedup window is not empty and the latest event with
-// fingerprint fp lies in it (committed, earlier in the same batch, or queued before), nothing is
-// written and done gets the existing seq with dup set; ev.Seq stays unchanged. The caller
-// bounds the window to the events whose acknowledgement may have been lost: an identical
-// message published again outside it is a new event, not a redelivery. If the commit fails, every event of that batch gets
-// the error and none of it is in the log; later appends are tried again. A zero IngestTime is
-// set to the current time. After Append, ev belongs to the store: do not modify it.
-//
-// With OnFull "block", appends are held while the store is full (see Full); done is then
-// called only once space has been freed, or with ErrFull at Close.
-// Window is a range of seqs, both ends included; the zero Window is empty.
-type Window struct{ From, To uint64 }
+// Window is where an append looks for a duplicate (see event.Window).
+type Window = event.Window
 
-// Empty reports whether the window holds no seq.
-func (w Window) Empty() bool { return w.From == 0 || w.To < w.From }
-
-// Contains reports whether seq lies in the window.
-func (w Window) Contains(seq uint64) bool { return !w.Empty() && seq >= w.From && seq <= w.To }
-
+// Append logs ev (see router.Log): with the zero fp, the fingerprint comes from the record's
+// own encoding (Encode); otherwise it is fp (EncodeWith).
 func (s *Store) Append(ev *event.Event, fp Fingerprint, dedup Window, done func(seq uint64, dup bool, err error)) {
-	s.AppendEncoded(ev, s.EncodeWith(ev, fp), dedup, done)
+	enc := s.EncodeWith
+	if fp == (Fingerprint{}) {
+		enc = func(ev *event.Event, _ Fingerprint) Encoded { return s.Encode(ev) }
+	}
+	s.AppendEncoded(ev, enc(ev, fp), dedup, done)
 }
 
 // Encoded is an event encoded for the log, with its fingerprint: Encode computes both from

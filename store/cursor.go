@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // maxCursorName keeps cursor names well inside bbolt's key limit.
@@ -162,7 +164,7 @@ func (s *Store) Cursors() (map[string]uint64, error) {
 
 // DeliveryCursorPrefix starts the names of the cursors that track delivery positions (log
 // seqs). Other cursors (replay jobs, dead-letter IDs) do not hold events back.
-const DeliveryCursorPrefix = "deliver/"
+const DeliveryCursorPrefix = event.DeliveryCursorPrefix
 
 // MinCursor returns the lowest delivery cursor, 0 if there are none: every event above it is
 // still undelivered on some stream.

@@ -3,22 +3,14 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
-// DeadLetter records an event that a route gave up delivering to a target.
-type DeadLetter struct {
-	ID       uint64 // assigned by AddDeadLetter, increasing
-	Route    string
-	Target   string
-	Seq      uint64 // the event's seq in the log
-	Reason   string
-	Attempts int
-	Time     time.Time // when it was dead-lettered; AddDeadLetter sets now if zero
-	Redriven bool      // set by MarkRedriven
-}
+// DeadLetter is an event that failed for a route or one of its targets (see event.DeadLetter).
+type DeadLetter = event.DeadLetter
 
 const (
 	deadLetterVersion = 1

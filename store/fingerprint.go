@@ -14,7 +14,7 @@ import (
 // and ingest time are left out, so a broker redelivery of a message has the fingerprint of the
 // original, while two messages with equal bodies but different ids or headers do not, nor do
 // copies of one message that two sources consumed.
-type Fingerprint [16]byte
+type Fingerprint = event.Fingerprint
 
 // fingerprintDomain prefixes the hashed encoding, so that the hash cannot be confused with
 // a hash of anything else and can be versioned.
@@ -95,3 +95,6 @@ func withoutBrokerHeaders(h event.Table) event.Table {
 	}
 	return h
 }
+
+// Fingerprint is FingerprintOf(ev): the log port's way to identify a message.
+func (s *Store) Fingerprint(ev *event.Event) Fingerprint { return FingerprintOf(ev) }

@@ -1,10 +1,11 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // maxJobKey bounds a job's id.
@@ -42,7 +43,7 @@ func (s *Store) DeleteJob(id string) error {
 }
 
 // ErrNoJob is returned by Job for an id with no record.
-var ErrNoJob = errors.New("store: no such job")
+var ErrNoJob = event.ErrNoJob
 
 // Job returns the description saved under id, or ErrNoJob.
 func (s *Store) Job(id string) ([]byte, error) {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -153,15 +152,8 @@ func (s *Store) scanDisk(next uint64, budget int, keep func(source, routingKey s
 	return evs, after, err
 }
 
-// RecordHead is what a record says before its properties, headers and body: enough to select
-// events by source, routing key and time without decoding them. Source and RoutingKey alias
-// the file's memory and are valid only during the callback.
-type RecordHead struct {
-	Seq        uint64
-	Source     []byte
-	RoutingKey []byte
-	IngestTime time.Time // zero when the record has none
-}
+// RecordHead is a record's source, routing key and ingest time (see event.RecordHead).
+type RecordHead = event.RecordHead
 
 // ScanHeads calls fn with the head of every record with a seq in [from, to], in seq order,
 // decoding nothing else: counting a replay's selection this way reads millions of records a

@@ -22,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
 
@@ -30,10 +31,10 @@ var (
 	ErrLocked      = errors.New("store: file is locked by another process")
 	ErrClosed      = errors.New("store: closed")
 	ErrFull        = errors.New("store: full")
-	ErrNotFound    = errors.New("store: not found")
+	ErrNotFound    = event.ErrNotFound
 	ErrReadOnly    = errors.New("store: opened read-only")
 	ErrCorrupt     = errors.New("store: corrupt record")
-	ErrUnsupported = errors.New("store: unsupported value")
+	ErrUnsupported = event.ErrUnsupported
 )
 
 // On-full policies.

@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/wasmrouter/wasmrouter/event"
@@ -31,19 +32,10 @@ func FuzzHostFunctionPointers(f *testing.F) {
 	} {
 		f.Add(seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6])
 	}
-	h := newHost(f)
-	m := h.load(f, ModuleConfig{Path: cGuest("hostile"), PoolSize: 1, Roles: []Role{RoleTransform, RoleHandler}})
+	m := rawCaller(f)
 	ctx := context.Background()
-	known := func(name string) bool { return name == "out" }
 	f.Fuzz(func(t *testing.T, fn, a, b, c, d, e, g int32) {
-		role := RoleTransform
-		if fn%9 == 6 {
-			role = RoleHandler
-		}
-		headers := event.Table{"op": "raw", "fn": itoa(fn % 9), "a": itoa(a), "b": itoa(b), "c": itoa(c),
-			"d": itoa(d), "e": itoa(e), "f": itoa(g), "x": "1"}
-		ev := &event.Event{Seq: 1, RoutingKey: "k", Headers: headers, Body: []byte(`{"n":1}`)}
-		out := m.Call(ctx, role, &Invocation{Event: ev, Route: "r", KnownTarget: known})
+		out, ev := callRaw(m, fn, a, b, c, d, e, g)
 		if out.Code != Continue && out.Code != Retry {
 			t.Fatalf("fn %d (%d %d %d %d %d %d): code %v (%s)", fn%9, a, b, c, d, e, g, out.Code, out.Reason)
 		}
@@ -52,10 +44,58 @@ func FuzzHostFunctionPointers(f *testing.F) {
 		}
 		// The module still serves a plain call.
 		ok := &event.Event{Seq: 2, RoutingKey: "k", Headers: event.Table{"op": "ok"}}
-		if got := m.Call(ctx, RoleTransform, &Invocation{Event: ok, Route: "r", KnownTarget: known}); got.Code != Continue {
+		if got := m.Call(ctx, RoleTransform, &Invocation{Event: ok, Route: "r", KnownTarget: knownOut}); got.Code != Continue {
 			t.Fatalf("after fn %d the module fails a plain call: %v (%s)", fn%9, got.Code, got.Reason)
 		}
 	})
 }
 
 func itoa(v int32) string { return strconv.Itoa(int(v)) }
+
+func knownOut(name string) bool { return name == "out" }
+
+// rawCaller loads the hostile guest whose "raw" operation calls one host function with the
+// arguments it is given.
+func rawCaller(t testing.TB) *Module {
+	h := newHost(t)
+	return h.load(t, ModuleConfig{Path: cGuest("hostile"), PoolSize: 1, Roles: []Role{RoleTransform, RoleHandler}})
+}
+
+// callRaw makes the hostile guest call host function fn%9 with arguments a..g.
+func callRaw(m *Module, fn, a, b, c, d, e, g int32) (Outcome, *event.Event) {
+	role := RoleTransform
+	if fn%9 == 6 {
+		role = RoleHandler
+	}
+	headers := event.Table{"op": "raw", "fn": itoa(fn % 9), "a": itoa(a), "b": itoa(b), "c": itoa(c),
+		"d": itoa(d), "e": itoa(e), "f": itoa(g), "x": "1"}
+	ev := &event.Event{Seq: 1, RoutingKey: "k", Headers: headers, Body: []byte(`{"n":1}`)}
+	return m.Call(context.Background(), role, &Invocation{Event: ev, Route: "r", KnownTarget: knownOut}), ev
+}
+
+// The fuzz target's positive controls: its calls do reach the host functions, whose checks
+// answer as they should, so a fuzz run that finds nothing has tested something.
+func TestHostFunctionFuzzReachesTheChecks(t *testing.T) {
+	m := rawCaller(t)
+	for _, tc := range []struct {
+		name           string
+		args           [7]int32
+		want           Code
+		reasonContains string
+	}{
+		{"meta_get in bounds", [7]int32{0, 1024, 11, 2048, 64, 0, 0}, Continue, ""},
+		{"body_set past memory", [7]int32{3, 0, 0x7fffffff, 0, 0, 0, 0}, Retry, "body_set"},
+		{"routing key over 255 bytes", [7]int32{4, 1024, 300, 0, 0, 0, 0}, Retry, "routing"},
+		{"header_set with a negative length", [7]int32{5, 1024, 4, 1022, -2, 0, 0}, Retry, "header_set"},
+		{"meta_get with a negative pointer", [7]int32{0, -1, 11, 2048, 64, 0, 0}, Retry, "meta_get"},
+	} {
+		a := tc.args
+		out, ev := callRaw(m, a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+		if out.Code != tc.want || !strings.Contains(out.Reason, tc.reasonContains) {
+			t.Errorf("%s: %v %q, want %v with a reason naming %q", tc.name, out.Code, out.Reason, tc.want, tc.reasonContains)
+		}
+		if len(ev.RoutingKey) > event.MaxKeyLen {
+			t.Errorf("%s: routing key of %d bytes accepted", tc.name, len(ev.RoutingKey))
+		}
+	}
+}

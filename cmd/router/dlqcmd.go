@@ -295,7 +295,7 @@ func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetter
 	}
 	var id string
 	err = engine.RunOffline(ctx, func(ctx context.Context) error {
-		if err := waitClusters(ctx, engine, stderr); err != nil {
+		if err := waitClusters(ctx, off.Clusters, stderr); err != nil {
 			return err
 		}
 		var err error

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
+	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -47,7 +48,7 @@ func replayOffline(ctx context.Context, cfg *config.Config, body app.ReplayBody,
 	}
 	var id string
 	err = engine.RunOffline(ctx, func(ctx context.Context) error {
-		if err := waitClusters(ctx, engine, stderr); err != nil {
+		if err := waitClusters(ctx, off.Clusters, stderr); err != nil {
 			return err
 		}
 		var err error
@@ -70,11 +71,11 @@ const clusterPatience = 3 * time.Second
 // waitClusters gives the clusters a moment to connect, so that a job starts with its targets
 // reachable rather than in an outage. A broker that stays away is named; the job then starts,
 // and its events for that broker's targets wait until it is back.
-func waitClusters(ctx context.Context, engine *router.Engine, stderr io.Writer) error {
+func waitClusters(ctx context.Context, clusters func() []amqpx.Status, stderr io.Writer) error {
 	deadline := time.Now().Add(clusterPatience)
 	for {
 		var down []string
-		for _, c := range engine.Status().Clusters {
+		for _, c := range clusters() {
 			if !c.Connected {
 				down = append(down, fmt.Sprintf("%s (%s): %s", c.Name, c.URL, c.LastError))
 			}

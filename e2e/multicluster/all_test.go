@@ -63,8 +63,11 @@ func TestAllModeOneClusterAway(t *testing.T) {
 	if worst := during[len(during)-1]; worst > lagBound {
 		t.Errorf("primary: a message took %s to arrive while dr was away, want at most %s", worst, lagBound)
 	}
-	if p99b, p99d := percentile(before, 99), percentile(during, 99); p99d > 3*p99b+200*time.Millisecond {
-		t.Errorf("primary: p99 latency %s while dr was away, %s before: the outage slowed the healthy cluster", p99d, p99b)
+	// A fixed bound, not a ratio to the latency before: on shared cores under the race detector
+	// the ratio of two small figures is noise. Half the worst-case bound is still far above a
+	// healthy cluster's p99 and far below a stream held up by its sibling's outage.
+	if p99b, p99d := percentile(before, 99), percentile(during, 99); p99d > lagBound/2 {
+		t.Errorf("primary: p99 latency %s while dr was away (%s before), want at most %s: the outage slowed the healthy cluster", p99d, p99b, lagBound/2)
 	}
 	var caughtUp time.Time
 	for n := 1; n <= cutTo; n++ {

@@ -60,14 +60,18 @@ func (r *routerRun) waitCluster(t testing.TB, cluster string, connected bool, ti
 	return c
 }
 
-// metric is the value of the sample of name whose labels include want (0 if absent).
+// metric is the value of the sample of name whose labels include want; a metric the router
+// does not export fails the test (a renamed metric must not make a check pass as 0).
 func (r *routerRun) metric(t testing.TB, name string, want map[string]string) float64 {
 	t.Helper()
 	code, body, err := r.get("/metrics")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %v", code, err)
 	}
-	v, _ := metricValue(string(body), name, want)
+	v, ok := metricValue(string(body), name, want)
+	if !ok {
+		t.Fatalf("metric %s%v is not exported", name, want)
+	}
 	return v
 }
 

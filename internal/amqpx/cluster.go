@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
@@ -137,7 +137,7 @@ func (c *Cluster) Run(ctx context.Context) {
 			c.setError(err)
 			c.log.Warn("cannot connect to the broker", "url", c.redacted, "err", explainDialError(err),
 				"attribute", "cluster."+c.name+".url", "hint", "router validate --connect checks the url, credentials and permissions")
-			if !sleep(ctx, c.backoff(failures)) {
+			if !backoff.Sleep(ctx, c.backoff(failures)) {
 				return
 			}
 			continue
@@ -156,7 +156,7 @@ func (c *Cluster) Run(ctx context.Context) {
 		} else {
 			failures++
 		}
-		if !sleep(ctx, c.backoff(failures)) {
+		if !backoff.Sleep(ctx, c.backoff(failures)) {
 			return
 		}
 	}
@@ -310,24 +310,7 @@ func (c *Cluster) setError(err error) {
 
 // backoff is the delay before attempt n (n >= 1): uniform in [0, min(MaxBackoff, Backoff*2^(n-1))].
 func (c *Cluster) backoff(n int) time.Duration {
-	d := c.opts.Backoff
-	for i := 1; i < n && d < c.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.MaxBackoff)
-	return time.Duration(rand.Int64N(int64(d) + 1))
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return backoff.FullJitter(backoff.Exponential(c.opts.Backoff, c.opts.MaxBackoff, n))
 }
 
 // current is the live connection or nil.

@@ -47,16 +47,45 @@ func valueToEvent(v any) any {
 // TableFromEvent converts an event table into an AMQP field table for publishing. Values of a
 // type AMQP cannot carry are passed through unchanged, so that publishing fails with the
 // library's table validation error instead of silently changing the value.
-// A nil table stays nil.
+// A nil table stays nil. A table with no nested table or decimal is the same map under
+// amqp091-go's type: the result may share t's memory.
 func TableFromEvent(t event.Table) amqp.Table {
 	if t == nil {
 		return nil
+	}
+	if !needsConversion(t) {
+		return amqp.Table(t)
 	}
 	out := make(amqp.Table, len(t))
 	for k, v := range t {
 		out[k] = valueFromEvent(v)
 	}
 	return out
+}
+
+// needsConversion reports whether a value of t, at any depth, has an event type that amqp091-go
+// does not know (a nested table or a decimal).
+func needsConversion(t event.Table) bool {
+	for _, v := range t {
+		if valueNeedsConversion(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func valueNeedsConversion(v any) bool {
+	switch x := v.(type) {
+	case event.Table, map[string]any, event.Decimal:
+		return true
+	case []any:
+		for _, e := range x {
+			if valueNeedsConversion(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func valueFromEvent(v any) any {
@@ -112,27 +141,12 @@ func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
 }
 
 // Publishing builds the message to publish for an event: every property, the headers (a fresh,
-// non-nil table: the caller adds the router's headers to it without touching the event) and the
-// body. The exchange and routing key are the caller's to choose.
+// non-nil table: the caller adds to it without touching the event) and the body. The exchange
+// and routing key are the caller's to choose.
 func Publishing(ev *event.Event) amqp.Publishing {
-	h := TableFromEvent(ev.Headers)
-	if h == nil {
-		h = make(amqp.Table, 4)
+	msg := PublishingOf(&event.Message{Props: ev.Props, Headers: ev.Headers.Clone(), Body: ev.Body})
+	if msg.Headers == nil {
+		msg.Headers = make(amqp.Table, 4)
 	}
-	return amqp.Publishing{
-		Headers:         h,
-		ContentType:     ev.Props.ContentType,
-		ContentEncoding: ev.Props.ContentEncoding,
-		DeliveryMode:    ev.Props.DeliveryMode,
-		Priority:        ev.Props.Priority,
-		CorrelationId:   ev.Props.CorrelationID,
-		ReplyTo:         ev.Props.ReplyTo,
-		Expiration:      ev.Props.Expiration,
-		MessageId:       ev.Props.MessageID,
-		Timestamp:       ev.Props.Timestamp,
-		Type:            ev.Props.Type,
-		UserId:          ev.Props.UserID,
-		AppId:           ev.Props.AppID,
-		Body:            ev.Body,
-	}
+	return msg
 }

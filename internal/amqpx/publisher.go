@@ -7,17 +7,25 @@ import (
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 var (
 	// ErrNotConnected is an outage: there is no usable connection now. Publish again later.
-	ErrNotConnected = errors.New("not connected to the broker")
+	ErrNotConnected error = outageError("not connected to the broker")
 	// ErrConnectionLost is an outage: the channel or connection went away before the broker
 	// confirmed the publish. The broker may or may not have the message; publish it again.
-	ErrConnectionLost = errors.New("connection lost before the broker confirmed")
+	ErrConnectionLost error = outageError("connection lost before the broker confirmed")
 	// ErrPublisherClosed is returned by Publish after Close.
 	ErrPublisherClosed = errors.New("publisher closed")
 )
+
+// outageError is an outage the engine recognises as event.ErrUnreachable.
+type outageError string
+
+func (e outageError) Error() string        { return string(e) }
+func (e outageError) Is(target error) bool { return target == event.ErrUnreachable }
 
 // RefusedError means the broker refused this message: returned as unroutable under the
 // mandatory flag, negatively confirmed, or its channel closed by a channel exception (an
@@ -30,6 +38,9 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string { return "broker refused the message: " + e.Reason }
+
+// Is makes a refusal match event.ErrRefused.
+func (e *RefusedError) Is(target error) bool { return target == event.ErrRefused }
 
 // IsOutage reports whether err says the broker could not be reached, as opposed to a refusal of
 // the message: the caller should keep the message and publish it again later.

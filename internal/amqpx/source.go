@@ -12,19 +12,23 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
-// Delivery is one consumed message.
+// Delivery is one consumed message: the event.Delivery a source hands on, acknowledged on the
+// channel it came from.
 type Delivery struct {
-	Event       *event.Event
-	Redelivered bool
-	// Undecodable, when not "", says why the message's headers could not be decoded: the
-	// event has none of them, and the source rejects the delivery to the queue's dead-letter
-	// exchange, where the broker's own copy keeps them.
-	Undecodable string
-	Tag         uint64
-	ch          *amqp.Channel
+	event.Delivery
+	Tag uint64
+	ch  *amqp.Channel
+}
+
+func newDelivery(d *amqp.Delivery, source string, ch *amqp.Channel) *Delivery {
+	out := &Delivery{Tag: d.DeliveryTag, ch: ch}
+	out.Event, out.Redelivered, out.Ack = EventFromDelivery(d, source), d.Redelivered, out
+	out.Undecodable = UndecodableReason(d.Headers)
+	return out
 }
 
 // AckThrough acknowledges this delivery and every earlier one on the same channel
@@ -118,10 +122,11 @@ func Consume(ctx context.Context, c *Cluster, s config.SourceSpec, handle func(*
 			failures = 0
 			continue
 		case IsDecodeError(err):
-			log.Error("the connection was closed because the client cannot decode a message from this queue "+
+			// The one line said about it: the hook only counts.
+			log.Error("a message on this queue cannot be decoded: the client cannot decode a message from this queue "+
 				"(an AMQP header field type amqp091-go does not support, such as 'L' written by py-amqp); "+
-				"the broker will redeliver it: a quorum queue with delivery_limit dead-letters it",
-				"err", err)
+				"the connection was dropped and the broker will redeliver it",
+				"err", err, "hint", undecodableHint(s))
 			if o.onDecode != nil {
 				o.onDecode(err)
 			}
@@ -133,10 +138,18 @@ func Consume(ctx context.Context, c *Cluster, s config.SourceSpec, handle func(*
 		} else {
 			failures++
 		}
-		if !sleep(ctx, c.backoff(failures)) {
+		if !backoff.Sleep(ctx, c.backoff(failures)) {
 			return nil
 		}
 	}
+}
+
+// undecodableHint says how to get a message that cannot be decoded out of the way.
+func undecodableHint(s config.SourceSpec) string {
+	if s.QueueType == amqp.QueueTypeQuorum && s.DeliveryLimit > 0 {
+		return "the broker dead-letters it after delivery_limit attempts"
+	}
+	return "set queue_type = \"quorum\" with delivery_limit and dead_letter_exchange so the broker moves such messages aside"
 }
 
 func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec, handle func(*Delivery),
@@ -182,8 +195,7 @@ func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec
 			if !ok {
 				return closeReason(ch, closes)
 			}
-			undecodable := UndecodableReason(d.Headers)
-			handle(&Delivery{Event: EventFromDelivery(&d, s.Name), Redelivered: d.Redelivered, Undecodable: undecodable, Tag: d.DeliveryTag, ch: ch})
+			handle(newDelivery(&d, s.Name, ch))
 		}
 	}
 }

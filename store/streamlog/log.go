@@ -279,6 +279,9 @@ func offsetOf(d amqp.Delivery) (uint64, error) {
 // append order, from one goroutine. A redelivery whose fingerprint matches an event in dedup,
 // whichever router wrote it, is not written again: done gets that event's seq and dup.
 func (l *Log) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, done func(seq uint64, dup bool, err error)) {
+	if fp == (store.Fingerprint{}) {
+		fp = store.FingerprintOf(ev) // left to the log (see router.Log)
+	}
 	p := &pendingAppend{fp: fp, index: true, done: done}
 	if !dedup.Empty() {
 		if seq, ok := l.index.lookup(fp); ok && dedup.Contains(seq) {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/console"
 	"github.com/wasmrouter/wasmrouter/internal/admin"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/contentapi"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
@@ -81,22 +80,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return err
 	}
 
-	clusters := make(map[string]*amqpx.Cluster, len(cfg.Clusters))
-	for _, cs := range cfg.Clusters {
-		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
-		if err != nil {
-			return cfg.Errorf("cluster."+cs.Name+".url", "%w", err)
-		}
-		clusters[cs.Name] = c
-	}
 	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
 	if err != nil {
 		return err
 	}
 	defer stopTracer()
-	engine, err := router.New(router.Options{
-		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log, Tracer: tracer,
-	})
+	engine, _, err := engineOnBrokers(cfg, topo, st, m, log, tracer)
 	if err != nil {
 		return err
 	}

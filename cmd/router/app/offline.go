@@ -29,6 +29,7 @@ type Offline struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	engine  *router.Engine
+	brokers *amqpx.Brokers
 
 	stopTracer func() // exports the spans of an offline replay; nil until Engine
 }
@@ -74,27 +75,25 @@ func (o *Offline) Engine() (*router.Engine, error) {
 	if o.engine != nil {
 		return o.engine, nil
 	}
-	clusters := make(map[string]*amqpx.Cluster, len(o.Config.Clusters))
-	for _, cs := range o.Config.Clusters {
-		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: o.log, Metrics: o.metrics})
-		if err != nil {
-			return nil, err
-		}
-		clusters[cs.Name] = c
-	}
 	tracer, stopTracer, err := startTracer(context.Background(), o.Config, o.metrics, o.log)
 	if err != nil {
 		return nil, err
 	}
 	o.stopTracer = stopTracer
-	e, err := router.New(router.Options{
-		Topology: o.Topology, Store: o.Store, Clusters: clusters, Metrics: o.metrics, Logger: o.log, Tracer: tracer,
-	})
+	e, brokers, err := engineOnBrokers(o.Config, o.Topology, o.Store, o.metrics, o.log, tracer)
 	if err != nil {
 		return nil, err
 	}
-	o.engine = e
+	o.engine, o.brokers = e, brokers
 	return e, nil
+}
+
+// Clusters reports the state of the engine's broker connections (none before Engine).
+func (o *Offline) Clusters() []amqpx.Status {
+	if o.brokers == nil {
+		return nil
+	}
+	return o.brokers.Statuses()
 }
 
 // Close releases the guests, the runtime and the log (committing cursors and marks).

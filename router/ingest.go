@@ -11,18 +11,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
-// source consumes one queue into the log. A message is acknowledged only once its event is
-// durably in the log; acknowledgements go out in delivery order, coalesced (multiple=true).
+// source is the ingest of one source into the log. A message is acknowledged only once its
+// event is durably in the log; acknowledgements go out in delivery order, coalesced (each
+// acknowledges every earlier delivery: one per commit).
 type source struct {
 	e       *Engine
 	spec    config.SourceSpec
-	cluster *amqpx.Cluster
+	port    Source
 	log     *slog.Logger
 	maxSize int64
 
@@ -42,7 +42,7 @@ type source struct {
 	recent      []uint64 // ring of the last seqs appended from this source
 	recentNext  int
 	dedupMu     sync.Mutex
-	dedup       store.Window
+	dedup       event.Window
 	wasConsumer bool
 
 	consumed, stored, duplicates, unmatched prometheus.Counter
@@ -51,7 +51,7 @@ type source struct {
 
 // settlement is the log's answer for one delivery, handed to the acker in delivery order.
 type settlement struct {
-	d   *amqpx.Delivery
+	d   *event.Delivery
 	err error
 	// With tracing: the message's receive span, ended once it is acknowledged or refused.
 	span trace.Span
@@ -59,11 +59,11 @@ type settlement struct {
 	dup  bool
 }
 
-func (e *Engine) newSource(spec config.SourceSpec) *source {
+func (e *Engine) newSource(spec config.SourceSpec, port Source) *source {
 	s := &source{
 		e:           e,
 		spec:        spec,
-		cluster:     e.clusters[spec.Cluster],
+		port:        port,
 		log:         e.log.With("source", spec.Name, "queue", spec.Queue),
 		maxSize:     e.topo.Load().Config.Router.MaxMessageSize,
 		settled:     make(chan settlement, spec.Prefetch+64),
@@ -82,13 +82,13 @@ func (e *Engine) newSource(spec config.SourceSpec) *source {
 	return s
 }
 
-func (s *source) setDedup(w store.Window) {
+func (s *source) setDedup(w event.Window) {
 	s.dedupMu.Lock()
 	s.dedup = w
 	s.dedupMu.Unlock()
 }
 
-func (s *source) dedupWindow() store.Window {
+func (s *source) dedupWindow() event.Window {
 	s.dedupMu.Lock()
 	defer s.dedupMu.Unlock()
 	return s.dedup
@@ -118,7 +118,7 @@ func (s *source) consumingChanged(up bool) {
 		return
 	}
 	s.recentMu.Lock()
-	var w store.Window
+	var w event.Window
 	if n := len(s.recent); n > 0 {
 		w.From = s.recent[s.recentNext%n]
 		w.To = s.recent[(s.recentNext+n-1)%n]
@@ -134,7 +134,7 @@ func (s *source) consumingChanged(up bool) {
 func (s *source) run(ctx context.Context) {
 	ackerDone := make(chan struct{})
 	go func() { defer close(ackerDone); s.acker() }()
-	err := amqpx.Consume(ctx, s.cluster, s.spec, s.handle, s.consumingChanged, amqpx.WithDecodeErrorHook(s.decodeFailed))
+	err := s.port.Consume(ctx, s.handle, s.consumingChanged, s.decodeFailed)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("source stopped", "error", err)
 	}
@@ -147,22 +147,12 @@ func (s *source) run(ctx context.Context) {
 	<-ackerDone
 }
 
-// decodeFailed reports a message the AMQP client could not decode (for example a header of a
-// field type it does not know): the client drops the connection, the broker requeues the
-// message and redelivers it, and the source makes no progress until the message leaves the
-// queue. A quorum queue with delivery_limit and a dead_letter_exchange moves it aside.
-func (s *source) decodeFailed(err error) {
-	s.undecodable.Inc()
-	hint := "set queue_type = \"quorum\" with delivery_limit and dead_letter_exchange so the broker moves such messages aside"
-	if s.spec.QueueType == "quorum" && s.spec.DeliveryLimit > 0 {
-		hint = "the broker dead-letters it after delivery_limit attempts"
-	}
-	s.log.Error("a message on this queue cannot be decoded; the connection was dropped and the message will be redelivered",
-		"cause", err, "hint", hint)
-}
+// decodeFailed counts a message the source could not decode (the source's log line says
+// what happens to it and how to move it aside).
+func (s *source) decodeFailed(error) { s.undecodable.Inc() }
 
 // handle takes one delivery from the consumer goroutine, in order.
-func (s *source) handle(d *amqpx.Delivery) {
+func (s *source) handle(d *event.Delivery) {
 	s.consumed.Inc()
 	if until := s.failedUntil.Load(); until > 0 {
 		if wait := time.Until(time.Unix(0, until)); wait > 0 {
@@ -189,19 +179,16 @@ func (s *source) handle(d *amqpx.Delivery) {
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
-	// The log's record and the fingerprint come from one encoding of the event. An assigned
-	// message id derives from the fingerprint of the message as received, so that a
-	// redelivery gets the same id; that event is encoded again once it has its id.
-	var enc store.Encoded
+	// An assigned message id derives from the fingerprint of the message as received, so that a
+	// redelivery gets the same id, and the log matches redeliveries by that fingerprint; for
+	// every other message the log fingerprints the event itself, from its one encoding.
+	var fp event.Fingerprint
 	if ev.Props.MessageID == "" {
-		fp := store.FingerprintOf(ev)
+		fp = s.e.store.Fingerprint(ev)
 		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
-		enc = s.e.store.EncodeWith(ev, fp)
-	} else {
-		enc = s.e.store.Encode(ev)
 	}
 	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)
-	var dedup store.Window
+	var dedup event.Window
 	if d.Redelivered {
 		dedup = s.dedupWindow()
 	}
@@ -209,7 +196,7 @@ func (s *source) handle(d *amqpx.Delivery) {
 	if s.e.tracer != nil {
 		span = s.e.tracer.StartReceive(ev, s.spec.Queue) // the event has its message id now
 	}
-	s.e.store.AppendEncoded(ev, enc, dedup, func(seq uint64, dup bool, err error) {
+	s.e.store.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) {
 		switch {
 		case err != nil:
 		case dup:
@@ -239,7 +226,7 @@ func (*oversizeError) Error() string { return "message over max_message_size" }
 func (s *source) acker() {
 	var received []settlement // with tracing: acknowledged by the next ack
 	for st := range s.settled {
-		last := (*amqpx.Delivery)(nil)
+		last := (*event.Delivery)(nil)
 		for {
 			if st.err != nil {
 				if last != nil {
@@ -283,23 +270,23 @@ func endReceived(received []settlement) []settlement {
 	return received[:0]
 }
 
-func (s *source) ack(d *amqpx.Delivery) {
-	if err := d.AckThrough(); err != nil {
+func (s *source) ack(d *event.Delivery) {
+	if err := d.Ack.AckThrough(); err != nil {
 		s.log.Debug("ack failed; the broker will redeliver", "error", err)
 	}
 }
 
 func (s *source) refuse(st settlement) {
 	if st.err == errOversize {
-		_ = st.d.Reject(false)
+		_ = st.d.Ack.Reject(false)
 		return
 	}
-	if errors.Is(st.err, store.ErrUnsupported) {
+	if errors.Is(st.err, event.ErrUnsupported) {
 		// This message can never be logged; requeueing it would wedge the queue.
 		s.unencodable.Inc()
 		s.log.Error("message cannot be logged; rejected (the broker dead-letters it if the queue has a dead-letter exchange)",
 			"error", st.err, "message_id", st.d.Event.Props.MessageID, "routing_key", st.d.Event.RoutingKey)
-		_ = st.d.Reject(false)
+		_ = st.d.Ack.Reject(false)
 		return
 	}
 	// One line per hold-back period, not one per requeued message.
@@ -308,7 +295,7 @@ func (s *source) refuse(st settlement) {
 		s.log.Error("log append failed; messages requeued and consumption held back for a second", "error", st.err)
 	}
 	s.failedUntil.Store(now.Add(time.Second).UnixNano())
-	if err := st.d.Reject(true); err != nil {
+	if err := st.d.Ack.Reject(true); err != nil {
 		s.log.Debug("requeue failed; the broker will redeliver", "error", err)
 	}
 }

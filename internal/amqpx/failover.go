@@ -1,42 +1,48 @@
-package router
+package amqpx
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
-// failoverPublisher sends to the first healthy cluster in list order. A publish that finds its
+// errNoClusterUp is the outage of a failover target with no cluster connected.
+var errNoClusterUp = fmt.Errorf("no cluster of the target is connected: %w", event.ErrUnreachable)
+
+// FailoverPublisher sends to the first healthy cluster in list order. A publish that finds its
 // cluster down moves to the next one; a cluster earlier in the list that is back takes over
 // again at the next publish. Confirms stay with the cluster that got the message, so a switch
 // never loses one: what the lost connection took with it comes back as an outage and is resent.
-type failoverPublisher struct {
-	target  string
-	pubs    []*clusterPublisher
-	metrics *metrics.Metrics
-	log     *slog.Logger
+type FailoverPublisher struct {
+	target   string
+	pubs     []*TargetPublisher
+	switched func() // counts a switch (the target's metric); may be nil
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	current int
 }
 
-var _ publisher = (*failoverPublisher)(nil)
-
-func newFailoverPublisher(target string, pubs []*clusterPublisher, m *metrics.Metrics, log *slog.Logger) *failoverPublisher {
-	return &failoverPublisher{target: target, pubs: pubs, metrics: m, log: log.With("target", target)}
+// NewFailoverPublisher publishes for target over pubs, in order of preference.
+func NewFailoverPublisher(target string, pubs []*TargetPublisher, switched func(), log *slog.Logger) *FailoverPublisher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FailoverPublisher{target: target, pubs: pubs, switched: switched, log: log.With("target", target)}
 }
 
-func (f *failoverPublisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) (confirmation, error) {
+// Publish sends m on the first cluster that can take it.
+func (f *FailoverPublisher) Publish(ctx context.Context, m *event.Message) (event.Confirmation, error) {
 	var lastErr error
 	for i, p := range f.pubs {
 		if !p.cluster.Publishable() {
 			continue
 		}
-		c, err := p.Publish(ctx, exchange, key, msg)
+		c, err := p.Publish(ctx, m)
 		if err != nil {
 			lastErr = err
 			continue
@@ -50,19 +56,21 @@ func (f *failoverPublisher) Publish(ctx context.Context, exchange, key string, m
 	return nil, lastErr
 }
 
-func (f *failoverPublisher) use(i int) {
+func (f *FailoverPublisher) use(i int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if i == f.current {
 		return
 	}
 	f.log.Warn("failover: switching cluster", "from", f.pubs[f.current].Cluster(), "to", f.pubs[i].Cluster())
-	f.metrics.FailoverSwitches.WithLabelValues(f.target).Inc()
+	if f.switched != nil {
+		f.switched()
+	}
 	f.current = i
 }
 
 // WaitReady returns as soon as any of the clusters can take a publish.
-func (f *failoverPublisher) WaitReady(ctx context.Context) error {
+func (f *FailoverPublisher) WaitReady(ctx context.Context) error {
 	for {
 		waits := make([]<-chan struct{}, 0, len(f.pubs))
 		for _, p := range f.pubs {
@@ -78,7 +86,7 @@ func (f *failoverPublisher) WaitReady(ctx context.Context) error {
 }
 
 // Hold holds every cluster's connection: any of them may take the burst.
-func (f *failoverPublisher) Hold() func() {
+func (f *FailoverPublisher) Hold() func() {
 	releases := make([]func(), len(f.pubs))
 	for i, p := range f.pubs {
 		releases[i] = p.Hold()
@@ -90,17 +98,20 @@ func (f *failoverPublisher) Hold() func() {
 	}
 }
 
-func (f *failoverPublisher) Cluster() string {
+// Cluster names the cluster that takes the publishes now.
+func (f *FailoverPublisher) Cluster() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pubs[f.current].Cluster()
 }
 
-func (f *failoverPublisher) Close() error {
+// Close closes every cluster's publisher.
+func (f *FailoverPublisher) Close() error {
+	var errs []error
 	for _, p := range f.pubs {
-		_ = p.Close()
+		errs = append(errs, p.Close())
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func waitAny(ctx context.Context, chans []<-chan struct{}) error {

@@ -1,0 +1,56 @@
+package router
+
+import (
+	"context"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
+)
+
+// A replay's bounds and pacing: where a bounded stream stops, and how fast it may publish.
+
+// bounds are what makes a stream a replay's: its range, selection, pace and marks. The zero
+// value is a live stream: no end, every event, no pacing.
+type bounds struct {
+	from, to    uint64
+	keep        func(*event.Event) bool
+	replay      bool
+	rate        float64
+	dryRun      bool
+	progress    func(seq uint64, delivered bool)
+	onDelivered func() // an event's messages were all confirmed
+	onDropped   func(seq uint64)
+	// onFailed reports an event given up: a module failed it (target "") or the broker
+	// refused it every try; deadLettered is false when its dead letter existed already.
+	onFailed func(seq uint64, target, reason string, deadLettered bool)
+
+	paced   int // events published under rate, for pacing
+	started time.Time
+}
+
+// last is the highest seq this stream may read.
+func (s *stream) last() uint64 {
+	l := s.e.store.LastSeq()
+	if s.to > 0 && s.to < l {
+		return s.to
+	}
+	return l
+}
+
+func (s *stream) finished() bool {
+	return s.to > 0 && s.next > s.to && len(s.inflight) == 0
+}
+
+// pace holds publishes to the configured rate (replays only).
+func (s *stream) pace(ctx context.Context) error {
+	if s.rate <= 0 {
+		return nil
+	}
+	s.paced++
+	due := s.started.Add(time.Duration(float64(s.paced) / s.rate * float64(time.Second)))
+	if wait := time.Until(due); wait > 0 && !backoff.Sleep(ctx, wait) {
+		return ctx.Err()
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/internal/backoff"
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
+)
+
+// The confirm window of a stream: the events published and not yet settled, in log order,
+// their confirmations, and what a refusal or an outage does to them.
+
+type pendingEvent struct {
+	seq      uint64
+	ev       *event.Event
+	msgs     []pendingMsg
+	attempts int
+	dead     bool // dead-lettered for this target
+}
+
+type pendingMsg struct {
+	out  outMsg
+	conf event.Confirmation // nil: not published (yet, or again after an outage)
+	done bool
+	// With tracing: the process span (parent of each publish's send span), and the send span of
+	// the publish in flight.
+	parent trace.SpanContext
+	span   trace.Span
+	seq    uint64
+}
+
+// endSpan ends the send span of the publish in flight, if any: err nil for a confirm.
+func (m *pendingMsg) endSpan(err error) {
+	if m.span != nil {
+		tracing.EndSend(m.span, err)
+		m.span = nil
+	}
+}
+
+// publishFrom publishes, in order, the messages of the window from its i-th event on.
+func (s *stream) publishFrom(ctx context.Context, i int) {
+	for _, pe := range s.inflight[i:] {
+		for j := range pe.msgs {
+			if !s.publish(ctx, &pe.msgs[j]) {
+				return
+			}
+		}
+	}
+}
+
+// publish sends one message; false means an outage began.
+func (s *stream) publish(ctx context.Context, m *pendingMsg) bool {
+	if s.outage {
+		return false
+	}
+	if s.e.tracer != nil && m.parent.IsValid() {
+		// Each publish has its send span, and the copy names it as its parent.
+		msg := &m.out.msg
+		m.span = s.e.tracer.StartSend(m.parent, tracing.Delivery{
+			Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Exchange: msg.Exchange,
+			RoutingKey: msg.RoutingKey, MessageID: msg.Props.MessageID, Seq: m.seq, Replay: s.replay,
+		}, msg.Headers)
+	}
+	c, err := publishSafely(ctx, s.pub, &m.out.msg)
+	if err != nil {
+		m.endSpan(err)
+		s.enterOutage(err)
+		return false
+	}
+	m.conf = c
+	return true
+}
+
+func (s *stream) enterOutage(err error) {
+	if !s.outage {
+		s.log.Warn("target unreachable; events wait in the log", "cluster", s.pub.Cluster(), "error", err)
+	}
+	s.outage = true
+}
+
+// settle takes confirmed events off the head of the window, in order.
+func (s *stream) settle(ctx context.Context) error {
+	for len(s.inflight) > 0 {
+		h := s.inflight[0]
+		for i := range h.msgs {
+			m := &h.msgs[i]
+			if m.done {
+				continue
+			}
+			if m.conf == nil {
+				return nil // waiting to be published again
+			}
+			select {
+			case <-m.conf.Done():
+			default:
+				return nil
+			}
+			err := m.conf.Err()
+			switch {
+			case err == nil:
+				m.done = true
+				m.endSpan(nil)
+				s.delivered.Inc()
+				if s.replay {
+					s.replayed.Inc()
+				}
+			case event.IsOutage(err):
+				m.conf = nil
+				m.endSpan(err)
+				s.enterOutage(err)
+				return nil
+			default:
+				return s.refused(ctx, h, err)
+			}
+		}
+		if len(h.msgs) > 0 && !h.dead && s.onDelivered != nil {
+			s.onDelivered()
+		}
+		s.inflight[0] = nil
+		s.inflight = s.inflight[1:]
+		if len(s.inflight) == 0 {
+			s.advance(s.next - 1)
+		} else {
+			s.advance(s.inflight[0].seq - 1)
+		}
+	}
+	return nil
+}
+
+// refused handles a broker refusal at the head of the window: once the event's tries are
+// spent it is dead-lettered for this target; otherwise, after one backoff, every message of the
+// window the broker refused goes out again, in order. A deleted exchange or a full queue refuses
+// a whole window at once, and one backoff covers all of it.
+func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error {
+	topo := s.e.topo.Load()
+	r := topo.Route(s.route)
+	if r == nil {
+		return errRouteGone
+	}
+	var refusal *amqpx.RefusedError
+	if tgt := topo.Targets[s.target]; tgt != nil && tgt.Unroutable == config.UnroutableDrop &&
+		errors.As(err, &refusal) && refusal.Unroutable {
+		// No queue for it, and the target says that is fine: dropped, counted.
+		s.e.metrics.EventsUnroutable.WithLabelValues(s.route, s.target).Inc()
+		for i := range h.msgs {
+			h.msgs[i].done = true
+			h.msgs[i].endSpan(nil)
+		}
+		return nil
+	}
+	if h.attempts >= r.Spec.Retry.Attempts {
+		isNew, derr := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts)
+		if derr != nil {
+			return derr
+		}
+		if s.onFailed != nil {
+			s.onFailed(h.seq, s.target, err.Error(), isNew)
+		}
+		for i := range h.msgs {
+			h.msgs[i].done = true
+			if sp := h.msgs[i].span; sp != nil {
+				tracing.FailSend(sp, err.Error(), h.attempts)
+				h.msgs[i].span = nil
+			}
+		}
+		h.dead = true
+		return nil
+	}
+	s.log.Debug("publish refused; retrying", "seq", h.seq, "attempt", h.attempts, "error", err)
+	waitCtx, cancel := untilClosed(ctx, s.stop)
+	defer cancel()
+	if !backoff.Sleep(waitCtx, retryDelay(r.Spec.Retry, h.attempts)) {
+		if ctx.Err() == nil {
+			return errDraining
+		}
+		return ctx.Err()
+	}
+	for _, pe := range s.inflight {
+		bumped := false
+		for i := range pe.msgs {
+			m := &pe.msgs[i]
+			if m.done || m.conf == nil || !isDone(m.conf) {
+				continue
+			}
+			if cerr := m.conf.Err(); cerr != nil && !event.IsOutage(cerr) {
+				m.conf = nil
+				m.endSpan(cerr)
+				s.retries.Inc()
+				if !bumped {
+					pe.attempts++
+					bumped = true
+				}
+			}
+		}
+	}
+	s.republish(ctx)
+	return nil
+}
+
+// republish sends again, in order, every message of the window that is waiting for it.
+func (s *stream) republish(ctx context.Context) {
+	release := s.pub.Hold()
+	defer release()
+	for _, pe := range s.inflight {
+		for i := range pe.msgs {
+			m := &pe.msgs[i]
+			if m.done || m.conf != nil {
+				continue
+			}
+			if !s.publish(ctx, m) {
+				return
+			}
+		}
+	}
+}
+
+func isDone(c event.Confirmation) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// headConfirm is the confirm the head of the window waits on, or nil.
+func (s *stream) headConfirm() event.Confirmation {
+	if len(s.inflight) == 0 {
+		return nil
+	}
+	for i := range s.inflight[0].msgs {
+		m := &s.inflight[0].msgs[i]
+		if !m.done {
+			return m.conf
+		}
+	}
+	return nil
+}
+
+// recover waits out an outage: every message in flight is resolved (the publisher fails what
+// the lost connection took with it), then, once the target is back, republished in order.
+func (s *stream) recover(ctx context.Context) error {
+	for _, pe := range s.inflight {
+		for i := range pe.msgs {
+			m := &pe.msgs[i]
+			if m.done || m.conf == nil {
+				continue
+			}
+			select {
+			case <-m.conf.Done():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if err := m.conf.Err(); err == nil {
+				m.done = true
+				m.endSpan(nil)
+				s.delivered.Inc()
+				if s.replay {
+					s.replayed.Inc()
+				}
+			} else if event.IsOutage(err) {
+				m.conf = nil
+				m.endSpan(err)
+			}
+			// A refusal keeps its confirm: settle handles it in order.
+		}
+	}
+	waitCtx, cancel := untilClosed(ctx, s.stop)
+	defer cancel()
+	if err := s.pub.WaitReady(waitCtx); err != nil {
+		if ctx.Err() == nil {
+			return nil // draining: run ends the stream
+		}
+		return err
+	}
+	s.outage = false
+	s.republish(ctx)
+	if s.outage {
+		// Ready, then refused at once: wait a little longer before the next try, so that no
+		// such state can make the stream spin.
+		s.recoverTries++
+		if !backoff.Sleep(waitCtx, backoff.Exponential(50*time.Millisecond, 5*time.Second, s.recoverTries)) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
+	s.recoverTries = 0
+	s.log.Info("target reachable again; resent what was in flight", "cluster", s.pub.Cluster(), "events", len(s.inflight))
+	return nil
+}
