@@ -8,7 +8,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
@@ -144,9 +143,8 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 	if r == nil {
 		return errRouteGone
 	}
-	var refusal *amqpx.RefusedError
 	if tgt := topo.Targets[s.target]; tgt != nil && tgt.Unroutable == config.UnroutableDrop &&
-		errors.As(err, &refusal) && refusal.Unroutable {
+		errors.Is(err, event.ErrUnroutable) {
 		// No queue for it, and the target says that is fine: dropped, counted.
 		s.e.metrics.EventsUnroutable.WithLabelValues(s.route, s.target).Inc()
 		for i := range h.msgs {
