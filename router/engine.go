@@ -211,12 +211,18 @@ func (e *Engine) RunOffline(ctx context.Context, fn func(ctx context.Context) er
 // a pause so that a persistent fault does not spin.
 func (e *Engine) superviseStream(ctx context.Context, s *stream, drain <-chan struct{}) {
 	s.stop = drain
+	s.supervised = true
+	defer s.pub.Close()
 	for {
 		err := s.run(ctx)
 		if err == nil || ctx.Err() != nil || errors.Is(err, errRouteGone) || isClosed(drain) {
 			return
 		}
-		e.log.Error("delivery stream failed; restarting", "stream", s.cursor, "error", err)
+		if errors.Is(err, errPairLost) {
+			e.log.Info("pair taken over by another router; claiming it again", "stream", s.cursor)
+		} else {
+			e.log.Error("delivery stream failed; restarting", "stream", s.cursor, "error", err)
+		}
 		if !backoff.Sleep(ctx, time.Second) {
 			return
 		}

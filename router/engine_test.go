@@ -42,6 +42,7 @@ type rig struct {
 type rigOptions struct {
 	window int
 	drain  time.Duration
+	claims *claimLog // a log shared with other routers: pairs are claimed
 }
 
 // newRig loads hcl (clusters, targets and routes; the source "in" and cluster "main" are
@@ -73,9 +74,14 @@ source "in" {
 	for _, ts := range cfg.Targets {
 		specs[ts.Name] = ts
 	}
+	var lg router.Log = r.log
+	if opts.claims != nil {
+		opts.claims.Log = r.log
+		lg = opts.claims
+	}
 	r.engine, err = router.New(router.Options{
 		Topology: topo,
-		Log:      r.log,
+		Log:      lg,
 		Sources:  map[string]router.Source{"in": r.src},
 		Publishers: func(target string) ([]router.Publisher, error) {
 			ts, ok := specs[target]

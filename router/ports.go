@@ -121,3 +121,11 @@ type resolved struct {
 
 func (r *resolved) Done() <-chan struct{} { return r.done }
 func (r *resolved) Err() error            { return r.err }
+
+// PairClaimer is implemented by a log that several routers share (the log on a RabbitMQ
+// stream): each (route, target) pair is delivered by one router at a time. A live delivery
+// stream claims its pair by its cursor's name, delivers only once the claim is granted and
+// ends when it is lost.
+type PairClaimer interface {
+	ClaimPair(cursor string) (event.PairClaim, error)
+}

@@ -26,6 +26,9 @@ type stream struct {
 	window int // events in flight
 	log    *slog.Logger
 	stop   <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
+	// supervised: run again after a failure or a lost pair, on the same publisher, which the
+	// supervisor closes at the end.
+	supervised bool
 
 	bounds // a replay's; the zero value is a live stream
 
@@ -66,7 +69,46 @@ var errStreamRestarted = errors.New("stream restarted; the message is sent again
 // errRouteGone ends a stream whose route or target no longer exists in the topology.
 var errRouteGone = errors.New("route or target no longer configured")
 
+// errPairLost ends a live stream whose pair another router took over (a shared log).
+var errPairLost = errors.New("pair taken over by another router")
+
 func (s *stream) run(ctx context.Context) error {
+	claimer, shared := s.e.store.(PairClaimer)
+	if !shared || s.replay || s.dryRun || s.from > 0 {
+		return s.deliver(ctx)
+	}
+	claim, err := claimer.ClaimPair(s.cursor)
+	if err != nil {
+		return fmt.Errorf("stream %s: claiming the pair: %w", s.cursor, err)
+	}
+	select {
+	case <-claim.Granted():
+	case <-claim.Lost():
+		return errPairLost
+	case <-s.stop:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Delivering a pair another router holds would duplicate it without bound: stop at once.
+	held, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-claim.Lost():
+			cancel()
+		case <-held.Done():
+		}
+	}()
+	err = s.deliver(held)
+	if isClosed(claim.Lost()) && ctx.Err() == nil {
+		return errPairLost
+	}
+	return err
+}
+
+// deliver runs the stream from its cursor (or its replay's start).
+func (s *stream) deliver(ctx context.Context) error {
 	if s.window <= 0 {
 		s.window = 1024
 	}
@@ -81,7 +123,9 @@ func (s *stream) run(ctx context.Context) error {
 	}
 	s.next = s.pos + 1
 	s.started = time.Now()
-	defer s.pub.Close()
+	if !s.supervised {
+		defer s.pub.Close()
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

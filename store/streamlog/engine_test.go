@@ -1,0 +1,181 @@
+package streamlog
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/router"
+	"github.com/wasmrouter/wasmrouter/router/routertest"
+)
+
+const twoRoutersConfig = `
+cluster "main" { url = "amqp://guest:guest@127.0.0.1:1/" }
+source "in" {
+  cluster  = "main"
+  exchange = "events"
+  queue    = "q"
+}
+target "a" {
+  cluster  = "main"
+  exchange = "xa"
+}
+target "b" {
+  cluster  = "main"
+  exchange = "xb"
+}
+route "r" {
+  source  = "in"
+  targets = ["a", "b"]
+}
+`
+
+// engineOnStream is one router: the real engine on a Store of the shared stream, its own
+// (fake) source, and the shared (fake) target broker.
+type engineOnStream struct {
+	name   string
+	conn   *killable
+	store  *Store
+	src    *routertest.Source
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startEngine(t *testing.T, name, stream string, target *routertest.Target) *engineOnStream {
+	t.Helper()
+	cfg, diags := config.LoadBytes([]byte(twoRoutersConfig), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	topo, err := router.NewTopology(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engineOnStream{name: name, conn: dialKillable(t), src: routertest.NewSource("in"), done: make(chan error, 1)}
+	if e.store, err = OpenStore(e.conn.Connection, Options{Stream: stream}, name); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := router.New(router.Options{
+		Topology:   topo,
+		Log:        e.store,
+		Sources:    map[string]router.Source{"in": e.src},
+		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target.Publisher()}, nil },
+		Metrics:    metrics.New(prometheus.NewRegistry()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	go func() { e.done <- engine.Run(ctx) }()
+	t.Cleanup(func() {
+		e.cancel()
+		select {
+		case <-e.done:
+		case <-time.After(time.Minute):
+			t.Error("engine did not stop")
+		}
+		_ = e.store.Close()
+	})
+	return e
+}
+
+// holds reports whether the router holds the pair of cursor.
+func (e *engineOnStream) holds(cursor string) bool {
+	e.store.mu.Lock()
+	l := e.store.leases[cursor]
+	e.store.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	return isClosedChan(l.Granted()) && !isClosedChan(l.Lost())
+}
+
+func isClosedChan(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Two routers run the real engine on one stream; the broker balances the source between them.
+// Each pair is delivered by one router, in log order; when the router holding the pairs is
+// killed the other takes them over and every event still reaches both targets.
+func TestTwoRoutersShareTheLogAndTakeOverPairs(t *testing.T) {
+	stream := rabbit.Unique("streamlog.engines")
+	cursors := []string{router.CursorName("r", "a", ""), router.CursorName("r", "b", "")}
+	for _, q := range []string{stream, ControlStream(stream), LeaseQueue(stream, cursors[0]), LeaseQueue(stream, cursors[1])} {
+		rabbit.DeleteQueueAtCleanup(t, q)
+	}
+	target := routertest.NewTarget("main")
+	one, two := startEngine(t, "router-1", stream, target), startEngine(t, "router-2", stream, target)
+
+	bodiesOn := func(exchange string) map[string]int {
+		seen := map[string]int{}
+		for _, m := range target.Received(exchange) {
+			seen[string(m.Body)]++
+		}
+		return seen
+	}
+	waitAll := func(n int) {
+		t.Helper()
+		eventuallyWithin(t, time.Minute, fmt.Sprintf("%d events on both targets", n), func() bool {
+			return len(bodiesOn("xa")) == n && len(bodiesOn("xb")) == n
+		})
+	}
+	for i := range 200 { // competing consumers: the broker hands each message to one router
+		src := one.src
+		if i%2 == 1 {
+			src = two.src
+		}
+		src.Publish(&event.Event{RoutingKey: "k", Body: []byte(fmt.Sprintf("e%03d", i)), Props: event.Properties{MessageID: fmt.Sprint(i)}})
+	}
+	waitAll(200)
+	for _, c := range cursors {
+		if one.holds(c) == two.holds(c) {
+			t.Fatalf("pair %s: held by router-1 %v, router-2 %v; want exactly one", c, one.holds(c), two.holds(c))
+		}
+	}
+
+	victim, survivor := one, two
+	if two.holds(cursors[0]) {
+		victim, survivor = two, one
+	}
+	victim.conn.kill()
+	eventuallyWithin(t, time.Minute, "the survivor holds both pairs", func() bool {
+		return survivor.holds(cursors[0]) && survivor.holds(cursors[1])
+	})
+	for i := 200; i < 400; i++ { // the dead router consumes no more
+		survivor.src.Publish(&event.Event{RoutingKey: "k", Body: []byte(fmt.Sprintf("e%03d", i)), Props: event.Properties{MessageID: fmt.Sprint(i)}})
+	}
+	waitAll(400)
+
+	for _, exchange := range []string{"xa", "xb"} {
+		dups := 0
+		for _, n := range bodiesOn(exchange) {
+			dups += n - 1
+		}
+		// Log order: the seqs a target receives only go back at the takeover.
+		var back int
+		msgs := target.Received(exchange)
+		for i := 1; i < len(msgs); i++ {
+			if msgs[i].Headers[event.HeaderSeq].(int64) <= msgs[i-1].Headers[event.HeaderSeq].(int64) {
+				back++
+			}
+		}
+		if back > 1 {
+			t.Errorf("%s: the seqs went back %d times; once at most (the takeover)", exchange, back)
+		}
+		t.Logf("%s: 400 events, %d delivered twice", exchange, dups)
+	}
+}
