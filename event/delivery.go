@@ -59,6 +59,9 @@ var (
 	// blocked, connection lost before the answer): an outage, waited out and never
 	// dead-lettered.
 	ErrUnreachable = errors.New("target unreachable")
+	// ErrUnroutable matches, among refusals, a message no queue took (returned under the
+	// mandatory flag): a target with unroutable = "drop" drops it instead.
+	ErrUnroutable = errors.New("no queue took the message")
 )
 
 // IsOutage tells a target that cannot be reached (wait, never dead-letter) from one that refused

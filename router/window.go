@@ -2,12 +2,14 @@ package router
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
+	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
@@ -136,9 +138,20 @@ func (s *stream) settle(ctx context.Context) error {
 // window the broker refused goes out again, in order. A deleted exchange or a full queue refuses
 // a whole window at once, and one backoff covers all of it.
 func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error {
-	r := s.e.topo.Load().Route(s.route)
+	topo := s.e.topo.Load()
+	r := topo.Route(s.route)
 	if r == nil {
 		return errRouteGone
+	}
+	if tgt := topo.Targets[s.target]; tgt != nil && tgt.Unroutable == config.UnroutableDrop &&
+		errors.Is(err, event.ErrUnroutable) {
+		// No queue for it, and the target says that is fine: dropped, counted.
+		s.e.metrics.EventsUnroutable.WithLabelValues(s.route, s.target).Inc()
+		for i := range h.msgs {
+			h.msgs[i].done = true
+			h.msgs[i].endSpan(nil)
+		}
+		return nil
 	}
 	if h.attempts >= r.Spec.Retry.Attempts {
 		isNew, derr := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts)

@@ -246,7 +246,7 @@ func (pc *pubChannel) noteCloseLocked(e *amqp.Error, ok bool) {
 func (pc *pubChannel) outcomeLocked(conf *Confirm) error {
 	switch {
 	case conf.returned != "":
-		return &RefusedError{Reason: conf.returned}
+		return &RefusedError{Reason: conf.returned, Unroutable: true}
 	case conf.dc.Acked():
 		return nil
 	case pc.closed:

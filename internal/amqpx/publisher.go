@@ -33,12 +33,16 @@ func (e outageError) Is(target error) bool { return target == event.ErrUnreachab
 // message will likely fail the same way.
 type RefusedError struct {
 	Reason string
+	// Unroutable: the broker returned the message because no queue was bound to take it.
+	Unroutable bool
 }
 
 func (e *RefusedError) Error() string { return "broker refused the message: " + e.Reason }
 
 // Is makes a refusal match event.ErrRefused.
-func (e *RefusedError) Is(target error) bool { return target == event.ErrRefused }
+func (e *RefusedError) Is(target error) bool {
+	return target == event.ErrRefused || (e.Unroutable && target == event.ErrUnroutable)
+}
 
 // IsOutage reports whether err says the broker could not be reached, as opposed to a refusal of
 // the message: the caller should keep the message and publish it again later.

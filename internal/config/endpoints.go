@@ -55,10 +55,10 @@ func (d *decoder) decodeSource(b *hcl.Block) SourceSpec {
 	return src
 }
 
-var targetSchema = schema{attrs: []string{"cluster", "clusters", "mode", "exchange", "routing_key"}, required: []string{"exchange"}}
+var targetSchema = schema{attrs: []string{"cluster", "clusters", "mode", "exchange", "routing_key", "unroutable"}, required: []string{"exchange"}}
 
 func (d *decoder) decodeTarget(b *hcl.Block) TargetSpec {
-	t := TargetSpec{Name: b.Labels[0], Range: b.LabelRanges[0]}
+	t := TargetSpec{Name: b.Labels[0], Range: b.LabelRanges[0], Unroutable: UnroutableFail}
 	what := fmt.Sprintf("target %q", t.Name)
 	s := d.open(b.Body, targetSchema, what, b.DefRange)
 	_, hasOne := s.has("cluster")
@@ -84,6 +84,7 @@ func (d *decoder) decodeTarget(b *hcl.Block) TargetSpec {
 		d.decodeTargetClusters(s, &t, what)
 	}
 	s.nonEmpty("exchange", &t.Exchange)
+	s.oneOf("unroutable", &t.Unroutable, UnroutableFail, UnroutableDrop)
 	if rng, ok := s.str("routing_key", &t.RoutingKey); ok {
 		d.checkLength("routing_key", t.RoutingKey, rng)
 	}

@@ -84,6 +84,12 @@ const (
 	ModeFailover = "failover" // the first healthy cluster in list order
 )
 
+// Values of TargetSpec.Unroutable.
+const (
+	UnroutableFail = "fail"
+	UnroutableDrop = "drop"
+)
+
 // TargetSpec is an exchange the router publishes to, on one or several clusters.
 type TargetSpec struct {
 	Name       string
@@ -91,6 +97,10 @@ type TargetSpec struct {
 	Mode       string   // ModeSingle, ModeAll or ModeFailover
 	Exchange   string
 	RoutingKey string // "" = the event's routing key after transforms
+	// Unroutable is what a message the broker returns as unroutable (no queue bound, under the
+	// mandatory flag) means: UnroutableFail (default: retried, then dead-lettered) or
+	// UnroutableDrop (counted and dropped, as a publisher without the mandatory flag would).
+	Unroutable string
 	Range      hcl.Range
 }
 

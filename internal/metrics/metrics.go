@@ -23,6 +23,9 @@ type Metrics struct {
 	// DeadLettersRefused counts dead letters the dead-letter target kept refusing: they stay
 	// in the log (router dlq list, dlq replay).
 	DeadLettersRefused *prometheus.CounterVec // {route}
+	// EventsUnroutable counts events a target with unroutable = "drop" dropped because the
+	// broker had no queue for them.
+	EventsUnroutable   *prometheus.CounterVec // {route,target}
 	DeliveryRetries    *prometheus.CounterVec // {route,target}
 	DeliveryLag        *prometheus.GaugeVec   // {route,target}
 	WasmCalls          *prometheus.CounterVec // {module,result}
@@ -65,6 +68,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		EventsReplayed:     counter("router_events_replayed_total", "Replayed publishes the broker confirmed.", "route", "target"),
 		EventsDropped:      counter("router_events_dropped_total", "Events a module dropped.", "route"),
 		EventsDeadLettered: counter("router_events_dead_lettered_total", "Events dead-lettered.", "route"),
+		EventsUnroutable:   counter("router_events_unroutable_dropped_total", "Events dropped because no queue took them (target unroutable = \"drop\").", "route", "target"),
 		DeadLettersRefused: counter("router_dead_letters_refused_total", "Dead letters the dead-letter target kept refusing; they stay in the log.", "route"),
 		DeliveryRetries:    counter("router_delivery_retries_total", "Publishes retried after a broker refusal.", "route", "target"),
 		DeliveryLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -103,7 +107,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.EventsConsumed, m.EventsStored, m.EventsDuplicate, m.EventsUnmatched,
 		m.EventsRejected, m.EventsDelivered, m.EventsReplayed, m.EventsDropped, m.EventsDeadLettered,
-		m.DeadLettersRefused, m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
+		m.DeadLettersRefused, m.EventsUnroutable, m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
 		m.StoreSize, m.StoreCommits, m.StoreLost, m.BrokerConnected, m.BrokerReconnects,
 		m.FailoverSwitches, m.TraceSpansDropped, m.TraceSpansExported, m.StoreMaxSize)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
