@@ -42,6 +42,9 @@ type StreamStatus struct {
 	Cluster  string `json:"cluster"`
 	Position uint64 `json:"position"`
 	Lag      uint64 `json:"lag"`
+	// StartedAfter is set for a pair that had no cursor when it started: it delivers the
+	// events after this seq; the earlier ones need `router replay`.
+	StartedAfter *uint64 `json:"started_after,omitempty"`
 }
 
 // StoreStatus is the log's size and range.
@@ -90,7 +93,12 @@ func (e *Engine) Status() Status {
 		if last > pos {
 			lag = last - pos
 		}
-		st.Streams = append(st.Streams, StreamStatus{Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Position: pos, Lag: lag})
+		ss := StreamStatus{Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Position: pos, Lag: lag}
+		if s.newPair.Load() {
+			after := s.startedAt.Load()
+			ss.StartedAfter = &after
+		}
+		st.Streams = append(st.Streams, ss)
 	}
 	if e.clusters != nil {
 		st.Clusters = e.clusters()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,10 @@ type stream struct {
 	// recoverTries counts the times in a row the target turned out unreachable right after it
 	// seemed ready: the pause before the next try grows with it.
 	recoverTries int
+
+	// For a pair that had no cursor: it started after this seq (see startPosition).
+	newPair   atomic.Bool
+	startedAt atomic.Uint64
 }
 
 // errDraining ends a stream that was waiting out a retry when the engine began to stop.
@@ -115,9 +120,9 @@ func (s *stream) deliver(ctx context.Context) error {
 	if s.from > 0 {
 		s.pos = s.from - 1
 	} else {
-		pos, err := s.e.store.Cursor(s.cursor)
+		pos, err := s.e.startPosition(s)
 		if err != nil {
-			return fmt.Errorf("stream %s: reading cursor: %w", s.cursor, err)
+			return err
 		}
 		s.pos = pos
 	}

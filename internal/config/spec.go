@@ -25,6 +25,14 @@ type Config struct {
 	// Attrs is where attributes that runtime errors name were set ("store.path",
 	// "router.admin_addr", "cluster.NAME.url"); see Config.At.
 	Attrs map[string]hcl.Range
+	// Ranges locate the router and store blocks (zero when the file has none).
+	Ranges Ranges
+}
+
+// Ranges locate the router and store blocks, for diagnostics about them.
+type Ranges struct {
+	Router, Store hcl.Range
+	AdminAddr     hcl.Range // the router block's admin_addr attribute
 }
 
 // RouterSpec is the optional router block.
