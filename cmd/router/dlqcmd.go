@@ -211,10 +211,10 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "router dlq replay: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "redriven %d dead letters\n", n)
 	if job.ID != "" {
-		printJobReport(stdout, job)
+		printJobReport(stderr, job)
 	}
+	fmt.Fprintf(stdout, "redriven %d dead letters\n", n)
 	if pending > 0 {
 		fmt.Fprintf(stderr, "router dlq replay: %d dead letters were not delivered and stay pending (router dlq list shows them)\n", pending)
 		return exitFail

@@ -180,19 +180,21 @@ func TestReplayAndRedriveSayWhatDidNotGoThrough(t *testing.T) {
 	}
 	// The parked events fail again; their dead letters exist already.
 	res := runCLI(t, "replay", "-c", cfg, "--from-seq", "1")
+	if res.stdout != "replayed 1 events\n" {
+		t.Errorf("replay stdout %q, want the result line alone", res.stdout)
+	}
 	for _, want := range []string{
-		"replayed 1 events\n",
 		"selected 3, delivered 1, dropped by a filter 0, failed 2 (dead-lettered 0)",
 		"failed: seq 1, route parked, target parked: ", "failed: seq 2, route parked, target parked: ",
 		"NO_ROUTE", "its dead letter stays pending",
 	} {
-		if !strings.Contains(res.stdout, want) {
+		if !strings.Contains(res.stderr, want) {
 			t.Errorf("replay output lacks %q:\n%s\n%s", want, res.stdout, res.stderr)
 		}
 	}
 	res = runCLI(t, "dlq", "replay", "-c", cfg, "--route", "parked")
 	if res.code != exitFail || !strings.Contains(res.stdout, "redriven 0 dead letters") ||
-		!strings.Contains(res.stdout, "selected 2, delivered 0, dropped by a filter 0, failed 2 (dead-lettered 0)") {
+		!strings.Contains(res.stderr, "selected 2, delivered 0, dropped by a filter 0, failed 2 (dead-lettered 0)") {
 		t.Errorf("dlq replay: %+v", res)
 	}
 }

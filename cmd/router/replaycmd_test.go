@@ -236,8 +236,8 @@ func TestReplayThroughAdminAPI(t *testing.T) {
 	res := runCLI(t, "replay", "-c", cfg, "--route", "orders", "--route", "pay", "--target", "a",
 		"--since", "15m", "--until", "5m", "--from-seq", "3", "--to-seq", "9", "--rate", "50")
 	if res.code != exitOK || !strings.HasPrefix(res.stdout, "replayed 4 events\n") ||
-		!strings.Contains(res.stdout, "selected 5, delivered 4, dropped by a filter 0, failed 1 (dead-lettered 1)") ||
-		!strings.Contains(res.stdout, "failed: seq 7, route orders, target a: NO_ROUTE (dead-lettered)") {
+		!strings.Contains(res.stderr, "selected 5, delivered 4, dropped by a filter 0, failed 1 (dead-lettered 1)") ||
+		!strings.Contains(res.stderr, "failed: seq 7, route orders, target a: NO_ROUTE (dead-lettered)") {
 		t.Fatalf("exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
 	}
 	// Relative paths are made absolute: the router resolves them in its own directory.

@@ -30,8 +30,10 @@ func (o replayOutput) result(p router.ReplayProgress) int {
 			o.printDryRun(p.DryRun)
 		}
 	} else {
+		// The report goes to stderr with the progress: stdout stays the one result line
+		// that scripts read (docs/cli.md).
+		printJobReport(o.stderr, p)
 		fmt.Fprintf(o.stdout, "replayed %d events\n", p.Delivered)
-		printJobReport(o.stdout, p)
 	}
 	switch p.State {
 	case "done":
