@@ -91,12 +91,17 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			d.decodeRouter(b, &spec)
 			if d.single(b, &routerBlock) {
 				cfg.Router = spec
+				cfg.Ranges.Router = b.DefRange
+				if a, ok := attribute(b.Body, "admin_addr"); ok {
+					cfg.Ranges.AdminAddr = a.Range
+				}
 			}
 		case "store":
 			spec := d.defaultStore()
 			d.decodeStore(b, &spec)
 			if d.single(b, &storeBlock) {
 				cfg.Store = spec
+				cfg.Ranges.Store = b.DefRange
 			}
 		case kindCluster:
 			cfg.Clusters = appendUnique(cfg.Clusters, d.decodeCluster(b), d.declare(kindCluster, b))
@@ -121,4 +126,11 @@ func appendUnique[T any](list []T, spec T, unique bool) []T {
 		return list
 	}
 	return append(list, spec)
+}
+
+// attribute finds a block's attribute by name without decoding the body again.
+func attribute(body hcl.Body, name string) (*hcl.Attribute, bool) {
+	attrs, _ := body.JustAttributes()
+	a, ok := attrs[name]
+	return a, ok
 }

@@ -21,6 +21,13 @@ type Config struct {
 	Modules  []ModuleSpec
 	Routes   []RouteSpec
 	Tests    []TestSpec
+	Ranges   Ranges // where the single blocks are, for diagnostics about them
+}
+
+// Ranges locate the router and store blocks (zero when the file has none).
+type Ranges struct {
+	Router, Store hcl.Range
+	AdminAddr     hcl.Range // the router block's admin_addr attribute
 }
 
 // RouterSpec is the optional router block.
