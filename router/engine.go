@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -50,10 +51,14 @@ type Engine struct {
 	dlqWake   broadcast
 	deadMu    sync.Mutex // serialises recording dead letters
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards clusters, sources and streams
 	sources []*source
 	streams []*stream
 	replays replays
+
+	// reloadMu serialises reloads with each other and with Run's start and stop.
+	reloadMu sync.Mutex
+	live     *live // what Run runs; nil before Run
 }
 
 // New checks opts and builds an engine; Run starts it.
@@ -93,48 +98,61 @@ func (e *Engine) Topology() *Topology { return e.topo.Load() }
 
 // Run consumes and delivers until ctx ends, then stops gracefully: sources stop consuming and
 // acknowledge what the log holds, streams finish the confirms in flight (within DrainTimeout),
-// connections close. The store is the caller's to close afterwards.
+// connections close. The store is the caller's to close afterwards. While it runs, Reload
+// changes the configuration part by part.
 func (e *Engine) Run(ctx context.Context) error {
 	topo := e.topo.Load()
-	defer e.startClusters(topo)()
-
 	// Streams stop only after the sources, so that what was consumed is also delivered.
 	streamCtx, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
-	drainStart := make(chan struct{})
-	var streamsWG sync.WaitGroup
-	for _, s := range e.buildStreams(topo) {
-		streamsWG.Add(1)
-		go func() { defer streamsWG.Done(); e.superviseStream(streamCtx, s, drainStart) }()
+	l := &live{
+		runCtx: ctx, streamCtx: streamCtx,
+		streams: map[string]*liveStream{}, deadLetters: map[string]*liveTask{},
+		sources: map[string]*liveSource{}, clusters: map[string]*liveTask{},
+	}
+	e.reloadMu.Lock()
+	e.live = l
+	clusters := e.clusterMap()
+	for name, c := range clusters {
+		e.startCluster(l, name, c)
+	}
+	for _, spec := range streamSpecs(topo, clusters) {
+		e.startStream(l, topo, spec)
 	}
 	for _, r := range topo.Routes {
-		if r.Spec.DeadLetter == "" {
-			continue
+		if r.Spec.DeadLetter != "" {
+			e.startDeadLetters(l, r, deadLetterIdent(topo, r, clusters))
 		}
-		streamsWG.Add(1)
-		go func() { defer streamsWG.Done(); e.runDeadLetters(streamCtx, r.Spec.Name, drainStart) }()
 	}
-
 	dedupStart := e.startDedupWindow(topo)
-	var sourcesWG sync.WaitGroup
 	for _, spec := range topo.Config.Sources {
 		src := e.newSource(spec)
 		src.setDedup(dedupStart)
-		sourcesWG.Add(1)
-		go func() { defer sourcesWG.Done(); src.run(ctx) }()
+		e.startSource(l, src, sourceIdent(spec, clusters[spec.Cluster]))
 	}
+	e.publishLists(l, topo, clusters)
+	e.reloadMu.Unlock()
 	e.log.Info("router running", "sources", len(topo.Config.Sources), "routes", len(topo.Routes))
 
 	<-ctx.Done()
+	// A reload under way finishes first; none starts after this.
+	e.reloadMu.Lock()
+	l.stopping = true
+	e.reloadMu.Unlock()
 	e.log.Info("stopping: draining sources")
-	sourcesWG.Wait()
+	l.sourcesWG.Wait()
 	// Every logged event is acknowledged now: the next start need not suspect any of them.
 	e.store.SetCursor(ackedCursor, e.store.LastSeq())
 	e.stopReplays()
 	e.log.Info("stopping: finishing deliveries in flight", "timeout", e.drain)
-	close(drainStart)
+	for _, ls := range l.streams {
+		ls.startDrain()
+	}
+	for _, t := range l.deadLetters {
+		t.startDrain()
+	}
 	done := make(chan struct{})
-	go func() { streamsWG.Wait(); close(done) }()
+	go func() { l.streamsWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(e.drain):
@@ -142,8 +160,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		stopStreams()
 		<-done
 	}
+	for _, t := range l.clusters {
+		t.cancel()
+	}
+	for _, t := range l.clusters {
+		<-t.done
+	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// clusterMap is a copy of the cluster connections in force, by name.
+func (e *Engine) clusterMap() map[string]*amqpx.Cluster {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.clusters)
 }
 
 // ackedCursor holds the last seq known to be acknowledged to its source: set at a graceful
@@ -177,7 +208,7 @@ func (e *Engine) startClusters(topo *Topology) (stop func()) {
 	e.declareTargetsOnConnect(topo)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, c := range e.clusters {
+	for _, c := range e.clusterMap() {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(ctx) }()
 	}
@@ -217,22 +248,6 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// buildStreams makes one stream per (route, target), and per cluster for targets in "all" mode.
-func (e *Engine) buildStreams(topo *Topology) []*stream {
-	var out []*stream
-	for _, r := range topo.Routes {
-		for _, tn := range r.DeliveryTargets(topo) {
-			for _, p := range e.publishersFor(topo.Targets[tn]) {
-				out = append(out, e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub))
-			}
-		}
-	}
-	e.mu.Lock()
-	e.streams = out
-	e.mu.Unlock()
-	return out
 }
 
 func (e *Engine) newStream(route, target, suffix string, pub publisher) *stream {
@@ -291,7 +306,7 @@ func (e *Engine) publishersFor(tgt *config.TargetSpec) []streamPublisher {
 }
 
 func (e *Engine) clusterPublisher(name string) *clusterPublisher {
-	return newClusterPublisher(e.clusters[name], e.clusterUser(name))
+	return newClusterPublisher(e.cluster(name), e.clusterUser(name))
 }
 
 func (e *Engine) clusterUser(name string) string {
@@ -315,7 +330,7 @@ func (e *Engine) declareTargetsOnConnect(topo *Topology) {
 		}
 	}
 	for cn, exchanges := range byCluster {
-		c := e.clusters[cn]
+		c := e.cluster(cn)
 		if c == nil {
 			continue
 		}

@@ -57,7 +57,7 @@ func (e *Engine) newSource(spec config.SourceSpec) *source {
 	s := &source{
 		e:           e,
 		spec:        spec,
-		cluster:     e.clusters[spec.Cluster],
+		cluster:     e.cluster(spec.Cluster),
 		log:         e.log.With("source", spec.Name, "queue", spec.Queue),
 		maxSize:     e.topo.Load().Config.Router.MaxMessageSize,
 		settled:     make(chan settlement, spec.Prefetch+64),
@@ -70,9 +70,6 @@ func (e *Engine) newSource(spec config.SourceSpec) *source {
 		unencodable: e.metrics.EventsRejected.WithLabelValues(spec.Name, "unencodable"),
 	}
 	s.recent = make([]uint64, 0, spec.Prefetch+64)
-	e.mu.Lock()
-	e.sources = append(e.sources, s)
-	e.mu.Unlock()
 	return s
 }
 

@@ -35,6 +35,9 @@ type StreamStatus struct {
 	Cluster  string `json:"cluster"`
 	Position uint64 `json:"position"`
 	Lag      uint64 `json:"lag"`
+	// StartedAfter is set for a pair that had no cursor when it started: it delivers the
+	// events after this seq; the earlier ones need `router replay`.
+	StartedAfter *uint64 `json:"started_after,omitempty"`
 }
 
 // StoreStatus is the log's size and range.
@@ -83,14 +86,17 @@ func (e *Engine) Status() Status {
 		if last > pos {
 			lag = last - pos
 		}
-		st.Streams = append(st.Streams, StreamStatus{Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Position: pos, Lag: lag})
+		ss := StreamStatus{Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Position: pos, Lag: lag}
+		if s.newPair.Load() {
+			after := s.startedAt.Load()
+			ss.StartedAfter = &after
+		}
+		st.Streams = append(st.Streams, ss)
 	}
-	names := make([]string, 0, len(e.clusters))
 	for _, c := range e.topo.Load().Config.Clusters {
-		names = append(names, c.Name)
-	}
-	for _, n := range names {
-		st.Clusters = append(st.Clusters, e.clusters[n].Status())
+		if conn := e.cluster(c.Name); conn != nil {
+			st.Clusters = append(st.Clusters, conn.Status())
+		}
 	}
 	return st
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,10 @@ type stream struct {
 	recoverPause time.Duration
 	paced        int // events published under rate, for pacing
 	started      time.Time
+
+	// For a pair that had no cursor: it started after this seq (see startPosition).
+	newPair   atomic.Bool
+	startedAt atomic.Uint64
 }
 
 type pendingEvent struct {
@@ -91,9 +96,9 @@ func (s *stream) run(ctx context.Context) error {
 	if s.from > 0 {
 		s.pos = s.from - 1
 	} else {
-		pos, err := s.e.store.Cursor(s.cursor)
+		pos, err := s.e.startPosition(s)
 		if err != nil {
-			return fmt.Errorf("stream %s: reading cursor: %w", s.cursor, err)
+			return err
 		}
 		s.pos = pos
 	}
@@ -182,7 +187,10 @@ func (s *stream) finished() bool {
 
 // fill reads the next batch from the log and publishes what the route makes of it.
 func (s *stream) fill(ctx context.Context) error {
-	topo := s.e.topo.Load()
+	// One topology for the whole batch: each event goes through one generation of the
+	// configuration, and a reload retires the old one only once no batch uses it.
+	topo := s.e.acquireTopology()
+	defer topo.release()
 	r := topo.Route(s.route)
 	tgt := topo.Targets[s.target]
 	if r == nil || tgt == nil {

@@ -18,6 +18,7 @@ type Topology struct {
 	Modules map[string]*wasmhost.Module
 
 	bySource map[string]*sourceRoutes
+	users    inUse // batches and dry runs working with this topology
 }
 
 // sourceRoutes are the routes fed by one source, with one matcher over all their patterns.
@@ -35,7 +36,7 @@ type Route struct {
 	handler    *wasmhost.Module
 	targetSet  map[string]bool // the route's own targets
 	known      func(string) bool
-	decisions  decisions // shared by the route's live streams
+	decisions  *decisions // shared by the route's live streams (and kept by a reload that leaves the route as it was)
 }
 
 // Name is the route's name.
@@ -76,7 +77,7 @@ func NewTopology(cfg *config.Config, modules map[string]*wasmhost.Module) (*Topo
 	}
 	known := func(name string) bool { _, ok := t.Targets[name]; return ok }
 	for _, rs := range cfg.Routes {
-		r := &Route{Spec: rs, matcher: filters.NewMatcher(), targetSet: map[string]bool{}, known: known}
+		r := &Route{Spec: rs, matcher: filters.NewMatcher(), targetSet: map[string]bool{}, known: known, decisions: &decisions{}}
 		for _, p := range rs.Match {
 			if err := r.matcher.Add(p, 0); err != nil {
 				return nil, fmt.Errorf("route %q: %w", rs.Name, err)

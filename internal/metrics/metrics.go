@@ -27,6 +27,8 @@ type Metrics struct {
 	BrokerConnected    *prometheus.GaugeVec   // {cluster}
 	BrokerReconnects   *prometheus.CounterVec // {cluster}
 	FailoverSwitches   *prometheus.CounterVec // {target}
+	ConfigGeneration   prometheus.Gauge       // the configuration generation in force
+	ConfigReloads      *prometheus.CounterVec // {result}: applied | refused
 }
 
 // New creates the collectors and registers them with reg.
@@ -66,12 +68,19 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"cluster"}),
 		BrokerReconnects: counter("router_broker_reconnects_total", "Connections (re)established.", "cluster"),
 		FailoverSwitches: counter("router_failover_switches_total", "Failover targets switching cluster.", "target"),
+		ConfigGeneration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "router_config_generation", Help: "Generation of the configuration in force (1 at start, +1 per applied reload).",
+		}),
+		ConfigReloads: counter("router_config_reloads_total", "Configuration reloads by result (applied, refused).", "result"),
 	}
+	m.ConfigGeneration.Set(1)
+	m.ConfigReloads.WithLabelValues("applied").Add(0)
+	m.ConfigReloads.WithLabelValues("refused").Add(0)
 	reg.MustRegister(m.EventsConsumed, m.EventsStored, m.EventsDuplicate, m.EventsUnmatched,
 		m.EventsRejected, m.EventsDelivered, m.EventsReplayed, m.EventsDropped, m.EventsDeadLettered,
 		m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
 		m.StoreSize, m.StoreCommits, m.StoreLost, m.BrokerConnected, m.BrokerReconnects,
-		m.FailoverSwitches)
+		m.FailoverSwitches, m.ConfigGeneration, m.ConfigReloads)
 	return m
 }
 

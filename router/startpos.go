@@ -1,0 +1,37 @@
+package router
+
+import (
+	"fmt"
+)
+
+// startPosition is where a live stream begins: after its cursor, or, for a (route, target)
+// pair that has none (a route or target added since the last run, by a restart or a reload,
+// or renamed), at the end of the log. Starting a new pair at the beginning would resend the
+// whole retention window to it at once; `router replay` gives it the past on request. The new
+// cursor is made durable before the stream delivers anything, so that a crash right after
+// cannot make the pair look new again and skip what arrived in between.
+func (e *Engine) startPosition(s *stream) (uint64, error) {
+	if s.replay || s.dryRun {
+		return e.store.Cursor(s.cursor) // a job's own cursor: 0 is its start
+	}
+	cursors, err := e.store.Cursors()
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: reading cursors: %w", s.cursor, err)
+	}
+	if pos, ok := cursors[s.cursor]; ok {
+		return pos, nil
+	}
+	last := e.store.LastSeq()
+	if err := e.store.ResetCursor(s.cursor, last); err != nil {
+		return 0, fmt.Errorf("stream %s: creating cursor: %w", s.cursor, err)
+	}
+	s.startedAt.Store(last)
+	s.newPair.Store(true)
+	if first := e.store.FirstSeq(); last > 0 && first > 0 && last >= first {
+		s.log.Info("new delivery stream starts at the end of the log; `router replay` gives it the past",
+			"start_after_seq", last, "earlier_events", last-first+1)
+	} else {
+		s.log.Info("new delivery stream starts at the end of the log", "start_after_seq", last)
+	}
+	return last, nil
+}
