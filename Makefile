@@ -5,7 +5,7 @@ BIN     := bin/router
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all setup build wasm run demo test test-short lint bench fuzz fuzz-long chaos clean
+.PHONY: all setup build wasm run demo test test-short lint bench fuzz fuzz-long chaos cluster clean
 
 all: build wasm
 
@@ -54,6 +54,11 @@ fuzz-long:
 
 chaos: build wasm
 	$(GO) run ./chaos $(CHAOS_FLAGS)
+
+# A local three-node RabbitMQ cluster of private nodes (own names, ports, data, cookie), for
+# trying several routers on one stream by hand; Ctrl-C stops it. The machine's broker is untouched.
+cluster:
+	$(GO) run ./internal/testutil/rabbitnode/cmd/rabbitcluster $(CLUSTER_FLAGS)
 
 clean:
 	rm -rf bin

@@ -30,6 +30,7 @@ type LatencyResult struct {
 	P50, P90, P99, Max time.Duration
 	CPU                time.Duration // the consumer process's CPU time over the whole run
 	Peak               int64         // its peak resident set
+	InBroker           bool          // the side runs inside the broker: CPU and Peak are not measured
 }
 
 // CPUPerMsg is the consumer's CPU time per message sent, start-up included.
@@ -88,7 +89,8 @@ func (e *Env) Latency(ctx context.Context, side Side, spec LatencySpec) (res Lat
 	case <-time.After(spec.Timeout):
 	case <-ctx.Done():
 	}
-	if sample, err := ReadProc(p.PID()); err == nil {
+	res.InBroker = p.PID() == 0
+	if sample, err := ReadProc(p.PID()); !res.InBroker && err == nil {
 		res.CPU, res.Peak = sample.CPU, sample.Peak
 	}
 	samples := probe.stop()

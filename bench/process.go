@@ -13,7 +13,7 @@ import (
 // Process is a consumer under test running as a process of its own, so that /proc accounts
 // its CPU and memory apart from the benchmark's.
 type Process struct {
-	Started time.Time
+	started time.Time
 	cmd     *exec.Cmd
 	logPath string
 	log     *os.File
@@ -32,7 +32,7 @@ func StartProcess(bin string, args []string, logPath string, env ...string) (*Pr
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), env...)
 	p := &Process{cmd: cmd, logPath: logPath, log: log, exited: make(chan struct{})}
-	p.Started = time.Now()
+	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("bench: start %s: %w", bin, err)
@@ -45,8 +45,28 @@ func StartProcess(bin string, args []string, logPath string, env ...string) (*Pr
 	return p, nil
 }
 
+// Running is a side while it runs.
+type Running interface {
+	// PID is the process whose CPU and memory are measured; 0 when the side runs inside the
+	// broker (the Shovel), where they are part of the broker's.
+	PID() int
+	// Started is when the side started: its clock starts there.
+	Started() time.Time
+	// Exited is closed when the side has ended.
+	Exited() <-chan struct{}
+	// Stop ends the side, waiting up to timeout.
+	Stop(timeout time.Duration) error
+	// withLog adds what the side logged to err.
+	withLog(err error) error
+}
+
+var _ Running = (*Process)(nil)
+
 // PID is the process id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Started is when the process was started.
+func (p *Process) Started() time.Time { return p.started }
 
 // Exited is closed when the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }

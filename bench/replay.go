@@ -60,7 +60,7 @@ func FillLog(path, exchange, run string, n, size int) error {
 // connection of its own, with up to window publishes awaiting their confirm, and returns once
 // the broker has confirmed all of them: the plain amqp091-go way to move messages reliably,
 // which replays are compared with. asReplayed sends the messages as a replay delivers them:
-// mandatory, with the four x-router-* headers (CONTRACT section 3), which cost the broker too.
+// mandatory, with the four x-router-* headers (docs/headers.md), which cost the broker too.
 func PublishConfirmed(ctx context.Context, url, exchange, run string, n, size, window int, asReplayed bool) error {
 	conn, err := dial(url)
 	if err != nil {

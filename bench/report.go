@@ -68,6 +68,7 @@ type Summary struct {
 	Peak      int64         // peak RSS, bytes
 	Anon      int64         // anonymous RSS at the end, bytes
 	Other     float64       // other busy CPU, share of one core
+	InBroker  bool          // the side runs inside the broker: its CPU is in Broker
 }
 
 // Summarize takes the median per side, in order of first appearance.
@@ -75,10 +76,12 @@ func Summarize(results []Result) []Summary {
 	var out []Summary
 	for _, side := range sides(results) {
 		var rate, cpu, broker, peak, anon, other []float64
+		inBroker := false
 		for _, r := range results {
 			if r.Side != side {
 				continue
 			}
+			inBroker = r.InBroker
 			rate = append(rate, r.Rate())
 			cpu = append(cpu, float64(r.CPUPerMsg()))
 			broker = append(broker, float64(r.BrokerCPU)/float64(r.N))
@@ -89,6 +92,7 @@ func Summarize(results []Result) []Summary {
 		out = append(out, Summary{
 			Side: side, Runs: len(rate), Rate: median(rate), CPUPerMsg: time.Duration(median(cpu)),
 			Broker: time.Duration(median(broker)), Peak: int64(median(peak)), Anon: int64(median(anon)), Other: median(other),
+			InBroker: inBroker,
 		})
 	}
 	return out
@@ -123,10 +127,12 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // WriteRuns prints one line per run.
 func WriteRuns(w io.Writer, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "side\tmessages\tseconds\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\tdelivered\tleft in source\t")
+	fmt.Fprintln(tw, "side\tmessages\tseconds\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tboth us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\tdelivered\tleft in source\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%d\t%d\t\n", r.Side, r.N, r.Elapsed.Seconds(), r.Rate(),
-			us(r.CPUPerMsg()), us(r.BrokerCPU)/float64(r.N), r.OtherCPU().Seconds()/r.Elapsed.Seconds(), mib(r.Peak), mib(r.Anon), r.Delivered, r.SourceLeft)
+		broker := us(r.BrokerCPU) / float64(r.N)
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%d\t%d\t\n", r.Side, r.N, r.Elapsed.Seconds(), r.Rate(),
+			ownFigure(r.InBroker, us(r.CPUPerMsg())), broker, us(r.CPUPerMsg())+broker, r.OtherCPU().Seconds()/r.Elapsed.Seconds(),
+			ownFigure(r.InBroker, mib(r.Peak)), ownFigure(r.InBroker, mib(r.Anon)), r.Delivered, r.SourceLeft)
 	}
 	tw.Flush()
 }
@@ -138,12 +144,28 @@ func WriteSummary(w io.Writer, sums []Summary) {
 	}
 	base := sums[0]
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "side\truns\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\trate vs %s\tCPU vs %s\t\n", base.Side, base.Side)
+	fmt.Fprintf(tw, "side\truns\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tboth us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\trate vs %s\tCPU vs %s\tboth vs %s\t\n", base.Side, base.Side, base.Side)
+	baseBoth := float64(base.CPUPerMsg + base.Broker)
 	for _, s := range sums {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.3f\t%.2fx\t\n", s.Side, s.Runs, s.Rate, us(s.CPUPerMsg), us(s.Broker),
-			s.Other, mib(s.Peak), mib(s.Anon), s.Rate/base.Rate, float64(s.CPUPerMsg)/float64(base.CPUPerMsg))
+		cpuRatio := "-"
+		if !s.InBroker && !base.InBroker {
+			cpuRatio = fmt.Sprintf("%.2fx", float64(s.CPUPerMsg)/float64(base.CPUPerMsg))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%.3f\t%s\t%.2fx\t\n", s.Side, s.Runs, s.Rate,
+			ownFigure(s.InBroker, us(s.CPUPerMsg)), us(s.Broker), us(s.CPUPerMsg+s.Broker), s.Other,
+			ownFigure(s.InBroker, mib(s.Peak)), ownFigure(s.InBroker, mib(s.Anon)),
+			s.Rate/base.Rate, cpuRatio, float64(s.CPUPerMsg+s.Broker)/baseBoth)
 	}
 	tw.Flush()
+}
+
+// ownFigure formats a side's own CPU or memory figure, "-" for a side inside the broker,
+// whose figures are part of the broker's.
+func ownFigure(inBroker bool, v float64) string {
+	if inBroker {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 // WriteLatency prints the latency runs.
@@ -152,8 +174,8 @@ func WriteLatency(w io.Writer, lat []LatencyResult) {
 	fmt.Fprintln(tw, "side\tmsg/s\tsent\treceived\tp50 ms\tp90 ms\tp99 ms\tmax ms\tCPU us/msg\tpeak RSS MiB\t")
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, l := range lat {
-		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t\n", l.Side, l.Rate, l.Sent, l.Received,
-			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), us(l.CPUPerMsg()), mib(l.Peak))
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n", l.Side, l.Rate, l.Sent, l.Received,
+			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ownFigure(l.InBroker, us(l.CPUPerMsg())), ownFigure(l.InBroker, mib(l.Peak)))
 	}
 	tw.Flush()
 }
@@ -168,15 +190,23 @@ func WriteBenchstat(w io.Writer, m Machine, results []Result, lat []LatencyResul
 func WriteBenchstatAs(w io.Writer, name string, m Machine, results []Result, lat []LatencyResult) {
 	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: github.com/wasmrouter/wasmrouter/bench\ncpu: %s\n", runtime.GOOS, runtime.GOARCH, m.CPUModel)
 	for _, r := range results {
-		fmt.Fprintf(w, "Benchmark%s/side=%s-%d\t1\t%.0f ns/op\t%.1f msgs/s\t%.0f cpu-ns/msg\t%.0f broker-cpu-ns/msg",
-			name, r.Side, m.CPUs, float64(r.Elapsed)/float64(r.N), r.Rate(), float64(r.CPUPerMsg()), float64(r.BrokerCPU)/float64(r.N))
+		fmt.Fprintf(w, "Benchmark%s/side=%s-%d\t1\t%.0f ns/op\t%.1f msgs/s", name, r.Side, m.CPUs, float64(r.Elapsed)/float64(r.N), r.Rate())
+		if !r.InBroker {
+			fmt.Fprintf(w, "\t%.0f cpu-ns/msg", float64(r.CPUPerMsg()))
+		}
+		// both: the side's CPU and the broker's, the one comparison that includes a side
+		// running inside the broker.
+		fmt.Fprintf(w, "\t%.0f broker-cpu-ns/msg\t%.0f both-cpu-ns/msg", float64(r.BrokerCPU)/float64(r.N), float64(r.CPU+r.BrokerCPU)/float64(r.N))
 		if r.Peak > 0 || r.Anon > 0 { // measured for consumers only
 			fmt.Fprintf(w, "\t%d peak-rss-bytes\t%d anon-rss-bytes", r.Peak, r.Anon)
 		}
 		fmt.Fprintln(w)
 	}
 	for _, l := range lat {
-		fmt.Fprintf(w, "BenchmarkLatency/side=%s-%d\t1\t%d p50-ns\t%d p90-ns\t%d p99-ns\t%.0f cpu-ns/msg\n",
-			l.Side, m.CPUs, l.P50.Nanoseconds(), l.P90.Nanoseconds(), l.P99.Nanoseconds(), float64(l.CPUPerMsg()))
+		fmt.Fprintf(w, "BenchmarkLatency/side=%s-%d\t1\t%d p50-ns\t%d p90-ns\t%d p99-ns", l.Side, m.CPUs, l.P50.Nanoseconds(), l.P90.Nanoseconds(), l.P99.Nanoseconds())
+		if !l.InBroker {
+			fmt.Fprintf(w, "\t%.0f cpu-ns/msg", float64(l.CPUPerMsg()))
+		}
+		fmt.Fprintln(w)
 	}
 }

@@ -25,7 +25,7 @@ type RouterConfig struct {
 	LogLevel  string // default "warn": logging every event would be measured too
 }
 
-// HCL renders the configuration in the router's format (CONTRACT section 2).
+// HCL renders the configuration in the router's format (docs/configuration.md).
 func (c RouterConfig) HCL() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }

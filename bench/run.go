@@ -44,6 +44,7 @@ type Result struct {
 	Anon       int64         // the anonymous part of RSS at the end (without mapped files)
 	Delivered  int           // what the target queue held at the end (N unless duplicated)
 	SourceLeft int           // what the source queue held after the consumer stopped
+	InBroker   bool          // the side runs inside the broker (the Shovel): CPU, RSS are 0, its CPU is in BrokerCPU
 }
 
 // Rate is messages per second.
@@ -101,12 +102,16 @@ func (e *Env) Throughput(ctx context.Context, side Side, spec ThroughputSpec) (r
 	if err != nil {
 		return res, p.withLog(err)
 	}
-	res.Elapsed = done.Sub(p.Started)
-	sample, err := ReadProc(p.PID())
-	if err != nil {
-		return res, err
+	res.Elapsed = done.Sub(p.Started())
+	res.InBroker = p.PID() == 0
+	if !res.InBroker {
+		pid := p.PID()
+		sample, err := ReadProc(pid)
+		if err != nil {
+			return res, err
+		}
+		res.CPU, res.RSS, res.Peak, res.Anon = sample.CPU, sample.RSS, sample.Peak, sample.Anon
 	}
-	res.CPU, res.RSS, res.Peak, res.Anon = sample.CPU, sample.RSS, sample.Peak, sample.Anon
 	res.BrokerCPU = e.brokerCPU() - brokerBefore
 	machineAfter, _, _ := SystemCPU()
 	res.MachineCPU = machineAfter - machineBefore

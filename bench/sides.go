@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -21,9 +22,9 @@ type RunDir struct {
 type Side interface {
 	// Name labels results ("baseline", "router", "router-wasm", ...).
 	Name() string
-	// Start starts a process that consumes run.Topology.SourceQueue and republishes every
-	// message to run.Topology.TargetExchange.
-	Start(run RunDir) (*Process, error)
+	// Start starts a consumer of run.Topology.SourceQueue that republishes every message to
+	// run.Topology.TargetExchange: a process of its own, or a shovel inside the broker.
+	Start(run RunDir) (Running, error)
 	// SecondCluster reports whether the side also delivers to the target exchange of the
 	// second cluster.
 	SecondCluster() bool
@@ -45,7 +46,7 @@ func (Baseline) Name() string { return "baseline" }
 func (Baseline) SecondCluster() bool { return false }
 
 // Start implements Side.
-func (b Baseline) Start(run RunDir) (*Process, error) {
+func (b Baseline) Start(run RunDir) (Running, error) {
 	t := run.Topology
 	args := []string{"-queue", t.SourceQueue, "-exchange", t.TargetExchange, "-prefetch", fmt.Sprint(b.Prefetch)}
 	return StartProcess(b.Bin, args, filepath.Join(run.Dir, "baseline.log"), URLEnv+"="+b.URL)
@@ -56,6 +57,11 @@ type Router struct {
 	Bin    string
 	Label  string // Name; default "router"
 	Config RouterConfig
+	// WarmCache compiles the modules into the run's compilation cache before the clock
+	// starts (router validate does), so the run measures a restart with a warm cache.
+	WarmCache bool
+	// Profiling, when set, takes pprof profiles of every run.
+	Profiling *Profiling
 }
 
 var _ Side = Router{}
@@ -72,7 +78,7 @@ func (r Router) Name() string {
 func (r Router) SecondCluster() bool { return r.Config.SecondURL != "" }
 
 // Start implements Side: it writes the configuration, with a fresh store, into run.Dir.
-func (r Router) Start(run RunDir) (*Process, error) {
+func (r Router) Start(run RunDir) (Running, error) {
 	c := r.Config
 	c.Topology = run.Topology
 	c.StorePath = filepath.Join(run.Dir, "data", "router.db")
@@ -85,7 +91,16 @@ func (r Router) Start(run RunDir) (*Process, error) {
 	if err := os.WriteFile(path, []byte(c.HCL()), 0o600); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	return StartProcess(r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"))
+	if r.WarmCache {
+		if out, err := exec.Command(r.Bin, "validate", "-c", path).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("bench: warming the compilation cache (router validate): %w: %s", err, out)
+		}
+	}
+	p, err := StartProcess(r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"))
+	if err != nil || r.Profiling == nil {
+		return p, err
+	}
+	return r.Profiling.start(p, addr, r.Name()), nil
 }
 
 // freeLoopbackAddr finds a port that is free now, for the router's admin API.

@@ -12,7 +12,7 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/testutil/consumeloop"
 )
 
-// Router headers the checker reads (CONTRACT section 3).
+// Router headers the checker reads (docs/headers.md).
 const (
 	headerRoute = "x-router-route"
 	headerError = "x-router-error"

@@ -126,7 +126,7 @@ func checkStatusDocument(t *testing.T, admin string) {
 	}
 }
 
-// checkMetrics checks the CONTRACT metrics that a router without modules exports.
+// checkMetrics checks the documented metrics (docs/metrics.md) that a router without modules exports.
 func checkMetrics(t *testing.T, admin string) {
 	t.Helper()
 	m := scrape(t, admin)

@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // Sentinel errors returned by ValidatePattern, ValidateRoutingKey and Matcher.Add.

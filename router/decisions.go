@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // decisionSlots is how many recent decisions a route keeps for its streams.

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 func TestDecisionsAreSharedByStreams(t *testing.T) {

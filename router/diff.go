@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 

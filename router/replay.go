@@ -13,11 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
-// ReplayRequest selects logged events to deliver again (CONTRACT section 5). Since and Until
+// ReplayRequest selects logged events to deliver again (docs/admin-api.md). Since and Until
 // are Go durations ("15m": that long ago) or RFC 3339 times.
 type ReplayRequest struct {
 	Routes []string `json:"routes"`
@@ -28,8 +28,8 @@ type ReplayRequest struct {
 	To     uint64   `json:"to_seq"`
 	Rate   float64  `json:"rate"`
 	DryRun bool     `json:"dry_run"`
-	// Resume continues the unfinished replay job with this id (an extension of CONTRACT
-	// section 5): the job keeps its selection; only Rate may be given with it.
+	// Resume continues the unfinished replay job with this id (an extension of
+	// docs/admin-api.md): the job keeps its selection; only Rate may be given with it.
 	Resume string `json:"resume,omitempty"`
 }
 

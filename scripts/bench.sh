@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# `make bench`: the end-to-end comparison of the router with a plain amqp091-go loop on the
-# same broker (bench/cmd/e2e; method in BENCHMARKS.md), replay against a plain publisher with
-# confirms (bench/cmd/replay), then the packages' micro-benchmarks.
+# `make bench`: the end-to-end comparison of the router with a plain amqp091-go loop and with
+# RabbitMQ's Shovel on the same broker (bench/cmd/e2e; method in BENCHMARKS.md), replay
+# against a plain publisher with confirms (bench/cmd/replay), then the packages'
+# micro-benchmarks.
 # Results go to bin/bench-results/ in benchstat's format.
 #
 # Settings (environment):
 #   BENCH_N=100000          messages per throughput run
 #   BENCH_ROUNDS=3          throughput runs per side, alternating
-#   BENCH_SIDES=baseline,router   also router-wasm (needs BENCH_FLAGS="-filter F.wasm
-#                           -transform T.wasm") and router-all (needs BENCH_FLAGS="-dr-url URL")
+#   BENCH_SIDES=baseline,router,router-go,shovel   also router-wasm (needs BENCH_FLAGS="-filter
+#                           F.wasm -transform T.wasm") and router-all (needs BENCH_FLAGS="-dr-url
+#                           URL"); shovel enables the broker's plugin rabbitmq_shovel when absent
 #   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
 #   BENCH_REPLAY=1          0 skips the replay comparison
 #   BENCH_REPLAY_SIDES=publish,publish-replayed,replay
@@ -30,9 +32,20 @@ $GO build -o bin/bench-replay ./bench/cmd/replay
 benchstat=$(command -v benchstat || true)
 [ -z "$benchstat" ] && [ -x "$($GO env GOPATH)/bin/benchstat" ] && benchstat="$($GO env GOPATH)/bin/benchstat"
 
+sides=${BENCH_SIDES:-baseline,router,router-go,shovel}
+case ",$sides," in
+*,shovel,*)
+  # The Shovel side declares a dynamic shovel: the plugin must run on the (local) broker.
+  if ! rabbitmq-plugins -q is_enabled rabbitmq_shovel >/dev/null 2>&1; then
+    echo "enabling the broker's plugin rabbitmq_shovel for the shovel side"
+    rabbitmq-plugins enable rabbitmq_shovel
+  fi
+  ;;
+esac
+
 status=0
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
-./bin/bench-e2e -n "${BENCH_N:-100000}" -rounds "${BENCH_ROUNDS:-3}" -sides "${BENCH_SIDES:-baseline,router}" \
+./bin/bench-e2e -n "${BENCH_N:-100000}" -rounds "${BENCH_ROUNDS:-3}" -sides "$sides" \
   -workdir "${BENCH_WORKDIR:-bin/bench-work}" -benchstat-out "$out/e2e.txt" ${BENCH_FLAGS:-} |
   tee "$out/e2e-report.txt" || status=1
 if [ "$status" = 0 ] && [ -n "$benchstat" ]; then

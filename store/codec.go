@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // Record layout, version 1. Fixed-width integers are big-endian; "string" is a uvarint length

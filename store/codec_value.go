@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // maxDepth bounds the nesting of tables and arrays, on encode as on decode, so that hostile

@@ -6,7 +6,7 @@ import (
 	"maps"
 	"sync"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // Fingerprint identifies a message by where it came from and its content: the source, the

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // FuzzDecode checks that no input makes decoding panic, and that whatever decodes encodes back

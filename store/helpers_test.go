@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
-	"github.com/wasmrouter/wasmrouter/router/event"
 )
 
 // testOptions returns options for a fresh file in a temporary directory, without fsync.

@@ -1,6 +1,6 @@
 package store
 
-import "github.com/wasmrouter/wasmrouter/router/event"
+import "github.com/wasmrouter/wasmrouter/event"
 
 // ring keeps the most recently committed events in memory, so that delivery loops keeping up
 // with the log never read it back from disk. Seqs committed since Open are contiguous, so the

@@ -2,7 +2,7 @@ package wasmhost
 
 import "github.com/tetratelabs/wazero/api"
 
-// This file is the guest ABI, version 1 (CONTRACT section 4), in one place: names, signatures,
+// This file is the guest ABI, version 1 (docs/guest-abi.md), in one place: names, signatures,
 // result codes and the host's decisions where the contract leaves room.
 //
 // Exports a guest must have:

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/wasmrouter/wasmrouter/router/event"
+	"github.com/wasmrouter/wasmrouter/event"
 )
 
 // FuzzHostFunctionPointers has a guest call each host function with pointers and lengths the

@@ -1,4 +1,4 @@
-// Package wasmhost runs WebAssembly guests (CONTRACT section 4) for the router: one wazero
+// Package wasmhost runs WebAssembly guests (docs/guest-abi.md) for the router: one wazero
 // runtime, each module compiled once and served by a bounded pool of instances, with per-call
 // timeouts, per-module memory limits and fast host functions. abi.go writes the ABI down.
 package wasmhost

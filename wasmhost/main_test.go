@@ -16,8 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
-	"github.com/wasmrouter/wasmrouter/router/event"
 )
 
 // Go guests are built here, not committed: package path (relative to the module root) -> file.

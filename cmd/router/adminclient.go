@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/router"
 )
 
@@ -24,7 +24,7 @@ var errNoRouter = errors.New("no router answers")
 // falls back to working offline when none does.
 const adminConnectTimeout = time.Second
 
-// adminClient talks to a running router's admin API (CONTRACT section 5).
+// adminClient talks to a running router's admin API (docs/admin-api.md).
 type adminClient struct {
 	addr  string // host:port as configured
 	base  string // http://host:port

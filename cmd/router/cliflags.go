@@ -103,7 +103,7 @@ func seqList(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-// whenFlags are --since and --until (CONTRACT: a Go duration meaning "that long ago", or an
+// whenFlags are --since and --until (docs/cli.md: a Go duration meaning "that long ago", or an
 // RFC 3339 time).
 type whenFlags struct{ since, until *string }
 

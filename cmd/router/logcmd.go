@@ -8,10 +8,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/filters"
-	"github.com/wasmrouter/wasmrouter/internal/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/router/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 

@@ -13,7 +13,7 @@ import (
 	"syscall"
 )
 
-// Exit statuses (CONTRACT section 1).
+// Exit statuses (docs/cli.md).
 const (
 	exitOK    = 0
 	exitFail  = 1

@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {

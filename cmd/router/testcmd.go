@@ -15,11 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wasmrouter/wasmrouter/internal/app"
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/router/event"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 

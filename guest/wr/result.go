@@ -1,6 +1,6 @@
 package wr
 
-// Result is what an entry point returns (CONTRACT section 4).
+// Result is what an entry point returns (docs/guest-abi.md).
 type Result int32
 
 const (

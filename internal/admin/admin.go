@@ -1,9 +1,10 @@
-// Package admin serves the HTTP API of CONTRACT section 5: metrics, health, readiness, status,
+// Package admin serves the HTTP API of docs/admin-api.md: metrics, health, readiness, status,
 // replay jobs, and (an extension) dead letters and their redrive. Reads are open; mutating
 // calls need the bearer token when one is set.
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -58,17 +59,24 @@ type Options struct {
 	Engine      Engine
 	Replayer    Replayer
 	DeadLetters DeadLetters
-	Logger      *slog.Logger
+	// Content serves the content endpoints (events, event stream, log stats); nil disables them.
+	Content Content
+	// Console serves the web console's pages and assets; nil leaves it out.
+	Console http.Handler
+	// MaxStreams bounds concurrent event streams (DefaultMaxStreams when 0).
+	MaxStreams int
+	Logger     *slog.Logger
 }
 
 // Server is the admin HTTP server.
 type Server struct {
-	opts Options
-	srv  *http.Server
-	ln   net.Listener
+	opts    Options
+	srv     *http.Server
+	ln      net.Listener
+	streams chan struct{} // one slot per open event stream
 }
 
-// CheckAddr refuses a non-loopback address without a token (CONTRACT section 5).
+// CheckAddr refuses a non-loopback address without a token (docs/admin-api.md).
 func CheckAddr(addr, token string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -123,6 +131,12 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Handler is the API's routing, exposed for tests.
 func (s *Server) Handler() http.Handler {
+	if s.streams == nil {
+		s.streams = make(chan struct{}, cmp.Or(s.opts.MaxStreams, DefaultMaxStreams))
+	}
+	if s.opts.Logger == nil {
+		s.opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -143,9 +157,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/replay", s.authorized(http.HandlerFunc(s.startReplay)))
 	mux.HandleFunc("GET /api/v1/replay/{id}", s.replayStatus)
 	mux.Handle("DELETE /api/v1/replay/{id}", s.authorized(http.HandlerFunc(s.stopReplay)))
-	mux.HandleFunc("GET /api/v1/dlq", s.listDeadLetters)
+	// Dead letters name events: their list is a content endpoint.
+	mux.Handle("GET /api/v1/dlq", s.authorized(http.HandlerFunc(s.listDeadLetters)))
 	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
-	return mux
+	s.registerPprof(mux)
+	s.contentRoutes(mux)
+	return secure(mux)
 }
 
 // authorized requires "Authorization: Bearer TOKEN" when a token is configured.

@@ -237,10 +237,14 @@ func TestRedriveNeedsTheToken(t *testing.T) {
 	if n := dl.started(); n != 1 {
 		t.Errorf("%d redrives started, want 1", n)
 	}
-	// Listing reads: no token needed.
+	// The list names events: it is a content endpoint, and needs the token too.
+	var refused map[string]any
+	if code := call(t, "GET", srv.URL+"/api/v1/dlq", "", "", &refused); code != http.StatusUnauthorized {
+		t.Errorf("list without a token: %d, want 401", code)
+	}
 	var list []fakeRecord
-	if code := call(t, "GET", srv.URL+"/api/v1/dlq", "", "", &list); code != http.StatusOK || len(list) != 2 {
-		t.Errorf("list without a token: %d %+v", code, list)
+	if code := call(t, "GET", srv.URL+"/api/v1/dlq", "s3cret", "", &list); code != http.StatusOK || len(list) != 2 {
+		t.Errorf("list with the token: %d %+v", code, list)
 	}
 }
 

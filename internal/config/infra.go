@@ -48,7 +48,7 @@ func (d *decoder) decodeRouter(b *hcl.Block, r *RouterSpec) {
 	}
 }
 
-// checkAdminAddr wants host:port, and a token unless the host is loopback (CONTRACT 5).
+// checkAdminAddr wants host:port, and a token unless the host is loopback (docs/admin-api.md).
 func (d *decoder) checkAdminAddr(addr, token string, rng hcl.Range) {
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil {

@@ -35,7 +35,7 @@ func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.
 	return LoadBytes(src, filename, lookupEnv)
 }
 
-// LoadBytes decodes and checks a configuration (CONTRACT section 2) as if read from filename,
+// LoadBytes decodes and checks a configuration (docs/configuration.md) as if read from filename,
 // whose directory anchors relative paths and file(). It reports every problem it finds, each
 // at its position, sorted by position, with warnings among them.
 //
@@ -43,7 +43,7 @@ func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.
 // the file allows, also when there are errors, so that a caller can go on checking; such a
 // Config must not be run.
 //
-// Beyond CONTRACT section 2, the schema has:
+// Extensions of the original schema (marked so in docs/configuration.md):
 //   - router.max_message_size: a size, default "128MiB", at most RabbitMQ's "512MiB"; larger
 //     messages are dead-lettered at ingest.
 //   - module.pool_size: instances per module, default 2, from 1 to 64.

@@ -11,7 +11,7 @@ import (
 var ErrInvalidSize = errors.New("invalid size")
 
 // sizeUnits maps a lower-cased unit to its factor: SI units are powers of 1000, IEC units
-// powers of 1024, as in CONTRACT section 2.
+// powers of 1024, as in docs/configuration.md.
 var sizeUnits = map[string]int64{
 	"":    1,
 	"b":   1,

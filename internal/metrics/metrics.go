@@ -1,4 +1,4 @@
-// Package metrics holds the Prometheus collectors of CONTRACT section 6, built once against a
+// Package metrics holds the Prometheus collectors of docs/metrics.md, built once against a
 // registry and handed to the components that update them.
 package metrics
 

@@ -36,6 +36,26 @@ func TestMakeSides(t *testing.T) {
 	}
 }
 
+func TestMakeSidesGoAndShovel(t *testing.T) {
+	o, err := parseFlags([]string{"-sides", "shovel,router-go"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sides[0].Name() != "shovel" || sides[1].Name() != "router-go" {
+		t.Fatalf("sides %s, %s", sides[0].Name(), sides[1].Name())
+	}
+	goSide := sides[1].(bench.Router)
+	c := goSide.Config
+	if !goSide.WarmCache || !strings.HasSuffix(c.Filter, "threshold.wasm") || !strings.HasSuffix(c.Transform, "redact.wasm") ||
+		c.ModuleConfig["min"] != "100" || c.ModuleConfig["fields"] != "id" {
+		t.Errorf("router-go: warm %v, config %+v", goSide.WarmCache, c)
+	}
+}
+
 func TestMakeSidesRejects(t *testing.T) {
 	for _, list := range []string{"router-wasm", "router-all", "baseline,nginx"} {
 		o, err := parseFlags([]string{"-sides", list}, io.Discard)

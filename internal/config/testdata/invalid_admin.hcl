@@ -1,4 +1,4 @@
-# A non-loopback admin_addr needs an admin_token (CONTRACT 5); the token is never shown.
+# A non-loopback admin_addr needs an admin_token (docs/admin-api.md); the token is never shown.
 router {
   admin_addr  = "0.0.0.0:9464"
   admin_token = ""

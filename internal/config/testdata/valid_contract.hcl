@@ -1,4 +1,4 @@
-# The example of CONTRACT section 2, with a second cluster for the multi-cluster target.
+# The example of docs/configuration.md, with a second cluster for the multi-cluster target.
 router {
   admin_addr  = "127.0.0.1:9464"
   admin_token = env("ROUTER_ADMIN_TOKEN", "")

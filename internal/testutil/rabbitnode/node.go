@@ -30,6 +30,8 @@ type Options struct {
 	Dir string
 	// StartTimeout bounds the boot, default 3m.
 	StartTimeout time.Duration
+	// Cookie is the Erlang cookie; nodes that form a cluster share one. Default: a random one.
+	Cookie string
 }
 
 // Node is a running RabbitMQ node.
@@ -41,11 +43,14 @@ type Node struct {
 	distPort int
 	caFile   string
 
+	cookie       string
+	startTimeout time.Duration
+
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the server process has exited
 	waited error         // the process's exit, once exited is closed
 
-	stopOnce sync.Once
+	stopOnce *sync.Once
 	stopErr  error
 }
 
@@ -84,7 +89,10 @@ func Launch(opts Options) (*Node, error) {
 }
 
 func launchIn(server, dir string, opts Options) (*Node, error) {
-	n := &Node{name: "wr-test-" + randomHex(6) + "@localhost", dir: dir, exited: make(chan struct{})}
+	n := &Node{name: "wr-test-" + randomHex(6) + "@localhost", dir: dir, cookie: opts.Cookie, startTimeout: opts.StartTimeout}
+	if n.cookie == "" {
+		n.cookie = strings.ToUpper(randomHex(16))
+	}
 	var err error
 	if n.port, n.distPort, n.tlsPort, err = pickPorts(opts.TLS); err != nil {
 		return nil, err
@@ -92,29 +100,56 @@ func launchIn(server, dir string, opts Options) (*Node, error) {
 	if err := n.writeFiles(opts.TLS); err != nil {
 		return nil, fmt.Errorf("rabbitnode: preparing %s: %w", dir, err)
 	}
-	out, err := os.Create(filepath.Join(dir, "node.out"))
-	if err != nil {
+	if err := n.start(server); err != nil {
 		return nil, err
 	}
+	return n, nil
+}
+
+// start runs the server process on the node's directory and waits until it is ready.
+func (n *Node) start(server string) error {
+	out, err := os.OpenFile(filepath.Join(n.dir, "node.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
 	defer out.Close()
+	n.exited, n.waited = make(chan struct{}), nil
+	n.stopOnce, n.stopErr = new(sync.Once), nil
 	n.cmd = exec.Command(server)
-	n.cmd.Dir = dir
+	n.cmd.Dir = n.dir
 	n.cmd.Env = n.env()
 	n.cmd.Stdout, n.cmd.Stderr = out, out
 	// Its own process group: a node that does not stop can be killed with all its helpers.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := n.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("rabbitnode: starting %s: %w", server, err)
+		return fmt.Errorf("rabbitnode: starting %s: %w", server, err)
 	}
+	cmd, exited := n.cmd, n.exited
 	go func() {
-		n.waited = n.cmd.Wait()
-		close(n.exited)
+		err := cmd.Wait()
+		n.waited = err
+		close(exited)
 	}()
-	if err := n.waitReady(opts.StartTimeout); err != nil {
+	if err := n.waitReady(n.startTimeout); err != nil {
 		_ = n.Stop()
-		return nil, err
+		return err
 	}
-	return n, nil
+	return nil
+}
+
+// Restart starts a node that was stopped again, with the same name, ports and data: a
+// clustered node rejoins its cluster.
+func (n *Node) Restart() error {
+	select {
+	case <-n.exited:
+	default:
+		return fmt.Errorf("rabbitnode: node %s is running", n.name)
+	}
+	server, err := script("rabbitmq-server")
+	if err != nil {
+		return err
+	}
+	return n.start(server)
 }
 
 // writeFiles lays out the node's directory: cookie, configuration, empty plugin list.
@@ -125,7 +160,7 @@ func (n *Node) writeFiles(withTLS bool) error {
 		}
 	}
 	// The node and rabbitmqctl (Ctl) read the cookie from this HOME; ~/.erlang.cookie is untouched.
-	if err := os.WriteFile(filepath.Join(n.dir, "home", ".erlang.cookie"), []byte(strings.ToUpper(randomHex(16))), 0o400); err != nil {
+	if err := os.WriteFile(filepath.Join(n.dir, "home", ".erlang.cookie"), []byte(n.cookie), 0o400); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(n.dir, "enabled_plugins"), []byte("[].\n"), 0o644); err != nil {
@@ -200,7 +235,8 @@ func (n *Node) env() []string {
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(n.dir, "rabbitmq.conf"),
 		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(n.dir, "advanced.config"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(n.dir, "enabled_plugins"),
-		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
+		// Schedulers that sleep instead of spinning when idle: test nodes share a few cores.
+		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none",
 	)
 }
 

@@ -10,9 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wasmrouter/wasmrouter/console"
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/contentapi"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -96,6 +98,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
 		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
+		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)

@@ -6,7 +6,7 @@ package event
 
 import "time"
 
-// Headers added to every delivered message (CONTRACT section 3).
+// Headers added to every delivered message (docs/headers.md).
 const (
 	HeaderRoute    = "x-router-route"    // string: the route that delivered the message
 	HeaderSource   = "x-router-source"   // string: the source it was consumed from

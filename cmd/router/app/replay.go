@@ -104,3 +104,6 @@ func LoadCandidate(ctx context.Context, host *wasmhost.Host, path string) (*rout
 	}
 	return topo, release, nil
 }
+
+// ReplayJobs answers GET /api/v1/replay.
+func (a replayAPI) ReplayJobs() any { return a.engine.ReplayJobs() }
