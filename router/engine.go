@@ -59,6 +59,8 @@ type Engine struct {
 	// reloadMu serialises reloads with each other and with Run's start and stop.
 	reloadMu sync.Mutex
 	live     *live // what Run runs; nil before Run
+	// generation numbers the configurations put in force: 1 at start, +1 per reload.
+	generation atomic.Int64
 }
 
 // New checks opts and builds an engine; Run starts it.
@@ -90,6 +92,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.batchPool.New = func() any { s := make([]*event.Event, 0, e.window); return &s }
 	e.topo.Store(opts.Topology)
+	e.generation.Store(1)
 	return e, nil
 }
 

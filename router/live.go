@@ -183,7 +183,6 @@ func (e *Engine) startSource(l *live, src *source, ident string) {
 	}()
 }
 
-
 // publishLists refreshes the lists Status reads, in configuration order (the caller holds
 // e.reloadMu).
 func (e *Engine) publishLists(l *live, topo *Topology, clusters map[string]*amqpx.Cluster) {

@@ -40,6 +40,8 @@ type ReloadResult struct {
 	// Retired is closed once no batch uses the previous topology any more: its modules that
 	// the new one does not use may then be closed.
 	Retired <-chan struct{}
+	// Generation is the number of the configuration now in force.
+	Generation int64
 }
 
 // Reload puts next in force, each part at its own position, or changes nothing if next
@@ -163,6 +165,7 @@ func (e *Engine) Reload(ctx context.Context, next *Topology, connect func(config
 	e.clusters = clusters
 	e.mu.Unlock()
 	e.topo.Store(next)
+	gen := e.generation.Add(1)
 	committed = true
 
 	// 4. Start what is new or rebuilt.
@@ -203,7 +206,7 @@ func (e *Engine) Reload(ctx context.Context, next *Topology, connect func(config
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	return ReloadResult{Abandoned: abandoned, Retired: retired}, nil
+	return ReloadResult{Abandoned: abandoned, Retired: retired, Generation: gen}, nil
 }
 
 // runCluster runs a cluster connection until its task is cancelled, every (re)connect
@@ -343,4 +346,17 @@ func routeBlock(s config.RouteSpec) config.RouteSpec {
 	s.Range, s.HandlerRange = config.RouteSpec{}.Range, config.RouteSpec{}.HandlerRange
 	s.FilterRanges, s.TransformRanges = nil, nil
 	return s
+}
+
+// WhatIf is the dry run of a replay over the log since since (a duration or a time) through
+// the routes in force and through candidate: what a configuration change would have done to
+// that history.
+func (e *Engine) WhatIf(ctx context.Context, since string, candidate *Topology) (DryRunReport, error) {
+	topo := e.acquireTopology()
+	defer topo.release()
+	sel, err := ReplayRequest{Since: since}.Resolve(topo, e.store.FirstSeq(), e.store.LastSeq(), time.Now())
+	if err != nil {
+		return DryRunReport{}, err
+	}
+	return DryRun(ctx, e.store, topo, &sel, candidate, nil)
 }

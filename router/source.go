@@ -22,7 +22,6 @@ type source struct {
 	spec    config.SourceSpec
 	cluster *amqpx.Cluster
 	log     *slog.Logger
-	maxSize int64
 
 	consuming atomic.Bool
 	// failedUntil holds consumption back after the log refused an append (disk trouble), so
@@ -59,7 +58,6 @@ func (e *Engine) newSource(spec config.SourceSpec) *source {
 		spec:        spec,
 		cluster:     e.cluster(spec.Cluster),
 		log:         e.log.With("source", spec.Name, "queue", spec.Queue),
-		maxSize:     e.topo.Load().Config.Router.MaxMessageSize,
 		settled:     make(chan settlement, spec.Prefetch+64),
 		consumed:    e.metrics.EventsConsumed.WithLabelValues(spec.Name),
 		stored:      e.metrics.EventsStored.WithLabelValues(spec.Name),
@@ -161,11 +159,13 @@ func (s *source) handle(d *amqpx.Delivery) {
 		}
 	}
 	ev := d.Event
-	if s.maxSize > 0 && int64(len(ev.Body)) > s.maxSize {
+	// The limit in force: router.max_message_size may change by a reload.
+	maxSize := s.e.topo.Load().Config.Router.MaxMessageSize
+	if maxSize > 0 && int64(len(ev.Body)) > maxSize {
 		// Too big to log: the broker dead-letters it if the queue has a dead-letter exchange.
 		s.oversize.Inc()
 		s.log.Error("message over max_message_size rejected", "size", len(ev.Body),
-			"max", s.maxSize, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey)
+			"max", maxSize, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey)
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}

@@ -17,7 +17,9 @@ type Status struct {
 	Clusters []amqpx.Status `json:"clusters"`
 	Store    StoreStatus    `json:"store"`
 	Routes   []string       `json:"routes"`
-	Time     time.Time      `json:"time"`
+	// Generation is the configuration's: 1 at start, +1 per applied reload.
+	Generation int64     `json:"generation"`
+	Time       time.Time `json:"time"`
 }
 
 // SourceStatus is one consumed queue.
@@ -52,7 +54,7 @@ type StoreStatus struct {
 // Status reports sources, streams, clusters and the store. Readiness needs every source
 // consuming and a log with room: a target cluster that is down is lag, not unreadiness.
 func (e *Engine) Status() Status {
-	st := Status{Ready: true, Time: time.Now().UTC()}
+	st := Status{Ready: true, Time: time.Now().UTC(), Generation: e.generation.Load()}
 	last := e.store.LastSeq()
 	st.Store = StoreStatus{SizeBytes: e.store.Size(), FirstSeq: e.store.FirstSeq(), LastSeq: last, Full: e.store.Full()}
 	for _, r := range e.topo.Load().Routes {

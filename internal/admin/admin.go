@@ -53,6 +53,7 @@ var ErrBadRequest = errors.New("bad request")
 
 // Options configure the server.
 type Options struct {
+	Reloader    Reloader // nil disables /api/v1/reload and /api/v1/config
 	Addr        string
 	Token       string
 	Gatherer    prometheus.Gatherer
@@ -162,6 +163,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
 	s.registerPprof(mux)
 	s.contentRoutes(mux)
+	s.reloadRoutes(mux)
 	return secure(mux)
 }
 

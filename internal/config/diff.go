@@ -200,6 +200,14 @@ func NeedsRestart(old, next *Config) hcl.Diagnostics {
 			Subject:  at(next.Ranges.AdminAddr, next.Ranges.Router),
 		})
 	}
+	if old.Router.AdminToken != next.Router.AdminToken {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Change needs a restart",
+			Detail:   "router.admin_token changed; the admin API keeps its token until a restart, so that a reload cannot lock out the client that asked for it. The running configuration is unchanged.",
+			Subject:  at(next.Ranges.Router),
+		})
+	}
 	if old.Router.LogFormat != next.Router.LogFormat {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,

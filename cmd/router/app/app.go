@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +25,7 @@ import (
 type Running struct {
 	AdminAddr string
 	Engine    *router.Engine
+	Reloader  *Reloader
 }
 
 // Options tune Run for tests.
@@ -32,6 +34,14 @@ type Options struct {
 	AdminAddr string
 	// Started, when set, is called once everything is wired and the engine starts.
 	Started func(Running)
+	// Hangup delivers the signals that ask for a reload (SIGHUP).
+	Hangup <-chan os.Signal
+	// Watch reloads whenever the configuration file or a module file it names changes.
+	Watch bool
+	// LogLevels is the logger's level, set by a reload that changes router.log_level.
+	LogLevels *slog.LevelVar
+	// LookupEnv backs env() on reloads as at start; nil is the process environment.
+	LookupEnv func(string) (string, bool)
 }
 
 // Run wires store, guests, clusters, engine and admin API, and runs until ctx ends, then stops
@@ -69,21 +79,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return fmt.Errorf("starting the WASM runtime: %w", err)
 	}
 	defer host.Close(context.Background())
+	wasm := moduleHashes(cfg) // before compiling: see moduleHashes
 	modules, diags := LoadModules(ctx, host, cfg, 0)
-	defer CloseModules(context.Background(), modules)
 	if diags.HasErrors() {
+		CloseModules(context.Background(), modules)
 		config.FormatDiagnostics(os.Stderr, diags)
 		return errors.New("modules failed to load")
 	}
 	topo, err := router.NewTopology(cfg, modules)
 	if err != nil {
+		CloseModules(context.Background(), modules)
 		return err
 	}
 
+	newCluster := func(cs config.ClusterSpec) (*amqpx.Cluster, error) {
+		return amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
+	}
 	clusters := make(map[string]*amqpx.Cluster, len(cfg.Clusters))
 	for _, cs := range cfg.Clusters {
-		c, err := amqpx.NewCluster(cs, amqpx.Options{Logger: log, Metrics: m})
+		c, err := newCluster(cs)
 		if err != nil {
+			CloseModules(context.Background(), modules)
 			return err
 		}
 		clusters[cs.Name] = c
@@ -92,13 +108,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
 	})
 	if err != nil {
+		CloseModules(context.Background(), modules)
 		return err
 	}
+	reloader := &Reloader{
+		engine: engine, host: host, metrics: m, log: log.With("component", "reload"),
+		lookupEnv: opts.LookupEnv, newCluster: newCluster, levels: opts.LogLevels,
+		gen: &generation{
+			n: 1, cfg: cfg, hash: configHash(cfg.File), loadedAt: time.Now().UTC(),
+			modules: modules, wasm: wasm, roles: router.ModuleRoles(cfg),
+		},
+	}
+	defer reloader.Close()
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
 		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
 		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
+		Reloader: reloader,
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
@@ -108,10 +135,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	go func() { adminDone <- srv.Serve(adminCtx) }()
 	log.Info("admin API listening", "addr", srv.Addr())
 	if opts.Started != nil {
-		opts.Started(Running{AdminAddr: srv.Addr(), Engine: engine})
+		opts.Started(Running{AdminAddr: srv.Addr(), Engine: engine, Reloader: reloader})
 	}
+	triggersDone := reloader.serveTriggers(ctx, opts.Hangup, opts.Watch)
 
 	runErr := engine.Run(ctx)
+	<-triggersDone
 	stopAdmin()
 	if err := <-adminDone; err != nil {
 		log.Error("admin API", "error", err)

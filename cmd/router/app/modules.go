@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
@@ -29,11 +30,13 @@ func LoadConfig(path string, stderr io.Writer) *config.Config {
 	return cfg
 }
 
-// NewLogger builds the logger the config asks for.
-func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// NewLogger builds the logger the config asks for. Its level is levels, which a reload that
+// changes router.log_level sets (see Options.LogLevels).
+func NewLogger(cfg *config.Config, w io.Writer, levels *slog.LevelVar) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Router.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	levels.Set(level)
+	opts := &slog.HandlerOptions{Level: levels}
 	if cfg.Router.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -52,29 +55,33 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 	modules := make(map[string]*wasmhost.Module, len(cfg.Modules))
 	var diags hcl.Diagnostics
 	for _, ms := range cfg.Modules {
-		pool := ms.PoolSize
-		if poolOverride > 0 {
-			pool = poolOverride
-		}
-		r := roles[ms.Name]
-		sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
-		m, err := host.Load(ctx, wasmhost.ModuleConfig{
-			Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
-			MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
-		})
-		if err != nil {
-			rng := ms.PathRange
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "invalid module",
-				Detail:   err.Error(),
-				Subject:  &rng,
-			})
+		m, d := loadModule(ctx, host, ms, roles[ms.Name], poolOverride)
+		if d != nil {
+			diags = append(diags, d)
 			continue
 		}
 		modules[ms.Name] = m
 	}
 	return modules, diags
+}
+
+// loadModule compiles and instantiates one module for roles.
+func loadModule(ctx context.Context, host *wasmhost.Host, ms config.ModuleSpec, roles []wasmhost.Role, poolOverride int) (*wasmhost.Module, *hcl.Diagnostic) {
+	pool := ms.PoolSize
+	if poolOverride > 0 {
+		pool = poolOverride
+	}
+	r := slices.Clone(roles)
+	sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
+	m, err := host.Load(ctx, wasmhost.ModuleConfig{
+		Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
+		MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
+	})
+	if err != nil {
+		rng := ms.PathRange
+		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "invalid module", Detail: err.Error(), Subject: &rng}
+	}
+	return m, nil
 }
 
 // CloseModules releases loaded guests.
