@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // ReplayRequest selects logged events to deliver again (docs/admin-api.md). Since and Until
-// are Go durations ("15m": that long ago) or RFC 3339 times.
+// are durations ("15m", "7d": that long ago) or RFC 3339 times.
 type ReplayRequest struct {
 	Routes []string `json:"routes"`
 	Target string   `json:"target"`
@@ -89,7 +90,7 @@ func ParseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := config.ParseDuration(s); err == nil {
 		if d < 0 {
 			return time.Time{}, fmt.Errorf("negative duration %q", s)
 		}

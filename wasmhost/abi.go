@@ -37,7 +37,11 @@ import "github.com/tetratelabs/wazero/api"
 // Host decisions:
 //   - meta_get names: routing_key, exchange, source, route and seq are always present (possibly
 //     empty); message_id, correlation_id, content_type, type and app_id are absent (-1) when
-//     empty; timestamp is Unix milliseconds, absent when the event has none. Unknown names: -1.
+//     empty; timestamp is Unix milliseconds, absent when the event has none. trace_id (an
+//     extension of version 1; older hosts answer -1, as for any unknown name) is the event's
+//     W3C trace id in 32 lower-case hex digits: the router's trace when tracing is on (a replay
+//     has its own), else the one of the event's traceparent header; absent without either.
+//     Unknown names: -1.
 //   - header_get text forms: strings and byte arrays as their raw bytes; booleans true/false;
 //     integers, floats and decimals in decimal (floats as encoding/json writes them, NaN and
 //     infinities as NaN, +Inf, -Inf); timestamps, nulls, arrays and tables as JSON (timestamps as

@@ -113,6 +113,11 @@ func (inst *instance) metaGet(stack []uint64) {
 		s = ev.Props.Type
 	case "app_id":
 		s = ev.Props.AppID
+	case "trace_id":
+		s = inst.inv.TraceID
+		if s == "" {
+			s = traceIDOf(ev.Headers["traceparent"])
+		}
 	}
 	if s == "" { // an empty property is an absent one in AMQP; unknown names too
 		inst.deliver(fn, stack, nil, false)
@@ -253,4 +258,34 @@ func (inst *instance) log(stack []uint64) {
 	if ok {
 		inst.m.out.write(levelOf(level), "log", b)
 	}
+}
+
+// traceIDOf returns the trace id of a W3C traceparent header value
+// ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>"), or "" when it is not one.
+func traceIDOf(v any) string {
+	var tp string
+	switch x := v.(type) {
+	case string:
+		tp = x
+	case []byte:
+		tp = string(x)
+	default:
+		return ""
+	}
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" || (tp[:2] == "00" && len(tp) != 55) {
+		return ""
+	}
+	id := tp[3:35]
+	allZero := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+		allZero = allZero && c == '0'
+	}
+	if allZero {
+		return ""
+	}
+	return id
 }

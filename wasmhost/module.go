@@ -47,6 +47,9 @@ type Invocation struct {
 	Route string
 	// KnownTarget tells whether emit may name a target; nil knows none.
 	KnownTarget func(name string) bool
+	// TraceID is what meta_get("trace_id") returns when the router traces the event (32
+	// lower-case hex digits); "" falls back to the trace id of the event's traceparent header.
+	TraceID string
 }
 
 // Outcome is the result of one call.

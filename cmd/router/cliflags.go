@@ -103,13 +103,13 @@ func seqList(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-// whenFlags are --since and --until (docs/cli.md: a Go duration meaning "that long ago", or an
-// RFC 3339 time).
+// whenFlags are --since and --until (docs/cli.md: a duration meaning "that long ago", days
+// allowed, or an RFC 3339 time).
 type whenFlags struct{ since, until *string }
 
 func addWhenFlags(fs *flag.FlagSet, what string) whenFlags {
 	return whenFlags{
-		since: fs.String("since", "", what+" from this time on: a duration ago (`D|T`: 15m) or an RFC 3339 time"),
+		since: fs.String("since", "", what+" from this time on: a duration ago (`D|T`: 15m, 7d) or an RFC 3339 time"),
 		until: fs.String("until", "", what+" up to this time: a duration ago (`D|T`) or an RFC 3339 time"),
 	}
 }

@@ -86,5 +86,7 @@ func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 }
 
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("c", "router.hcl", "configuration `FILE`")
+	path := fs.String("c", "router.hcl", "configuration `FILE`")
+	fs.StringVar(path, "config", "router.hcl", "the same as -c")
+	return path
 }

@@ -131,7 +131,8 @@ func scratchValue(get func(string, []byte) int32, name string) ([]byte, bool) {
 }
 
 // Meta returns the metadata value name: routing_key, exchange, source, route, message_id,
-// correlation_id, content_type, type, app_id, timestamp (Unix ms) or seq.
+// correlation_id, content_type, type, app_id, timestamp (Unix ms), seq or trace_id (the W3C
+// trace id, 32 hex digits).
 func Meta(name string) (string, bool) {
 	v, ok := MetaBytes(name)
 	return string(v), ok

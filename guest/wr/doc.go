@@ -40,7 +40,7 @@
 // HeaderBytes and ConfigBytes (no allocation; valid until the next such call), or from
 // AppendMeta, AppendHeader and AppendConfig (into your own buffer). Metadata names:
 // routing_key, exchange, source, route, message_id, correlation_id, content_type, type, app_id,
-// timestamp (Unix milliseconds) and seq. Headers come as text: strings and byte arrays as they
+// timestamp (Unix milliseconds), seq and trace_id (the event's W3C trace id). Headers come as text: strings and byte arrays as they
 // are, numbers in decimal, booleans as true/false, other types as JSON.
 //
 // # Changing the event and emitting events

@@ -86,7 +86,7 @@ func CheckAddr(addr, token string) error {
 	if token != "" {
 		return nil
 	}
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") { // as the configuration check does
 		return nil
 	}
 	ip := net.ParseIP(host)

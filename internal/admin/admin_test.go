@@ -122,6 +122,7 @@ func TestCheckAddr(t *testing.T) {
 		{"127.0.0.1:9464", "", true},
 		{"[::1]:9464", "", true},
 		{"localhost:9464", "", true},
+		{"LOCALHOST:9464", "", true}, // as the configuration check accepts it
 		{"0.0.0.0:9464", "", false},
 		{":9464", "", false},
 		{"10.1.2.3:9464", "", false},

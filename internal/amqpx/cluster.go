@@ -135,7 +135,8 @@ func (c *Cluster) Run(ctx context.Context) {
 			}
 			failures++
 			c.setError(err)
-			c.log.Warn("cannot connect to the broker", "url", c.redacted, "err", err)
+			c.log.Warn("cannot connect to the broker", "url", c.redacted, "err", explainDialError(err),
+				"attribute", "cluster."+c.name+".url", "hint", "router validate --connect checks the url, credentials and permissions")
 			if !sleep(ctx, c.backoff(failures)) {
 				return
 			}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +66,16 @@ func newDialer(spec config.ClusterSpec, opts Options) (dialer, error) {
 	return d, nil
 }
 
+// maxTLSFileSize bounds a certificate or key file (a few KiB in practice).
+const maxTLSFileSize = 1 << 20
+
+// CheckCluster builds what a connection to the cluster needs (URL, TLS configuration from the
+// certificate and key files) without connecting: `router validate` refuses what `run` would.
+func CheckCluster(spec config.ClusterSpec) error {
+	_, err := newDialer(spec, Options{})
+	return err
+}
+
 // tlsConfig builds a verifying client configuration from the tls block.
 func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
@@ -74,7 +83,7 @@ func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 		cfg.ServerName = host
 	}
 	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
+		pem, err := config.ReadRegularFile(s.CAFile, maxTLSFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("tls: reading ca_file: %w", err)
 		}
@@ -88,7 +97,15 @@ func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 		return nil, errors.New("tls: cert_file and key_file must be given together")
 	}
 	if s.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		certPEM, err := config.ReadRegularFile(s.CertFile, maxTLSFileSize)
+		var keyPEM []byte
+		if err == nil {
+			keyPEM, err = config.ReadRegularFile(s.KeyFile, maxTLSFileSize)
+		}
+		var cert tls.Certificate
+		if err == nil {
+			cert, err = tls.X509KeyPair(certPEM, keyPEM)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("tls: loading cert_file %q and key_file %q: %w", s.CertFile, s.KeyFile, err)
 		}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 // Summary is one line such as "1 cluster, 2 sources, 1 target, 0 modules, 1 route, 3 tests".
@@ -70,3 +72,32 @@ func targetName(s *TargetSpec) string   { return s.Name }
 func moduleName(s *ModuleSpec) string   { return s.Name }
 func routeName(s *RouteSpec) string     { return s.Name }
 func testName(s *TestSpec) string       { return s.Name }
+
+// At is where an attribute was set, for a runtime error about its value ("store.path" read
+// only, "router.admin_addr" in use): the attribute's value, or the start of the file when the
+// attribute was left to its default.
+func (c *Config) At(attr string) hcl.Range {
+	if rng, ok := c.Attrs[attr]; ok {
+		return rng
+	}
+	return hcl.Range{Filename: c.File, Start: hcl.InitialPos, End: hcl.InitialPos}
+}
+
+// AttrError is a runtime error caused by the value of a configuration attribute; it prints as
+// "FILE:LINE:COL: ATTRIBUTE: ERROR".
+type AttrError struct {
+	Attr  string
+	Range hcl.Range
+	Err   error
+}
+
+func (e *AttrError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s: %v", e.Range.Filename, e.Range.Start.Line, e.Range.Start.Column, e.Attr, e.Err)
+}
+
+func (e *AttrError) Unwrap() error { return e.Err }
+
+// Errorf is an AttrError for attr of this configuration.
+func (c *Config) Errorf(attr string, format string, args ...any) error {
+	return &AttrError{Attr: attr, Range: c.At(attr), Err: fmt.Errorf(format, args...)}
+}

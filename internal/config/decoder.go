@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Kinds of named blocks, as they appear in messages.
@@ -29,6 +31,10 @@ type decoder struct {
 	declared map[string]map[string]hcl.Range // kind -> name -> first label
 	refs     []reference
 	secrets  []string
+	read     []string // values computed from file() or env(): never quoted in a diagnostic
+	attrs    map[string]hcl.Range
+	// lookupEnv backs env() and the OTEL_* variables of the tracing block.
+	lookupEnv func(string) (string, bool)
 }
 
 // reference is a name one block uses to point at another.
@@ -49,6 +55,9 @@ func newDecoder(filename string, lookupEnv func(string) (string, bool)) *decoder
 		dir:      dir,
 		ctx:      &hcl.EvalContext{Functions: functions(dir, lookupEnv)},
 		declared: map[string]map[string]hcl.Range{},
+		attrs:    map[string]hcl.Range{},
+
+		lookupEnv: lookupEnv,
 	}
 }
 
@@ -127,6 +136,56 @@ func (d *decoder) errorsSince(mark int) bool {
 
 func (d *decoder) addSecret(secret string) {
 	d.secrets = append(d.secrets, secret)
+}
+
+// markRead records the strings of a value computed from file() or env(), so that no diagnostic
+// quotes them: such a value may be anything the process can read (a key, /etc/shadow).
+func (d *decoder) markRead(value cty.Value) {
+	if value.IsNull() || !value.IsWhollyKnown() {
+		return
+	}
+	switch {
+	case value.Type() == cty.String:
+		d.read = append(d.read, value.AsString())
+	case value.Type() == cty.Number:
+		d.read = append(d.read, value.AsBigFloat().Text('g', 20))
+	case value.CanIterateElements():
+		for it := value.ElementIterator(); it.Next(); {
+			_, element := it.Element()
+			d.markRead(element)
+		}
+	}
+}
+
+// readsInput reports whether an expression calls file() or env().
+func readsInput(expr hcl.Expression) bool {
+	syntax, ok := expr.(hclsyntax.Expression)
+	if !ok {
+		return false
+	}
+	found := false
+	_ = hclsyntax.VisitAll(syntax, func(node hclsyntax.Node) hcl.Diagnostics {
+		if call, ok := node.(*hclsyntax.FunctionCallExpr); ok && (call.Name == "file" || call.Name == "env") {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+// evalExpr evaluates an expression. When the expression reads a file or the environment, or
+// the attribute is a secret, what HCL says about a failure is withheld (a function's error may
+// quote its argument) and the value is kept out of later diagnostics.
+func (d *decoder) evalExpr(expr hcl.Expression, attribute string, secret bool) (cty.Value, hcl.Diagnostics) {
+	value, diags := expr.Value(d.ctx)
+	reads := readsInput(expr)
+	if secret || reads {
+		withholdDetails(diags, attribute)
+	}
+	if reads && !diags.HasErrors() {
+		d.markRead(value)
+	}
+	return value, diags
 }
 
 // checkReferences reports every reference to a name that no block declares.

@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -74,9 +76,15 @@ func redactURLs(message string) string {
 // unrelated words and numbers while protecting nothing.
 const minSecretLength = 4
 
-// scrub removes every known secret and URL password from the diagnostics' text.
-func scrub(diags hcl.Diagnostics, secrets []string) {
-	replacements := make([]string, 0, 2*len(secrets))
+// scrub removes every known secret and URL password from the diagnostics' text, every quoted
+// value that came from file() or env() (read): a diagnostic says what was wrong, not what was
+// read. Values are quoted with quote (strconv.Quote), so a read value is found in its quoted form.
+func scrub(diags hcl.Diagnostics, secrets, read []string) {
+	replacements := make([]string, 0, 2*len(secrets)+2*len(read))
+	// Quoted read values first: a replacer prefers the earliest, then the first listed, match.
+	for _, value := range read {
+		replacements = append(replacements, quote(value), readValue, strconv.Quote(value), readValue)
+	}
 	for _, secret := range secrets {
 		if len(secret) >= minSecretLength {
 			replacements = append(replacements, secret, "****")
@@ -87,6 +95,25 @@ func scrub(diags hcl.Diagnostics, secrets []string) {
 		diag.Summary = redactURLs(replacer.Replace(diag.Summary))
 		diag.Detail = redactURLs(replacer.Replace(diag.Detail))
 	}
+}
+
+// readValue stands for a value from file() or env() in a diagnostic.
+const readValue = "(a value read by file() or env(), not shown)"
+
+// maxQuoted is the longest value a diagnostic quotes whole.
+const maxQuoted = 80
+
+// quote is a value as a diagnostic shows it: quoted, and cut to its start and its length when
+// long (a diagnostic says what was wrong, not what was read).
+func quote(value string) string {
+	if len(value) <= maxQuoted {
+		return strconv.Quote(value)
+	}
+	cut := maxQuoted / 2
+	for cut > 0 && !utf8.RuneStart(value[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(value[:cut]), len(value))
 }
 
 // sortByPosition orders diagnostics as they appear in the file; those without a position go last.

@@ -65,7 +65,7 @@ func TestFormatDiagnostics(t *testing.T) {
 
 func TestScrubKnownSecrets(t *testing.T) {
 	diags := hcl.Diagnostics{{Summary: "token hunter2-xyz in summary", Detail: "and hunter2-xyz, x, in detail"}}
-	scrub(diags, []string{"hunter2-xyz", "x"})
+	scrub(diags, []string{"hunter2-xyz", "x"}, nil)
 	if diags[0].Summary != "token **** in summary" || diags[0].Detail != "and ****, x, in detail" {
 		t.Errorf("scrubbed to %q / %q", diags[0].Summary, diags[0].Detail)
 	}

@@ -83,29 +83,43 @@ func fileFunction(dir string) function.Function {
 // readTextFile reads a regular file of at most maxFileFunctionSize bytes of UTF-8. Errors leave
 // out the resolved path: the caller names the file as the user wrote it.
 func readTextFile(path string) (string, error) {
-	f, err := os.Open(path)
+	data, err := ReadRegularFile(path, maxFileFunctionSize)
 	if err != nil {
 		return "", pathless(err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return "", pathless(err)
-	}
-	if !info.Mode().IsRegular() {
-		return "", errors.New("not a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileFunctionSize+1))
-	if err != nil {
-		return "", pathless(err)
-	}
-	if len(data) > maxFileFunctionSize {
-		return "", fmt.Errorf("larger than %d bytes", maxFileFunctionSize)
 	}
 	if !utf8.Valid(data) {
 		return "", errors.New("not valid UTF-8 text")
 	}
 	return string(data), nil
+}
+
+// ReadRegularFile reads a regular file of at most limit bytes. Everything the router reads
+// because a configuration names it goes through here, so that a path to a device (/dev/zero),
+// a FIFO or a huge file gets an error instead of exhausting memory or blocking.
+func ReadRegularFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
+	}
+	if info.Size() > limit {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
+	}
+	return data, nil
 }
 
 // pathless strips the path from an *fs.PathError, keeping the cause.

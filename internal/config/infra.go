@@ -37,6 +37,9 @@ func defaultRouter() RouterSpec {
 func (d *decoder) decodeRouter(b *hcl.Block, r *RouterSpec) {
 	s := d.open(b.Body, routerSchema, "router", b.DefRange)
 	addrRange, addrSet := s.str("admin_addr", &r.AdminAddr)
+	if addrSet {
+		d.attrs["router.admin_addr"] = addrRange
+	}
 	if _, ok := s.str("admin_token", &r.AdminToken); ok {
 		d.addSecret(r.AdminToken)
 	}
@@ -55,12 +58,12 @@ func (d *decoder) checkAdminAddr(addr, token string, rng hcl.Range) {
 		_, err = strconv.ParseUint(port, 10, 16)
 	}
 	if err != nil {
-		d.errorf(rng, "Invalid address", "admin_addr must be host:port, such as %q; got %q.", DefaultAdminAddr, addr)
+		d.errorf(rng, "Invalid address", "admin_addr must be host:port, such as %q; got %s.", DefaultAdminAddr, quote(addr))
 		return
 	}
 	if token == "" && !isLoopback(host) {
 		d.errorf(rng, "Admin API exposed without a token",
-			"admin_addr %q is not a loopback address; set admin_token so that mutating endpoints need it.", addr)
+			"admin_addr %s is not a loopback address; set admin_token so that mutating endpoints need it.", quote(addr))
 	}
 }
 
@@ -87,8 +90,9 @@ func (d *decoder) defaultStore() StoreSpec {
 func (d *decoder) decodeStore(b *hcl.Block, st *StoreSpec) {
 	s := d.open(b.Body, storeSchema, "store", b.DefRange)
 	var path string
-	if _, ok := s.nonEmpty("path", &path); ok {
+	if rng, ok := s.nonEmpty("path", &path); ok {
 		st.Path = resolvePath(d.dir, path)
+		d.attrs["store.path"] = rng
 	}
 	s.duration("retention", &st.Retention, true)
 	s.size("max_size", &st.MaxSize, 1, math.MaxInt64)
@@ -108,6 +112,7 @@ func (d *decoder) decodeCluster(b *hcl.Block) ClusterSpec {
 	s := d.open(b.Body, clusterSchema, what, b.DefRange)
 	scheme := ""
 	if rng, ok := s.str("url", &c.URL); ok {
+		d.attrs["cluster."+c.Name+".url"] = rng
 		scheme = d.checkURL(c.URL, what, rng)
 	}
 	if tb := s.nested("tls"); tb != nil {
@@ -136,8 +141,17 @@ func (d *decoder) checkURL(raw, what string, rng hcl.Range) string {
 		d.errorf(rng, "Invalid URL", "The url of %s must start with amqp:// or amqps://; got %s.", what, RedactURL(raw))
 		return ""
 	}
-	if _, err := amqp.ParseURI(raw); err != nil {
+	uri, err := amqp.ParseURI(raw)
+	if err != nil {
 		d.errorf(rng, "Invalid URL", "The url of %s, %s, is not a valid AMQP URI: %s.", what, RedactURL(raw), err)
+		return ""
+	}
+	if uri.Port < 1 || uri.Port > 65535 {
+		d.errorf(rng, "Invalid URL", "The url of %s, %s, has port %d; a port is from 1 to 65535.", what, RedactURL(raw), uri.Port)
+		return ""
+	}
+	if uri.Host == "" {
+		d.errorf(rng, "Invalid URL", "The url of %s, %s, names no host.", what, RedactURL(raw))
 		return ""
 	}
 	return u.Scheme

@@ -12,6 +12,7 @@ import (
 var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "router"},
 	{Type: "store"},
+	{Type: "tracing"},
 	{Type: kindCluster, LabelNames: []string{"name"}},
 	{Type: kindSource, LabelNames: []string{"name"}},
 	{Type: kindTarget, LabelNames: []string{"name"}},
@@ -23,7 +24,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 // Load reads and checks the file. filename is used in diagnostics exactly as given; lookupEnv
 // backs env(), nil meaning os.LookupEnv. See LoadBytes.
 func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.Diagnostics) {
-	src, err := os.ReadFile(filename)
+	src, err := ReadRegularFile(filename, maxSourceSize)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
@@ -47,6 +48,9 @@ func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.
 //   - router.max_message_size: a size, default "128MiB", at most RabbitMQ's "512MiB"; larger
 //     messages are dead-lettered at ingest.
 //   - module.pool_size: instances per module, default 2, from 1 to 64.
+//   - tracing (optional, see TracingSpec): endpoint, protocol, sample_ratio, service_name; the
+//     OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER(_ARG) and OTEL_SERVICE_NAME variables fill what
+//     the block leaves unset.
 //
 // Decisions where the contract is silent: a target with clusters must set mode ("all" or
 // "failover"); delivery_limit requires a quorum queue; a config without sources or routes
@@ -65,7 +69,7 @@ func LoadBytes(src []byte, filename string, lookupEnv func(string) (string, bool
 	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		scrub(diags, nil)
+		scrub(diags, nil, nil)
 		sortByPosition(diags)
 		return nil, diags
 	}
@@ -74,7 +78,7 @@ func LoadBytes(src []byte, filename string, lookupEnv func(string) (string, bool
 	cfg := d.decodeFile(file.Body)
 	d.checkReferences()
 	d.checkConfig(cfg)
-	scrub(d.diags, d.secrets)
+	scrub(d.diags, d.secrets, d.read)
 	sortByPosition(d.diags)
 	return cfg, d.diags
 }
@@ -82,8 +86,8 @@ func LoadBytes(src []byte, filename string, lookupEnv func(string) (string, bool
 func (d *decoder) decodeFile(body hcl.Body) *Config {
 	content, diags := body.Content(fileSchema)
 	d.add(diags)
-	cfg := &Config{File: d.file, Dir: d.dir, Router: defaultRouter(), Store: d.defaultStore()}
-	var routerBlock, storeBlock *hcl.Block
+	cfg := &Config{File: d.file, Dir: d.dir, Router: defaultRouter(), Store: d.defaultStore(), Attrs: d.attrs}
+	var routerBlock, storeBlock, tracingBlock *hcl.Block
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "router": // a second block is still checked, into a spec that is then dropped
@@ -102,6 +106,11 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			if d.single(b, &storeBlock) {
 				cfg.Store = spec
 				cfg.Ranges.Store = b.DefRange
+			}
+		case "tracing":
+			spec := d.decodeTracing(b)
+			if d.single(b, &tracingBlock) {
+				cfg.Tracing = spec
 			}
 		case kindCluster:
 			cfg.Clusters = appendUnique(cfg.Clusters, d.decodeCluster(b), d.declare(kindCluster, b))

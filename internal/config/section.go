@@ -79,10 +79,7 @@ func (s *section) eval(name string) (value cty.Value, rng hcl.Range, ok bool) {
 		return cty.NilVal, s.def, false
 	}
 	rng = a.Expr.Range()
-	value, diags := a.Expr.Value(s.d.ctx)
-	if slices.Contains(s.sc.secret, name) {
-		withholdDetails(diags, name)
-	}
+	value, diags := s.d.evalExpr(a.Expr, name, slices.Contains(s.sc.secret, name))
 	s.d.add(diags)
 	switch {
 	case diags.HasErrors():
@@ -141,7 +138,7 @@ func (s *section) oneOf(name string, dst *string, allowed ...string) (hcl.Range,
 	var value string
 	rng, ok := s.str(name, &value)
 	if ok && !slices.Contains(allowed, value) {
-		s.d.errorf(rng, "Invalid value", "%s must be one of %s; got %q.", name, strings.Join(allowed, ", "), value)
+		s.d.errorf(rng, "Invalid value", "%s must be one of %s; got %s.", name, strings.Join(allowed, ", "), quote(value))
 		return rng, false
 	}
 	if ok {
@@ -180,7 +177,7 @@ func (s *section) stringList(name string, dst *[]string) ([]hcl.Range, bool) {
 	}
 	list, ranges, ok := []string{}, []hcl.Range{}, true
 	for _, expr := range elements {
-		value, diags := expr.Value(s.d.ctx)
+		value, diags := s.d.evalExpr(expr, name, slices.Contains(s.sc.secret, name))
 		s.d.add(diags)
 		if diags.HasErrors() {
 			ok = false

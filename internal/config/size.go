@@ -41,26 +41,26 @@ func ParseSize(s string) (int64, error) {
 	}
 	number, unit := text[:end], strings.TrimSpace(text[end:])
 	if !validDecimal(number) {
-		return 0, fmt.Errorf("%w %q: want a number with an optional unit, such as \"64MiB\"", ErrInvalidSize, s)
+		return 0, fmt.Errorf("%w %s: want a number with an optional unit, such as \"64MiB\"", ErrInvalidSize, quote(s))
 	}
 	if len(number) > maxSizeDigits {
-		return 0, fmt.Errorf("%w %q: too many digits", ErrInvalidSize, s)
+		return 0, fmt.Errorf("%w %s: too many digits", ErrInvalidSize, quote(s))
 	}
 	factor, ok := sizeUnits[strings.ToLower(unit)]
 	if !ok {
-		return 0, fmt.Errorf("%w %q: unknown unit %q (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", ErrInvalidSize, s, unit)
+		return 0, fmt.Errorf("%w %s: unknown unit %s (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", ErrInvalidSize, quote(s), quote(unit))
 	}
 	value, ok := new(big.Rat).SetString(number)
 	if !ok {
-		return 0, fmt.Errorf("%w %q: bad number", ErrInvalidSize, s)
+		return 0, fmt.Errorf("%w %s: bad number", ErrInvalidSize, quote(s))
 	}
 	value.Mul(value, new(big.Rat).SetInt64(factor))
 	if !value.IsInt() {
-		return 0, fmt.Errorf("%w %q: not a whole number of bytes", ErrInvalidSize, s)
+		return 0, fmt.Errorf("%w %s: not a whole number of bytes", ErrInvalidSize, quote(s))
 	}
 	bytes := value.Num()
 	if !bytes.IsInt64() {
-		return 0, fmt.Errorf("%w %q: too large", ErrInvalidSize, s)
+		return 0, fmt.Errorf("%w %s: too large", ErrInvalidSize, quote(s))
 	}
 	return bytes.Int64(), nil
 }

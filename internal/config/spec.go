@@ -21,7 +21,11 @@ type Config struct {
 	Modules  []ModuleSpec
 	Routes   []RouteSpec
 	Tests    []TestSpec
-	Ranges   Ranges // where the single blocks are, for diagnostics about them
+	Tracing  *TracingSpec // nil without a tracing block: no spans
+	// Attrs is where attributes that runtime errors name were set ("store.path",
+	// "router.admin_addr", "cluster.NAME.url"); see Config.At.
+	Attrs  map[string]hcl.Range
+	Ranges Ranges // where the single blocks are, for diagnostics about them
 }
 
 // Ranges locate the router and store blocks (zero when the file has none).

@@ -51,16 +51,16 @@ func (s *section) duration(name string, dst *time.Duration, positive bool) (hcl.
 	if !ok {
 		return rng, false
 	}
-	d, err := time.ParseDuration(text)
+	d, err := ParseDuration(text)
 	switch {
 	case err != nil:
-		s.d.errorf(rng, "Invalid duration", "%s must be a Go duration such as \"250ms\" or \"1h\"; got %q.", name, text)
+		s.d.errorf(rng, "Invalid duration", "%s must be a duration such as \"250ms\", \"1h\" or \"7d\"; got %s.", name, quote(text))
 		return rng, false
 	case d < 0:
-		s.d.errorf(rng, "Invalid duration", "%s must not be negative; got %q.", name, text)
+		s.d.errorf(rng, "Invalid duration", "%s must not be negative; got %s.", name, quote(text))
 		return rng, false
 	case d == 0 && positive:
-		s.d.errorf(rng, "Invalid duration", "%s must be greater than zero; got %q.", name, text)
+		s.d.errorf(rng, "Invalid duration", "%s must be greater than zero; got %s.", name, quote(text))
 		return rng, false
 	}
 	*dst = d
@@ -80,7 +80,7 @@ func (s *section) size(name string, dst *int64, lo, hi int64) (hcl.Range, bool) 
 		s.d.errorf(rng, "Invalid size", "%s: %s.", name, err)
 		return rng, false
 	case n < lo || n > hi:
-		s.d.errorf(rng, "Invalid size", "%s must be between %s and %s; got %q.", name, formatSize(lo), formatSize(hi), text)
+		s.d.errorf(rng, "Invalid size", "%s must be between %s and %s; got %s.", name, formatSize(lo), formatSize(hi), quote(text))
 		return rng, false
 	}
 	*dst = n
@@ -138,10 +138,7 @@ func (s *section) stringMap(name string, dst *map[string]string) bool {
 
 // element evaluates one key or value of a literal map.
 func (s *section) element(name string, expr hcl.Expression, role string) (string, bool) {
-	value, diags := expr.Value(s.d.ctx)
-	if slices.Contains(s.sc.secret, name) {
-		withholdDetails(diags, name)
-	}
+	value, diags := s.d.evalExpr(expr, name, slices.Contains(s.sc.secret, name))
 	s.d.add(diags)
 	if diags.HasErrors() {
 		return "", false

@@ -29,6 +29,8 @@ type Metrics struct {
 	FailoverSwitches   *prometheus.CounterVec // {target}
 	ConfigGeneration   prometheus.Gauge       // the configuration generation in force
 	ConfigReloads      *prometheus.CounterVec // {result}: applied | refused
+	TraceSpansDropped  prometheus.Counter     // spans lost to a full export queue or a failed export
+	TraceSpansExported prometheus.Counter
 }
 
 // New creates the collectors and registers them with reg.
@@ -72,6 +74,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "router_config_generation", Help: "Generation of the configuration in force (1 at start, +1 per applied reload).",
 		}),
 		ConfigReloads: counter("router_config_reloads_total", "Configuration reloads by result (applied, refused).", "result"),
+		TraceSpansDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "router_trace_spans_dropped_total", Help: "Trace spans dropped because the collector was unreachable or too slow.",
+		}),
+		TraceSpansExported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "router_trace_spans_exported_total", Help: "Trace spans the collector accepted.",
+		}),
 	}
 	m.ConfigGeneration.Set(1)
 	m.ConfigReloads.WithLabelValues("applied").Add(0)
@@ -80,7 +88,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.EventsRejected, m.EventsDelivered, m.EventsReplayed, m.EventsDropped, m.EventsDeadLettered,
 		m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
 		m.StoreSize, m.StoreCommits, m.StoreLost, m.BrokerConnected, m.BrokerReconnects,
-		m.FailoverSwitches, m.ConfigGeneration, m.ConfigReloads)
+		m.FailoverSwitches, m.ConfigGeneration, m.ConfigReloads, m.TraceSpansDropped, m.TraceSpansExported)
 	return m
 }
 

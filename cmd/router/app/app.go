@@ -52,7 +52,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		adminAddr = opts.AdminAddr
 	}
 	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -63,10 +63,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
 	})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("event log %s is locked: is another router running with this store?", cfg.Store.Path)
+		return cfg.Errorf("store.path", "event log %s is locked: is another router running with this store?", cfg.Store.Path)
 	}
 	if err != nil {
-		return fmt.Errorf("opening event log: %w", err)
+		return cfg.Errorf("store.path", "opening event log: %w", err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		c, err := newCluster(cs)
 		if err != nil {
 			CloseModules(context.Background(), modules)
-			return err
+			return cfg.Errorf("cluster."+cs.Name+".url", "%w", err)
 		}
 		clusters[cs.Name] = c
 	}
@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Reloader: reloader,
 	})
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return cfg.Errorf("router.admin_addr", "admin API: %w", err)
 	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	adminDone := make(chan error, 1)

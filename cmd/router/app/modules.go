@@ -4,7 +4,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -79,7 +81,11 @@ func loadModule(ctx context.Context, host *wasmhost.Host, ms config.ModuleSpec, 
 	})
 	if err != nil {
 		rng := ms.PathRange
-		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "invalid module", Detail: err.Error(), Subject: &rng}
+		detail := err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			detail += " (is the module built? `make wasm` builds the examples)"
+		}
+		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "invalid module", Detail: detail, Subject: &rng}
 	}
 	return m, nil
 }
@@ -89,6 +95,12 @@ func CloseModules(ctx context.Context, modules map[string]*wasmhost.Module) {
 	for _, m := range modules {
 		_ = m.Close(ctx)
 	}
+}
+
+// NewCheckHost starts a WASM runtime that keeps compiled code in memory only, for commands
+// that must not write to disk (validate).
+func NewCheckHost(ctx context.Context, log *slog.Logger, m *metrics.Metrics) (*wasmhost.Host, error) {
+	return wasmhost.New(ctx, wasmhost.Options{Logger: log, Metrics: m})
 }
 
 // NewHost starts the WASM runtime with the on-disk compilation cache.

@@ -40,3 +40,11 @@ cluster "two_tls" {
   tls {}
   tls {}
 }
+
+cluster "port_too_big" {
+  url = "amqp://admin:hunter2-bigport@rabbit.example:99999/"
+}
+
+cluster "port_zero" {
+  url = "amqp://admin:hunter2-zeroport@rabbit.example:0/"
+}

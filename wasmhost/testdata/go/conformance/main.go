@@ -69,7 +69,7 @@ func reportList(fn appender, prefix string) {
 }
 
 var metaNames = []string{"routing_key", "exchange", "source", "route", "message_id",
-	"correlation_id", "content_type", "type", "app_id", "timestamp", "seq", "nope"}
+	"correlation_id", "content_type", "type", "app_id", "timestamp", "seq", "trace_id", "nope"}
 
 func run(body []byte) wr.Result {
 	switch op := header("op", ""); op {

@@ -1,0 +1,202 @@
+package tracing
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// dropLogEvery is the least time between two log lines about dropped spans.
+const dropLogEvery = 30 * time.Second
+
+// dropProcessor batches finished spans to the exporter on its own goroutine. Ending a span never
+// waits: when the queue is full (the collector is down or slow) the span is dropped and counted,
+// and a failed export counts its whole batch as dropped. The SDK's batch processor also drops
+// rather than block, but it does not say how many; the router's metric and log line do.
+type dropProcessor struct {
+	exporter sdktrace.SpanExporter
+	queue    chan sdktrace.ReadOnlySpan
+	batch    int
+	interval time.Duration
+	timeout  time.Duration
+	dropped  prometheus.Counter
+	exported prometheus.Counter
+	log      *slog.Logger
+
+	flushes chan chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	// Drops since the last log line, and when it was written (Unix nanoseconds).
+	unlogged atomic.Int64
+	lastLog  atomic.Int64
+	lastErr  atomic.Pointer[string]
+}
+
+func newDropProcessor(exporter sdktrace.SpanExporter, opts Options) *dropProcessor {
+	p := &dropProcessor{
+		exporter: exporter,
+		queue:    make(chan sdktrace.ReadOnlySpan, orDefault(opts.Queue, 8192)),
+		batch:    orDefault(opts.Batch, 512),
+		interval: opts.Interval,
+		timeout:  opts.ExportTimeout,
+		dropped:  opts.Dropped,
+		exported: opts.Exported,
+		log:      opts.Logger,
+		flushes:  make(chan chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if p.interval <= 0 {
+		p.interval = time.Second
+	}
+	if p.timeout <= 0 {
+		p.timeout = 10 * time.Second
+	}
+	go p.run()
+	return p
+}
+
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+func (p *dropProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+// OnEnd queues a sampled span for export, or drops it when the queue is full.
+func (p *dropProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		return
+	}
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	select {
+	case p.queue <- s:
+	default:
+		p.drop(1, nil)
+	}
+}
+
+// drop counts lost spans and logs about them at most once per dropLogEvery.
+func (p *dropProcessor) drop(n int, err error) {
+	if p.dropped != nil {
+		p.dropped.Add(float64(n))
+	}
+	if err != nil {
+		msg := err.Error()
+		p.lastErr.Store(&msg)
+	}
+	total := p.unlogged.Add(int64(n))
+	now := time.Now().UnixNano()
+	last := p.lastLog.Load()
+	if last != 0 && now-last < int64(dropLogEvery) {
+		return
+	}
+	if !p.lastLog.CompareAndSwap(last, now) {
+		return // another goroutine logs this period
+	}
+	p.unlogged.Add(-total)
+	attrs := []any{"spans", total}
+	if e := p.lastErr.Load(); e != nil {
+		attrs = append(attrs, "last_error", *e)
+	}
+	p.log.Warn("trace spans dropped: the collector is unreachable or too slow; routing goes on", attrs...)
+}
+
+// run exports batches until stop, then exports what is left.
+func (p *dropProcessor) run() {
+	defer close(p.done)
+	buf := make([]sdktrace.ReadOnlySpan, 0, p.batch)
+	ticker := time.NewTicker(p.interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case s := <-p.queue:
+			buf = append(buf, s)
+			if len(buf) >= p.batch {
+				buf = p.export(buf)
+			}
+		case <-ticker.C:
+			buf = p.export(buf)
+		case ack := <-p.flushes:
+			buf = p.export(p.drain(buf))
+			close(ack)
+		case <-p.stop:
+			p.export(p.drain(buf))
+			return
+		}
+	}
+}
+
+// drain moves what the queue holds now into buf, exporting full batches on the way.
+func (p *dropProcessor) drain(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+	for {
+		select {
+		case s := <-p.queue:
+			buf = append(buf, s)
+			if len(buf) >= p.batch {
+				buf = p.export(buf)
+			}
+		default:
+			return buf
+		}
+	}
+}
+
+// export sends buf and returns it emptied for reuse.
+func (p *dropProcessor) export(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+	if len(buf) == 0 {
+		return buf
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	err := p.exporter.ExportSpans(ctx, buf)
+	cancel()
+	if err != nil {
+		p.drop(len(buf), err)
+	} else if p.exported != nil {
+		p.exported.Add(float64(len(buf)))
+	}
+	clear(buf)
+	return buf[:0]
+}
+
+// ForceFlush exports every span queued before the call.
+func (p *dropProcessor) ForceFlush(ctx context.Context) error {
+	ack := make(chan struct{})
+	select {
+	case p.flushes <- ack:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown exports what is queued and stops the exporter, both within ctx.
+func (p *dropProcessor) Shutdown(ctx context.Context) error {
+	p.once.Do(func() { close(p.stop) })
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return p.exporter.Shutdown(ctx)
+}

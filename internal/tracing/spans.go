@@ -1,0 +1,229 @@
+package tracing
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmrouter/wasmrouter/event"
+)
+
+// The router's own span attributes.
+const (
+	AttrSeq        = attribute.Key("wasmrouter.seq")
+	AttrSource     = attribute.Key("wasmrouter.source")
+	AttrRoute      = attribute.Key("wasmrouter.route")
+	AttrTarget     = attribute.Key("wasmrouter.target")
+	AttrCluster    = attribute.Key("wasmrouter.cluster")
+	AttrGeneration = attribute.Key("wasmrouter.generation")
+	AttrReplay     = attribute.Key("wasmrouter.replay")
+	AttrDuplicate  = attribute.Key("wasmrouter.duplicate")
+	AttrVerdict    = attribute.Key("wasmrouter.verdict")
+	AttrModule     = attribute.Key("wasmrouter.module")
+	AttrRole       = attribute.Key("wasmrouter.module.role")
+	AttrResult     = attribute.Key("wasmrouter.module.result")
+	AttrResultCode = attribute.Key("wasmrouter.module.result_code")
+	AttrReason     = attribute.Key("wasmrouter.error")
+	AttrAttempts   = attribute.Key("wasmrouter.attempts")
+	AttrDeadLetter = attribute.Key("wasmrouter.dead_letter")
+)
+
+// Headers of W3C trace context on AMQP messages.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+)
+
+var rabbitmq = semconv.MessagingSystemRabbitMQ
+
+// StartReceive starts the receive span of a consumed message, a child of the trace context it
+// carries, with ids derived from the event (see deriveIDs): ev must have its message id and
+// ingest time, as it will be logged. The caller ends it with EndReceive.
+func (t *Tracer) StartReceive(ev *event.Event, queue string) trace.Span {
+	ctx := context.WithValue(context.Background(), derivedIDsKey{}, deriveIDs(ev))
+	if parent := extract(ev.Headers); parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	_, span := t.tracer.Start(ctx, "receive "+queue,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithTimestamp(ev.IngestTime),
+		trace.WithAttributes(
+			rabbitmq,
+			semconv.MessagingOperationTypeReceive,
+			semconv.MessagingOperationName("receive"),
+			semconv.MessagingDestinationName(ev.Exchange),
+			semconv.MessagingDestinationSubscriptionName(queue),
+			semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey),
+			semconv.MessagingMessageID(ev.Props.MessageID),
+			semconv.MessagingMessageBodySize(len(ev.Body)),
+			AttrSource.String(ev.Source),
+		))
+	return span
+}
+
+// EndReceive ends a receive span once the message is acknowledged (err nil) or refused.
+func EndReceive(span trace.Span, seq uint64, duplicate bool, err error) {
+	if seq > 0 {
+		span.SetAttributes(AttrSeq.Int64(int64(seq)))
+	}
+	if duplicate {
+		span.SetAttributes(AttrDuplicate.Bool(true))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// ReceiveContext is the span context of ev's receive span, computed again from the logged event:
+// the same ids StartReceive gave it, and the sampling decision it got.
+func (t *Tracer) ReceiveContext(ev *event.Event) trace.SpanContext {
+	ids := deriveIDs(ev)
+	parent := extract(ev.Headers)
+	cfg := trace.SpanContextConfig{TraceID: ids.trace, SpanID: ids.span}
+	if parent.IsValid() {
+		cfg.TraceID = parent.TraceID()
+		cfg.TraceState = parent.TraceState()
+		cfg.TraceFlags = parent.TraceFlags() & trace.FlagsSampled
+	} else {
+		res := t.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: ids.trace})
+		if res.Decision == sdktrace.RecordAndSample {
+			cfg.TraceFlags = trace.FlagsSampled
+		}
+	}
+	return trace.NewSpanContext(cfg)
+}
+
+// StartProcess starts the span of one route running ev: a child of its receive span, or, for a
+// replay or a redrive, the root of a new trace linked to it.
+func (t *Tracer) StartProcess(ev *event.Event, route string, replay bool, generation uint64) trace.Span {
+	received := t.ReceiveContext(ev)
+	opts := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			rabbitmq,
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(ev.Exchange),
+			semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey),
+			semconv.MessagingMessageID(ev.Props.MessageID),
+			AttrSource.String(ev.Source),
+			AttrRoute.String(route),
+			AttrSeq.Int64(int64(ev.Seq)),
+		),
+	}
+	if generation > 0 {
+		opts = append(opts, trace.WithAttributes(AttrGeneration.Int64(int64(generation))))
+	}
+	ctx := context.Background()
+	if replay {
+		opts = append(opts, trace.WithNewRoot(),
+			trace.WithLinks(trace.Link{SpanContext: received, Attributes: []attribute.KeyValue{AttrReplay.Bool(true)}}),
+			trace.WithAttributes(AttrReplay.Bool(true)))
+	} else {
+		ctx = trace.ContextWithSpanContext(ctx, received)
+	}
+	_, span := t.tracer.Start(ctx, "process "+route, opts...)
+	return span
+}
+
+// Verdicts of a process span.
+const (
+	VerdictDeliver    = "deliver"
+	VerdictDrop       = "drop"
+	VerdictDeadLetter = "dead_letter"
+)
+
+// EndProcess ends a process span with the route's verdict; a dead letter is an error with its
+// reason.
+func EndProcess(span trace.Span, verdict, module, reason string, attempts int) {
+	span.SetAttributes(AttrVerdict.String(verdict), AttrAttempts.Int(attempts))
+	if module != "" {
+		span.SetAttributes(AttrModule.String(module))
+	}
+	if verdict == VerdictDeadLetter {
+		span.SetAttributes(AttrReason.String(reason))
+		span.SetStatus(codes.Error, reason)
+	}
+	span.End()
+}
+
+// StartModule starts the span of one guest call under a process span.
+func (t *Tracer) StartModule(process trace.Span, module, role string) trace.Span {
+	_, span := t.tracer.Start(trace.ContextWithSpan(context.Background(), process), "module "+module,
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(AttrModule.String(module), AttrRole.String(role)))
+	return span
+}
+
+// EndModule ends a guest call's span with its result code (0 continue, 1 drop, 2 retry, 3 dead
+// letter); retry and dead letter are errors with the reason.
+func EndModule(span trace.Span, code int, result, reason string) {
+	span.SetAttributes(AttrResultCode.Int(code), AttrResult.String(result))
+	if code >= 2 {
+		span.SetAttributes(AttrReason.String(reason))
+		span.SetStatus(codes.Error, reason)
+	}
+	span.End()
+}
+
+// Delivery describes one publish to a target.
+type Delivery struct {
+	Route, Target, Cluster string
+	Exchange, RoutingKey   string
+	MessageID              string
+	Seq                    uint64
+	Replay                 bool
+	DeadLetter             string // the reason, for a publish to a route's dead_letter target
+}
+
+// StartSend starts the span of one publish, a child of parent (the process span), and writes
+// its context into headers as traceparent (and tracestate when the trace has one), replacing
+// the source's. The caller ends it with EndSend at the broker's answer.
+func (t *Tracer) StartSend(parent trace.SpanContext, d Delivery, headers map[string]any) trace.Span {
+	attrs := []attribute.KeyValue{
+		rabbitmq,
+		semconv.MessagingOperationTypeSend,
+		semconv.MessagingOperationName("send"),
+		semconv.MessagingDestinationName(d.Exchange),
+		semconv.MessagingRabbitMQDestinationRoutingKey(d.RoutingKey),
+		semconv.MessagingMessageID(d.MessageID),
+		AttrRoute.String(d.Route),
+		AttrTarget.String(d.Target),
+		AttrSeq.Int64(int64(d.Seq)),
+	}
+	if d.Cluster != "" {
+		attrs = append(attrs, AttrCluster.String(d.Cluster))
+	}
+	if d.Replay {
+		attrs = append(attrs, AttrReplay.Bool(true))
+	}
+	ctx := trace.ContextWithSpanContext(context.Background(), parent)
+	_, span := t.tracer.Start(ctx, "send "+d.Exchange, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	if d.DeadLetter != "" {
+		span.SetAttributes(AttrDeadLetter.Bool(true), AttrReason.String(d.DeadLetter))
+		span.SetStatus(codes.Error, d.DeadLetter)
+	}
+	inject(span.SpanContext(), headers)
+	return span
+}
+
+// EndSend ends a publish's span at the broker's answer: nil for a confirm, else why the broker
+// refused it or the connection lost it.
+func EndSend(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// FailSend marks a publish's span as dead-lettered (its tries spent) and ends it.
+func FailSend(span trace.Span, reason string, attempts int) {
+	span.SetAttributes(AttrDeadLetter.Bool(true), AttrReason.String(reason), AttrAttempts.Int(attempts))
+	span.SetStatus(codes.Error, reason)
+	span.End()
+}

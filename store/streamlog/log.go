@@ -1,0 +1,826 @@
+package streamlog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/store"
+)
+
+// Options configure a Log. Zero values take the defaults.
+type Options struct {
+	Stream      string        // the stream's name; declared when absent
+	MaxAge      time.Duration // retention, x-max-age; 0: none
+	MaxBytes    int64         // size cap, x-max-length-bytes; 0: none
+	ClusterSize int           // replicas of a stream declared here, x-initial-cluster-size; 0: the broker's default
+	// Window is how many appends may be on their way at once, default 1000.
+	Window int
+	// Recognised is how many of the latest records the redelivery index covers, default 16384.
+	Recognised int
+	// Recent is how many of the latest records are kept in memory for reads, default 8192.
+	Recent int
+	// ReadyTimeout bounds Open's reading of the tail of the log into the index, and a read's
+	// wait for the broker, default 60s.
+	ReadyTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Window <= 0 {
+		o.Window = 1000
+	}
+	if o.Recognised <= 0 {
+		o.Recognised = 1 << 14
+	}
+	if o.Recent <= 0 {
+		o.Recent = 1 << 13
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 60 * time.Second
+	}
+}
+
+// startType marks the message a router writes into the stream when it opens it, before any
+// event: reading the tail up to its own mark tells the router it has seen every record
+// appended before it started, and offset 0 never holds an event (an event's seq is its
+// offset, and seq 0 means "none"). Readers skip these marks.
+const startType = "wasmrouter.log-start"
+
+// ErrClosed is returned by a Log whose connection or channels are gone.
+var ErrClosed = errors.New("streamlog: log closed")
+
+// Log is the router's log in a RabbitMQ stream, shared with the other routers that append to
+// the same stream. An event's seq is its offset in the stream.
+//
+// An append is done when the broker confirmed it and this router's tail of the stream has
+// seen it: the confirm says it is durable, the tail gives its offset (AMQP 0-9-1 confirms do
+// not carry one). Every message this router writes has a message id made of the router's
+// prefix and a counter, which is how the tail recognises its own.
+type Log struct {
+	opts   Options
+	conn   *amqp.Connection
+	prefix string // of this router's message ids in the stream
+
+	pubMu   sync.Mutex // publish order is id order is confirm order
+	pub     *amqp.Channel
+	nextID  uint64
+	slots   chan struct{} // one per append not yet done
+	fifo    chan *pendingAppend
+	pubDone chan struct{} // closed when appends can no longer complete
+
+	waitMu      sync.Mutex
+	waiting     map[uint64]*pendingAppend
+	head        uint64 // the lowest id not yet done; appends are done in id order
+	failErr     error
+	completions chan *pendingAppend
+
+	index  *recentIndex
+	recent *recentRecords
+	tailCh *amqp.Channel
+	// onRecord sees every record the tail reads, before the append that wrote it is done;
+	// fromFirst makes the tail start at the stream's first record.
+	onRecord  func(off uint64, d *amqp.Delivery)
+	fromFirst bool
+
+	lastMu  sync.Mutex
+	last    uint64        // the highest offset the tail has seen
+	notify  chan struct{} // closed and replaced when last moves
+	tailErr chan error
+
+	firstMu    sync.Mutex
+	first      uint64
+	firstCheck time.Time
+
+	closeOnce sync.Once
+}
+
+type pendingAppend struct {
+	id          uint64
+	fp          store.Fingerprint
+	index       bool // add fp to the redelivery index once done (not for marks)
+	confirmOnly bool // done at the confirm, without waiting for the tail (the start mark)
+	done        func(seq uint64, dup bool, err error)
+
+	confirmed, seen, dup bool
+	seq                  uint64
+	err                  error
+}
+
+func (p *pendingAppend) ready() bool {
+	return p.err != nil || p.dup || (p.confirmed && (p.seen || p.confirmOnly))
+}
+
+// StreamArgs are the arguments the stream is declared with: retention and size map to the
+// stream's own limits.
+func StreamArgs(opts Options) amqp.Table {
+	args := amqp.Table{"x-queue-type": "stream"}
+	if opts.MaxAge > 0 {
+		args["x-max-age"] = maxAge(opts.MaxAge)
+	}
+	if opts.MaxBytes > 0 {
+		args["x-max-length-bytes"] = opts.MaxBytes
+	}
+	if opts.ClusterSize > 0 {
+		args["x-initial-cluster-size"] = int32(opts.ClusterSize)
+	}
+	return args
+}
+
+// maxAge spells d as x-max-age wants it (a number and one of the units s, m, h), rounded up to
+// the second so that a retention is never shortened.
+func maxAge(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	switch {
+	case secs%3600 == 0:
+		return strconv.FormatInt(secs/3600, 10) + "h"
+	case secs%60 == 0:
+		return strconv.FormatInt(secs/60, 10) + "m"
+	default:
+		return strconv.FormatInt(secs, 10) + "s"
+	}
+}
+
+// Open declares the stream, reads the latest records into the redelivery index (whichever
+// router wrote them) and starts appending. conn is the log's own connection; Close closes
+// the log's channels, not conn.
+func Open(conn *amqp.Connection, opts Options) (*Log, error) {
+	l := newLog(conn, opts)
+	l.onRecord = l.observeEvent
+	if err := l.start(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// observeEvent feeds the redelivery index and the recent records.
+func (l *Log) observeEvent(off uint64, d *amqp.Delivery) {
+	mark := d.Type == startType
+	if !mark {
+		if fp, err := store.RecordFingerprint(d.Body); err == nil {
+			l.index.add(fp, off)
+		}
+	}
+	l.recent.add(off, d.Body, mark)
+}
+
+func newLog(conn *amqp.Connection, opts Options) *Log {
+	opts.setDefaults()
+	mark := make([]byte, 8)
+	_, _ = rand.Read(mark)
+	l := &Log{opts: opts, conn: conn, prefix: hex.EncodeToString(mark) + ".",
+		slots: make(chan struct{}, opts.Window), fifo: make(chan *pendingAppend, opts.Window),
+		pubDone: make(chan struct{}), waiting: map[uint64]*pendingAppend{}, head: 1,
+		completions: make(chan *pendingAppend, opts.Window),
+		index:       newRecentIndex(opts.Recognised), recent: newRecentRecords(opts.Recent),
+		notify: make(chan struct{}), tailErr: make(chan error, 1)}
+	go l.complete()
+	return l
+}
+
+func (l *Log) start() error {
+	if l.opts.Stream == "" {
+		l.Close()
+		return errors.New("streamlog: Options.Stream is required")
+	}
+	if err := l.open(); err != nil {
+		l.Close()
+		return fmt.Errorf("streamlog: opening stream %s: %w", l.opts.Stream, err)
+	}
+	return nil
+}
+
+func (l *Log) open() error {
+	var err error
+	if l.pub, err = l.conn.Channel(); err != nil {
+		return err
+	}
+	if _, err := l.pub.QueueDeclare(l.opts.Stream, true, false, false, false, StreamArgs(l.opts)); err != nil {
+		return err
+	}
+	if err := l.pub.Confirm(false); err != nil {
+		return err
+	}
+	go l.confirmLoop(l.pub.NotifyPublish(make(chan amqp.Confirmation, l.opts.Window)))
+
+	marked := make(chan error, 1)
+	markID := l.publish(amqp.Publishing{Type: startType, DeliveryMode: amqp.Persistent},
+		&pendingAppend{confirmOnly: true, done: func(_ uint64, _ bool, err error) { marked <- err }})
+	if err := <-marked; err != nil {
+		return err
+	}
+	var from uint64
+	if !l.fromFirst {
+		if from, err = l.tailStart(); err != nil {
+			return err
+		}
+	}
+	return l.startTail(from, markID)
+}
+
+// tailStart is where the index starts reading: Recognised records before the start of the
+// stream's last chunk (which holds this router's mark or something later).
+func (l *Log) tailStart() (uint64, error) {
+	d, err := l.readOne(amqp.Table{"x-stream-offset": "last"})
+	if err != nil {
+		return 0, err
+	}
+	off, err := offsetOf(d)
+	if err != nil {
+		return 0, err
+	}
+	return off - min(off, uint64(l.opts.Recognised)), nil
+}
+
+// readOne returns the first message a consumer with args gets.
+func (l *Log) readOne(args amqp.Table) (amqp.Delivery, error) {
+	ch, err := l.conn.Channel()
+	if err != nil {
+		return amqp.Delivery{}, err
+	}
+	defer ch.Close()
+	if err := ch.Qos(1, 0, false); err != nil {
+		return amqp.Delivery{}, err
+	}
+	deliveries, err := ch.Consume(l.opts.Stream, "", false, false, false, false, args)
+	if err != nil {
+		return amqp.Delivery{}, err
+	}
+	select {
+	case d, ok := <-deliveries:
+		if !ok {
+			return amqp.Delivery{}, ErrClosed
+		}
+		return d, nil
+	case <-time.After(l.opts.ReadyTimeout):
+		return amqp.Delivery{}, fmt.Errorf("no message from the stream within %s", l.opts.ReadyTimeout)
+	}
+}
+
+// offsetOf is a stream delivery's offset.
+func offsetOf(d amqp.Delivery) (uint64, error) {
+	if off, ok := d.Headers["x-stream-offset"].(int64); ok && off >= 0 {
+		return uint64(off), nil
+	}
+	return 0, fmt.Errorf("delivery without an x-stream-offset header (%v)", d.Headers["x-stream-offset"])
+}
+
+// Append writes ev (whose fingerprint is fp) to the stream and calls done with its seq once
+// the broker confirmed it and the tail has seen it, or with the error; calls to done come in
+// append order, from one goroutine. A redelivery whose fingerprint matches an event in dedup,
+// whichever router wrote it, is not written again: done gets that event's seq and dup.
+func (l *Log) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, done func(seq uint64, dup bool, err error)) {
+	p := &pendingAppend{fp: fp, index: true, done: done}
+	if !dedup.Empty() {
+		if seq, ok := l.index.lookup(fp); ok && dedup.Contains(seq) {
+			p.dup, p.seq = true, seq
+			l.enqueueDone(p)
+			return
+		}
+	}
+	body, err := store.EncodeRecord(nil, ev, fp)
+	if err != nil {
+		p.err = err
+		l.enqueueDone(p)
+		return
+	}
+	l.publish(amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}, p)
+}
+
+// enqueueDone takes an append that is settled without a publish through the same in-order
+// completion as the others.
+func (l *Log) enqueueDone(p *pendingAppend) {
+	if !l.take() {
+		p.done(0, false, l.failure())
+		return
+	}
+	l.pubMu.Lock()
+	l.nextID++
+	p.id = l.nextID
+	l.waitMu.Lock()
+	l.waiting[p.id] = p
+	l.waitMu.Unlock()
+	l.pubMu.Unlock()
+	l.settle(func() {})
+}
+
+// take waits for a slot; false when the log can no longer append.
+func (l *Log) take() bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	case <-l.pubDone:
+		return false
+	}
+}
+
+// publish sends one message; p settles in id order. It returns the message id.
+func (l *Log) publish(msg amqp.Publishing, p *pendingAppend) string {
+	if !l.take() {
+		p.done(0, false, l.failure())
+		return ""
+	}
+	l.pubMu.Lock()
+	l.nextID++
+	p.id = l.nextID
+	msg.MessageId = l.prefix + strconv.FormatUint(p.id, 10)
+	l.waitMu.Lock()
+	l.waiting[p.id] = p
+	l.waitMu.Unlock()
+	err := ErrClosed
+	select {
+	case <-l.pubDone: // confirmLoop no longer takes confirms
+	default:
+		err = l.pub.Publish("", l.opts.Stream, false, false, msg)
+	}
+	if err == nil {
+		l.fifo <- p // in publish order, which is confirm order
+	}
+	l.pubMu.Unlock()
+	if err != nil {
+		l.settle(func() { p.err = fmt.Errorf("streamlog: append: %w", err) })
+	}
+	return msg.MessageId
+}
+
+// settle applies change under the lock and hands every append that is ready, in id order, to
+// the completion goroutine.
+func (l *Log) settle(change func()) {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	change()
+	for {
+		next, ok := l.waiting[l.head]
+		if !ok || !next.ready() {
+			return
+		}
+		delete(l.waiting, l.head)
+		l.head++
+		l.completions <- next // never blocks: at most Window appends exist
+	}
+}
+
+// complete calls the appends' done functions, in order, from one goroutine.
+func (l *Log) complete() {
+	for p := range l.completions {
+		if p.err == nil && !p.dup && p.index {
+			l.index.add(p.fp, p.seq)
+		}
+		<-l.slots
+		p.done(p.seq, p.dup, p.err)
+	}
+}
+
+// confirmLoop marks each append confirmed. When the channel closes, every append not yet done
+// fails: its source message is not acknowledged and the broker redelivers it.
+func (l *Log) confirmLoop(confirms <-chan amqp.Confirmation) {
+	for c := range confirms {
+		p := <-l.fifo
+		l.settle(func() {
+			p.confirmed = true
+			if !c.Ack {
+				p.err = errors.New("streamlog: the broker refused the append")
+			}
+		})
+	}
+	l.fail(ErrClosed)
+}
+
+// fail ends appending: every append not yet done gets err.
+func (l *Log) fail(err error) {
+	l.pubMu.Lock()
+	defer l.pubMu.Unlock()
+	select {
+	case <-l.pubDone:
+		return
+	default:
+		close(l.pubDone)
+	}
+	l.waitMu.Lock()
+	l.failErr = err
+	for _, p := range l.waiting {
+		if p.err == nil {
+			p.err = err
+		}
+	}
+	l.waitMu.Unlock()
+	l.settle(func() {})
+}
+
+func (l *Log) failure() error {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	if l.failErr != nil {
+		return l.failErr
+	}
+	return ErrClosed
+}
+
+// startTail follows the stream from offset from, feeding the redelivery index and the recent
+// records with every router's appends, settling this router's, and moving LastSeq; it returns
+// once it has read up to this router's mark.
+func (l *Log) startTail(from uint64, markID string) error {
+	var err error
+	if l.tailCh, err = l.conn.Channel(); err != nil {
+		return err
+	}
+	if err := l.tailCh.Qos(1000, 0, false); err != nil {
+		return err
+	}
+	deliveries, err := l.tailCh.Consume(l.opts.Stream, "", false, false, false, false, amqp.Table{"x-stream-offset": int64(from)})
+	if err != nil {
+		return err
+	}
+	caughtUp := make(chan struct{})
+	go l.tail(deliveries, markID, caughtUp)
+	select {
+	case <-caughtUp:
+		return nil
+	case err := <-l.tailErr:
+		return err
+	case <-time.After(l.opts.ReadyTimeout):
+		return fmt.Errorf("reading the latest records took longer than %s", l.opts.ReadyTimeout)
+	}
+}
+
+func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan struct{}) {
+	signalled := false
+	n := 0
+	for d := range deliveries {
+		off, err := offsetOf(d)
+		if err != nil {
+			l.tailErr <- err
+			break
+		}
+		mark := d.Type == startType
+		l.onRecord(off, &d)
+		if id, ok := strings.CutPrefix(d.MessageId, l.prefix); ok {
+			if id, err := strconv.ParseUint(id, 10, 64); err == nil {
+				l.settle(func() {
+					if p := l.waiting[id]; p != nil {
+						p.seen, p.seq = true, off
+					}
+				})
+			}
+		}
+		l.lastMu.Lock()
+		if off > l.last {
+			l.last = off
+			close(l.notify)
+			l.notify = make(chan struct{})
+		}
+		l.lastMu.Unlock()
+		if !signalled && mark && d.MessageId == markID {
+			close(caughtUp)
+			signalled = true
+		}
+		// Stream consumers must acknowledge to get more (credit); once per batch is enough.
+		if n++; n%500 == 0 || len(deliveries) == 0 {
+			_ = d.Ack(true)
+		}
+	}
+	select {
+	case l.tailErr <- ErrClosed:
+	default:
+	}
+	// Without the tail no append can learn its seq.
+	l.fail(ErrClosed)
+}
+
+// LastSeq is the highest seq this router has seen in the stream (its own appends and every
+// other router's).
+func (l *Log) LastSeq() uint64 {
+	l.lastMu.Lock()
+	defer l.lastMu.Unlock()
+	return l.last
+}
+
+// Notify returns a channel that is closed when LastSeq moves.
+func (l *Log) Notify() <-chan struct{} {
+	l.lastMu.Lock()
+	defer l.lastMu.Unlock()
+	return l.notify
+}
+
+// firstRecheck is how long FirstSeq trusts what it last read: retention moves the start of
+// a stream by whole segments, seldom.
+const firstRecheck = time.Second
+
+// FirstSeq is the seq of the oldest record the stream still holds (0 when it holds no event).
+func (l *Log) FirstSeq() uint64 {
+	l.firstMu.Lock()
+	defer l.firstMu.Unlock()
+	if time.Since(l.firstCheck) < firstRecheck {
+		return l.first
+	}
+	if l.LastSeq() == 0 {
+		return 0
+	}
+	d, err := l.readOne(amqp.Table{"x-stream-offset": "first"})
+	if err != nil {
+		return l.first
+	}
+	if off, err := offsetOf(d); err == nil {
+		l.first, l.firstCheck = max(off, 1), time.Now()
+	}
+	return l.first
+}
+
+// Read calls fn with every event from seq from onwards, in log order, following the stream
+// as it grows, until ctx ends (nil), fn returns an error (that error) or the channel closes.
+func (l *Log) Read(ctx context.Context, from uint64, fn func(ev *event.Event) error) error {
+	return l.readRaw(ctx, from, func(off uint64, body []byte, mark bool) error {
+		if mark {
+			return nil
+		}
+		ev, _, err := store.DecodeRecord(body, off)
+		if err != nil {
+			return fmt.Errorf("streamlog: record at offset %d: %w", off, err)
+		}
+		return fn(ev)
+	})
+}
+
+// readRaw calls fn with every record from offset from onwards, marks included.
+func (l *Log) readRaw(ctx context.Context, from uint64, fn func(off uint64, body []byte, mark bool) error) error {
+	ch, err := l.conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Qos(500, 0, false); err != nil {
+		return err
+	}
+	deliveries, err := ch.Consume(l.opts.Stream, "", false, false, false, false, amqp.Table{"x-stream-offset": int64(from)})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok := <-deliveries:
+			if !ok {
+				return ErrClosed
+			}
+			off, err := offsetOf(d)
+			if err != nil {
+				return err
+			}
+			// Reading starts at the chunk that holds from: skip what comes before it.
+			if off >= from {
+				if err := fn(off, d.Body, d.Type == startType); err != nil {
+					return err
+				}
+			}
+			if n++; n%250 == 0 || len(deliveries) == 0 {
+				_ = d.Ack(true)
+			}
+		}
+	}
+}
+
+// errEnough ends a bounded read.
+var errEnough = errors.New("enough")
+
+// records calls fn with the records in [from, to], from memory when they are recent enough and
+// from the stream otherwise, until fn returns false.
+func (l *Log) records(from, to uint64, fn func(off uint64, body []byte, mark bool) bool) error {
+	if from > to {
+		return nil
+	}
+	if l.recent.covers(from) {
+		l.recent.each(from, to, fn)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.ReadyTimeout)
+	defer cancel()
+	err := l.readRaw(ctx, from, func(off uint64, body []byte, mark bool) error {
+		if off > to || !fn(off, body, mark) || off == to {
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("streamlog: reading [%d, %d] took longer than %s", from, to, l.opts.ReadyTimeout)
+	}
+	return err
+}
+
+// Scan visits events from seq from, looking at no more than limit records, handing fn those
+// keep selects by source and routing key, until fn returns false; it returns the seq to resume
+// at. It reads up to LastSeq as it stands when called.
+func (l *Log) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(*event.Event) bool) (next uint64, err error) {
+	from = max(from, 1)
+	last := l.LastSeq()
+	if limit <= 0 || from > last {
+		return from, nil
+	}
+	next = from
+	looked := 0
+	var decodeErr error
+	err = l.records(from, last, func(off uint64, body []byte, mark bool) bool {
+		next = off + 1
+		looked++
+		if !mark {
+			h, err := store.PeekHead(body, off)
+			if err != nil {
+				decodeErr = fmt.Errorf("streamlog: record at offset %d: %w", off, err)
+				return false
+			}
+			if keep == nil || keep(string(h.Source), string(h.RoutingKey)) {
+				ev, _, err := store.DecodeRecord(body, off)
+				if err != nil {
+					decodeErr = fmt.Errorf("streamlog: record at offset %d: %w", off, err)
+					return false
+				}
+				if !fn(ev) {
+					return false
+				}
+			}
+		}
+		return looked < limit
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	return next, err
+}
+
+// Get reads the event with seq seq; store.ErrNotFound when the stream does not hold one.
+func (l *Log) Get(seq uint64) (*event.Event, error) {
+	if seq == 0 || seq > l.LastSeq() {
+		return nil, store.ErrNotFound
+	}
+	var ev *event.Event
+	var err error
+	readErr := l.records(seq, seq, func(off uint64, body []byte, mark bool) bool {
+		if off == seq && !mark {
+			ev, _, err = store.DecodeRecord(body, off)
+		}
+		return false
+	})
+	if readErr != nil {
+		return nil, readErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("streamlog: record at offset %d: %w", seq, err)
+	}
+	if ev == nil {
+		return nil, store.ErrNotFound
+	}
+	return ev, nil
+}
+
+// ScanHeads calls fn with the head of each event in [from, to], decoding nothing else.
+func (l *Log) ScanHeads(from, to uint64, fn func(store.RecordHead) error) error {
+	from, to = max(from, 1), min(to, l.LastSeq())
+	var fnErr error
+	err := l.records(from, to, func(off uint64, body []byte, mark bool) bool {
+		if mark {
+			return true
+		}
+		h, err := store.PeekHead(body, off)
+		if err != nil {
+			fnErr = fmt.Errorf("streamlog: record at offset %d: %w", off, err)
+			return false
+		}
+		if err := fn(h); err != nil {
+			fnErr = err
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return fnErr
+}
+
+// Close closes the log's channels; appends not yet done fail.
+func (l *Log) Close() {
+	l.closeOnce.Do(func() {
+		if l.tailCh != nil {
+			_ = l.tailCh.Close()
+		}
+		if l.pub != nil {
+			_ = l.pub.Close()
+		}
+		l.fail(ErrClosed)
+	})
+}
+
+// recentIndex maps the fingerprints of the latest records to their seqs: a redelivery matching
+// one of them is not written again. A redelivery of something older is written again: a
+// duplicate record, never a loss.
+type recentIndex struct {
+	mu   sync.Mutex
+	ring []indexEntry
+	next int
+	seq  map[store.Fingerprint]uint64 // the latest seq with that fingerprint
+}
+
+type indexEntry struct {
+	fp  store.Fingerprint
+	seq uint64
+}
+
+func newRecentIndex(size int) *recentIndex {
+	return &recentIndex{ring: make([]indexEntry, 0, size), seq: make(map[store.Fingerprint]uint64, size)}
+}
+
+func (x *recentIndex) add(fp store.Fingerprint, seq uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if cur, ok := x.seq[fp]; ok && cur >= seq {
+		return // known already (this router's append, settled before its tail saw it again)
+	}
+	if len(x.ring) < cap(x.ring) {
+		x.ring = append(x.ring, indexEntry{fp, seq})
+	} else {
+		old := x.ring[x.next]
+		if x.seq[old.fp] == old.seq {
+			delete(x.seq, old.fp)
+		}
+		x.ring[x.next] = indexEntry{fp, seq}
+		x.next = (x.next + 1) % len(x.ring)
+	}
+	x.seq[fp] = seq
+}
+
+func (x *recentIndex) lookup(fp store.Fingerprint) (uint64, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	seq, ok := x.seq[fp]
+	return seq, ok
+}
+
+// recentRecords keeps the latest records the tail read, so that delivery loops that keep up
+// read them from memory rather than from the broker.
+type recentRecords struct {
+	mu   sync.Mutex
+	ring []rawRecord // ordered by offset, oldest at start
+	size int
+}
+
+type rawRecord struct {
+	off  uint64
+	body []byte
+	mark bool
+}
+
+func newRecentRecords(size int) *recentRecords {
+	return &recentRecords{ring: make([]rawRecord, 0, 2*size), size: size}
+}
+
+func (r *recentRecords) add(off uint64, body []byte, mark bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.ring); n > 0 && off <= r.ring[n-1].off {
+		return
+	}
+	if len(r.ring) == cap(r.ring) {
+		// Drop the older half in one copy rather than one record at a time.
+		r.ring = append(r.ring[:0], r.ring[len(r.ring)-r.size:]...)
+	}
+	r.ring = append(r.ring, rawRecord{off, body, mark})
+}
+
+// covers reports whether every record from off onwards is in memory.
+func (r *recentRecords) covers(off uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ring) > 0 && r.ring[0].off <= off
+}
+
+// each calls fn with the records in [from, to] until it returns false. The records are
+// immutable, so fn runs without the lock.
+func (r *recentRecords) each(from, to uint64, fn func(off uint64, body []byte, mark bool) bool) {
+	r.mu.Lock()
+	i := 0
+	for i < len(r.ring) && r.ring[i].off < from {
+		i++
+	}
+	var sel []rawRecord
+	for ; i < len(r.ring) && r.ring[i].off <= to; i++ {
+		sel = append(sel, r.ring[i])
+	}
+	r.mu.Unlock()
+	for _, rec := range sel {
+		if !fn(rec.off, rec.body, rec.mark) {
+			return
+		}
+	}
+}
