@@ -226,12 +226,8 @@ func (e *Engine) prepare(ctx context.Context, old, next *Topology, clusters map[
 	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
 	for name := range fresh {
-		if _, err := clusters[name].Connection(ctx); err != nil {
-			reason := err
-			if st := clusters[name].Status(); st.LastError != "" {
-				reason = errors.New(st.LastError)
-			}
-			return &ReloadError{Kind: "cluster", Name: name, Err: fmt.Errorf("cannot connect: %w", reason)}
+		if err := firstConnect(ctx, clusters[name]); err != nil {
+			return &ReloadError{Kind: "cluster", Name: name, Err: fmt.Errorf("cannot connect: %w", err)}
 		}
 	}
 	for _, t := range next.Config.Targets {
@@ -255,6 +251,27 @@ func (e *Engine) prepare(ctx context.Context, old, next *Topology, clusters map[
 		}
 	}
 	return nil
+}
+
+// firstConnect waits for a new cluster's first connection attempt: a reload must not put in
+// force a cluster that cannot be reached, nor wait out its reconnect backoff to find out.
+func firstConnect(ctx context.Context, c *amqpx.Cluster) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c.Connected() {
+			return nil
+		}
+		if st := c.Status(); st.LastError != "" {
+			return errors.New(st.LastError)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not connected after %s", ReadyTimeout)
+		case <-tick.C:
+		case <-c.Changed():
+		}
+	}
 }
 
 // withChannel runs fn on a channel of its own on c's connection.
