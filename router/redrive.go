@@ -82,7 +82,10 @@ func (e *Engine) StartRedrive(dls []store.DeadLetter) (string, error) {
 		}
 		return true
 	}
-	e.replays.add(job)
+	if err := e.replays.add(job); err != nil {
+		cancel()
+		return "", err
+	}
 	go func() {
 		defer e.replays.wg.Done()
 		err := e.runReplay(jobCtx, streams, false)

@@ -158,6 +158,13 @@ type replayJob struct {
 	report *DryRunReport
 }
 
+// ended returns when the job ended, and whether it has.
+func (j *replayJob) ended() (time.Time, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.end, !j.end.IsZero()
+}
+
 // finish records the end of a job: done, stopped (cancelled) or failed.
 func (j *replayJob) finish(rep *DryRunReport, err error) {
 	j.mu.Lock()
@@ -235,7 +242,10 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 	id := newJobID()
 	jobCtx, cancel := context.WithCancel(context.Background())
 	job := &replayJob{id: id, total: total, started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
-	e.replays.add(job)
+	if err := e.replays.add(job); err != nil {
+		cancel()
+		return "", err
+	}
 	if req.DryRun {
 		go func() {
 			defer e.replays.wg.Done()
@@ -431,7 +441,10 @@ func (e *Engine) resumeReplay(id string, rate float64) (string, error) {
 			return "", err
 		}
 	}
-	e.replays.add(job)
+	if err := e.replays.add(job); err != nil {
+		cancel()
+		return "", err
+	}
 	e.runJob(jobCtx, job, streams)
 	e.log.Info("replay resumed", "id", id, "events", job.total, "from_seq", resumeFrom, "to_seq", sel.To, "streams", len(streams))
 	return id, nil
@@ -500,15 +513,59 @@ func (r *replays) remove(job *replayJob) {
 	r.wg.Done()
 }
 
+// Finished jobs are kept for their progress and report, but not forever: a dry run's report
+// can be large and anyone may start jobs. A finished job is forgotten after keepFinished, and
+// at most maxFinished of them are kept (the oldest go first); at most maxRunning run at once.
+const (
+	keepFinished = time.Hour
+	maxFinished  = 64
+	maxRunning   = 16
+)
+
+// ErrTooManyJobs refuses a job while maxRunning others run.
+var ErrTooManyJobs = errors.New("too many replay jobs running")
+
 // add registers a job; the caller runs it and calls wg.Done when it ends.
-func (r *replays) add(job *replayJob) {
+func (r *replays) add(job *replayJob) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.jobs == nil {
 		r.jobs = map[string]*replayJob{}
 	}
+	if r.pruneLocked(time.Now()) >= maxRunning {
+		return fmt.Errorf("%w: %w (%d); wait for one to end or stop one", ErrBadReplay, ErrTooManyJobs, maxRunning)
+	}
 	r.jobs[job.id] = job
 	r.wg.Add(1)
+	return nil
+}
+
+// pruneLocked forgets expired finished jobs and the oldest beyond maxFinished, and returns
+// how many jobs are running.
+func (r *replays) pruneLocked(now time.Time) (running int) {
+	var finished []*replayJob
+	for id, job := range r.jobs {
+		end, over := job.ended()
+		switch {
+		case !over:
+			running++
+		case now.Sub(end) > keepFinished:
+			delete(r.jobs, id)
+		default:
+			finished = append(finished, job)
+		}
+	}
+	if len(finished) > maxFinished {
+		slices.SortFunc(finished, func(a, b *replayJob) int {
+			ea, _ := a.ended()
+			eb, _ := b.ended()
+			return ea.Compare(eb)
+		})
+		for _, job := range finished[:len(finished)-maxFinished] {
+			delete(r.jobs, job.id)
+		}
+	}
+	return running
 }
 
 // StopReplay cancels a job; it ends as "stopped". False when there is no such job.

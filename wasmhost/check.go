@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -22,7 +23,7 @@ func (h *Host) compile(ctx context.Context, name, path string) (wazero.CompiledM
 	if h.closed.Load() {
 		return nil, moduleErr(name, ErrClosed, "host closed", nil)
 	}
-	bin, err := os.ReadFile(path)
+	bin, err := readModuleFile(path)
 	if err != nil {
 		return nil, moduleErr(name, nil, "read", err)
 	}
@@ -149,4 +150,27 @@ func (s signature) String() string {
 		list(s.results)
 	}
 	return b.String()
+}
+
+// MaxModuleSize bounds a module file: a path to a device or a huge file is refused, not read.
+const MaxModuleSize = 256 << 20
+
+// readModuleFile reads a regular file of at most MaxModuleSize bytes.
+func readModuleFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > MaxModuleSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxModuleSize)
+	}
+	return io.ReadAll(io.LimitReader(f, MaxModuleSize))
 }

@@ -66,7 +66,9 @@ type Options struct {
 	Console http.Handler
 	// MaxStreams bounds concurrent event streams (DefaultMaxStreams when 0).
 	MaxStreams int
-	Logger     *slog.Logger
+	// MaxConns bounds open connections (DefaultMaxConns when 0).
+	MaxConns int
+	Logger   *slog.Logger
 }
 
 // Server is the admin HTTP server.
@@ -74,6 +76,7 @@ type Server struct {
 	opts    Options
 	srv     *http.Server
 	ln      net.Listener
+	conns   *connLimiter
 	streams chan struct{} // one slot per open event stream
 }
 
@@ -108,8 +111,18 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, ln: ln}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s := &Server{opts: opts}
+	s.conns = newConnLimiter(ln, cmp.Or(opts.MaxConns, DefaultMaxConns))
+	s.ln = s.conns
+	s.srv = &http.Server{
+		Handler:           deadlines(s.Handler()),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         s.conns.track,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
 	return s, nil
 }
 

@@ -108,6 +108,7 @@ type pendingAppend struct {
 	fp          store.Fingerprint
 	index       bool // add fp to the redelivery index once done (not for marks)
 	confirmOnly bool // done at the confirm, without waiting for the tail (the start mark)
+	barrier     bool // done once every earlier append is
 	done        func(seq uint64, dup bool, err error)
 
 	confirmed, seen, dup bool
@@ -116,7 +117,7 @@ type pendingAppend struct {
 }
 
 func (p *pendingAppend) ready() bool {
-	return p.err != nil || p.dup || (p.confirmed && (p.seen || p.confirmOnly))
+	return p.err != nil || p.dup || p.barrier || (p.confirmed && (p.seen || p.confirmOnly))
 }
 
 // StreamArgs are the arguments the stream is declared with: retention and size map to the
@@ -619,13 +620,13 @@ func (l *Log) records(from, to uint64, fn func(off uint64, body []byte, mark boo
 	return err
 }
 
-// Scan visits events from seq from, looking at no more than limit records, handing fn those
-// keep selects by source and routing key, until fn returns false; it returns the seq to resume
-// at. It reads up to LastSeq as it stands when called.
+// Scan visits events from seq from, looking at no more than limit records (limit <= 0: no
+// limit), handing fn those keep selects by source and routing key, until fn returns false; it
+// returns the seq to resume at. It reads up to LastSeq as it stands when called.
 func (l *Log) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(*event.Event) bool) (next uint64, err error) {
 	from = max(from, 1)
 	last := l.LastSeq()
-	if limit <= 0 || from > last {
+	if from > last {
 		return from, nil
 	}
 	next = from
@@ -651,7 +652,7 @@ func (l *Log) Scan(from uint64, limit int, keep func(source, routingKey string) 
 				}
 			}
 		}
-		return looked < limit
+		return limit <= 0 || looked < limit
 	})
 	if err == nil {
 		err = decodeErr

@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	defer reloader.Close()
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
-		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log},
+		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
 		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
 		Reloader: reloader,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/wasmrouter/wasmrouter/internal/admin"
@@ -27,6 +28,11 @@ type replayAPI struct {
 	engine *router.Engine
 	host   *wasmhost.Host
 	log    *slog.Logger
+	// A candidate configuration (with_config) is loaded only when the API has a token, and
+	// only from under dir, the running configuration's directory: otherwise anyone reaching
+	// the admin port could make the router read any file it can.
+	tokenSet bool
+	dir      string
 }
 
 var _ admin.Replayer = replayAPI{}
@@ -38,11 +44,42 @@ func (a replayAPI) StartReplay(ctx context.Context, body []byte) (string, error)
 	if err := dec.Decode(&req); err != nil {
 		return "", fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
 	}
+	if req.WithConfig != "" {
+		path, err := a.candidatePath(req.WithConfig)
+		if err != nil {
+			return "", fmt.Errorf("%w: with_config: %v", admin.ErrBadRequest, err)
+		}
+		req.WithConfig = path
+	}
 	id, err := StartReplay(ctx, a.engine, a.host, req)
 	if errors.Is(err, router.ErrBadReplay) {
 		err = fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
 	}
 	return id, err
+}
+
+// candidatePath resolves a with_config path against the running configuration's directory
+// and refuses one outside it (symbolic links followed) or any when no token is set.
+func (a replayAPI) candidatePath(path string) (string, error) {
+	if !a.tokenSet {
+		return "", errors.New("a candidate configuration is accepted over the admin API only when router.admin_token is set")
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(a.dir, path)
+	}
+	dir, err := filepath.EvalSymlinks(a.dir)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", errors.New("no such file under the configuration's directory")
+	}
+	rel, err := filepath.Rel(dir, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", errors.New("the file must be under the running configuration's directory")
+	}
+	return path, nil
 }
 
 func (a replayAPI) ReplayStatus(id string) (any, bool) {
