@@ -114,6 +114,17 @@ func (r *routerProc) signal(sig syscall.Signal, timeout time.Duration) error {
 	}
 }
 
+// hangup sends SIGHUP (a reload) to the running process; it keeps running.
+func (r *routerProc) hangup() error {
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	return cmd.Process.Signal(syscall.SIGHUP)
+}
+
 func (r *routerProc) kill() error { return r.signal(syscall.SIGKILL, 10*time.Second) }
 
 // stop asks for a graceful stop and reports a non-zero exit status.

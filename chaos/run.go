@@ -28,7 +28,7 @@ var errSkip = errors.New("skipped")
 // scenarios lists every scenario in the order they run.
 func scenarios() []*scenario {
 	return []*scenario{killScenario(), connCloseScenario(), brokerRestartScenario(), targetScenario(),
-		diskScenario(), slowScenario(), poisonScenario()}
+		diskScenario(), slowScenario(), poisonScenario(), reloadScenario()}
 }
 
 // runAll runs the selected scenarios one after the other.

@@ -44,6 +44,7 @@ type world struct {
 	clusters  map[string]string // further cluster blocks: name -> URL
 	sinks     []sinkSpec
 	modules   string // module blocks
+	extra     string // more blocks at the end (the reload scenario's variants)
 	retry     string // the routes' retry block
 	storePath string
 	gen       messageGen
@@ -178,6 +179,7 @@ func (w *world) config(admin string) string {
 		fmt.Fprintf(&b, "route %s {\n  source = \"in\"\n  filters = [%s]\n  targets = [%s]\n  dead_letter = \"dlq\"\n  %s\n}\n",
 			hclString(s.name), strings.Join(filters, ", "), hclString(s.name), w.retry)
 	}
+	b.WriteString(w.extra)
 	return b.String()
 }
 

@@ -19,10 +19,10 @@ type process struct {
 
 // startProcess runs the binary on the config at path; admin is the config's admin_addr, polled
 // for readiness. A process still running when the test ends is killed.
-func startProcess(t testing.TB, path, admin string) *process {
+func startProcess(t testing.TB, path, admin string, flags ...string) *process {
 	t.Helper()
 	p := &process{out: &logBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(routerBinary(t), "run", "-c", path)
+	p.cmd = exec.Command(routerBinary(t), append([]string{"run", "-c", path}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting the router: %v", err)

@@ -261,13 +261,13 @@ func (r *Reloader) reload(ctx context.Context, req ReloadRequest) (ReloadAnswer,
 		}
 		ans.WhatIf = &rep
 	}
+	if len(ans.Changes) == 0 {
+		release() // nothing to put in force: the generation stays
+		return ans, nil
+	}
 	if req.DryRun {
 		release()
 		ans.Generation = next.n
-		return ans, nil
-	}
-	if len(ans.Changes) == 0 {
-		release() // nothing to put in force: the generation stays
 		return ans, nil
 	}
 
