@@ -131,6 +131,7 @@ func TestRouterConfigLoads(t *testing.T) {
 		{"plain", RouterConfig{}},
 		{"wasm", RouterConfig{Filter: "/m/f.wasm", Transform: "/m/t.wasm", ModuleConfig: map[string]string{"min_amount": "100", "b": "${x}"}}},
 		{"all", RouterConfig{SecondURL: "amqp://guest:guest@127.0.0.1:5672/dr"}},
+		{"traced", RouterConfig{TracingEndpoint: "http://127.0.0.1:14318"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +156,13 @@ func TestRouterConfigLoads(t *testing.T) {
 			}
 			if target.Exchange != topo.TargetExchange || target.Mode != wantMode || len(target.Clusters) != wantClusters {
 				t.Errorf("target %+v", target)
+			}
+			if c.TracingEndpoint != "" {
+				if tr := got.Tracing; tr == nil || tr.Endpoint != c.TracingEndpoint+"/v1/traces" || tr.SampleRatio != 1 {
+					t.Errorf("tracing %+v", tr)
+				}
+			} else if got.Tracing != nil {
+				t.Errorf("tracing block in a configuration without tracing: %+v", got.Tracing)
 			}
 			route := got.Routes[0]
 			if len(route.Filters) != btoi(c.Filter != "") || len(route.Transforms) != btoi(c.Transform != "") {

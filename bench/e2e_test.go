@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -80,6 +81,24 @@ func TestRouterEndToEnd(t *testing.T) {
 	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
 }
 
+// The router-traced side delivers everything and exports its spans to the sink.
+func TestRouterTracedEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	sink, err := StartOTLPSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Label: "router-traced",
+		Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100, TracingEndpoint: sink.URL}}
+	checkThroughput(t, env, side, 1000)
+	// Three spans per event (receive, process, send), exported within the router's batch
+	// interval, which a graceful stop flushes.
+	if got := sink.Spans(); got < 3*1000 {
+		t.Errorf("the sink received %d spans for 1000 events, want at least 3000", got)
+	}
+}
+
 func TestShovelEndToEnd(t *testing.T) {
 	env := testEnv(t)
 	if out, err := exec.Command("rabbitmq-plugins", "is_enabled", "rabbitmq_shovel").CombinedOutput(); err != nil {
@@ -138,4 +157,32 @@ func BenchmarkE2E(b *testing.B) {
 			b.ReportMetric(float64(peak), "peak-rss-bytes")
 		})
 	}
+}
+
+func TestMemoryPhases(t *testing.T) {
+	env := testEnv(t)
+	side := Router{Bin: buildBinary(t, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const n = 300
+	res, err := env.Memory(ctx, side, MemorySpec{N: n, Size: 512, Every: 20 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 3 || res.Phases[0].Name != "run" || res.Phases[1].Name != "outage" || res.Phases[2].Name != "replay" {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	for _, ph := range res.Phases {
+		if ph.Peak <= 0 || ph.End <= ph.Start {
+			t.Errorf("phase %s: peak %d, span %s-%s", ph.Name, ph.Peak, ph.Start, ph.End)
+		}
+	}
+	if res.Phases[2].Events != 2*n || len(res.Samples) == 0 || res.VmHWM <= 0 {
+		t.Errorf("replay events %d, %d samples, VmHWM %d", res.Phases[2].Events, len(res.Samples), res.VmHWM)
+	}
+	var svg bytes.Buffer
+	if err := WriteMemorySVG(&svg, "test <plot>", res, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, svg.Bytes())
 }

@@ -28,6 +28,11 @@ type ProcSample struct {
 	// Anon is the anonymous part of RSS (heap, stacks); the rest is mostly file pages mapped
 	// into memory, such as the router's bbolt log, which the kernel can drop at will.
 	Anon int64
+	// IOCalls counts read and write system calls (syscr + syscw of /proc/PID/io: sockets
+	// and files, every thread); Switches counts context switches (voluntary and not, summed
+	// over the threads alive): both grow with wake-ups and small writes, whatever the load
+	// on the machine, where CPU time does not.
+	IOCalls, Switches int64
 }
 
 // ReadProc samples process pid.
@@ -74,7 +79,48 @@ func ReadProc(pid int) (ProcSample, error) {
 			s.Anon = parseKB(value)
 		}
 	}
-	return s, sc.Err()
+	if err := sc.Err(); err != nil {
+		return s, err
+	}
+	s.IOCalls, s.Switches = ioCalls(pid), switches(pid)
+	return s, nil
+}
+
+// ioCalls is syscr + syscw of /proc/PID/io, 0 when it cannot be read (another user's process).
+func ioCalls(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(data), "\n") {
+		name, value, _ := strings.Cut(line, ":")
+		if name == "syscr" || name == "syscw" {
+			v, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+			n += v
+		}
+	}
+	return n
+}
+
+// switches sums the context switches of the process's threads.
+func switches(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			name, value, _ := strings.Cut(line, ":")
+			if name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches" {
+				v, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
 }
 
 // parseKB parses a /proc/PID/status size such as "  12345 kB" into bytes.

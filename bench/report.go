@@ -69,13 +69,15 @@ type Summary struct {
 	Anon      int64         // anonymous RSS at the end, bytes
 	Other     float64       // other busy CPU, share of one core
 	InBroker  bool          // the side runs inside the broker: its CPU is in Broker
+	IOCalls   float64       // read and write system calls per message
+	Switches  float64       // context switches per message
 }
 
 // Summarize takes the median per side, in order of first appearance.
 func Summarize(results []Result) []Summary {
 	var out []Summary
 	for _, side := range sides(results) {
-		var rate, cpu, broker, peak, anon, other []float64
+		var rate, cpu, broker, peak, anon, other, iocalls, sw []float64
 		inBroker := false
 		for _, r := range results {
 			if r.Side != side {
@@ -88,11 +90,13 @@ func Summarize(results []Result) []Summary {
 			peak = append(peak, float64(r.Peak))
 			anon = append(anon, float64(r.Anon))
 			other = append(other, r.OtherCPU().Seconds()/r.Elapsed.Seconds())
+			iocalls = append(iocalls, float64(r.IOCalls)/float64(r.N))
+			sw = append(sw, float64(r.Switches)/float64(r.N))
 		}
 		out = append(out, Summary{
 			Side: side, Runs: len(rate), Rate: median(rate), CPUPerMsg: time.Duration(median(cpu)),
 			Broker: time.Duration(median(broker)), Peak: int64(median(peak)), Anon: int64(median(anon)), Other: median(other),
-			InBroker: inBroker,
+			InBroker: inBroker, IOCalls: median(iocalls), Switches: median(sw),
 		})
 	}
 	return out
@@ -127,12 +131,13 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // WriteRuns prints one line per run.
 func WriteRuns(w io.Writer, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "side\tmessages\tseconds\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tboth us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\tdelivered\tleft in source\t")
+	fmt.Fprintln(tw, "side\tmessages\tseconds\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tboth us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\tio calls/msg\tswitches/msg\tdelivered\tleft in source\t")
 	for _, r := range results {
 		broker := us(r.BrokerCPU) / float64(r.N)
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%d\t%d\t\n", r.Side, r.N, r.Elapsed.Seconds(), r.Rate(),
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%d\t%d\t\n", r.Side, r.N, r.Elapsed.Seconds(), r.Rate(),
 			ownFigure(r.InBroker, us(r.CPUPerMsg())), broker, us(r.CPUPerMsg())+broker, r.OtherCPU().Seconds()/r.Elapsed.Seconds(),
-			ownFigure(r.InBroker, mib(r.Peak)), ownFigure(r.InBroker, mib(r.Anon)), r.Delivered, r.SourceLeft)
+			ownFigure(r.InBroker, mib(r.Peak)), ownFigure(r.InBroker, mib(r.Anon)),
+			ownFigure2(r.InBroker, float64(r.IOCalls)/float64(r.N)), ownFigure2(r.InBroker, float64(r.Switches)/float64(r.N)), r.Delivered, r.SourceLeft)
 	}
 	tw.Flush()
 }
@@ -144,16 +149,17 @@ func WriteSummary(w io.Writer, sums []Summary) {
 	}
 	base := sums[0]
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "side\truns\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tboth us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\trate vs %s\tCPU vs %s\tboth vs %s\t\n", base.Side, base.Side, base.Side)
+	fmt.Fprintf(tw, "side\truns\tmsg/s\tCPU us/msg\tbroker CPU us/msg\tboth us/msg\tother CPU (cores)\tpeak RSS MiB\tanon RSS MiB\tio calls/msg\tswitches/msg\trate vs %s\tCPU vs %s\tboth vs %s\t\n", base.Side, base.Side, base.Side)
 	baseBoth := float64(base.CPUPerMsg + base.Broker)
 	for _, s := range sums {
 		cpuRatio := "-"
 		if !s.InBroker && !base.InBroker {
 			cpuRatio = fmt.Sprintf("%.2fx", float64(s.CPUPerMsg)/float64(base.CPUPerMsg))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%.3f\t%s\t%.2fx\t\n", s.Side, s.Runs, s.Rate,
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%.3f\t%s\t%.2fx\t\n", s.Side, s.Runs, s.Rate,
 			ownFigure(s.InBroker, us(s.CPUPerMsg)), us(s.Broker), us(s.CPUPerMsg+s.Broker), s.Other,
 			ownFigure(s.InBroker, mib(s.Peak)), ownFigure(s.InBroker, mib(s.Anon)),
+			ownFigure2(s.InBroker, s.IOCalls), ownFigure2(s.InBroker, s.Switches),
 			s.Rate/base.Rate, cpuRatio, float64(s.CPUPerMsg+s.Broker)/baseBoth)
 	}
 	tw.Flush()
@@ -166,6 +172,14 @@ func ownFigure(inBroker bool, v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", v)
+}
+
+// ownFigure2 is ownFigure with two decimals.
+func ownFigure2(inBroker bool, v float64) string {
+	if inBroker {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // WriteLatency prints the latency runs.
@@ -193,6 +207,9 @@ func WriteBenchstatAs(w io.Writer, name string, m Machine, results []Result, lat
 		fmt.Fprintf(w, "Benchmark%s/side=%s-%d\t1\t%.0f ns/op\t%.1f msgs/s", name, r.Side, m.CPUs, float64(r.Elapsed)/float64(r.N), r.Rate())
 		if !r.InBroker {
 			fmt.Fprintf(w, "\t%.0f cpu-ns/msg", float64(r.CPUPerMsg()))
+		}
+		if !r.InBroker {
+			fmt.Fprintf(w, "\t%.2f iocalls/msg\t%.2f switches/msg", float64(r.IOCalls)/float64(r.N), float64(r.Switches)/float64(r.N))
 		}
 		// both: the side's CPU and the broker's, the one comparison that includes a side
 		// running inside the broker.

@@ -22,7 +22,13 @@ type RouterConfig struct {
 	ModuleConfig      map[string]string
 	// SecondURL adds a cluster "dr"; the target then delivers to both clusters (mode "all").
 	SecondURL string
+	// TargetURL, when set, is a cluster "out" of its own for the target (the memory
+	// benchmark points it at a proxy it cuts to make an outage).
+	TargetURL string
 	LogLevel  string // default "warn": logging every event would be measured too
+	// TracingEndpoint adds a tracing block exporting every span (sample_ratio 1.0) over
+	// OTLP/HTTP to this collector base URL.
+	TracingEndpoint string
 }
 
 // HCL renders the configuration in the router's format (docs/configuration.md).
@@ -35,6 +41,9 @@ func (c RouterConfig) HCL() string {
 	}
 	w("router {\n  admin_addr = %s\n  log_level  = %s\n}\n\n", hclString(c.AdminAddr), hclString(level))
 	w("store {\n  path = %s\n}\n\n", hclString(c.StorePath))
+	if c.TracingEndpoint != "" {
+		w("tracing {\n  endpoint     = %s\n  protocol     = \"http/protobuf\"\n  sample_ratio = 1.0\n}\n\n", hclString(c.TracingEndpoint))
+	}
 	w("cluster \"main\" {\n  url = %s\n}\n\n", hclString(c.URL))
 	if c.SecondURL != "" {
 		w("cluster \"dr\" {\n  url = %s\n}\n\n", hclString(c.SecondURL))
@@ -44,6 +53,9 @@ func (c RouterConfig) HCL() string {
 		hclString(t.SourceExchange), hclString(t.SourceQueue), c.Prefetch)
 	if c.SecondURL != "" {
 		w("target \"out\" {\n  clusters = [\"main\", \"dr\"]\n  mode     = \"all\"\n  exchange = %s\n}\n\n", hclString(t.TargetExchange))
+	} else if c.TargetURL != "" {
+		w("cluster \"out\" {\n  url = %s\n}\n\n", hclString(c.TargetURL))
+		w("target \"out\" {\n  cluster  = \"out\"\n  exchange = %s\n}\n\n", hclString(t.TargetExchange))
 	} else {
 		w("target \"out\" {\n  cluster  = \"main\"\n  exchange = %s\n}\n\n", hclString(t.TargetExchange))
 	}

@@ -44,6 +44,8 @@ type Result struct {
 	Anon       int64         // the anonymous part of RSS at the end (without mapped files)
 	Delivered  int           // what the target queue held at the end (N unless duplicated)
 	SourceLeft int           // what the source queue held after the consumer stopped
+	IOCalls    int64         // the consumer's read and write system calls (ProcSample)
+	Switches   int64         // its context switches
 	InBroker   bool          // the side runs inside the broker (the Shovel): CPU, RSS are 0, its CPU is in BrokerCPU
 }
 
@@ -111,6 +113,7 @@ func (e *Env) Throughput(ctx context.Context, side Side, spec ThroughputSpec) (r
 			return res, err
 		}
 		res.CPU, res.RSS, res.Peak, res.Anon = sample.CPU, sample.RSS, sample.Peak, sample.Anon
+		res.IOCalls, res.Switches = sample.IOCalls, sample.Switches
 	}
 	res.BrokerCPU = e.brokerCPU() - brokerBefore
 	machineAfter, _, _ := SystemCPU()

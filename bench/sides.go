@@ -82,11 +82,14 @@ func (r Router) Start(run RunDir) (Running, error) {
 	c := r.Config
 	c.Topology = run.Topology
 	c.StorePath = filepath.Join(run.Dir, "data", "router.db")
-	addr, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
+	if c.AdminAddr == "" {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		c.AdminAddr = addr
 	}
-	c.AdminAddr = addr
+	addr := c.AdminAddr
 	path := filepath.Join(run.Dir, "router.hcl")
 	if err := os.WriteFile(path, []byte(c.HCL()), 0o600); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)

@@ -28,6 +28,12 @@ func Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A new binary may bring new assets: browsers check again each time.
 		w.Header().Set("Cache-Control", "no-cache")
+		if r.URL.Path == "/favicon.ico" {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = "/favicon.svg"
+			files.ServeHTTP(w, r2)
+			return
+		}
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/assets/"); ok {
 			if rest == "" || rest == "index.html" {
 				http.NotFound(w, r)

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
@@ -74,6 +78,24 @@ func (e *Engine) publishDeadLetter(ctx context.Context, pub publisher, exchange 
 		return err
 	}
 	msg := deadLetterMessage(dl.Route, ev, dl.Reason, dl.Attempts, false)
+	if e.tracer != nil {
+		// In the event's trace, under its receive span (the process span that failed it is gone
+		// by now, possibly with the process), with error status and the reason.
+		span := e.tracer.StartSend(e.tracer.ReceiveContext(ev), tracing.Delivery{
+			Route: dl.Route, Target: e.topo.Load().Route(dl.Route).Spec.DeadLetter, Cluster: pub.Cluster(),
+			Exchange: exchange, RoutingKey: ev.RoutingKey, MessageID: ev.Props.MessageID, Seq: ev.Seq,
+			DeadLetter: dl.Reason,
+		}, msg.Headers)
+		var err error
+		defer func() { tracing.EndSend(span, err) }()
+		err = e.sendDeadLetter(ctx, pub, exchange, dl, ev, msg)
+		return err
+	}
+	return e.sendDeadLetter(ctx, pub, exchange, dl, ev, msg)
+}
+
+// sendDeadLetter publishes a dead letter until the broker confirms it, or ctx ends.
+func (e *Engine) sendDeadLetter(ctx context.Context, pub publisher, exchange string, dl store.DeadLetter, ev *event.Event, msg amqp.Publishing) error {
 	for attempt := 1; ; attempt++ {
 		c, err := pub.Publish(ctx, exchange, ev.RoutingKey, msg)
 		if err == nil {

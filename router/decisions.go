@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // decisionSlots is how many recent decisions a route keeps for its streams.
@@ -27,8 +28,8 @@ type decisionEntry struct {
 }
 
 // decide returns the route's decision for ev, computing it at most once while it is cached.
-// first reports whether this call computed it. A decision cut short by ctx is not kept.
-func (c *decisions) decide(ctx context.Context, r *Route, ev *event.Event) (d Decision, first bool) {
+// first reports whether this call computed it (in a process span when tracer is not nil). A decision cut short by ctx is not kept.
+func (c *decisions) decide(ctx context.Context, r *Route, ev *event.Event, tracer *tracing.Tracer) (d Decision, first bool) {
 	i := ev.Seq % decisionSlots
 	c.mu.Lock()
 	e := c.slots[i]
@@ -42,7 +43,7 @@ func (c *decisions) decide(ctx context.Context, r *Route, ev *event.Event) (d De
 	if e.done {
 		return e.d, false
 	}
-	d = r.ProcessWithRetry(ctx, ev)
+	d = runRoute(ctx, tracer, r, ev, false)
 	if ctx.Err() == nil {
 		e.d, e.done = d, true
 	}

@@ -17,7 +17,7 @@ func TestDecisionsAreSharedByStreams(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, first := r.decisions.decide(context.Background(), r, ev)
+			d, first := r.decisions.decide(context.Background(), r, ev, nil)
 			if d.Verdict != Pass {
 				t.Errorf("verdict %v", d.Verdict)
 			}
@@ -39,10 +39,10 @@ func TestDecisionsAreSharedByStreams(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	other := &event.Event{Seq: 6, Source: "in", RoutingKey: "k"}
-	if _, first := r.decisions.decide(ctx, r, other); !first {
+	if _, first := r.decisions.decide(ctx, r, other, nil); !first {
 		t.Fatal("first call did not compute")
 	}
-	if _, first := r.decisions.decide(context.Background(), r, other); !first {
+	if _, first := r.decisions.decide(context.Background(), r, other, nil); !first {
 		t.Fatal("a decision cut short by its context was reused")
 	}
 }

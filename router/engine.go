@@ -21,6 +21,7 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
@@ -35,6 +36,9 @@ type Options struct {
 	Window int
 	// DrainTimeout bounds how long a graceful stop waits for confirms in flight.
 	DrainTimeout time.Duration
+	// Tracer makes the spans of events; nil without a tracing block. The caller shuts it down
+	// after Run.
+	Tracer *tracing.Tracer
 }
 
 // Engine runs sources and delivery streams.
@@ -46,6 +50,7 @@ type Engine struct {
 	log      *slog.Logger
 	window   int
 	drain    time.Duration
+	tracer   *tracing.Tracer // nil: tracing off, and every hook is one nil check
 
 	batchPool sync.Pool
 	dlqWake   broadcast
@@ -80,6 +85,7 @@ func New(opts Options) (*Engine, error) {
 		log:      opts.Logger,
 		window:   opts.Window,
 		drain:    opts.DrainTimeout,
+		tracer:   opts.Tracer,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

@@ -2,11 +2,15 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/wasmhost"
 )
 
@@ -27,22 +31,46 @@ type Decision struct {
 	Attempts int          // tries made (1 unless a module asked for a retry)
 	Event    *event.Event // the event after transforms (the input itself when there are none)
 	Emits    []wasmhost.Emit
+	// Trace is the process span's context, the parent of the send spans; zero without tracing.
+	Trace trace.SpanContext
+}
+
+// routeTrace is the process span a route runs in, when the router traces; module calls get
+// child spans.
+type routeTrace struct {
+	tracer  *tracing.Tracer
+	span    trace.Span
+	traceID string // for meta_get("trace_id")
 }
 
 // Process runs ev through the route's filters, transforms and handler once. ev is not changed:
 // transforms work on a private copy.
 func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
+	return r.process(ctx, ev, nil)
+}
+
+func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) Decision {
 	d := Decision{Verdict: Pass, Attempts: 1, Event: ev}
-	if len(r.filters) == 0 && len(r.transforms) == 0 && r.handler == nil {
+	if !r.hasModules() {
 		return d
 	}
 	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
+	if rt != nil {
+		inv.TraceID = rt.traceID
+	}
 	if len(r.transforms) > 0 || r.handler != nil {
 		inv.Event = ev.Clone()
 		d.Event = inv.Event
 	}
 	run := func(m *wasmhost.Module, role wasmhost.Role) bool {
+		var span trace.Span
+		if rt != nil {
+			span = rt.tracer.StartModule(rt.span, m.Name(), role.String())
+		}
 		out := m.Call(ctx, role, &inv)
+		if span != nil {
+			tracing.EndModule(span, int(out.Code), out.Code.String(), out.Reason)
+		}
 		switch out.Code {
 		case wasmhost.Continue:
 			if role == wasmhost.RoleHandler {
@@ -74,6 +102,11 @@ func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
 	return d
 }
 
+// hasModules reports whether the route runs guests; without any, every event passes as is.
+func (r *Route) hasModules() bool {
+	return len(r.filters) > 0 || len(r.transforms) > 0 || r.handler != nil
+}
+
 // retryable marks a transient failure inside Process; ProcessWithRetry turns it into Failed once
 // the attempts are spent.
 const retryable Verdict = 255
@@ -81,9 +114,13 @@ const retryable Verdict = 255
 // ProcessWithRetry runs Process until it passes, drops or fails permanently, retrying transient
 // failures per the route's retry policy. It returns early with the last decision when ctx ends.
 func (r *Route) ProcessWithRetry(ctx context.Context, ev *event.Event) Decision {
+	return r.processWithRetry(ctx, ev, nil)
+}
+
+func (r *Route) processWithRetry(ctx context.Context, ev *event.Event, rt *routeTrace) Decision {
 	policy := r.Spec.Retry
 	for attempt := 1; ; attempt++ {
-		d := r.Process(ctx, ev)
+		d := r.process(ctx, ev, rt)
 		d.Attempts = attempt
 		if d.Verdict != retryable {
 			return d
@@ -134,4 +171,25 @@ func reasonOr(reason, fallback string) string {
 		return fallback
 	}
 	return reason
+}
+
+// runRoute runs ev through route r with retries; with a tracer, inside a process span (the root
+// of a new trace for a replay) whose context the decision keeps for the send spans.
+func runRoute(ctx context.Context, tracer *tracing.Tracer, r *Route, ev *event.Event, replay bool) Decision {
+	if tracer == nil {
+		return r.ProcessWithRetry(ctx, ev)
+	}
+	span := tracer.StartProcess(ev, r.Spec.Name, replay, 0)
+	sc := span.SpanContext()
+	d := r.processWithRetry(ctx, ev, &routeTrace{tracer: tracer, span: span, traceID: sc.TraceID().String()})
+	d.Trace = sc
+	switch d.Verdict {
+	case Dropped:
+		tracing.EndProcess(span, tracing.VerdictDrop, d.Module, "", d.Attempts)
+	case Failed:
+		tracing.EndProcess(span, tracing.VerdictDeadLetter, d.Module, fmt.Sprintf("module %s: %s", d.Module, d.Reason), d.Attempts)
+	default:
+		tracing.EndProcess(span, tracing.VerdictDeliver, "", "", d.Attempts)
+	}
+	return d
 }

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
@@ -50,6 +52,10 @@ type source struct {
 type settlement struct {
 	d   *amqpx.Delivery
 	err error
+	// With tracing: the message's receive span, ended once it is acknowledged or refused.
+	span trace.Span
+	seq  uint64
+	dup  bool
 }
 
 func (e *Engine) newSource(spec config.SourceSpec) *source {
@@ -169,16 +175,27 @@ func (s *source) handle(d *amqpx.Delivery) {
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
-	fp := store.FingerprintOf(ev)
+	// The log's record and the fingerprint come from one encoding of the event. An assigned
+	// message id derives from the fingerprint of the message as received, so that a
+	// redelivery gets the same id; that event is encoded again once it has its id.
+	var enc store.Encoded
 	if ev.Props.MessageID == "" {
+		fp := store.FingerprintOf(ev)
 		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
+		enc = s.e.store.EncodeWith(ev, fp)
+	} else {
+		enc = s.e.store.Encode(ev)
 	}
 	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)
 	var dedup store.Window
 	if d.Redelivered {
 		dedup = s.dedupWindow()
 	}
-	s.e.store.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) {
+	var span trace.Span
+	if s.e.tracer != nil {
+		span = s.e.tracer.StartReceive(ev, s.spec.Queue) // the event has its message id now
+	}
+	s.e.store.AppendEncoded(ev, enc, dedup, func(seq uint64, dup bool, err error) {
 		switch {
 		case err != nil:
 		case dup:
@@ -190,7 +207,7 @@ func (s *source) handle(d *amqpx.Delivery) {
 				s.unmatched.Inc()
 			}
 		}
-		s.settled <- settlement{d: d, err: err}
+		s.settled <- settlement{d: d, err: err, span: span, seq: seq, dup: dup}
 	})
 }
 
@@ -205,6 +222,7 @@ func (*oversizeError) Error() string { return "message over max_message_size" }
 // last with multiple=true: one frame for a whole commit. A delivery the log failed to take is
 // requeued at once, before any later ack could cover it.
 func (s *source) acker() {
+	var received []settlement // with tracing: acknowledged by the next ack
 	for st := range s.settled {
 		last := (*amqpx.Delivery)(nil)
 		for {
@@ -212,10 +230,17 @@ func (s *source) acker() {
 				if last != nil {
 					s.ack(last)
 					last = nil
+					received = endReceived(received)
 				}
 				s.refuse(st)
+				if st.span != nil {
+					tracing.EndReceive(st.span, 0, false, st.err)
+				}
 			} else {
 				last = st.d
+				if st.span != nil {
+					received = append(received, st)
+				}
 			}
 			var ok bool
 			select {
@@ -229,8 +254,18 @@ func (s *source) acker() {
 		}
 		if last != nil {
 			s.ack(last)
+			received = endReceived(received)
 		}
 	}
+}
+
+// endReceived ends the receive spans of acknowledged messages.
+func endReceived(received []settlement) []settlement {
+	for i, st := range received {
+		tracing.EndReceive(st.span, st.seq, st.dup, nil)
+		received[i] = settlement{}
+	}
+	return received[:0]
 }
 
 func (s *source) ack(d *amqpx.Delivery) {

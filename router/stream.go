@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
 // stream delivers one route's events to one target (on one cluster, for targets in "all" mode)
@@ -66,6 +68,19 @@ type pendingMsg struct {
 	out  outMsg
 	conf confirmation // nil: not published (yet, or again after an outage)
 	done bool
+	// With tracing: the process span (parent of each publish's send span), and the send span of
+	// the publish in flight.
+	parent trace.SpanContext
+	span   trace.Span
+	seq    uint64
+}
+
+// endSpan ends the send span of the publish in flight, if any: err nil for a confirm.
+func (m *pendingMsg) endSpan(err error) {
+	if m.span != nil {
+		tracing.EndSend(m.span, err)
+		m.span = nil
+	}
 }
 
 // errDraining ends a stream that was waiting out a retry when the engine began to stop.
@@ -85,6 +100,10 @@ func untilClosed(ctx context.Context, stop <-chan struct{}) (context.Context, co
 	}
 	return ctx, cancel
 }
+
+// errStreamRestarted ends the send spans of publishes a failed stream forgets (it sends them
+// again from its cursor).
+var errStreamRestarted = errors.New("stream restarted; the message is sent again")
 
 // errRouteGone ends a stream whose route or target no longer exists in the topology.
 var errRouteGone = errors.New("route or target no longer configured")
@@ -255,11 +274,21 @@ func (s *stream) publishFrom(ctx context.Context, i int) {
 func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev *event.Event) error {
 	var d Decision
 	first := true
-	if s.replay {
+	tracer := s.e.tracer
+	if s.dryRun {
+		tracer = nil // a dry run delivers nothing: nothing to trace
+	}
+	switch {
+	case s.replay:
 		// A replay decides afresh: it runs the routes as they are configured now.
-		d = r.ProcessWithRetry(ctx, ev)
-	} else {
-		d, first = r.decisions.decide(ctx, r, ev)
+		d = runRoute(ctx, tracer, r, ev, true)
+	case !r.hasModules() && tracer == nil:
+		// Nothing to decide (and no span to record), so nothing to share among the route's
+		// streams: the shared cache would cost an allocation and two locks per event and
+		// keep its last 8192 events alive.
+		d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
+	default:
+		d, first = r.decisions.decide(ctx, r, ev, tracer)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -280,7 +309,7 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		}
 	default:
 		for _, m := range messagesFor(r, tgt, ev, &d, s.replay, nil) {
-			pe.msgs = append(pe.msgs, pendingMsg{out: m})
+			pe.msgs = append(pe.msgs, pendingMsg{out: m, parent: d.Trace, seq: ev.Seq})
 		}
 	}
 	if s.progress != nil {
@@ -309,8 +338,16 @@ func (s *stream) publish(ctx context.Context, m *pendingMsg) bool {
 	if s.outage {
 		return false
 	}
+	if s.e.tracer != nil && m.parent.IsValid() {
+		// Each publish has its send span, and the copy names it as its parent.
+		m.span = s.e.tracer.StartSend(m.parent, tracing.Delivery{
+			Route: s.route, Target: s.target, Cluster: s.pub.Cluster(), Exchange: m.out.exchange,
+			RoutingKey: m.out.key, MessageID: m.out.msg.MessageId, Seq: m.seq, Replay: s.replay,
+		}, m.out.msg.Headers)
+	}
 	c, err := s.pub.Publish(ctx, m.out.exchange, m.out.key, m.out.msg)
 	if err != nil {
+		m.endSpan(err)
 		s.enterOutage(err)
 		return false
 	}
@@ -346,12 +383,14 @@ func (s *stream) settle(ctx context.Context) error {
 			switch {
 			case err == nil:
 				m.done = true
+				m.endSpan(nil)
 				s.delivered.Inc()
 				if s.replay {
 					s.replayed.Inc()
 				}
 			case isOutage(err):
 				m.conf = nil
+				m.endSpan(err)
 				s.enterOutage(err)
 				return nil
 			default:
@@ -387,6 +426,10 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 		}
 		for i := range h.msgs {
 			h.msgs[i].done = true
+			if sp := h.msgs[i].span; sp != nil {
+				tracing.FailSend(sp, err.Error(), h.attempts)
+				h.msgs[i].span = nil
+			}
 		}
 		h.dead = true
 		return nil
@@ -409,6 +452,7 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 			}
 			if cerr := m.conf.Err(); cerr != nil && !isOutage(cerr) {
 				m.conf = nil
+				m.endSpan(cerr)
 				s.retries.Inc()
 				if !bumped {
 					pe.attempts++
@@ -477,12 +521,14 @@ func (s *stream) recover(ctx context.Context) error {
 			}
 			if err := m.conf.Err(); err == nil {
 				m.done = true
+				m.endSpan(nil)
 				s.delivered.Inc()
 				if s.replay {
 					s.replayed.Inc()
 				}
 			} else if isOutage(err) {
 				m.conf = nil
+				m.endSpan(err)
 			}
 			// A refusal keeps its confirm: settle handles it in order.
 		}
@@ -545,6 +591,13 @@ func (s *stream) pace(ctx context.Context) error {
 // reset forgets what was in flight, so that run starts again from the stored cursor (after a
 // failure: whatever was published but not settled is sent again).
 func (s *stream) reset() {
+	if s.e.tracer != nil {
+		for _, pe := range s.inflight {
+			for i := range pe.msgs {
+				pe.msgs[i].endSpan(errStreamRestarted)
+			}
+		}
+	}
 	s.inflight = nil
 	s.outage = false
 }

@@ -8,7 +8,7 @@
 # Settings (environment):
 #   BENCH_N=100000          messages per throughput run
 #   BENCH_ROUNDS=3          throughput runs per side, alternating
-#   BENCH_SIDES=baseline,router,router-go,shovel   also router-wasm (needs BENCH_FLAGS="-filter
+#   BENCH_SIDES=baseline,router,router-traced,router-go,shovel   also router-wasm (needs BENCH_FLAGS="-filter
 #                           F.wasm -transform T.wasm") and router-all (needs BENCH_FLAGS="-dr-url
 #                           URL"); shovel enables the broker's plugin rabbitmq_shovel when absent
 #   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
@@ -32,7 +32,7 @@ $GO build -o bin/bench-replay ./bench/cmd/replay
 benchstat=$(command -v benchstat || true)
 [ -z "$benchstat" ] && [ -x "$($GO env GOPATH)/bin/benchstat" ] && benchstat="$($GO env GOPATH)/bin/benchstat"
 
-sides=${BENCH_SIDES:-baseline,router,router-go,shovel}
+sides=${BENCH_SIDES:-baseline,router,router-traced,router-go,shovel}
 case ",$sides," in
 *,shovel,*)
   # The Shovel side declares a dynamic shovel: the plugin must run on the (local) broker.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what wasmrouter needs on a Debian machine: RabbitMQ (the broker the
-# router and its integration tests talk to) and, when available, clang + wasi-libc for the C
-# guest examples. Safe to run again: it only installs what is missing and only starts a broker
-# that is not answering.
+# router and its integration tests talk to), Chromium (the console's browser tests), promtool
+# (package prometheus: the alert rules' tests) and, when available, clang + wasi-libc for the C
+# guest examples and python3-celery for the end-to-end trace test. Safe to run again: it only
+# installs what is missing and only starts a broker that is not answering.
 set -euo pipefail
 
 SUDO=""
@@ -21,19 +22,36 @@ command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -d /usr/share/wasi-sysroot ] || [ -d /usr/lib/wasm32-wasi ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-14-dev-wasm32)
+# The console's browser tests drive Chromium; promtool checks the alert rules in deploy/.
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
+command -v promtool >/dev/null || missing+=(prometheus)
+# Celery for the end-to-end trace test (a real publisher and worker); Debian's package installs
+# it for /usr/bin/python3.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import celery' 2>/dev/null || missing+=(python3-celery)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  # The broker is required; the C toolchain is optional (committed prebuilt C guests are used without it).
+  # The broker is required; the rest is optional (committed prebuilt C guests are used without
+  # the C toolchain, and the Celery test is skipped without Celery).
   if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
     $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
   fi
+  # Required by tests (they fail without them): the browser and promtool.
+  for p in chromium prometheus; do
+    if [[ " ${missing[*]} " == *" $p "* ]]; then
+      $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null || echo "setup: could not install $p: the console and alert-rule tests will fail" >&2
+    fi
+  done
   optional=()
-  for p in "${missing[@]}"; do [ "$p" = rabbitmq-server ] || optional+=("$p"); done
+  for p in "${missing[@]}"; do
+    case "$p" in rabbitmq-server | chromium | prometheus) ;; *) optional+=("$p") ;; esac
+  done
   if [ ${#optional[@]} -gt 0 ]; then
-    $SUDO apt-get install -y -qq "${optional[@]}" >/dev/null || echo "setup: C guest toolchain not installed; using prebuilt C guests" >&2
+    for p in "${optional[@]}"; do
+      $SUDO apt-get install -y -qq "$p" >/dev/null || echo "setup: $p not installed (optional: prebuilt C guests are used, the Celery test is skipped)" >&2
+    done
   fi
 fi
 

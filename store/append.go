@@ -37,19 +37,60 @@ func (w Window) Empty() bool { return w.From == 0 || w.To < w.From }
 func (w Window) Contains(seq uint64) bool { return !w.Empty() && seq >= w.From && seq <= w.To }
 
 func (s *Store) Append(ev *event.Event, fp Fingerprint, dedup Window, done func(seq uint64, dup bool, err error)) {
-	if s.opts.ReadOnly {
-		done(0, false, ErrReadOnly)
-		return
-	}
+	s.AppendEncoded(ev, s.EncodeWith(ev, fp), dedup, done)
+}
+
+// Encoded is an event encoded for the log, with its fingerprint: Encode computes both from
+// one encoding, where FingerprintOf then Append would encode the event twice.
+type Encoded struct {
+	rec []byte
+	fp  Fingerprint
+	err error
+}
+
+// Fingerprint is the event's fingerprint, FingerprintOf's.
+func (e Encoded) Fingerprint() Fingerprint { return e.fp }
+
+// Encode encodes ev for AppendEncoded and computes its fingerprint from the same bytes. A
+// zero IngestTime is set to the current time first.
+func (s *Store) Encode(ev *event.Event) Encoded {
 	if ev.IngestTime.IsZero() {
 		ev.IngestTime = s.opts.Now().UTC()
 	}
-	// Encoding here rather than in the appender spreads the work over the callers.
+	if hasBrokerHeaders(ev.Headers) {
+		return s.EncodeWith(ev, FingerprintOf(ev))
+	}
+	rec, at, err := appendRecordAt(make([]byte, 0, recordSizeHint(ev)), ev, Fingerprint{})
+	if err != nil {
+		return Encoded{fp: FingerprintOf(ev), err: fmt.Errorf("store: encode event: %w", err)}
+	}
+	fp := fingerprintOfRecord(rec, at)
+	copy(rec[at.fp:], fp[:])
+	return Encoded{rec: rec, fp: fp}
+}
+
+// EncodeWith encodes ev for AppendEncoded with a fingerprint computed before (from the event
+// as it was before a change, such as an assigned message id). A zero IngestTime is set to
+// the current time first.
+func (s *Store) EncodeWith(ev *event.Event, fp Fingerprint) Encoded {
+	if ev.IngestTime.IsZero() {
+		ev.IngestTime = s.opts.Now().UTC()
+	}
 	rec, err := appendRecord(make([]byte, 0, recordSizeHint(ev)), ev, fp)
 	if err != nil {
 		err = fmt.Errorf("store: encode event: %w", err)
 	}
-	if !s.queue.push(appendItem{ev: ev, rec: rec, fp: fp, dedup: dedup, encErr: err, done: done}) {
+	return Encoded{rec: rec, fp: fp, err: err}
+}
+
+// AppendEncoded is Append of an event Encode or EncodeWith encoded; ev must not have changed
+// since. Encoding in the caller rather than in the appender spreads the work over the callers.
+func (s *Store) AppendEncoded(ev *event.Event, enc Encoded, dedup Window, done func(seq uint64, dup bool, err error)) {
+	if s.opts.ReadOnly {
+		done(0, false, ErrReadOnly)
+		return
+	}
+	if !s.queue.push(appendItem{ev: ev, rec: enc.rec, fp: enc.fp, dedup: dedup, encErr: enc.err, done: done}) {
 		done(0, false, ErrClosed)
 	}
 }

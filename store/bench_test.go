@@ -150,6 +150,28 @@ func BenchmarkPeek(b *testing.B) {
 	}
 }
 
+// BenchmarkIngestEncode is the log's share of ingesting one event: its fingerprint and its
+// record, as two encodings (FingerprintOf then the record) or one (Encode).
+func BenchmarkIngestEncode(b *testing.B) {
+	s := openStore(b, testOptions(b))
+	ev := testEvent(1, 1024)
+	ev.IngestTime = time.Now()
+	b.Run("fingerprint-then-record", func(b *testing.B) {
+		b.SetBytes(1024)
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			_ = s.EncodeWith(ev, FingerprintOf(ev))
+		}
+	})
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(1024)
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			_ = s.Encode(ev)
+		}
+	})
+}
+
 func BenchmarkFingerprint(b *testing.B) {
 	ev := testEvent(1, 1024)
 	b.SetBytes(1024)

@@ -36,19 +36,35 @@ const (
 
 // appendRecord appends the encoding of ev (which carries fingerprint fp) to dst.
 func appendRecord(dst []byte, ev *event.Event, fp Fingerprint) ([]byte, error) {
+	dst, _, err := appendRecordAt(dst, ev, fp)
+	return dst, err
+}
+
+// recordParts are where a record's fields start, as offsets in the slice appendRecordAt
+// returned: the fingerprint is a hash of these same bytes in another order (fingerprint.go).
+type recordParts struct{ fp, source, routingKey, exchange, props int }
+
+// appendRecordAt is appendRecord that also tells where the fields start.
+func appendRecordAt(dst []byte, ev *event.Event, fp Fingerprint) ([]byte, recordParts, error) {
+	var at recordParts
 	dst = append(dst, recordVersion)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(ingestNanos(ev.IngestTime)))
+	at.fp = len(dst)
 	dst = append(dst, fp[:]...)
+	at.source = len(dst)
 	dst = appendString(dst, ev.Source)
+	at.routingKey = len(dst)
 	dst = appendString(dst, ev.RoutingKey)
+	at.exchange = len(dst)
 	dst = appendString(dst, ev.Exchange)
+	at.props = len(dst)
 	dst = appendProps(dst, &ev.Props)
 	dst, err := appendTable(dst, ev.Headers, 1, true)
 	if err != nil {
-		return nil, err
+		return nil, at, err
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(ev.Body)))
-	return append(dst, ev.Body...), nil
+	return append(dst, ev.Body...), at, nil
 }
 
 // recordSizeHint estimates the encoded size of ev, so that one allocation usually suffices.

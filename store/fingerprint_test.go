@@ -74,3 +74,41 @@ func TestFingerprintIgnoresQuorumDeliveryCount(t *testing.T) {
 		t.Fatal("fingerprinting changed the event's headers")
 	}
 }
+
+func TestEncodeComputesTheFingerprintOfFingerprintOf(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	events := []*event.Event{{}, {Body: []byte("x")}, {Headers: event.Table{"x-delivery-count": int64(2), "a": "b"}, Body: []byte("b")}}
+	for i := range 40 {
+		ev := testEvent(i, i*37)
+		switch i % 4 {
+		case 1:
+			ev.Props = event.Properties{}
+		case 2:
+			ev.Headers = nil
+		case 3:
+			ev.Headers["x-delivery-count"] = int64(i) // left out of the fingerprint
+		}
+		events = append(events, ev)
+	}
+	for i, ev := range events {
+		enc := s.Encode(ev)
+		if enc.err != nil {
+			t.Fatalf("event %d: %v", i, enc.err)
+		}
+		fp := FingerprintOf(ev)
+		if enc.Fingerprint() != fp {
+			t.Fatalf("event %d: Encode's fingerprint %x, FingerprintOf's %x", i, enc.Fingerprint(), fp)
+		}
+		want, err := appendRecord(nil, ev, fp)
+		if err != nil || string(enc.rec) != string(want) {
+			t.Fatalf("event %d: Encode's record differs from appendRecord's (%v)", i, err)
+		}
+	}
+	// A table a record cannot hold: the error, and still FingerprintOf's fingerprint.
+	self := event.Table{}
+	self["self"] = self
+	bad := &event.Event{Headers: event.Table{"loop": self}}
+	if enc := s.Encode(bad); enc.err == nil || enc.Fingerprint() != FingerprintOf(bad) {
+		t.Fatalf("unsupported header: err %v", enc.err)
+	}
+}

@@ -4,38 +4,73 @@ import "github.com/wasmrouter/wasmrouter/event"
 
 // ring keeps the most recently committed events in memory, so that delivery loops keeping up
 // with the log never read it back from disk. Seqs committed since Open are contiguous, so the
-// slot of seq is seq modulo the size. Guarded by Store.rmu.
+// slot of seq is seq modulo the number of slots. It is bounded in bytes as well as in events:
+// a count alone would let large messages hold the process's memory hostage (16,384 events of
+// 1 MiB are 16 GiB), and what it holds is what makes the router's resident memory. A reader
+// that falls further behind reads the log from disk. Guarded by Store.rmu.
 type ring struct {
-	evs   []*event.Event
-	first uint64 // lowest seq put since Open, 0 if none
+	evs      []*event.Event
+	sizes    []int  // the estimated bytes of each slot's event
+	lo       uint64 // lowest seq held, 0 if none
+	bytes    int    // estimated bytes held
+	maxBytes int
 }
 
-func newRing(size int) ring {
+func newRing(size, maxBytes int) ring {
 	if size < 0 {
 		size = 0
 	}
-	return ring{evs: make([]*event.Event, size)}
+	return ring{evs: make([]*event.Event, size), sizes: make([]int, size), maxBytes: maxBytes}
 }
 
+// eventBytes estimates the memory an event holds: its body, strings and headers, and the
+// struct and map overhead around them.
+func eventBytes(ev *event.Event) int {
+	p := &ev.Props
+	return 256 + len(ev.Body) + len(ev.Source) + len(ev.Exchange) + len(ev.RoutingKey) +
+		len(p.ContentType) + len(p.ContentEncoding) + len(p.CorrelationID) + len(p.ReplyTo) +
+		len(p.Expiration) + len(p.MessageID) + len(p.Type) + len(p.UserID) + len(p.AppID) +
+		64*len(ev.Headers)
+}
+
+// put adds the event with the next seq, dropping the oldest ones that no longer fit. The
+// newest event is always kept, whatever its size, so that the next read of a stream that
+// keeps up is served.
 func (r *ring) put(ev *event.Event) {
-	if len(r.evs) == 0 {
+	n := uint64(len(r.evs))
+	if n == 0 {
 		return
 	}
-	r.evs[ev.Seq%uint64(len(r.evs))] = ev
-	if r.first == 0 {
-		r.first = ev.Seq
+	if r.lo == 0 || ev.Seq < r.lo {
+		r.lo = ev.Seq
 	}
+	for r.lo+n <= ev.Seq {
+		r.drop()
+	}
+	slot := ev.Seq % n
+	r.evs[slot], r.sizes[slot] = ev, eventBytes(ev)
+	r.bytes += r.sizes[slot]
+	for r.bytes > r.maxBytes && r.lo < ev.Seq {
+		r.drop()
+	}
+}
+
+// drop forgets the oldest event.
+func (r *ring) drop() {
+	slot := r.lo % uint64(len(r.evs))
+	if ev := r.evs[slot]; ev != nil && ev.Seq == r.lo {
+		r.bytes -= r.sizes[slot]
+		r.evs[slot], r.sizes[slot] = nil, 0
+	}
+	r.lo++
 }
 
 // low is the lowest seq the ring can serve given the log's range, 0 if none.
 func (r *ring) low(last, deletedThrough uint64) uint64 {
-	if r.first == 0 || last < r.first {
+	if r.lo == 0 || last < r.lo {
 		return 0
 	}
-	lo := max(r.first, deletedThrough+1)
-	if n := uint64(len(r.evs)); last >= n && last-n+1 > lo {
-		lo = last - n + 1
-	}
+	lo := max(r.lo, deletedThrough+1)
 	if lo > last {
 		return 0
 	}
@@ -48,5 +83,9 @@ func (r *ring) get(seq, last, deletedThrough uint64) *event.Event {
 	if lo == 0 || seq < lo || seq > last {
 		return nil
 	}
-	return r.evs[seq%uint64(len(r.evs))]
+	ev := r.evs[seq%uint64(len(r.evs))]
+	if ev == nil || ev.Seq != seq {
+		return nil
+	}
+	return ev
 }

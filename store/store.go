@@ -63,6 +63,7 @@ type Options struct {
 	Now     func() time.Time // clock for ingest times and retention, default time.Now
 
 	ringSize       int           // recent events kept in memory; default 16384, <0 none
+	ringBytes      int           // and at most about this many bytes of them; default 8 MiB
 	retentionEvery time.Duration // retention run interval, default 5s
 	commitHook     func() error  // tests: called in every write transaction of the appender; an error fails it
 }
@@ -70,6 +71,7 @@ type Options struct {
 const (
 	defaultMaxBatch   = 2048
 	defaultRingSize   = 16384
+	defaultRingBytes  = 8 << 20
 	cursorFlushDelay  = 100 * time.Millisecond
 	retentionChunk    = 5000
 	defaultRetainTick = 5 * time.Second
@@ -103,6 +105,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.ringSize == 0 {
 		o.ringSize = defaultRingSize
+	}
+	if o.ringBytes <= 0 {
+		o.ringBytes = defaultRingBytes
 	}
 	if o.retentionEvery <= 0 {
 		o.retentionEvery = defaultRetainTick
@@ -181,7 +186,7 @@ func Open(opts Options) (*Store, error) {
 		db:            db,
 		log:           opts.Logger,
 		m:             opts.Metrics,
-		ring:          newRing(opts.ringSize),
+		ring:          newRing(opts.ringSize, opts.ringBytes),
 		notify:        make(chan struct{}),
 		retentionKick: make(chan struct{}, 1),
 		stop:          make(chan struct{}),

@@ -22,11 +22,11 @@
       else if (k === "href") e.setAttribute("href", internalHref(v));
       else e.setAttribute(k, v === true ? "" : String(v));
     }
-    append(e, children);
+    append(e, ...children);
     return e;
   }
-  function append(parent, children) {
-    for (const c of children.flat()) {
+  function append(parent, ...children) {
+    for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       parent.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -41,7 +41,7 @@
   function svg(tag, attrs, ...children) {
     const e = document.createElementNS(svgNS, tag);
     for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-    append(e, children);
+    append(e, ...children);
     return e;
   }
   function link(path, label) { return el("a", { href: path, "data-nav": true }, label); }
@@ -471,12 +471,15 @@
         el("td", {}, d.route), el("td", {}, d.target), el("td", {}, d.cluster || ""),
         el("td", { class: "state-" + d.state }, d.state.replace("_", " ")), el("td", { class: "num" }, d.position),
         el("td", { class: "text" }, d.reason || ""))), { id: "deliveries-table" })));
-    append(viewEl, card(el("h2", {}, "Dead letters"), deadLetterTable(ev.dead_letters, false)));
+    const jobBox = el("div", { class: "job" });
+    append(viewEl, card(el("h2", {}, "Dead letters"), deadLetterTable(ev.dead_letters, false, jobBox)), jobBox);
   }
 
   // ---- dead letters -----------------------------------------------------------------------
 
-  function deadLetterTable(list, withEventLink) {
+  // deadLetterTable lists dead letters with a redrive of the selected ones; the job's report
+  // goes to jobBox, and after runs once it ends.
+  function deadLetterTable(list, withEventLink, jobBox, after) {
     const checks = [];
     const rows = list.map((d) => {
       const box = el("input", { type: "checkbox", value: d.id, "aria-label": "select dead letter " + d.id, disabled: d.redriven });
@@ -487,7 +490,6 @@
         el("td", { class: "text" }, d.reason), el("td", { class: "num" }, d.attempts), el("td", { class: "hide-narrow" }, d.time),
         el("td", { class: d.redriven ? "ok" : "warn" }, d.redriven ? "redriven" : "pending"));
     });
-    const jobBox = el("div", { class: "job" });
     const button = el("button", { type: "button", id: "redrive", onclick: async () => {
       const ids = checks.filter((c) => c.checked).map((c) => Number(c.value));
       if (!ids.length) { notice("Select the dead letters to redrive."); return; }
@@ -495,11 +497,11 @@
       try {
         const { data } = await api("POST", "/api/v1/dlq/replay", { ids });
         if (!data.id) { notice("Nothing to redrive.", "info"); return; }
-        followJob(data.id, jobBox, () => { if (location.pathname === "/dlq") render(); });
+        followJob(data.id, jobBox, () => { if (after) after(); });
       } catch (e) { notice(e.message); } finally { button.disabled = false; }
     } }, "Redrive selected");
     return el("div", {}, table(["", "id", "route", "target", "seq", "reason", "attempts", "time", "state"], rows, { id: "dlq-table" }),
-      list.some((d) => !d.redriven) ? el("div", { class: "row" }, button) : null, jobBox);
+      list.some((d) => !d.redriven) ? el("div", { class: "row" }, button) : null);
   }
 
   async function viewDLQ() {
@@ -517,11 +519,15 @@
       navigate("/dlq" + (q.toString() ? "?" + q : ""));
     });
     const box = el("div");
-    append(viewEl, el("h1", {}, "Dead letters"), card(form), box);
-    try {
-      const list = await get("/api/v1/dlq?" + params);
-      box.replaceChildren(card(el("p", { class: "muted" }, `${list.length} dead letter${list.length === 1 ? "" : "s"}`), deadLetterTable(list, true)));
-    } catch (e) { notice(e.message); }
+    const jobBox = el("div", { class: "job" });
+    append(viewEl, el("h1", {}, "Dead letters"), card(form), jobBox, box);
+    const load = async () => {
+      try {
+        const list = await get("/api/v1/dlq?" + params);
+        box.replaceChildren(card(el("p", { class: "muted" }, `${list.length} dead letter${list.length === 1 ? "" : "s"}`), deadLetterTable(list, true, jobBox, load)));
+      } catch (e) { notice(e.message); }
+    };
+    await load();
   }
 
   // ---- replay jobs ------------------------------------------------------------------------

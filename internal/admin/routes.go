@@ -29,6 +29,7 @@ func (s *Server) contentRoutes(mux *http.ServeMux) {
 			mux.Handle("GET "+view, s.opts.Console)
 		}
 		mux.Handle("GET /assets/", s.opts.Console)
+		mux.Handle("GET /favicon.ico", s.opts.Console)
 	}
 }
 

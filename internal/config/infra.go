@@ -26,7 +26,7 @@ const (
 )
 
 var routerSchema = schema{
-	attrs:  []string{"admin_addr", "admin_token", "log_level", "log_format", "max_message_size"},
+	attrs:  []string{"admin_addr", "admin_token", "log_level", "log_format", "max_message_size", "memory_limit"},
 	secret: []string{"admin_token"},
 }
 
@@ -46,6 +46,7 @@ func (d *decoder) decodeRouter(b *hcl.Block, r *RouterSpec) {
 	s.oneOf("log_level", &r.LogLevel, "debug", "info", "warn", "error")
 	s.oneOf("log_format", &r.LogFormat, "text", "json")
 	s.size("max_message_size", &r.MaxMessageSize, 1, rabbitMaxMessageSize)
+	s.size("memory_limit", &r.MemoryLimit, 16<<20, 1<<50)
 	if addrSet {
 		d.checkAdminAddr(r.AdminAddr, r.AdminToken, addrRange)
 	}

@@ -222,3 +222,22 @@ func TestFixturesAreSelfContained(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	base, err := os.ReadFile("testdata/valid_defaults.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for text, want := range map[string]int64{"256MiB": 256 << 20, "1GiB": 1 << 30} {
+		path := filepath.Join("testdata", "valid_defaults.hcl")
+		cfg, diags := LoadBytes(append([]byte(`router { memory_limit = "`+text+`" }`+"\n"), base...), path, fixtureEnv)
+		if len(diags) > 0 {
+			t.Fatalf("%s: %s", text, formatted(diags))
+		}
+		check(t, "memory limit "+text, cfg.Router.MemoryLimit, want)
+	}
+	_, diags := LoadBytes(append([]byte(`router { memory_limit = "1MiB" }`+"\n"), base...), "testdata/valid_defaults.hcl", fixtureEnv)
+	if !strings.Contains(formatted(diags), "memory_limit must be between 16MiB") {
+		t.Fatalf("a limit below 16MiB: %s", formatted(diags))
+	}
+}

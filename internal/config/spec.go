@@ -41,6 +41,9 @@ type RouterSpec struct {
 	LogLevel       string // debug|info|warn|error, default info
 	LogFormat      string // text|json, default text
 	MaxMessageSize int64  // bytes; larger messages are dead-lettered at ingest; default 128MiB
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT), 0 for the default:
+	// the GOMEMLIMIT variable, else 90% of the cgroup's memory.max, else none.
+	MemoryLimit int64
 }
 
 // StoreSpec is the optional store block.

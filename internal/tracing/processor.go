@@ -57,7 +57,7 @@ func newDropProcessor(exporter sdktrace.SpanExporter, opts Options) *dropProcess
 		p.interval = time.Second
 	}
 	if p.timeout <= 0 {
-		p.timeout = 10 * time.Second
+		p.timeout = 30 * time.Second
 	}
 	go p.run()
 	return p

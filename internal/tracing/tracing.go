@@ -52,7 +52,8 @@ type Options struct {
 	// full is dropped, never waited for.
 	Queue int
 	// Batch is how many spans go in one export (default 512); Interval how long a partial
-	// batch waits (default 1s); ExportTimeout bounds one export, retries included (default 10s).
+	// batch waits (default 1s); ExportTimeout bounds one export, retries included (default 30s,
+	// a backstop: the OTLP exporters give up after OTEL_EXPORTER_OTLP_TIMEOUT, 10s by default).
 	Batch         int
 	Interval      time.Duration
 	ExportTimeout time.Duration
@@ -78,7 +79,7 @@ func New(ctx context.Context, opts Options) (*Tracer, error) {
 	exporter := opts.Exporter
 	if exporter == nil {
 		var err error
-		if exporter, err = newExporter(ctx, opts.Spec, opts.ExportTimeout); err != nil {
+		if exporter, err = newExporter(ctx, opts.Spec); err != nil {
 			return nil, err
 		}
 	}
@@ -104,18 +105,15 @@ func New(ctx context.Context, opts Options) (*Tracer, error) {
 }
 
 // newExporter builds the OTLP exporter of spec. The endpoint is always given explicitly (the
-// config already applied the OTEL_EXPORTER_OTLP_*ENDPOINT variables); the exporters still read
-// the other OTEL_EXPORTER_OTLP_* variables themselves (headers, certificates, compression).
+// config already applied the OTEL_EXPORTER_OTLP_*ENDPOINT variables); the exporters read the
+// other OTEL_EXPORTER_OTLP_* variables themselves (headers, certificates, compression, timeout).
 // Retries stay on, bounded by the export timeout: spans that wait meanwhile are dropped.
-func newExporter(ctx context.Context, spec config.TracingSpec, timeout time.Duration) (sdktrace.SpanExporter, error) {
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+func newExporter(ctx context.Context, spec config.TracingSpec) (sdktrace.SpanExporter, error) {
 	switch spec.Protocol {
 	case config.ProtocolGRPC:
-		return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(spec.Endpoint), otlptracegrpc.WithTimeout(timeout))
+		return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(spec.Endpoint))
 	case config.ProtocolHTTP, "":
-		return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(spec.Endpoint), otlptracehttp.WithTimeout(timeout))
+		return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(spec.Endpoint))
 	}
 	return nil, fmt.Errorf("tracing: unknown protocol %q", spec.Protocol)
 }

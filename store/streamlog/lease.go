@@ -249,3 +249,11 @@ func (l *Lease) Close() error {
 	}
 	return err
 }
+
+// HeartbeatFor is the AMQP heartbeat of the log's connection for a takeover bound: a router
+// that vanishes without closing its sockets (a machine lost, a frozen process) is dropped by
+// the broker after about two missed heartbeats, and its tokens go to the other routers, well
+// within takeover. AMQP counts heartbeats in whole seconds, one at least.
+func HeartbeatFor(takeover time.Duration) time.Duration {
+	return max(takeover/4, time.Second).Truncate(time.Second)
+}

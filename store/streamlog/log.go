@@ -414,6 +414,11 @@ func (l *Log) fail(err error) {
 	}
 	l.waitMu.Unlock()
 	l.settle(func() {})
+	// Wake whoever waits for the next event: there will be none from this log.
+	l.lastMu.Lock()
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.lastMu.Unlock()
 }
 
 func (l *Log) failure() error {

@@ -4,10 +4,12 @@
 // It prints tables and benchstat lines (compare with `benchstat -col /side FILE`).
 //
 // Sides: baseline (bench/cmd/baseline), router (one source, one route, one target),
-// router-wasm (the same with -filter and/or -transform modules on the route), router-go (the
-// example Go filter and Go transform on the route, compilation cache warm), router-all (the
-// target delivers to a second cluster too, mode "all", given by -dr-url) and shovel (a
-// RabbitMQ dynamic shovel, on-confirm, between the same queues; plugin rabbitmq_shovel).
+// router-traced (router with tracing on, every span exported over OTLP/HTTP to a collector in
+// this process), router-wasm (the same with -filter and/or -transform modules on the route),
+// router-go (the example Go filter and Go transform on the route, compilation cache warm),
+// router-all (the target delivers to a second cluster too, mode "all", given by -dr-url) and
+// shovel (a RabbitMQ dynamic shovel, on-confirm, between the same queues; plugin
+// rabbitmq_shovel).
 package main
 
 import (
@@ -57,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 1024, "message body `BYTES`")
 	fs.IntVar(&o.prefetch, "prefetch", 1000, "consumer prefetch of every side")
 	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per side, alternating (0 with -latency-rate: latency only)")
-	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-wasm, router-go, router-all, shovel; the first is the reference")
+	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, shovel; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
 	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (go build ./bench/cmd/baseline)")
 	fs.StringVar(&o.filter, "filter", "", "router-wasm: WASM filter module `PATH`")
@@ -206,18 +208,27 @@ func throughput(ctx context.Context, env *bench.Env, s bench.Side, o options, st
 
 // cpuGoals are the most CPU per message each router side may use, as a multiple of the plain
 // loop's (the baseline side).
-var cpuGoals = map[string]float64{"router": 1.15, "router-wasm": 1.2, "router-go": 1.5, "router-all": 1.5}
+var cpuGoals = map[string]float64{"router": 1.15, "router-wasm": 1.2, "router-go": 1.5, "router-all": 1.5, "router-traced": 1.5}
+
+// Tracing's goals, against the router side: at least 0.9 of its rate and at most 15us more CPU
+// per event.
+const (
+	tracedRateGoal = 0.9
+	tracedCPUGoal  = 15 * time.Microsecond
+)
 
 // writeGoals checks each router side against the plain loop (rate >= 1.0x, CPU per message
 // within cpuGoals) and against the Shovel when it ran (rate >= 0.9x).
 func writeGoals(w io.Writer, sums []bench.Summary) {
-	var loop, shovel *bench.Summary
+	var loop, shovel, plain *bench.Summary
 	for i := range sums {
 		switch sums[i].Side {
 		case "baseline":
 			loop = &sums[i]
 		case "shovel":
 			shovel = &sums[i]
+		case "router":
+			plain = &sums[i]
 		}
 	}
 	for _, s := range sums {
@@ -229,6 +240,11 @@ func writeGoals(w io.Writer, sums []bench.Summary) {
 			cpu := float64(s.CPUPerMsg) / float64(loop.CPUPerMsg)
 			fmt.Fprintf(w, "%s: rate %.3f of the loop (goal >= 1.0: %s), CPU/msg %.2fx (goal <= %.2fx: %s)\n",
 				s.Side, ratio, verdict(ratio >= 1.0), cpu, cpuGoals[s.Side], verdict(cpu <= cpuGoals[s.Side]))
+		}
+		if s.Side == "router-traced" && plain != nil {
+			ratio, extra := s.Rate/plain.Rate, s.CPUPerMsg-plain.CPUPerMsg
+			fmt.Fprintf(w, "%s: rate %.3f of the router without tracing (goal >= %.1f: %s), %s more CPU per event (goal <= %s: %s)\n",
+				s.Side, ratio, tracedRateGoal, verdict(ratio >= tracedRateGoal), extra, tracedCPUGoal, verdict(extra <= tracedCPUGoal))
 		}
 		if shovel != nil {
 			ratio := s.Rate / shovel.Rate
@@ -294,6 +310,15 @@ func makeSides(o options, url string) ([]bench.Side, error) {
 			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, WarmCache: true, Profiling: prof})
 		case "shovel":
 			sides = append(sides, bench.Shovel{URL: url, Prefetch: o.prefetch})
+		case "router-traced":
+			// Every span exported (ratio 1.0) to a collector in this process.
+			sink, err := bench.StartOTLPSink()
+			if err != nil {
+				return nil, err
+			}
+			c := base
+			c.TracingEndpoint = sink.URL
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof})
 		case "router-all":
 			if o.drURL == "" {
 				return nil, fmt.Errorf("side router-all needs -dr-url")
@@ -302,7 +327,7 @@ func makeSides(o options, url string) ([]bench.Side, error) {
 			c.SecondURL = o.drURL
 			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof})
 		default:
-			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-wasm, router-go, router-all or shovel)", name)
+			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-traced, router-wasm, router-go, router-all or shovel)", name)
 		}
 	}
 	if len(sides) == 0 {

@@ -54,6 +54,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := admin.CheckAddr(adminAddr, cfg.Router.AdminToken); err != nil {
 		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
+	setMemoryLimit(cfg.Router.MemoryLimit, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
@@ -104,8 +105,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 		clusters[cs.Name] = c
 	}
+	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracer()
 	engine, err := router.New(router.Options{
-		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log,
+		Topology: topo, Store: st, Clusters: clusters, Metrics: m, Logger: log, Tracer: tracer,
 	})
 	if err != nil {
 		CloseModules(context.Background(), modules)

@@ -29,6 +29,8 @@ type Offline struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	engine  *router.Engine
+
+	stopTracer func() // exports the spans of an offline replay; nil until Engine
 }
 
 // OpenOffline opens the config's event log (read-only when readOnly: dry runs and inspection)
@@ -80,8 +82,13 @@ func (o *Offline) Engine() (*router.Engine, error) {
 		}
 		clusters[cs.Name] = c
 	}
+	tracer, stopTracer, err := startTracer(context.Background(), o.Config, o.metrics, o.log)
+	if err != nil {
+		return nil, err
+	}
+	o.stopTracer = stopTracer
 	e, err := router.New(router.Options{
-		Topology: o.Topology, Store: o.Store, Clusters: clusters, Metrics: o.metrics, Logger: o.log,
+		Topology: o.Topology, Store: o.Store, Clusters: clusters, Metrics: o.metrics, Logger: o.log, Tracer: tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -92,6 +99,9 @@ func (o *Offline) Engine() (*router.Engine, error) {
 
 // Close releases the guests, the runtime and the log (committing cursors and marks).
 func (o *Offline) Close() error {
+	if o.stopTracer != nil {
+		o.stopTracer()
+	}
 	CloseModules(context.Background(), o.modules)
 	if o.Host != nil {
 		_ = o.Host.Close(context.Background())
