@@ -217,7 +217,7 @@ func (r *Reloader) Do(ctx context.Context, req ReloadRequest, trigger string) Re
 // in force.
 func (r *Reloader) reload(ctx context.Context, req ReloadRequest) (ReloadAnswer, *generation) {
 	cur := r.gen
-	ans := ReloadAnswer{Generation: cur.n}
+	ans := ReloadAnswer{Generation: cur.n, DryRun: req.DryRun}
 	refuse := func(diags hcl.Diagnostics) (ReloadAnswer, *generation) {
 		var b strings.Builder
 		config.FormatDiagnostics(&b, diags)
