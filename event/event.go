@@ -4,7 +4,10 @@
 // package (store, filters, wasmhost, the AMQP adapters) can share it without import cycles.
 package event
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Headers added to every delivered message (docs/headers.md).
 const (
@@ -15,6 +18,29 @@ const (
 	HeaderError    = "x-router-error"    // string: why a dead-lettered message failed
 	HeaderAttempts = "x-router-attempts" // int32: tries made before dead-lettering
 )
+
+// RouterHeaderPrefix starts every header the router sets. Only the router sets them: they are
+// removed from consumed messages (a publisher's x-router-error must not make a delivery pass
+// for a dead letter) and guests may not set them.
+const RouterHeaderPrefix = "x-router-"
+
+// IsRouterHeader reports whether name starts with RouterHeaderPrefix, in any case.
+func IsRouterHeader(name string) bool {
+	return len(name) >= len(RouterHeaderPrefix) && strings.EqualFold(name[:len(RouterHeaderPrefix)], RouterHeaderPrefix)
+}
+
+// StripRouterHeaders removes the router's headers from a consumed message's table and
+// reports how many there were.
+func StripRouterHeaders(h Table) int {
+	n := 0
+	for name := range h {
+		if IsRouterHeader(name) {
+			delete(h, name)
+			n++
+		}
+	}
+	return n
+}
 
 // MaxKeyLen is the longest routing key or binding pattern AMQP 0-9-1 allows (a shortstr).
 const MaxKeyLen = 255

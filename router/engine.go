@@ -348,7 +348,7 @@ func (e *Engine) declareTargetsOnConnect(topo *Topology) {
 }
 
 // deadLetter records a failed event durably; the route's dead-letter stream publishes it.
-func (e *Engine) deadLetter(route, target string, ev *event.Event, reason string, attempts int) error {
+func (e *Engine) deadLetter(route, target string, ev *event.Event, reason string, attempts int) (isNew bool, err error) {
 	// Serialised so that, when several streams of a route record the same dead letter, exactly
 	// one of them sees it new (dead letters are rare: the lock costs nothing that matters).
 	e.deadMu.Lock()
@@ -358,14 +358,14 @@ func (e *Engine) deadLetter(route, target string, ev *event.Event, reason string
 		Route: route, Target: target, Seq: ev.Seq, Reason: reason, Attempts: attempts, Time: time.Now().UTC(),
 	})
 	if err != nil {
-		return fmt.Errorf("recording dead letter: %w", err)
+		return false, fmt.Errorf("recording dead letter: %w", err)
 	}
 	if id <= before {
-		return nil // another stream of the route recorded it already
+		return false, nil // another stream of the route recorded it already (or an earlier run)
 	}
 	e.metrics.EventsDeadLettered.WithLabelValues(route).Inc()
 	e.log.Warn("event dead-lettered", "route", route, "target", target, "seq", ev.Seq,
 		"message_id", ev.Props.MessageID, "attempts", attempts, "reason", reason)
 	e.dlqWake.signal()
-	return nil
+	return true, nil
 }

@@ -53,7 +53,7 @@ func (e *Engine) StartRedrive(dls []store.DeadLetter) (string, error) {
 	}
 	id := newJobID()
 	jobCtx, cancel := context.WithCancel(context.Background())
-	job := &replayJob{id: id, started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
+	job := &replayJob{id: id, selected: uint64(len(dls)), started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
 	var streams []*stream
 	// Every stream of a key (one per cluster in "all" mode) counts its deliveries: a key is
 	// through when each of its streams delivered every selected event.
@@ -71,6 +71,7 @@ func (e *Engine) StartRedrive(dls []store.DeadLetter) (string, error) {
 			if i == 0 {
 				s.progress = func(uint64, bool) { job.done.Add(1) }
 			}
+			job.outcomes.watch(s, i == 0)
 			streams = append(streams, s)
 		}
 	}

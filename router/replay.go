@@ -129,14 +129,23 @@ func (s *Selection) targetsOf(t *Topology, r *Route) []string {
 
 // ReplayProgress is a job's state for GET /api/v1/replay/{id} and the CLI.
 type ReplayProgress struct {
-	ID        string    `json:"id"`
-	State     string    `json:"state"` // running | done | failed | stopped
-	Total     uint64    `json:"total"`
-	Done      uint64    `json:"done"`
-	Delivered uint64    `json:"delivered"`
-	Error     string    `json:"error,omitempty"`
-	Started   time.Time `json:"started"`
-	Finished  time.Time `json:"finished,omitzero"`
+	ID        string `json:"id"`
+	State     string `json:"state"` // running | done | failed | stopped
+	Total     uint64 `json:"total"`
+	Done      uint64 `json:"done"`
+	Delivered uint64 `json:"delivered"`
+	// Selected is what the job covers: events (routes apart) for a replay, dead letters for
+	// a redrive. Dropped counts events a filter dropped, Failed those given up (Failures
+	// lists the first of them with their reasons), DeadLettered the failures recorded as new
+	// dead letters.
+	Selected     uint64       `json:"selected"`
+	Dropped      uint64       `json:"dropped"`
+	Failed       uint64       `json:"failed"`
+	DeadLettered uint64       `json:"dead_lettered"`
+	Failures     []JobFailure `json:"failures"`
+	Error        string       `json:"error,omitempty"`
+	Started      time.Time    `json:"started"`
+	Finished     time.Time    `json:"finished,omitzero"`
 	// DryRun is the report of a dry-run job once it is done.
 	DryRun *DryRunReport `json:"dry_run,omitempty"`
 }
@@ -156,6 +165,9 @@ type replayJob struct {
 	err    string
 	end    time.Time
 	report *DryRunReport
+
+	selected uint64
+	outcomes jobOutcomes
 }
 
 // ended returns when the job ended, and whether it has.
@@ -182,10 +194,12 @@ func (j *replayJob) finish(rep *DryRunReport, err error) {
 func (j *replayJob) progress() ReplayProgress {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return ReplayProgress{
+	p := ReplayProgress{
 		ID: j.id, State: j.state, Total: j.total, Done: j.done.Load(), Delivered: j.delivered.Load(),
-		Error: j.err, Started: j.started, Finished: j.end, DryRun: j.report,
+		Error: j.err, Started: j.started, Finished: j.end, DryRun: j.report, Selected: j.selected,
 	}
+	j.outcomes.fill(&p)
+	return p
 }
 
 // replays keeps the engine's replay jobs.
@@ -249,7 +263,7 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 	}
 	id := newJobID()
 	jobCtx, cancel := context.WithCancel(context.Background())
-	job := &replayJob{id: id, total: total, started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
+	job := &replayJob{id: id, total: total, selected: events, started: time.Now().UTC(), cancel: cancel, finished: make(chan struct{}), state: "running"}
 	if err := e.replays.add(job); err != nil {
 		cancel()
 		return "", err
@@ -331,6 +345,7 @@ func (e *Engine) replayStreams(job *replayJob, topo *Topology, sel *Selection, r
 					}
 				}
 				s.onDelivered = func() { job.delivered.Add(1) }
+				job.outcomes.watch(s, counted)
 				streams = append(streams, s)
 			}
 		}
@@ -446,7 +461,7 @@ func (e *Engine) resumeReplay(id string, rate float64) (string, error) {
 	rest := sel
 	rest.From = resumeFrom
 	if resumeFrom <= rest.To {
-		if _, job.total, err = CountSelected(e.store, topo, &rest); err != nil {
+		if job.selected, job.total, err = CountSelected(e.store, topo, &rest); err != nil {
 			cancel()
 			return "", err
 		}

@@ -38,6 +38,10 @@ type stream struct {
 	dryRun      bool
 	progress    func(seq uint64, delivered bool)
 	onDelivered func() // an event's messages were all confirmed
+	onDropped   func(seq uint64)
+	// onFailed reports an event given up: a module failed it (target "") or the broker
+	// refused it every try; deadLettered is false when its dead letter existed already.
+	onFailed func(seq uint64, target, reason string, deadLettered bool)
 
 	delivered, replayed, retries prometheus.Counter
 	lag                          prometheus.Gauge
@@ -299,12 +303,20 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		if first && !s.replay {
 			s.e.metrics.EventsDropped.WithLabelValues(s.route).Inc()
 		}
+		if s.onDropped != nil {
+			s.onDropped(ev.Seq)
+		}
 	case Failed:
 		// Every stream records it: the record is the same (route, seq) one, so it is kept once,
 		// and a stream that decided alone cannot skip its target silently.
 		if !s.dryRun {
-			if err := s.e.deadLetter(s.route, "", ev, fmt.Sprintf("module %s: %s", d.Module, d.Reason), d.Attempts); err != nil {
+			reason := fmt.Sprintf("module %s: %s", d.Module, d.Reason)
+			isNew, err := s.e.deadLetter(s.route, "", ev, reason, d.Attempts)
+			if err != nil {
 				return err
+			}
+			if s.onFailed != nil {
+				s.onFailed(ev.Seq, "", reason, isNew)
 			}
 		}
 	default:
@@ -421,8 +433,12 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 		return errRouteGone
 	}
 	if h.attempts >= r.Spec.Retry.Attempts {
-		if err := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts); err != nil {
-			return err
+		isNew, derr := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts)
+		if derr != nil {
+			return derr
+		}
+		if s.onFailed != nil {
+			s.onFailed(h.seq, s.target, err.Error(), isNew)
 		}
 		for i := range h.msgs {
 			h.msgs[i].done = true

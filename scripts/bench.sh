@@ -14,6 +14,9 @@
 #   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
 #   BENCH_REPLAY=1          0 skips the replay comparison
 #   BENCH_REPLAY_SIDES=publish,publish-replayed,replay
+#   BENCH_MEMORY=0          1 also runs the memory benchmark (bench/cmd/memory): RSS through a
+#                           run, an outage backlog and a replay, plotted to bin/bench-results/memory.svg
+#   BENCH_MEMORY_N=1000000  messages per phase of the memory benchmark
 #   BENCH_MICRO=1           0 skips the micro-benchmarks
 #   BENCH_COUNT=6           -count of the micro-benchmarks
 #   BENCH_WORKDIR=bin/bench-work   where router stores live: keep it on a disk, not a tmpfs
@@ -28,6 +31,7 @@ ${MAKE:-make} -s build # cached, so cheap; and never measures a stale binary
 $GO build -o bin/bench-baseline ./bench/cmd/baseline
 $GO build -o bin/bench-e2e ./bench/cmd/e2e
 $GO build -o bin/bench-replay ./bench/cmd/replay
+$GO build -o bin/bench-memory ./bench/cmd/memory
 
 benchstat=$(command -v benchstat || true)
 [ -z "$benchstat" ] && [ -x "$($GO env GOPATH)/bin/benchstat" ] && benchstat="$($GO env GOPATH)/bin/benchstat"
@@ -68,10 +72,17 @@ if [ "${BENCH_REPLAY:-1}" = 1 ]; then
   fi
 fi
 
+if [ "${BENCH_MEMORY:-0}" = 1 ]; then
+  echo
+  echo "== memory: bench/cmd/memory"
+  ./bin/bench-memory -n "${BENCH_MEMORY_N:-1000000}" -workdir "${BENCH_WORKDIR:-bin/bench-work}" \
+    -svg "$out/memory.svg" | tee "$out/memory-report.txt" || status=1
+fi
+
 if [ "${BENCH_MICRO:-1}" = 1 ]; then
   echo
-  echo "== micro-benchmarks (filters, store, wasmhost)"
-  $GO test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-6}" ./filters/ ./store/ ./wasmhost/ |
+  echo "== micro-benchmarks (filters, store, wasmhost, tracing)"
+  $GO test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-6}" ./filters/ ./store/ ./wasmhost/ ./internal/tracing/ |
     tee "$out/micro.txt" || status=1
   if [ -n "$benchstat" ]; then
     echo

@@ -182,6 +182,17 @@ const maxLogLine = 4096
 // maxKeyLen is the longest routing key AMQP allows.
 const maxKeyLen = 255
 
+// Limits on what a guest writes in one call, checked by the host functions, so that no guest
+// write can make the publish of the event fail to encode (an AMQP short string holds at most
+// 255 bytes) or pile up host memory. A call that breaks one fails (result 2: retried, then
+// dead-lettered), in the router and in `router test` alike.
+const (
+	maxHeaderNameLen = 255      // AMQP field names are short strings
+	maxHeaderValue   = 64 << 10 // one header_set value
+	maxHeadersSet    = 256      // header_set calls per call
+	maxEmits         = 1024     // emit calls per call
+)
+
 var (
 	i32 = api.ValueTypeI32
 

@@ -178,12 +178,28 @@ func (inst *instance) allowed(fn string, role Role) bool {
 	return false
 }
 
+// work counts host-call work toward the call's deadline: a guest that calls the host in a
+// loop spends its time there, where the instrumented loop checks (every 1024 iterations) do
+// not see it. Copying functions call it, so bytes copied and calls made both count.
+func (inst *instance) work() {
+	if sinceEpoch() >= inst.deadline {
+		inst.expired = true
+		panic(errInterrupted)
+	}
+}
+
 func (inst *instance) bodySet(stack []uint64) {
 	const fn = "body_set"
+	inst.work()
 	b, ok := inst.read(fn, "body", stack[0], stack[1])
-	if ok && inst.allowed(fn, RoleTransform) {
-		inst.inv.Event.Body = append(make([]byte, 0, len(b)), b...)
+	if !ok || !inst.allowed(fn, RoleTransform) {
+		return
 	}
+	if int64(len(b)) > inst.m.maxMessage {
+		inst.fail(fmt.Sprintf("%s: body of %d bytes exceeds max_message_size (%d)", fn, len(b), inst.m.maxMessage))
+		return
+	}
+	inst.inv.Event.Body = append(make([]byte, 0, len(b)), b...)
 }
 
 func (inst *instance) routingKeySet(stack []uint64) {
@@ -201,12 +217,25 @@ func (inst *instance) routingKeySet(stack []uint64) {
 
 func (inst *instance) headerSet(stack []uint64) {
 	const fn = "header_set"
+	inst.work()
 	name, ok := inst.read(fn, "name", stack[0], stack[1])
 	if !ok {
 		return
 	}
 	val, ok := inst.read(fn, "value", stack[2], stack[3])
 	if !ok || !inst.allowed(fn, RoleTransform) {
+		return
+	}
+	if msg := CheckHeaderName(string(name)); msg != "" {
+		inst.fail(fn + ": " + msg)
+		return
+	}
+	if len(val) > maxHeaderValue {
+		inst.fail(fmt.Sprintf("%s: value of header %q is %d bytes, more than %d", fn, name, len(val), maxHeaderValue))
+		return
+	}
+	if inst.headersSet++; inst.headersSet > maxHeadersSet {
+		inst.fail(fmt.Sprintf("%s: more than %d headers set in one call", fn, maxHeadersSet))
 		return
 	}
 	ev := inst.inv.Event
@@ -218,11 +247,20 @@ func (inst *instance) headerSet(stack []uint64) {
 
 func (inst *instance) emit(stack []uint64) {
 	const fn = "emit"
+	inst.work()
 	target, ok1 := inst.read(fn, "target", stack[0], stack[1])
 	key, ok2 := inst.read(fn, "routing key", stack[2], stack[3])
 	body, ok3 := inst.read(fn, "body", stack[4], stack[5])
 	stack[0] = absent
 	if !ok1 || !ok2 || !ok3 || !inst.allowed(fn, RoleHandler) {
+		return
+	}
+	if len(inst.emits) >= maxEmits {
+		inst.fail(fmt.Sprintf("%s: more than %d events emitted in one call", fn, maxEmits))
+		return
+	}
+	if inst.emitted += int64(len(body)); inst.emitted > inst.m.maxMessage {
+		inst.fail(fmt.Sprintf("%s: more than max_message_size (%d bytes) emitted in one call", fn, inst.m.maxMessage))
 		return
 	}
 	if len(key) > maxKeyLen {
@@ -253,11 +291,26 @@ func (inst *instance) errorSet(stack []uint64) {
 }
 
 func (inst *instance) log(stack []uint64) {
+	inst.work()
 	level := api.DecodeI32(stack[0])
 	b, ok := inst.read("log", "message", stack[1], stack[2])
 	if ok {
 		inst.m.out.write(levelOf(level), "log", b)
 	}
+}
+
+// CheckHeaderName says what is wrong with a header name a guest sets, or "" when nothing is:
+// 1 to 255 bytes, and not one of the router's own (event.RouterHeaderPrefix).
+func CheckHeaderName(name string) string {
+	switch {
+	case name == "":
+		return "empty header name"
+	case len(name) > maxHeaderNameLen:
+		return fmt.Sprintf("header name of %d bytes exceeds %d", len(name), maxHeaderNameLen)
+	case event.IsRouterHeader(name):
+		return fmt.Sprintf("header %q is reserved for the router (%s*)", name, event.RouterHeaderPrefix)
+	}
+	return ""
 }
 
 // traceIDOf returns the trace id of a W3C traceparent header value

@@ -34,12 +34,14 @@ type instance struct {
 	stdout, stderr lineWriter
 
 	// The call in progress; role is callInit while instantiating.
-	role    Role
-	inv     *Invocation
-	failure string // the first ABI misuse; fails the call
-	reason  string // error_set
-	emits   []Emit
-	scratch []byte // formatted meta and header values
+	role       Role
+	inv        *Invocation
+	failure    string // the first ABI misuse; fails the call
+	reason     string // error_set
+	emits      []Emit
+	emitted    int64  // bytes of the bodies emitted by this call
+	headersSet int    // header_set calls of this call
+	scratch    []byte // formatted meta and header values
 }
 
 const callInit = numRoles
@@ -202,6 +204,7 @@ func (inst *instance) call(role Role, in *Invocation, start int64) (Outcome, int
 // reset forgets the call, so that the instance keeps no reference to the event.
 func (inst *instance) reset() {
 	inst.inv, inst.failure, inst.reason, inst.emits = nil, "", "", nil
+	inst.emitted, inst.headersSet = 0, 0
 }
 
 // copyBody writes the body into the guest, asking wr_buffer for room only when the buffer the

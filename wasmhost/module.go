@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -36,7 +37,13 @@ type ModuleConfig struct {
 	MaxMemory int64             // bytes of linear memory per instance; 0: DefaultMaxMemory
 	PoolSize  int               // instances; 0: DefaultPoolSize()
 	Roles     []Role            // entry points checked at load
+	// MaxMessageSize bounds what one call may write: a body_set body, and the bodies emitted
+	// by one handler call together; 0: DefaultMaxMessageSize.
+	MaxMessageSize int64
 }
+
+// DefaultMaxMessageSize is the router's default max_message_size.
+const DefaultMaxMessageSize = 128 << 20
 
 // Invocation is the input of one call.
 type Invocation struct {
@@ -76,7 +83,9 @@ type Module struct {
 	config   map[string]string
 	timeout  time.Duration
 	limit    uint64
-	out      *guestLog
+	// maxMessage bounds body_set and the bytes emitted by one call.
+	maxMessage int64
+	out        *guestLog
 
 	timeoutReason string
 
@@ -120,6 +129,7 @@ func (h *Host) Load(ctx context.Context, cfg ModuleConfig) (*Module, error) {
 		config:        maps.Clone(cfg.Config),
 		timeout:       cfg.Timeout,
 		limit:         uint64(cfg.MaxMemory),
+		maxMessage:    cmp.Or(cfg.MaxMessageSize, DefaultMaxMessageSize),
 		out:           newGuestLog(h.log.With("module", cfg.Name)),
 		timeoutReason: fmt.Sprintf("timeout after %v", cfg.Timeout),
 		pool:          make(chan *instance, cfg.PoolSize),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
 )
@@ -34,18 +35,20 @@ func addSelectionFlags(fs *flag.FlagSet) (route *string, since *string, all *boo
 }
 
 const dlqListHelp = `
-Prints dead letters as JSON lines, oldest first: by default those not redriven yet.
+Prints dead letters as JSON lines, oldest first: by default those not redriven yet. With
+--show, each carries its event ("event": routing key, headers, body, properties).
 
 While the router runs, they are read through its admin API at router.admin_addr; while it is
 stopped, from the event log directly.`
 
 func cmdDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const synopsis = "[-c FILE] [--route R] [--since D|T] [--all] [--limit N]"
+	const synopsis = "[-c FILE] [--route R] [--since D|T] [--all] [--limit N] [--show]"
 	fs := newFlags("dlq list", synopsis, stdout, stderr)
 	describe(fs, "dlq list", synopsis, dlqListHelp)
 	path := configFlag(fs)
 	route, since, all := addSelectionFlags(fs)
 	limit := fs.Int("limit", app.DefaultDeadLetterLimit, "print at most `N` dead letters (0: no limit)")
+	show := fs.Bool("show", false, "with each dead letter, its event: headers, body and properties (\"event\")")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
 	}
@@ -71,9 +74,9 @@ func cmdDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *route != "" {
 		query.Set("route", *route)
 	}
-	err = listThroughRouter(ctx, cfg, query, write)
+	err = listThroughRouter(ctx, cfg, query, *show, write)
 	if errors.Is(err, errNoRouter) {
-		err = listOffline(cfg, sel, *limit, write)
+		err = listOffline(cfg, sel, *limit, *show, write)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "router dlq list: %v\n", err)
@@ -83,16 +86,42 @@ func cmdDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // listThroughRouter lists a running router's dead letters; errNoRouter when none answers.
-func listThroughRouter(ctx context.Context, cfg *config.Config, query url.Values, fn func(app.DeadLetterRecord) error) error {
+// With show, each comes with its event, read through the content API.
+func listThroughRouter(ctx context.Context, cfg *config.Config, query url.Values, show bool, fn func(app.DeadLetterRecord) error) error {
 	client, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
 	if err != nil {
 		return err
 	}
-	return client.deadLetters(ctx, query, fn)
+	if !show {
+		return client.deadLetters(ctx, query, fn)
+	}
+	// The list is read whole first: the events are fetched after, on the same connection.
+	var recs []app.DeadLetterRecord
+	if err := client.deadLetters(ctx, query, func(rec app.DeadLetterRecord) error {
+		recs = append(recs, rec)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		ev, err := client.event(ctx, rec.Seq)
+		switch {
+		case errors.Is(err, errNotInLog):
+			// Retention removed the event; the dead letter is shown without it.
+		case err != nil:
+			return fmt.Errorf("reading event %d: %v", rec.Seq, err) // not %w: errNoRouter would list again offline
+		default:
+			rec.Event = &ev
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listOffline lists the dead letters of a stopped router's log.
-func listOffline(cfg *config.Config, sel *app.DeadLetterSelection, limit int, fn func(app.DeadLetterRecord) error) (err error) {
+func listOffline(cfg *config.Config, sel *app.DeadLetterSelection, limit int, show bool, fn func(app.DeadLetterRecord) error) (err error) {
 	st, err := store.Open(store.Options{Path: cfg.Store.Path, ReadOnly: true})
 	if errors.Is(err, store.ErrLocked) {
 		return lockedWithoutAdminAPI(cfg)
@@ -110,7 +139,20 @@ func listOffline(cfg *config.Config, sel *app.DeadLetterSelection, limit int, fn
 		return err
 	}
 	for _, dl := range dls {
-		if err := fn(app.NewDeadLetterRecord(dl)); err != nil {
+		rec := app.NewDeadLetterRecord(dl)
+		if show {
+			ev, err := st.Get(dl.Seq)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				// Retention removed the event; the dead letter is shown without it.
+			case err != nil:
+				return err
+			default:
+				r := logquery.NewRecord(ev)
+				rec.Event = &r
+			}
+		}
+		if err := fn(rec); err != nil {
 			return err
 		}
 	}
@@ -160,15 +202,19 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitFail
 	}
 	body := app.RedriveBody{IDs: sel.IDs, Route: sel.Route, Since: *since, All: sel.All}
-	n, pending, err := redriveThroughRouter(ctx, cfg, body, stderr)
+	var job router.ReplayProgress
+	n, pending, err := redriveThroughRouter(ctx, cfg, body, stderr, &job)
 	if errors.Is(err, errNoRouter) {
-		n, pending, err = redriveOffline(ctx, cfg, sel, stderr)
+		n, pending, err = redriveOffline(ctx, cfg, sel, stderr, &job)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "router dlq replay: %v\n", err)
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "redriven %d dead letters\n", n)
+	if job.ID != "" {
+		printJobReport(stdout, job)
+	}
 	if pending > 0 {
 		fmt.Fprintf(stderr, "router dlq replay: %d dead letters were not delivered and stay pending (router dlq list shows them)\n", pending)
 		return exitFail
@@ -182,7 +228,8 @@ const idsPerQuery = 1000
 // redriveThroughRouter runs the redrive in a running router and counts how many of the
 // dead letters it took are now marked redriven, and how many are not; errNoRouter when no
 // router answers.
-func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.RedriveBody, stderr io.Writer) (redriven, pending int, err error) {
+// The job's final report goes to job.
+func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.RedriveBody, stderr io.Writer, job *router.ReplayProgress) (redriven, pending int, err error) {
 	client, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
 	if err != nil {
 		return 0, 0, err
@@ -195,6 +242,7 @@ func redriveThroughRouter(ctx context.Context, cfg *config.Config, body app.Redr
 	if err != nil {
 		return 0, 0, err
 	}
+	*job = p
 	if p.State != "done" {
 		return 0, 0, fmt.Errorf("redrive %s: %s", p.State, p.Error)
 	}
@@ -227,7 +275,7 @@ func joinIDs(ids []uint64) string {
 
 // redriveOffline runs the selected dead letters through the engine on a stopped router's log
 // and counts how many are now marked redriven, and how many are not.
-func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetterSelection, stderr io.Writer) (redriven, pending int, err error) {
+func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetterSelection, stderr io.Writer, job *router.ReplayProgress) (redriven, pending int, err error) {
 	off, err := openOffline(ctx, cfg, false, stderr)
 	if err != nil {
 		return 0, 0, err
@@ -259,7 +307,9 @@ func redriveOffline(ctx context.Context, cfg *config.Config, sel *app.DeadLetter
 	if err != nil {
 		return 0, 0, err
 	}
-	if p, _ := engine.ReplayStatus(id); p.State != "done" {
+	p, _ := engine.ReplayStatus(id)
+	*job = p
+	if p.State != "done" {
 		return 0, 0, fmt.Errorf("redrive %s: %s", p.State, p.Error)
 	}
 	// The job marked what it delivered; read the marks back.

@@ -6,19 +6,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/filters"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
 const logLockNote = `
-The event log is a file that one process at a time may open: while the router runs, these
-commands cannot read it and say so; the router's admin API (GET /api/v1/status) then gives
-the log's range and the delivery positions and lag.`
+While the router runs, these commands read the log through its admin API at
+router.admin_addr (with router.admin_token), since the running router holds the log's file;
+while it is stopped, they open the file read-only.`
 
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return dispatch(ctx, "log", []command{
@@ -57,95 +59,8 @@ func dispatch(ctx context.Context, group string, subs []command, args []string, 
 	return exitUsage
 }
 
-// eventFilter selects logged events.
-type eventFilter struct {
-	since, until time.Time
-	from, to     uint64
-	source       string
-	key          string // AMQP topic pattern
-}
-
-func (f *eventFilter) keep(source, key string) bool {
-	return (f.source == "" || source == f.source) && (f.key == "" || filters.Match(f.key, key))
-}
-
-func (f *eventFilter) inTime(ev *event.Event) bool {
-	return (f.since.IsZero() || !ev.IngestTime.Before(f.since)) && (f.until.IsZero() || !ev.IngestTime.After(f.until))
-}
-
-// ingestSkew bounds how far ingest times may run out of seq order: each source stamps its
-// events when it receives them, a moment before the append that numbers them.
-const ingestSkew = time.Minute
-
-// scanStep is how many records one Scan call looks at.
-const scanStep = 4096
-
-// listEvents calls emit for the events f selects, in seq order, at most limit (0: all).
-func listEvents(ctx context.Context, st *store.Store, f *eventFilter, limit int, emit func(*event.Event) error) error {
-	next := max(f.from, st.FirstSeq())
-	if !f.since.IsZero() {
-		next = max(next, seqAtTime(st, f.since.Add(-ingestSkew)))
-	}
-	last := st.LastSeq()
-	if f.to > 0 {
-		last = min(last, f.to)
-	}
-	emitted, stop := 0, false
-	var emitErr error
-	for next > 0 && next <= last && !stop {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := st.Scan(next, scanStep, f.keep, func(ev *event.Event) bool {
-			if ev.Seq > last || (!f.until.IsZero() && ev.IngestTime.After(f.until.Add(ingestSkew))) {
-				stop = true
-				return false
-			}
-			if !f.inTime(ev) {
-				return true
-			}
-			if emitErr = emit(ev); emitErr != nil {
-				stop = true
-				return false
-			}
-			emitted++
-			stop = limit > 0 && emitted >= limit
-			return !stop
-		})
-		if err != nil {
-			return err
-		}
-		if n <= next {
-			break
-		}
-		next = n
-	}
-	return emitErr
-}
-
-// seqAtTime finds, by binary search over ingest times, the first seq ingested at or after t.
-func seqAtTime(st *store.Store, t time.Time) uint64 {
-	lo, hi := st.FirstSeq(), st.LastSeq()
-	if lo == 0 {
-		return 0
-	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		ev, err := st.Get(mid)
-		if err != nil {
-			return st.FirstSeq() // a gap should not happen; fall back to a full scan
-		}
-		if ev.IngestTime.Before(t) {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
-}
-
 func cmdLogList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const synopsis = "[-c FILE] [--since D|T] [--until D|T] [--from-seq N] [--to-seq N] [--source S] [--key PATTERN] [--limit N]"
+	const synopsis = "[-c FILE] [--since D|T] [--until D|T] [--from-seq N] [--to-seq N] [--source S] [--key PATTERN] [--header NAME[:VALUE]]... [--limit N]"
 	fs := newFlags("log list", synopsis, stdout, stderr)
 	describe(fs, "log list", synopsis, "Prints logged events as JSON lines, oldest first.\n"+logLockNote)
 	path := configFlag(fs)
@@ -154,6 +69,8 @@ func cmdLogList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	to := fs.Uint64("to-seq", 0, "last seq `N`")
 	source := fs.String("source", "", "only events of this `SOURCE`")
 	key := fs.String("key", "", "only events whose routing key matches this AMQP topic `PATTERN` (order.*, payment.#)")
+	var headers listFlag
+	fs.Var(&headers, "header", "only events with this header (`NAME` or NAME:VALUE; repeatable, all must match)")
 	limit := fs.Int("limit", 100, "print at most `N` events (0: no limit)")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
@@ -161,39 +78,50 @@ func cmdLogList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if fs.NArg() > 0 {
 		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
-	f, code := buildFilter(fs, stderr, &when, *source, *key)
+	q, code := buildQuery(fs, stderr, &when, *source, *key, headers)
 	if code >= 0 {
 		return code
 	}
-	f.from, f.to = *from, *to
+	q.From, q.To, q.Limit = *from, *to, *limit
 	switch {
 	case *limit < 0:
 		return usageError(fs, stderr, "--limit must not be negative")
 	case *to > 0 && *from > *to:
 		return usageError(fs, stderr, "--from-seq %d is after --to-seq %d", *from, *to)
 	}
-	return withLog(*path, stderr, "log list", func(_ *config.Config, st *store.Store) error {
-		out := newJSONLines(stdout)
-		return listEvents(ctx, st, f, *limit, func(ev *event.Event) error { return out.write(newLogRecord(ev)) })
-	})
+	out := newJSONLines(stdout)
+	write := func(rec logquery.Record) error { return out.write(rec) }
+	return withRouterOrLog(*path, stderr, "log list",
+		func(c *adminClient) error { return c.listEvents(ctx, q, write) },
+		func(_ *config.Config, st *store.Store) error {
+			_, err := logquery.List(ctx, st, q, 0, func(ev *event.Event) error { return write(logquery.NewRecord(ev)) })
+			return err
+		})
 }
 
-// buildFilter checks the filter flags shared by list and tail (when is nil for tail); a bad
+// buildQuery checks the filter flags shared by list and tail (when is nil for tail); a bad
 // one is a usage error.
-func buildFilter(fs *flag.FlagSet, stderr io.Writer, when *whenFlags, source, key string) (*eventFilter, int) {
-	f := &eventFilter{source: source, key: key}
+func buildQuery(fs *flag.FlagSet, stderr io.Writer, when *whenFlags, source, key string, headers []string) (*logquery.Query, int) {
+	q := &logquery.Query{Source: source, Key: key}
 	if key != "" {
 		if err := filters.ValidatePattern(key); err != nil {
 			return nil, usageError(fs, stderr, "--key: %v", err)
 		}
 	}
+	for _, h := range headers {
+		name, value, hasValue := strings.Cut(h, ":")
+		if name == "" {
+			return nil, usageError(fs, stderr, "--header %q: give NAME or NAME:VALUE", h)
+		}
+		q.Headers = append(q.Headers, logquery.HeaderMatch{Name: name, Value: value, HasValue: hasValue})
+	}
 	if when != nil {
 		var err error
-		if f.since, f.until, err = when.resolve(time.Now()); err != nil {
+		if q.Since, q.Until, err = when.resolve(time.Now()); err != nil {
 			return nil, usageError(fs, stderr, "%v", err)
 		}
 	}
-	return f, -1
+	return q, -1
 }
 
 func cmdLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -211,32 +139,72 @@ func cmdLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if len(seqs) == 0 {
 		return usageError(fs, stderr, "give one or more seqs")
 	}
-	return withLog(*path, stderr, "log show", func(_ *config.Config, st *store.Store) error {
-		out := newJSONLines(stdout)
-		var missing error
-		for _, seq := range seqs {
-			ev, err := st.Get(seq)
-			if errors.Is(err, store.ErrNotFound) {
-				missing = fmt.Errorf("seq %d is not in the log (it holds %d to %d)", seq, st.FirstSeq(), st.LastSeq())
-				fmt.Fprintf(stderr, "router log show: %v\n", missing)
-				continue
+	out := newJSONLines(stdout)
+	missing := func(err error) { fmt.Fprintf(stderr, "router log show: %v\n", err) }
+	return withRouterOrLog(*path, stderr, "log show",
+		func(c *adminClient) error {
+			var gone error
+			for _, seq := range seqs {
+				rec, err := c.event(ctx, seq)
+				if errors.Is(err, errNotInLog) {
+					gone = err
+					missing(err)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if err := out.write(rec); err != nil {
+					return err
+				}
 			}
-			if err != nil {
-				return err
+			if gone != nil {
+				return errReported
 			}
-			if err := out.write(newLogRecord(ev)); err != nil {
-				return err
+			return nil
+		},
+		func(_ *config.Config, st *store.Store) error {
+			var gone error
+			for _, seq := range seqs {
+				ev, err := st.Get(seq)
+				if errors.Is(err, store.ErrNotFound) {
+					gone = fmt.Errorf("seq %d is not in the log (it holds %d to %d)", seq, st.FirstSeq(), st.LastSeq())
+					missing(gone)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if err := out.write(logquery.NewRecord(ev)); err != nil {
+					return err
+				}
 			}
-		}
-		if missing != nil {
-			return errReported
-		}
-		return nil
-	})
+			if gone != nil {
+				return errReported
+			}
+			return nil
+		})
 }
 
 // errReported is a failure whose message was already printed.
 var errReported = errors.New("reported")
+
+// withRouterOrLog loads the configuration and runs online against the running router's
+// admin API or, when no router answers there, offline on the log opened read-only.
+func withRouterOrLog(path string, stderr io.Writer, name string, online func(*adminClient) error, offline func(*config.Config, *store.Store) error) int {
+	cfg := app.LoadConfig(path, stderr)
+	if cfg == nil {
+		return exitFail
+	}
+	client, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
+	if err == nil {
+		err = online(client)
+	}
+	if errors.Is(err, errNoRouter) {
+		return withLogConfig(cfg, stderr, name, offline)
+	}
+	return exitCode(stderr, name, err)
+}
 
 // withLog loads the configuration, opens its log read-only and runs fn on it.
 func withLog(path string, stderr io.Writer, name string, fn func(*config.Config, *store.Store) error) int {
@@ -244,6 +212,11 @@ func withLog(path string, stderr io.Writer, name string, fn func(*config.Config,
 	if cfg == nil {
 		return exitFail
 	}
+	return withLogConfig(cfg, stderr, name, fn)
+}
+
+// withLogConfig opens cfg's log read-only and runs fn on it.
+func withLogConfig(cfg *config.Config, stderr io.Writer, name string, fn func(*config.Config, *store.Store) error) int {
 	st, err := openReadOnly(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "router %s: %v\n", name, err)
@@ -253,6 +226,11 @@ func withLog(path string, stderr io.Writer, name string, fn func(*config.Config,
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
+	return exitCode(stderr, name, err)
+}
+
+// exitCode reports err (unless already reported) and gives the exit status for it.
+func exitCode(stderr io.Writer, name string, err error) int {
 	switch {
 	case err == nil:
 		return exitOK

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
 )
@@ -31,11 +32,11 @@ func seededLog(t *testing.T) (cfg string, dir string, base time.Time) {
 	return cfg, dir, base
 }
 
-func decodeRecords(t *testing.T, out string) []logRecord {
+func decodeRecords(t *testing.T, out string) []logquery.Record {
 	t.Helper()
-	var recs []logRecord
+	var recs []logquery.Record
 	for _, l := range lines(out) {
-		var r logRecord
+		var r logquery.Record
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("line %q is not a JSON event: %v", l, err)
 		}
@@ -44,7 +45,7 @@ func decodeRecords(t *testing.T, out string) []logRecord {
 	return recs
 }
 
-func seqsOf(recs []logRecord) []uint64 {
+func seqsOf(recs []logquery.Record) []uint64 {
 	out := make([]uint64, len(recs))
 	for i, r := range recs {
 		out[i] = r.Seq
@@ -238,7 +239,7 @@ func TestLogStats(t *testing.T) {
 	if res.code != exitOK || len(lines(res.stdout)) != 1 {
 		t.Fatalf("exit %d, stdout %q, stderr: %s", res.code, res.stdout, res.stderr)
 	}
-	var s logStats
+	var s logquery.LogStats
 	if err := json.Unmarshal([]byte(res.stdout), &s); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestLogStats(t *testing.T) {
 	if s.PerSource["in"] != 5 || s.PerSource["other"] != 1 {
 		t.Errorf("per source: %v", s.PerSource)
 	}
-	want := []streamPosition{
+	want := []logquery.StreamPosition{
 		{Route: "gone", Target: "b", Cluster: "dr", Position: 6, Lag: 0},
 		{Route: "orders", Target: "a", Position: 4, Lag: 2, Configured: true},
 	}

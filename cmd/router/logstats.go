@@ -3,44 +3,11 @@ package main
 import (
 	"context"
 	"io"
-	"sort"
-	"strings"
-	"time"
 
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/router"
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/store"
 )
-
-// logStats is what `router log stats` prints.
-type logStats struct {
-	Count     uint64            `json:"count"`
-	SizeBytes int64             `json:"size_bytes"`
-	FirstSeq  uint64            `json:"first_seq"`
-	LastSeq   uint64            `json:"last_seq"`
-	Oldest    string            `json:"oldest,omitempty"`
-	Newest    string            `json:"newest,omitempty"`
-	PerSource map[string]uint64 `json:"per_source"`
-	// Streams are the delivery positions, one per (route, target) and per cluster for targets
-	// in "all" mode. Lag counts the logged events after the position (not only the matching ones).
-	Streams []streamPosition `json:"streams"`
-	// UnfinishedReplays are the ids of replay jobs that did not reach their end, for
-	// `router replay --resume ID`.
-	UnfinishedReplays []string `json:"unfinished_replays"`
-	// DeadLetters counts every dead letter; DeadLettersPending those not redriven.
-	DeadLetters        uint64 `json:"dead_letters"`
-	DeadLettersPending uint64 `json:"dead_letters_pending"`
-}
-
-type streamPosition struct {
-	Route    string `json:"route"`
-	Target   string `json:"target"`
-	Cluster  string `json:"cluster,omitempty"`
-	Position uint64 `json:"position"`
-	Lag      uint64 `json:"lag"`
-	// Configured is false for a position the configuration no longer has a stream for.
-	Configured bool `json:"configured"`
-}
 
 func cmdLogStats(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("log stats", "[-c FILE]", stdout, stderr)
@@ -54,115 +21,20 @@ func cmdLogStats(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if fs.NArg() > 0 {
 		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
-	return withLog(*path, stderr, "log stats", func(cfg *config.Config, st *store.Store) error {
-		s, err := collectStats(cfg, st)
-		if err != nil {
-			return err
-		}
-		return newJSONLines(stdout).write(s)
-	})
-}
-
-func collectStats(cfg *config.Config, st *store.Store) (logStats, error) {
-	raw, err := st.Stats(true)
-	if err != nil {
-		return logStats{}, err
-	}
-	s := logStats{
-		Count: raw.Events, SizeBytes: raw.FileSize, FirstSeq: raw.FirstSeq, LastSeq: raw.LastSeq,
-		PerSource: raw.PerSource, Streams: []streamPosition{},
-	}
-	if !raw.Oldest.IsZero() {
-		s.Oldest, s.Newest = raw.Oldest.Format(time.RFC3339Nano), raw.Newest.Format(time.RFC3339Nano)
-	}
-	if s.UnfinishedReplays, err = st.Jobs(); err != nil {
-		return s, err
-	}
-	if s.UnfinishedReplays == nil {
-		s.UnfinishedReplays = []string{}
-	}
-	cursors, err := st.Cursors()
-	if err != nil {
-		return s, err
-	}
-	known := configuredCursors(cfg)
-	for name, pos := range cursors {
-		sp, ok := known[name]
-		if !ok {
-			if sp, ok = parseCursor(name); !ok {
-				continue // not a delivery position (dead-letter streams, replay jobs)
+	out := newJSONLines(stdout)
+	return withRouterOrLog(*path, stderr, "log stats",
+		func(c *adminClient) error {
+			var s logquery.LogStats
+			if err := c.do(ctx, "GET", "/api/v1/log/stats", nil, &s, 200); err != nil {
+				return err
 			}
-		}
-		sp.Position = pos
-		if raw.LastSeq > pos {
-			sp.Lag = raw.LastSeq - pos
-		}
-		s.Streams = append(s.Streams, sp)
-	}
-	sort.Slice(s.Streams, func(i, j int) bool {
-		a, b := s.Streams[i], s.Streams[j]
-		if a.Route != b.Route {
-			return a.Route < b.Route
-		}
-		if a.Target != b.Target {
-			return a.Target < b.Target
-		}
-		return a.Cluster < b.Cluster
-	})
-	err = st.DeadLetters(1, 0, func(dl store.DeadLetter) bool {
-		s.DeadLetters++
-		if !dl.Redriven {
-			s.DeadLettersPending++
-		}
-		return true
-	})
-	return s, err
-}
-
-// configuredCursors names the delivery cursor of every (route, target) of the configuration,
-// which tells route and target apart even when a name holds a "/".
-func configuredCursors(cfg *config.Config) map[string]streamPosition {
-	targets := map[string]config.TargetSpec{}
-	for _, t := range cfg.Targets {
-		targets[t.Name] = t
-	}
-	out := map[string]streamPosition{}
-	for _, r := range cfg.Routes {
-		names := r.Targets
-		if r.Handler != "" { // a handler may emit to any target
-			names = nil
-			for _, t := range cfg.Targets {
-				names = append(names, t.Name)
+			return out.write(s)
+		},
+		func(cfg *config.Config, st *store.Store) error {
+			s, err := logquery.Stats(cfg, st)
+			if err != nil {
+				return err
 			}
-		}
-		for _, tn := range names {
-			t := targets[tn]
-			if t.Mode == config.ModeAll {
-				for _, cn := range t.Clusters {
-					out[router.CursorName(r.Name, tn, cn)] = streamPosition{Route: r.Name, Target: tn, Cluster: cn, Configured: true}
-				}
-				continue
-			}
-			out[router.CursorName(r.Name, tn, "")] = streamPosition{Route: r.Name, Target: tn, Configured: true}
-		}
-	}
-	return out
-}
-
-// parseCursor reads "deliver/ROUTE/TARGET" or "deliver/ROUTE/TARGET@CLUSTER" for a stream the
-// configuration no longer has.
-func parseCursor(name string) (streamPosition, bool) {
-	rest, ok := strings.CutPrefix(name, "deliver/")
-	if !ok {
-		return streamPosition{}, false
-	}
-	route, target, ok := strings.Cut(rest, "/")
-	if !ok {
-		return streamPosition{}, false
-	}
-	sp := streamPosition{Route: route, Target: target}
-	if i := strings.LastIndexByte(target, '@'); i >= 0 {
-		sp.Target, sp.Cluster = target[:i], target[i+1:]
-	}
-	return sp, true
+			return out.write(s)
+		})
 }

@@ -5,40 +5,42 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
 const tailHelp = `Prints the last N events as JSON lines, oldest first; with -f, goes on printing events as
-they are appended, until interrupted.
+they are logged, until interrupted.
 
--f follows a log that another process writes while this one does not hold it: it opens the
-file read-only every --interval, reads what is new, and closes it again. A running router holds
-the file for as long as it runs, so -f against it stops with an error saying the log is locked;
-use it while the router is stopped, or with offline tools that append.` + logLockNote
+While the router runs, -f follows its admin API's event stream (GET /api/v1/events/stream),
+which shows each event as it is logged. While it is stopped, -f opens the file read-only every
+--interval, reads what is new, and closes it again, so that a router can start meanwhile (from
+then on, -f goes on following the file only until the router holds it, and then says so).` + logLockNote
 
 func cmdLogTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const synopsis = "[-c FILE] [-n N] [-f] [--source S] [--key PATTERN] [--interval D]"
+	const synopsis = "[-c FILE] [-n N] [-f] [--source S] [--key PATTERN] [--header NAME[:VALUE]]... [--interval D]"
 	fs := newFlags("log tail", synopsis, stdout, stderr)
 	describe(fs, "log tail", synopsis, tailHelp)
 	path := configFlag(fs)
 	n := fs.Int("n", 10, "print the last `N` events")
-	follow := fs.Bool("f", false, "follow: print new events as they are appended")
+	follow := fs.Bool("f", false, "follow: print new events as they are logged")
 	source := fs.String("source", "", "only events of this `SOURCE`")
 	key := fs.String("key", "", "only events whose routing key matches this AMQP topic `PATTERN`")
-	interval := fs.Duration("interval", time.Second, "with -f: look for new events this often (`D`)")
+	var headers listFlag
+	fs.Var(&headers, "header", "only events with this header (`NAME` or NAME:VALUE; repeatable)")
+	interval := fs.Duration("interval", time.Second, "with -f on a stopped router's log: look for new events this often (`D`)")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
-	f, code := buildFilter(fs, stderr, nil, *source, *key)
+	q, code := buildQuery(fs, stderr, nil, *source, *key, headers)
 	if code >= 0 {
 		return code
 	}
@@ -53,10 +55,43 @@ func cmdLogTail(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	out := newJSONLines(stdout)
-	emit := func(ev *event.Event) error { return out.write(newLogRecord(ev)) }
+	write := func(rec logquery.Record) error { return out.write(rec) }
+	err := tailThroughRouter(ctx, cfg, q, *n, *follow, write)
+	if isNoRouter(err) {
+		err = tailOffline(ctx, cfg, q, *n, *follow, *interval, write)
+	}
+	return exitCode(stderr, "log tail", err)
+}
+
+// tailThroughRouter prints the last n events from the running router's admin API and, with
+// follow, the ones it logs from then on; errNoRouter when no router answers.
+func tailThroughRouter(ctx context.Context, cfg *config.Config, q *logquery.Query, n int, follow bool, write func(logquery.Record) error) error {
+	c, err := newAdminClient(cfg.Router.AdminAddr, cfg.Router.AdminToken)
+	if err != nil {
+		return err
+	}
+	last, err := c.lastEvents(ctx, q, n)
+	if err != nil {
+		return err
+	}
+	for _, rec := range last.records {
+		if err := write(rec); err != nil {
+			return err
+		}
+	}
+	if !follow {
+		return nil
+	}
+	return c.followEvents(ctx, q, last.lastSeq+1, write)
+}
+
+// tailOffline prints the last n events of a stopped router's log and, with follow, the ones
+// appended from then on.
+func tailOffline(ctx context.Context, cfg *config.Config, q *logquery.Query, n int, follow bool, every time.Duration, write func(logquery.Record) error) error {
+	emit := func(ev *event.Event) error { return write(logquery.NewRecord(ev)) }
 	var next uint64
 	err := readLog(cfg, func(st *store.Store) error {
-		evs, err := lastEvents(st, f, *n)
+		evs, err := logquery.Last(st, q, n)
 		for _, ev := range evs {
 			if err := emit(ev); err != nil {
 				return err
@@ -65,14 +100,10 @@ func cmdLogTail(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		next = st.LastSeq() + 1
 		return err
 	})
-	if err == nil && *follow {
-		err = followLog(ctx, cfg, f, next, *interval, emit)
+	if err == nil && follow {
+		err = followLog(ctx, cfg, q, next, every, emit)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "router log tail: %v\n", err)
-		return exitFail
-	}
-	return exitOK
+	return err
 }
 
 // readLog opens the log read-only for the duration of fn.
@@ -88,35 +119,9 @@ func readLog(cfg *config.Config, fn func(*store.Store) error) error {
 	return err
 }
 
-// lastEvents returns the last n events f selects, oldest first, reading backwards in chunks.
-func lastEvents(st *store.Store, f *eventFilter, n int) ([]*event.Event, error) {
-	first, hi := st.FirstSeq(), st.LastSeq()
-	var out []*event.Event
-	for first > 0 && hi >= first && len(out) < n {
-		lo := first
-		if hi-first >= scanStep {
-			lo = hi - scanStep + 1
-		}
-		var chunk []*event.Event
-		_, err := st.Scan(lo, int(hi-lo+1), f.keep, func(ev *event.Event) bool {
-			chunk = append(chunk, ev)
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-		out = append(chunk, out...)
-		hi = lo - 1
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return slices.Clip(out), nil
-}
-
 // followLog prints the events appended from seq next on, until ctx ends. The file is opened
 // only while there is something new to read, so that a router can still start meanwhile.
-func followLog(ctx context.Context, cfg *config.Config, f *eventFilter, next uint64, every time.Duration, emit func(*event.Event) error) error {
+func followLog(ctx context.Context, cfg *config.Config, q *logquery.Query, next uint64, every time.Duration, emit func(*event.Event) error) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var seen os.FileInfo
@@ -140,12 +145,13 @@ func followLog(ctx context.Context, cfg *config.Config, f *eventFilter, next uin
 		err = readLog(cfg, func(st *store.Store) error {
 			from := next
 			next = max(next, st.LastSeq()+1)
-			sel := *f
-			sel.from, sel.to = from, next-1
-			return listEvents(ctx, st, &sel, 0, emit)
+			sel := *q
+			sel.From, sel.To, sel.Limit = from, next-1, 0
+			_, err := logquery.List(ctx, st, &sel, 0, emit)
+			return err
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("following the log: %w", err)
 		}
 	}
 }

@@ -31,6 +31,7 @@ func (o replayOutput) result(p router.ReplayProgress) int {
 		}
 	} else {
 		fmt.Fprintf(o.stdout, "replayed %d events\n", p.Delivered)
+		printJobReport(o.stdout, p)
 	}
 	switch p.State {
 	case "done":
@@ -94,5 +95,26 @@ func printDiff(w io.Writer, candidate string, d *router.DiffReport) {
 			fmt.Fprintf(w, " (%s)", ex.Detail)
 		}
 		fmt.Fprintln(w)
+	}
+}
+
+// printJobReport says what a replay or redrive job did with what it selected, and lists the
+// events that did not go through with their reasons.
+func printJobReport(w io.Writer, p router.ReplayProgress) {
+	fmt.Fprintf(w, "  selected %d, delivered %d, dropped by a filter %d, failed %d (dead-lettered %d)\n",
+		p.Selected, p.Delivered, p.Dropped, p.Failed, p.DeadLettered)
+	for _, f := range p.Failures {
+		target := f.Target
+		if target == "" {
+			target = "(every target)"
+		}
+		again := "dead-lettered"
+		if !f.DeadLettered {
+			again = "its dead letter stays pending"
+		}
+		fmt.Fprintf(w, "  failed: seq %d, route %s, target %s: %s (%s)\n", f.Seq, f.Route, target, f.Reason, again)
+	}
+	if n := p.Failed - uint64(len(p.Failures)); n > 0 {
+		fmt.Fprintf(w, "  ... and %d more failed (router dlq list shows them)\n", n)
 	}
 }

@@ -106,6 +106,8 @@ func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
 	if !d.Timestamp.IsZero() {
 		ev.Props.Timestamp = d.Timestamp.UTC()
 	}
+	// Only the router sets x-router-* headers (docs/headers.md).
+	event.StripRouterHeaders(ev.Headers)
 	return ev
 }
 

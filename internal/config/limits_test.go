@@ -27,7 +27,9 @@ func TestPathologicalInput(t *testing.T) {
 		if cfg != nil || !diags.HasErrors() || diags[0].Subject == nil {
 			t.Errorf("%s: cfg = %v, diags = %v", name, cfg, diags)
 		}
-		if elapsed := time.Since(start); elapsed > 5*time.Second {
+		// Not a speed check: unguarded, these inputs ran for minutes, so only a bound far above any
+		// loaded machine's time tells the guard is gone.
+		if elapsed := time.Since(start); elapsed > time.Minute {
 			t.Errorf("%s: took %v", name, elapsed)
 		}
 	}

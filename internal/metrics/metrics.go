@@ -2,7 +2,11 @@
 // registry and handed to the components that update them.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the router's collectors. A nil *Metrics is not allowed; tests build one against
 // their own registry with New(prometheus.NewRegistry()).
@@ -22,6 +26,7 @@ type Metrics struct {
 	WasmCallDuration   *prometheus.HistogramVec
 	WasmInstances      *prometheus.CounterVec // {module,reason}: instances (re)created
 	StoreSize          prometheus.Gauge
+	StoreMaxSize       prometheus.Gauge // store.max_size, for alerts on a log nearly full
 	StoreCommits       prometheus.Counter
 	StoreLost          prometheus.Counter     // events removed by drop_oldest before delivery
 	BrokerConnected    *prometheus.GaugeVec   // {cluster}
@@ -31,6 +36,20 @@ type Metrics struct {
 	ConfigReloads      *prometheus.CounterVec // {result}: applied | refused
 	TraceSpansDropped  prometheus.Counter     // spans lost to a full export queue or a failed export
 	TraceSpansExported prometheus.Counter
+
+	// ready answers router_ready at each scrape (see SetReadiness).
+	ready atomic.Pointer[func() bool]
+}
+
+// SetReadiness gives router_ready its source: 1 when ready() says the router is ready (what
+// /readyz answers), else 0. Until it is set, router_ready is 0.
+func (m *Metrics) SetReadiness(ready func() bool) { m.ready.Store(&ready) }
+
+func (m *Metrics) readyValue() float64 {
+	if f := m.ready.Load(); f != nil && (*f)() {
+		return 1
+	}
+	return 0
 }
 
 // New creates the collectors and registers them with reg.
@@ -58,6 +77,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		WasmInstances: counter("router_wasm_instances_created_total", "Guest instances created, by reason.", "module", "reason"),
 		StoreSize: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "router_store_size_bytes", Help: "Size of the log file.",
+		}),
+		StoreMaxSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "router_store_max_size_bytes", Help: "The log's configured maximum size (store.max_size).",
 		}),
 		StoreCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "router_store_commits_total", Help: "Log transactions committed (each one fsync).",
@@ -88,7 +110,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.EventsRejected, m.EventsDelivered, m.EventsReplayed, m.EventsDropped, m.EventsDeadLettered,
 		m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
 		m.StoreSize, m.StoreCommits, m.StoreLost, m.BrokerConnected, m.BrokerReconnects,
-		m.FailoverSwitches, m.ConfigGeneration, m.ConfigReloads, m.TraceSpansDropped, m.TraceSpansExported)
+		m.FailoverSwitches, m.ConfigGeneration, m.ConfigReloads, m.TraceSpansDropped, m.TraceSpansExported, m.StoreMaxSize)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "router_ready", Help: "1 while the router is ready (every source consuming, the log writable), else 0.",
+	}, m.readyValue))
 	return m
 }
 

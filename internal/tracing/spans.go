@@ -102,31 +102,26 @@ func (t *Tracer) ReceiveContext(ev *event.Event) trace.SpanContext {
 // replay or a redrive, the root of a new trace linked to it.
 func (t *Tracer) StartProcess(ev *event.Event, route string, replay bool, generation uint64) trace.Span {
 	received := t.ReceiveContext(ev)
-	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			rabbitmq,
-			semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName("process"),
-			semconv.MessagingDestinationName(ev.Exchange),
-			semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey),
-			semconv.MessagingMessageID(ev.Props.MessageID),
-			AttrSource.String(ev.Source),
-			AttrRoute.String(route),
-			AttrSeq.Int64(int64(ev.Seq)),
-		),
-	}
+	// The message's own attributes are on the receive span of the same trace; these say which
+	// route and which log record. One attribute slice, sized once: spans are made per event.
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs, rabbitmq, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"),
+		AttrRoute.String(route), AttrSeq.Int64(int64(ev.Seq)))
 	if generation > 0 {
-		opts = append(opts, trace.WithAttributes(AttrGeneration.Int64(int64(generation))))
+		attrs = append(attrs, AttrGeneration.Int64(int64(generation)))
 	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 	ctx := context.Background()
 	if replay {
+		// A new trace: the message's attributes go with it.
+		attrs = append(attrs, AttrReplay.Bool(true), semconv.MessagingDestinationName(ev.Exchange),
+			semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey), semconv.MessagingMessageID(ev.Props.MessageID))
 		opts = append(opts, trace.WithNewRoot(),
-			trace.WithLinks(trace.Link{SpanContext: received, Attributes: []attribute.KeyValue{AttrReplay.Bool(true)}}),
-			trace.WithAttributes(AttrReplay.Bool(true)))
+			trace.WithLinks(trace.Link{SpanContext: received, Attributes: []attribute.KeyValue{AttrReplay.Bool(true)}}))
 	} else {
 		ctx = trace.ContextWithSpanContext(ctx, received)
 	}
+	opts = append(opts, trace.WithAttributes(attrs...))
 	_, span := t.tracer.Start(ctx, "process "+route, opts...)
 	return span
 }

@@ -416,3 +416,41 @@ func TestAFailedExportCountsItsSpansAsDropped(t *testing.T) {
 	}
 	_ = tr.Shutdown(context.Background())
 }
+
+func TestTraceparentParsing(t *testing.T) {
+	valid := map[string]string{
+		sourceParent: "0af7651916cd43dd8448eb211c80319c/b7ad6b7169203331/01",
+		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00":       "0af7651916cd43dd8448eb211c80319c/b7ad6b7169203331/00",
+		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03":       "0af7651916cd43dd8448eb211c80319c/b7ad6b7169203331/01",
+		"01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra": "0af7651916cd43dd8448eb211c80319c/b7ad6b7169203331/01",
+	}
+	for tp, want := range valid {
+		sc := Extract(map[string]any{"traceparent": tp})
+		if got := sc.TraceID().String() + "/" + sc.SpanID().String() + "/" + sc.TraceFlags().String(); got != want || !sc.IsRemote() {
+			t.Errorf("%s: %s, want %s", tp, got, want)
+		}
+	}
+	for _, tp := range []string{
+		"", "garbage", sourceParent + "-x", "ff" + sourceParent[2:], "0g" + sourceParent[2:],
+		"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+		"00-00000000000000000000000000000000-b7ad6b7169203331-01",
+		"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0x",
+		"01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x",
+	} {
+		if sc := Extract(map[string]any{"traceparent": tp}); sc.IsValid() {
+			t.Errorf("%q parsed as %v", tp, sc)
+		}
+	}
+	// Written back as it was read.
+	sc := Extract(map[string]any{"traceparent": sourceParent, "tracestate": "a=1,b=2"})
+	h := map[string]any{"tracestate": "old=1"}
+	inject(sc, h)
+	if h["traceparent"] != sourceParent || h["tracestate"] != "a=1,b=2" {
+		t.Errorf("injected %v", h)
+	}
+	inject(Extract(map[string]any{"traceparent": sourceParent}), h)
+	if _, ok := h["tracestate"]; ok {
+		t.Errorf("tracestate kept for a trace without one: %v", h)
+	}
+}

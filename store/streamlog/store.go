@@ -63,8 +63,9 @@ func LeaseQueue(stream, cursor string) string {
 
 func isDelivery(name string) bool { return strings.HasPrefix(name, store.DeliveryCursorPrefix) }
 
-// Claim starts competing for the pair of a delivery cursor (once per name) and returns its
-// lease: this router delivers the pair after Granted is closed and must stop when Lost is.
+// Claim starts competing for the pair of a delivery cursor and returns its lease: this router
+// delivers the pair after Granted is closed and must stop when Lost is. A lease that is still
+// alive is returned again; a lost one is replaced by a new claim.
 func (s *Store) Claim(name string) (*Lease, error) {
 	if !isDelivery(name) {
 		return nil, fmt.Errorf("streamlog: %q is not a delivery cursor", name)
@@ -72,7 +73,12 @@ func (s *Store) Claim(name string) (*Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.leases[name]; l != nil {
-		return l, nil
+		select {
+		case <-l.Lost():
+			_ = l.Close()
+		default:
+			return l, nil
+		}
 	}
 	l, err := OpenLease(s.conn, LeaseQueue(s.opts.Stream, name), s.holder)
 	if err != nil {
@@ -82,24 +88,28 @@ func (s *Store) Claim(name string) (*Lease, error) {
 	return l, nil
 }
 
-// Cursor reads a cursor: this router's own latest position when it set one, else, for a
-// delivery cursor whose pair this router holds, the position in the token; 0 when unset.
+// Cursor reads a cursor: for a delivery cursor whose pair this router holds, the furthest of
+// the token's position and this router's own; otherwise this router's own latest position;
+// 0 when unset. (A router that held a pair before, lost it and holds it again resumes where
+// the router in between left it.)
 func (s *Store) Cursor(name string) (uint64, error) {
 	s.mu.Lock()
-	pos, ok := s.local[name]
+	pos := s.local[name]
 	l := s.leases[name]
 	s.mu.Unlock()
-	if ok || l == nil {
+	if l == nil {
 		return pos, nil
 	}
 	select {
+	case <-l.Lost():
+		return pos, nil
 	case <-l.Granted():
 		if next, set := l.Position(); set && next > 0 {
-			return next - 1, nil
+			pos = max(pos, next-1)
 		}
 	default:
 	}
-	return 0, nil
+	return pos, nil
 }
 
 // SetCursor moves a cursor forward (never back). A delivery cursor's new position is written

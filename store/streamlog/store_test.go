@@ -171,11 +171,27 @@ func TestDeliveryCursorMovesWithThePair(t *testing.T) {
 		t.Fatalf("a router that does not hold the pair reads its cursor as %d", pos)
 	}
 
-	if err := a.Close(); err != nil {
+	if err := la.Close(); err != nil { // A loses the pair (its lease's channel closes)
 		t.Fatal(err)
 	}
 	waitGranted(t, lb, 10*time.Second)
 	if pos, _ := b.Cursor(cursor); pos != 42 {
 		t.Fatalf("the router taking over reads the cursor as %d, want 42", pos)
+	}
+
+	// A claims again (a new lease), B moves on and stops: A resumes where B left the pair,
+	// not at its own older position.
+	la, err = a.Claim(cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetCursor(cursor, 50)
+	waitPosition(t, lb, 51)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitGranted(t, la, 10*time.Second)
+	if pos, _ := a.Cursor(cursor); pos != 50 {
+		t.Fatalf("the router holding the pair again reads the cursor as %d, want 50", pos)
 	}
 }

@@ -107,6 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
 	if err != nil {
+		CloseModules(context.Background(), modules)
 		return err
 	}
 	defer stopTracer()
@@ -126,6 +127,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		},
 	}
 	defer reloader.Close()
+	m.StoreMaxSize.Set(float64(cfg.Store.MaxSize))
+	m.SetReadiness(func() bool { return engine.Status().Ready })
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
 		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},

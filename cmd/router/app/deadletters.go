@@ -6,28 +6,17 @@ import (
 	"slices"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // DeadLetterRecord is a dead letter as `router dlq list` prints it (one per line) and
 // GET /api/v1/dlq answers it (in an array).
-type DeadLetterRecord struct {
-	ID       uint64 `json:"id"`
-	Route    string `json:"route"`
-	Target   string `json:"target"` // "" when a module failed the event (every target missed it)
-	Seq      uint64 `json:"seq"`
-	Reason   string `json:"reason"`
-	Attempts int    `json:"attempts"`
-	Time     string `json:"time"`
-	Redriven bool   `json:"redriven"`
-}
+type DeadLetterRecord = logquery.DeadLetterRecord
 
 // NewDeadLetterRecord converts a stored dead letter.
 func NewDeadLetterRecord(dl store.DeadLetter) DeadLetterRecord {
-	return DeadLetterRecord{
-		ID: dl.ID, Route: dl.Route, Target: dl.Target, Seq: dl.Seq, Reason: dl.Reason,
-		Attempts: dl.Attempts, Time: dl.Time.UTC().Format(time.RFC3339Nano), Redriven: dl.Redriven,
-	}
+	return logquery.NewDeadLetterRecord(dl)
 }
 
 // DeadLetterSelection picks dead letters: by id, or by route and age; redriven ones only with

@@ -57,7 +57,7 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 	modules := make(map[string]*wasmhost.Module, len(cfg.Modules))
 	var diags hcl.Diagnostics
 	for _, ms := range cfg.Modules {
-		m, d := loadModule(ctx, host, ms, roles[ms.Name], poolOverride)
+		m, d := loadModule(ctx, host, ms, roles[ms.Name], poolOverride, cfg.Router.MaxMessageSize)
 		if d != nil {
 			diags = append(diags, d)
 			continue
@@ -68,7 +68,7 @@ func LoadModules(ctx context.Context, host *wasmhost.Host, cfg *config.Config, p
 }
 
 // loadModule compiles and instantiates one module for roles.
-func loadModule(ctx context.Context, host *wasmhost.Host, ms config.ModuleSpec, roles []wasmhost.Role, poolOverride int) (*wasmhost.Module, *hcl.Diagnostic) {
+func loadModule(ctx context.Context, host *wasmhost.Host, ms config.ModuleSpec, roles []wasmhost.Role, poolOverride int, maxMessageSize int64) (*wasmhost.Module, *hcl.Diagnostic) {
 	pool := ms.PoolSize
 	if poolOverride > 0 {
 		pool = poolOverride
@@ -77,7 +77,7 @@ func loadModule(ctx context.Context, host *wasmhost.Host, ms config.ModuleSpec, 
 	sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
 	m, err := host.Load(ctx, wasmhost.ModuleConfig{
 		Name: ms.Name, Path: ms.Path, Config: ms.Config, Timeout: ms.Timeout,
-		MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r,
+		MaxMemory: ms.MaxMemory, PoolSize: pool, Roles: r, MaxMessageSize: maxMessageSize,
 	})
 	if err != nil {
 		rng := ms.PathRange

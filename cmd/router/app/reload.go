@@ -310,12 +310,13 @@ func (r *Reloader) loadModules(ctx context.Context, cur, next *generation) (all,
 	for _, ms := range next.cfg.Modules {
 		prev := cur.cfg.Module(ms.Name)
 		if prev != nil && cur.modules[ms.Name] != nil && sameModule(*prev, ms) &&
+			cur.cfg.Router.MaxMessageSize == next.cfg.Router.MaxMessageSize && // guests' writes are capped by it
 			cur.wasm[ms.Name] == next.wasm[ms.Name] && next.wasm[ms.Name] != "" &&
 			rolesCovered(cur.roles[ms.Name], next.roles[ms.Name]) {
 			all[ms.Name] = cur.modules[ms.Name]
 			continue
 		}
-		m, d := loadModule(ctx, r.host, ms, next.roles[ms.Name], 0)
+		m, d := loadModule(ctx, r.host, ms, next.roles[ms.Name], 0, next.cfg.Router.MaxMessageSize)
 		if d != nil {
 			diags = append(diags, d)
 			continue

@@ -121,6 +121,38 @@ static int32_t run(const uint8_t *body, int32_t len) {
         wr_routing_key_set(key, sizeof key);
     }
 
+    /* Writes the host must refuse or bound. */
+    if (is("long_header")) {
+        char name[256];
+        memset(name, 'h', sizeof name);
+        wr_header_set(name, sizeof name, WR_STR("v"));
+    }
+    if (is("empty_header")) wr_header_set("", 0, WR_STR("v"));
+    if (is("router_header")) wr_header_set_s("X-Router-Error", "forged");
+    if (is("header_flood")) { /* "n" distinct headers */
+        for (int32_t i = 0; i < header_int("n", 1000); i++) {
+            snprintf(buf, sizeof buf, "h%d", (int)i);
+            wr_header_set_s(buf, "v");
+        }
+    }
+    if (is("body_set")) { /* a body of "size" bytes */
+        int32_t size = header_int("size", 1 << 20);
+        char *big = malloc((size_t)size);
+        if (!big) return wr_fail(WR_DEAD_LETTER, "malloc");
+        memset(big, 'b', (size_t)size);
+        wr_body_set(big, size);
+    }
+    if (is("emit_flood")) { /* emit "size"-byte bodies "n" times, or forever when n is 0 */
+        int32_t size = header_int("size", 1 << 20), n = header_int("n", 0);
+        char *big = malloc((size_t)size);
+        if (!big) return wr_fail(WR_DEAD_LETTER, "malloc");
+        memset(big, 'e', (size_t)size);
+        for (int32_t i = 0; n == 0 || i < n; i++) wr_emit(WR_STR("out"), WR_STR("k"), big, size);
+    }
+    if (is("log_flood")) {
+        for (;;) wr_log_raw(WR_LOG_DEBUG, "x", 1);
+    }
+
     /* The sandbox: no files, no environment, no arguments, no sockets. */
     if (is("file")) {
         int escaped = 0;
