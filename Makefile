@@ -1,5 +1,5 @@
-# wasmrouter. `make setup` installs and starts what is missing; `make run` runs the router on
-# router.hcl; `make test` runs every test, integration tests against the real broker included.
+# wasmrouter. `make setup` installs and starts what is missing; `make run` does the same, then
+# runs the router on router.hcl; `make test` runs every test, integration tests against the real broker included.
 GO      ?= go
 BIN     := bin/router
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -19,7 +19,10 @@ build:
 wasm:
 	$(MAKE) -C examples/wasm
 
-run: build wasm
+# Sets up what is missing first (as make test does), so a fresh machine needs only this.
+run:
+	scripts/setup.sh
+	$(MAKE) build wasm
 	./$(BIN) run -c router.hcl
 
 # With the router running: publish sample events and show what each target received.

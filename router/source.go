@@ -165,6 +165,17 @@ func (s *source) handle(d *amqpx.Delivery) {
 		}
 	}
 	ev := d.Event
+	if d.Undecodable != "" {
+		// The client could not have decoded the headers (framefilter.go in amqpx); rejected,
+		// the broker dead-letters its own copy, headers intact, if the queue has a
+		// dead-letter exchange. The connection and every other message go on.
+		s.undecodable.Inc()
+		s.log.Error("message with undecodable headers rejected (the broker dead-letters it to the queue's dead_letter_exchange, or drops it without one)",
+			"reason", d.Undecodable, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey,
+			"dead_letter_exchange", s.spec.DeadLetterExchange)
+		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
+		return
+	}
 	// The limit in force: router.max_message_size may change by a reload.
 	maxSize := s.e.topo.Load().Config.Router.MaxMessageSize
 	if maxSize > 0 && int64(len(ev.Body)) > maxSize {
@@ -211,7 +222,8 @@ func (s *source) handle(d *amqpx.Delivery) {
 	})
 }
 
-// errOversize marks a delivery to reject without requeueing.
+// errOversize marks a delivery to reject without requeueing (over max_message_size, or with
+// undecodable headers).
 var errOversize = &oversizeError{}
 
 type oversizeError struct{}

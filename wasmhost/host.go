@@ -52,12 +52,18 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	}
 	var cache wazero.CompilationCache
 	if opts.CacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("wasm: compilation cache %q: %w", opts.CacheDir, err)
+		if err := secureCacheDir(opts.CacheDir); err != nil {
+			logger.Warn("compiled modules are kept in memory only: the cache directory is not the router's alone",
+				"dir", opts.CacheDir, "err", err)
+		} else {
+			c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+			if err != nil {
+				return nil, fmt.Errorf("wasm: compilation cache %q: %w", opts.CacheDir, err)
+			}
+			cache = c
 		}
-		cache = c
-	} else {
+	}
+	if cache == nil {
 		cache = wazero.NewCompilationCache()
 	}
 	// The memory limit is per module (memlimit.go), so the runtime keeps wazero's maximum, and

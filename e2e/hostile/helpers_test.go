@@ -1,6 +1,7 @@
 package hostile
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -88,12 +89,30 @@ func brokerAddr(t *testing.T) (addr, user, pass string) {
 // integer beyond 32 bits.
 func publishRaw(t *testing.T, exchange, key, id string) {
 	t.Helper()
+	publishRawHeaders(t, exchange, key, id, []field{int64Field("big", 'L', 1<<40), longstrField("origin", "py-amqp")})
+}
+
+// nestedField is a header of tables nested depth levels deep.
+func nestedField(name string, depth int) field {
+	var b bytes.Buffer
+	writeTable(&b, nil)
+	inner := b.Bytes()
+	for range depth - 1 {
+		var t bytes.Buffer
+		writeTable(&t, []field{{name: "n", kind: 'F', value: inner}})
+		inner = t.Bytes()
+	}
+	return field{name: name, kind: 'F', value: inner}
+}
+
+// publishRawHeaders publishes a persistent message with hand-encoded headers, confirmed.
+func publishRawHeaders(t *testing.T, exchange, key, id string, headers []field) {
+	t.Helper()
 	addr, user, pass := brokerAddr(t)
 	rc, err := dialRaw(addr, user, pass)
 	if err != nil {
 		t.Fatalf("raw AMQP connection: %v", err)
 	}
-	headers := []field{int64Field("big", 'L', 1<<40), longstrField("origin", "py-amqp")}
 	if err := rc.publishConfirmed(exchange, key, id, headers, []byte(`{"celery":"task"}`)); err != nil {
 		t.Fatalf("raw publish: %v", err)
 	}

@@ -64,7 +64,9 @@ func run() error {
 		if err := ch.ExchangeDeclare(t.Exchange, "topic", true, false, false, false, nil); err != nil {
 			return err
 		}
-		q, err := ch.QueueDeclare("demo."+t.Name, false, false, true, false, nil)
+		// Durable and kept after the demo exits: with nowhere to go, the router's mandatory
+		// publishes would be refused and every event dead-lettered.
+		q, err := ch.QueueDeclare("demo."+t.Name, true, false, false, false, nil)
 		if err != nil {
 			return err
 		}

@@ -149,9 +149,11 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, *batchConn, error) 
 			_ = conn.Close()
 			return nil, ctx.Err()
 		}
+		// Reads go through the frame filter (framefilter.go): a message whose headers the
+		// client cannot decode must not take the connection down.
 		if d.tls == nil {
 			batch = newBatchConn(conn)
-			return batch, nil
+			return newFilteredConn(batch), nil
 		}
 		tc := tls.Client(conn, d.tls.Clone())
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -162,7 +164,7 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, *batchConn, error) 
 		secured = &tlsConn{Conn: tc}
 		mu.Unlock()
 		batch = newBatchConn(secured)
-		return batch, nil
+		return newFilteredConn(batch), nil
 	}
 	stop := context.AfterFunc(ctx, closeRaw)
 	conn, err := amqp.DialConfig(d.url, cfg)

@@ -107,6 +107,9 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 		if err != nil {
 			return nil, err
 		}
+		if err := checkEncodable(exchange, key, msg, pc.conn.Config.FrameSize); err != nil {
+			return nil, &RefusedError{Reason: "message cannot be published: " + err.Error()}
+		}
 		conf, err := pc.publish(exchange, key, msg)
 		if err == nil {
 			return conf, nil

@@ -19,6 +19,10 @@ import (
 type Delivery struct {
 	Event       *event.Event
 	Redelivered bool
+	// Undecodable, when not "", says why the message's headers could not be decoded: the
+	// event has none of them, and the source rejects the delivery to the queue's dead-letter
+	// exchange, where the broker's own copy keeps them.
+	Undecodable string
 	Tag         uint64
 	ch          *amqp.Channel
 }
@@ -178,7 +182,8 @@ func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec
 			if !ok {
 				return closeReason(ch, closes)
 			}
-			handle(&Delivery{Event: EventFromDelivery(&d, s.Name), Redelivered: d.Redelivered, Tag: d.DeliveryTag, ch: ch})
+			undecodable := UndecodableReason(d.Headers)
+			handle(&Delivery{Event: EventFromDelivery(&d, s.Name), Redelivered: d.Redelivered, Undecodable: undecodable, Tag: d.DeliveryTag, ch: ch})
 		}
 	}
 }
