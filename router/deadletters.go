@@ -94,7 +94,18 @@ func (e *Engine) publishDeadLetter(ctx context.Context, pub publisher, exchange 
 	return e.sendDeadLetter(ctx, pub, exchange, dl, ev, msg)
 }
 
-// sendDeadLetter publishes a dead letter until the broker confirms it, or ctx ends.
+// deadLetterAttempts bounds how often a refused dead letter is published again. A dead-letter
+// target that refuses (its exchange gone, no queue bound under the mandatory flag) would
+// otherwise be retried forever, one ERROR line each time, and hold every later dead letter of
+// the route back. The dead letter stays in the log either way: `router dlq list` shows it and
+// `router dlq replay` redrives it once the target takes it again.
+const deadLetterAttempts = 5
+
+// refusedLogEvery bounds the log lines about refused dead letters: one per route and interval.
+const refusedLogEvery = time.Minute
+
+// sendDeadLetter publishes a dead letter until the broker confirms it, or ctx ends; an outage
+// is waited out, a refusal is tried deadLetterAttempts times and then left in the log.
 func (e *Engine) sendDeadLetter(ctx context.Context, pub publisher, exchange string, dl store.DeadLetter, ev *event.Event, msg amqp.Publishing) error {
 	for attempt := 1; ; attempt++ {
 		c, err := pub.Publish(ctx, exchange, ev.RoutingKey, msg)
@@ -113,11 +124,31 @@ func (e *Engine) sendDeadLetter(ctx context.Context, pub publisher, exchange str
 			if werr := pub.WaitReady(ctx); werr != nil {
 				return werr
 			}
+		} else if attempt >= deadLetterAttempts {
+			e.deadLetterRefused(dl, err)
+			return nil
 		} else {
-			e.log.Error("dead-letter target refused a message; retrying", "route", dl.Route, "seq", dl.Seq, "error", err)
+			e.log.Debug("dead-letter target refused a message; retrying", "route", dl.Route, "seq", dl.Seq, "error", err)
 		}
 		if !sleepCtx(ctx, min(time.Duration(attempt)*200*time.Millisecond, 10*time.Second)) {
 			return ctx.Err()
 		}
 	}
+}
+
+// deadLetterRefused counts a dead letter its target kept refusing and logs it, at most once
+// per refusedLogEvery for the route.
+func (e *Engine) deadLetterRefused(dl store.DeadLetter, err error) {
+	if e.metrics != nil {
+		e.metrics.DeadLettersRefused.WithLabelValues(dl.Route).Inc()
+	}
+	now := time.Now().UnixNano()
+	last, _ := e.refusedLogged.Load(dl.Route)
+	if last != nil && now-last.(int64) < int64(refusedLogEvery) {
+		return
+	}
+	e.refusedLogged.Store(dl.Route, now)
+	e.log.Error("dead-letter target refuses dead letters; they stay in the log (router dlq list, router dlq replay)",
+		"route", dl.Route, "seq", dl.Seq, "attempts", deadLetterAttempts, "error", err,
+		"hint", "bind a queue to the dead-letter target's exchange", "next_log_in", refusedLogEvery)
 }

@@ -55,6 +55,8 @@ type Engine struct {
 	batchPool sync.Pool
 	dlqWake   broadcast
 	deadMu    sync.Mutex // serialises recording dead letters
+	// refusedLogged is when each route last logged a refused dead letter (UnixNano).
+	refusedLogged sync.Map
 
 	mu      sync.Mutex // guards clusters, sources and streams
 	sources []*source

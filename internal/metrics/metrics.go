@@ -20,6 +20,9 @@ type Metrics struct {
 	EventsReplayed     *prometheus.CounterVec // {route,target}
 	EventsDropped      *prometheus.CounterVec // {route}
 	EventsDeadLettered *prometheus.CounterVec // {route}
+	// DeadLettersRefused counts dead letters the dead-letter target kept refusing: they stay
+	// in the log (router dlq list, dlq replay).
+	DeadLettersRefused *prometheus.CounterVec // {route}
 	DeliveryRetries    *prometheus.CounterVec // {route,target}
 	DeliveryLag        *prometheus.GaugeVec   // {route,target}
 	WasmCalls          *prometheus.CounterVec // {module,result}
@@ -64,6 +67,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		EventsReplayed:     counter("router_events_replayed_total", "Replayed publishes the broker confirmed.", "route", "target"),
 		EventsDropped:      counter("router_events_dropped_total", "Events a module dropped.", "route"),
 		EventsDeadLettered: counter("router_events_dead_lettered_total", "Events dead-lettered.", "route"),
+		DeadLettersRefused: counter("router_dead_letters_refused_total", "Dead letters the dead-letter target kept refusing; they stay in the log.", "route"),
 		DeliveryRetries:    counter("router_delivery_retries_total", "Publishes retried after a broker refusal.", "route", "target"),
 		DeliveryLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "router_delivery_lag_events", Help: "Events in the log not yet delivered.",
@@ -108,7 +112,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.ConfigReloads.WithLabelValues("refused").Add(0)
 	reg.MustRegister(m.EventsConsumed, m.EventsStored, m.EventsDuplicate, m.EventsUnmatched,
 		m.EventsRejected, m.EventsDelivered, m.EventsReplayed, m.EventsDropped, m.EventsDeadLettered,
-		m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
+		m.DeadLettersRefused, m.DeliveryRetries, m.DeliveryLag, m.WasmCalls, m.WasmCallDuration, m.WasmInstances,
 		m.StoreSize, m.StoreCommits, m.StoreLost, m.BrokerConnected, m.BrokerReconnects,
 		m.FailoverSwitches, m.ConfigGeneration, m.ConfigReloads, m.TraceSpansDropped, m.TraceSpansExported, m.StoreMaxSize)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
