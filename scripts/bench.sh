@@ -91,5 +91,14 @@ if [ "${BENCH_MICRO:-1}" = 1 ]; then
   fi
 fi
 
+if [ "${BENCH_CONSOLE:-1}" = 1 ]; then
+  echo
+  echo "== console: search over 1,000,000 events; routing with six console tabs open"
+  $GO test -run '^$' -bench SearchFirstPage -benchtime 10x -count 3 ./internal/logquery/ |
+    tee "$out/search.txt" || status=1
+  $GO test -run '^$' -bench RoutingWithConsoleTabs -benchtime 1x ./e2e/console/ |
+    tee "$out/console-tabs.txt" || status=1
+fi
+
 [ -n "$benchstat" ] || echo "(install benchstat for summaries: $GO install golang.org/x/perf/cmd/benchstat@latest)"
 exit "$status"

@@ -3,7 +3,7 @@ package wasmhost
 import "github.com/tetratelabs/wazero/api"
 
 // This file is the guest ABI, version 1 (docs/guest-abi.md), in one place: names, signatures,
-// result codes and the host's decisions where the contract leaves room.
+// result codes and the host's decisions where the ABI leaves room.
 //
 // Exports a guest must have:
 //

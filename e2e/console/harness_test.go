@@ -29,10 +29,10 @@ import (
 )
 
 // browserTimeout bounds one test's whole browser session.
-const browserTimeout = 90 * time.Second
+var browserTimeout = 90 * time.Second
 
 // chromiumPath finds the browser; the test fails without one (it is not optional in CI).
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -45,7 +45,7 @@ func chromiumPath(t *testing.T) string {
 
 // world is one test's router, broker names and browser.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	router   *inproc.Router
 	base     string // http://admin
 	token    string
@@ -114,7 +114,7 @@ route "parked" {
 `
 
 // repoRoot is two levels up from this package.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -124,7 +124,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // newWorld starts a router (with token, when not empty) and a browser.
-func newWorld(t *testing.T, token string) *world {
+func newWorld(t testing.TB, token string) *world {
 	t.Helper()
 	rabbit.SkipIfShort(t)
 	chrome := chromiumPath(t)

@@ -9,7 +9,7 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
-// Source defaults, as documented in the configuration contract.
+// Source defaults, as documented in docs/configuration.md.
 const (
 	DefaultPrefetch  = 256
 	DefaultQueueType = "classic"

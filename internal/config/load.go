@@ -54,7 +54,7 @@ func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.
 //     OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER(_ARG) and OTEL_SERVICE_NAME variables fill what
 //     the block leaves unset.
 //
-// Decisions where the contract is silent: a target with clusters must set mode ("all" or
+// Decisions the schema leaves open: a target with clusters must set mode ("all" or
 // "failover"); delivery_limit requires a quorum queue; a config without sources or routes
 // loads with a warning; two sources may not consume the same queue of a cluster; null means
 // "not set"; sizes accept fractions that make whole bytes ("1.5GiB"). A file over 4 MiB, or

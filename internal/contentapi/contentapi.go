@@ -17,10 +17,6 @@ import (
 	"github.com/wasmrouter/wasmrouter/store"
 )
 
-// ScanBudget bounds the records one search looks at, so that a search for something rare in
-// a long log answers in bounded time; the answer then says where to go on from.
-const ScanBudget = 250_000
-
 // API implements admin.Content.
 type API struct {
 	Engine *router.Engine
@@ -44,7 +40,7 @@ func (a *API) Events(ctx context.Context, query url.Values, emit func(any) error
 	if err != nil {
 		return 0, badRequest(err)
 	}
-	return logquery.List(ctx, a.Store, &q, ScanBudget, func(ev *event.Event) error {
+	return logquery.List(ctx, a.Store, &q, logquery.SearchBudget, func(ev *event.Event) error {
 		return emit(logquery.NewRecord(ev))
 	})
 }

@@ -21,6 +21,11 @@ import (
 // DefaultLimit is how many events a search returns unless told otherwise.
 const DefaultLimit = 100
 
+// SearchBudget bounds the records one search of the content API looks at, so that a search
+// for something rare in a long log answers in about a tenth of a second (BENCHMARKS.md); the
+// answer then says where to go on from.
+const SearchBudget = 10_000
+
 // MaxLimit bounds one page of the content API: a larger search is paged with from_seq.
 const MaxLimit = 10000
 

@@ -16,7 +16,7 @@ import (
 	"github.com/wasmrouter/wasmrouter/wasmhost"
 )
 
-// ReplayBody is the JSON of POST /api/v1/replay. WithConfig extends the contract's fields: a
+// ReplayBody is the JSON of POST /api/v1/replay. WithConfig is an extension (docs/admin-api.md): a
 // candidate configuration file (on the router's machine) for a dry run to compare against.
 type ReplayBody struct {
 	router.ReplayRequest
