@@ -20,6 +20,13 @@ func secureCacheDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// The directory itself may be reached through a symbolic link (a cache shared by a test
+	// suite, a mounted volume): what must be the router's alone is the directory it leads to.
+	// Entries inside may not be links.
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
 	if err := checkOwned(dir, true); err != nil {
 		return err
 	}

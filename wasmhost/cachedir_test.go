@@ -68,6 +68,30 @@ func TestCacheDirOwnedByAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("the router wrote %d entries into a directory another user owns", len(entries))
+		t.Errorf("the router wrote %d entries into a directory another user owns: %v", len(entries), entries[0].Name())
+	}
+}
+
+// TestCacheDirThroughALink: a cache directory reached through a symbolic link is checked and
+// used where the link leads, while a link planted inside the cache is removed.
+func TestCacheDirThroughALink(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "shared-cache")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(real, "planted")
+	if err := os.Symlink(filepath.Join(base, "elsewhere"), planted); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "cache")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := secureCacheDir(link); err != nil {
+		t.Fatalf("a linked cache directory owned by the router's user was refused: %v", err)
+	}
+	if _, err := os.Lstat(planted); !os.IsNotExist(err) {
+		t.Errorf("a link inside the cache is still there: %v", err)
 	}
 }

@@ -54,6 +54,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	var cache wazero.CompilationCache
+	diskDir := "" // the cache directory in use: none when it was refused
 	if opts.CacheDir != "" {
 		if err := secureCacheDir(opts.CacheDir); err != nil {
 			logger.Warn("compiled modules are kept in memory only: the cache directory is not the router's alone",
@@ -63,7 +64,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 			if err != nil {
 				return nil, fmt.Errorf("wasm: compilation cache %q: %w", opts.CacheDir, err)
 			}
-			cache = c
+			cache, diskDir = c, opts.CacheDir
 		}
 	}
 	if cache == nil {
@@ -73,7 +74,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	// timeouts come from instrumentation (instrument.go), not WithCloseOnContextDone.
 	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	h := &Host{rt: rt, cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}, cacheDir: opts.CacheDir}
+	h := &Host{rt: rt, cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}, cacheDir: diskDir}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = h.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
