@@ -215,23 +215,31 @@ func (inst *instance) routingKeySet(stack []uint64) {
 	inst.inv.Event.RoutingKey = string(b)
 }
 
-func (inst *instance) headerSet(stack []uint64) {
-	const fn = "header_set"
+// readHeader reads the (name, value) pair of header_set and emit_header_set from the guest and
+// checks it against the limits of a header on a published message; on false the call failed.
+func (inst *instance) readHeader(fn string, role Role, stack []uint64) (name, val []byte, ok bool) {
 	inst.work()
-	name, ok := inst.read(fn, "name", stack[0], stack[1])
-	if !ok {
-		return
+	if name, ok = inst.read(fn, "name", stack[0], stack[1]); !ok {
+		return nil, nil, false
 	}
-	val, ok := inst.read(fn, "value", stack[2], stack[3])
-	if !ok || !inst.allowed(fn, RoleTransform) {
-		return
+	if val, ok = inst.read(fn, "value", stack[2], stack[3]); !ok || !inst.allowed(fn, role) {
+		return nil, nil, false
 	}
 	if msg := CheckHeaderName(string(name)); msg != "" {
 		inst.fail(fn + ": " + msg)
-		return
+		return nil, nil, false
 	}
 	if len(val) > maxHeaderValue {
 		inst.fail(fmt.Sprintf("%s: value of header %q is %d bytes, more than %d", fn, name, len(val), maxHeaderValue))
+		return nil, nil, false
+	}
+	return name, val, true
+}
+
+func (inst *instance) headerSet(stack []uint64) {
+	const fn = "header_set"
+	name, val, ok := inst.readHeader(fn, RoleTransform, stack)
+	if !ok {
 		return
 	}
 	if inst.headersSet++; inst.headersSet > maxHeadersSet {
@@ -285,22 +293,8 @@ func (inst *instance) emit(stack []uint64) {
 // emitHeaderSet stages a string header for the handler's next emit.
 func (inst *instance) emitHeaderSet(stack []uint64) {
 	const fn = "emit_header_set"
-	inst.work()
-	name, ok := inst.read(fn, "name", stack[0], stack[1])
+	name, val, ok := inst.readHeader(fn, RoleHandler, stack)
 	if !ok {
-		return
-	}
-	val, ok := inst.read(fn, "value", stack[2], stack[3])
-	if !ok || !inst.allowed(fn, RoleHandler) {
-		return
-	}
-	// The same limits as header_set: the header ends up on a published message.
-	if msg := CheckHeaderName(string(name)); msg != "" {
-		inst.fail(fn + ": " + msg)
-		return
-	}
-	if len(val) > maxHeaderValue {
-		inst.fail(fmt.Sprintf("%s: value of header %q is %d bytes, more than %d", fn, name, len(val), maxHeaderValue))
 		return
 	}
 	if inst.headersSet++; inst.headersSet > maxHeadersSet {
