@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -118,8 +119,8 @@ func TestGroupCommitOrderAndBatching(t *testing.T) {
 	if got := s.commits.Load(); got != uint64(wantCommits) {
 		t.Fatalf("%d commits for %d events, want %d", got, writers*perWriter+1, wantCommits)
 	}
-	if got := testutil.ToFloat64(opts.Metrics.StoreCommits); got != float64(wantCommits) {
-		t.Fatalf("StoreCommits = %v", got)
+	if got := testutil.ToFloat64(opts.Metrics.Commits); got != float64(wantCommits) {
+		t.Fatalf("router_store_commits_total = %v", got)
 	}
 	if s.LastSeq() != writers*perWriter+1 || s.FirstSeq() != 1 {
 		t.Fatalf("range %d..%d", s.FirstSeq(), s.LastSeq())
@@ -485,5 +486,35 @@ func TestIndexForgetsTheOldest(t *testing.T) {
 	}
 	if seq, ok := x.lookup(fp(9), all, 0); !ok || seq != 7 {
 		t.Fatalf("fp 9: seq %d ok %v, want 7", seq, ok)
+	}
+}
+
+// The index's hash table agrees with a plain map of the latest entries over many random
+// additions, with few distinct fingerprints so that copies, evictions and probe chains mix.
+func TestIndexMatchesAMapOfTheLatestEntries(t *testing.T) {
+	const size = 8
+	x := newFPIndex(size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var added []indexEntry
+	all := Window{From: 1, To: ^uint64(0)}
+	for seq := uint64(1); seq <= 20000; seq++ {
+		var fp Fingerprint
+		fp[rng.IntN(2)] = byte(rng.IntN(24)) // 48 fingerprints, many sharing a home
+		x.add(fp, seq)
+		added = append(added, indexEntry{seq, fp})
+		want := map[Fingerprint]uint64{}
+		for _, e := range added[max(0, len(added)-size):] {
+			want[e.fp] = e.seq
+		}
+		for i := range 2 {
+			for b := range 24 {
+				var q Fingerprint
+				q[i] = byte(b)
+				got, ok := x.lookup(q, all, 0)
+				if w, in := want[q]; ok != in || (in && got != w) {
+					t.Fatalf("after seq %d, fp %v: got %d %v, want %d %v", seq, q, got, ok, w, in)
+				}
+			}
+		}
 	}
 }

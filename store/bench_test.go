@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -103,7 +105,7 @@ func BenchmarkScan(b *testing.B) {
 			for b.Loop() {
 				seen := 0
 				for from := uint64(1); from <= n; {
-					next, err := s.Scan(from, 10000, keep, func(*event.Event) bool { seen++; return true })
+					next, err := s.Scan(from, 10000, event.ByHead(keep), func(*event.Event) bool { seen++; return true })
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -187,4 +189,59 @@ func encodedBench(b *testing.B) []byte {
 		b.Fatal(err)
 	}
 	return rec
+}
+
+// BenchmarkAppendPaced appends 1 KiB events with fsync on at a fixed rate, in bursts of four
+// as a consumer receives them, and reports what an ingest at less than full load sees: the
+// append's latency (from Append to its done call) and the CPU time per event, commits
+// included. wait-<d> is the group commit wait of every small batch (-1ns: none); adaptive is
+// the default, a wait only while the machine is busy.
+func BenchmarkAppendPaced(b *testing.B) {
+	for _, rate := range []int{1000, 3000} {
+		for _, wait := range []time.Duration{defaultBatchWait, time.Millisecond, -1, 0} {
+			name := "wait-" + wait.String()
+			if wait == 0 {
+				name = "adaptive"
+			}
+			b.Run(fmt.Sprintf("rate-%d/%s", rate, name), func(b *testing.B) {
+				opts := testOptions(b)
+				opts.NoSync = false
+				opts.batchWait = wait
+				if wait != 0 {
+					opts.machineBusy = func() bool { return true }
+				}
+				s := openStore(b, opts)
+				const burst = 4
+				lat := make([]time.Duration, b.N)
+				var wg sync.WaitGroup
+				wg.Add(b.N)
+				tick := time.NewTicker(time.Second * burst / time.Duration(rate))
+				defer tick.Stop()
+				done := cpuPerOp(b)
+				start := time.Now()
+				for i := 0; i < b.N; i++ {
+					if i%burst == 0 {
+						<-tick.C
+					}
+					ev := testEvent(i, 1024)
+					at := time.Now()
+					s.Append(ev, FingerprintOf(ev), Window{}, func(_ uint64, _ bool, err error) {
+						if err != nil {
+							b.Error(err)
+						}
+						lat[i] = time.Since(at)
+						wg.Done()
+					})
+				}
+				wg.Wait()
+				done()
+				elapsed := time.Since(start)
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(b.N)/float64(s.commits.Load()), "events/commit")
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			})
+		}
+	}
 }

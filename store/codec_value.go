@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/wasmrouter/wasmrouter/event"
 )
@@ -131,6 +132,8 @@ func appendValue(dst []byte, v any, depth int, strict bool) ([]byte, error) {
 type decoder struct {
 	b   []byte
 	err error
+	// owned: b is the decoder's own copy, never written to, so strings may share its memory.
+	owned bool
 }
 
 func (d *decoder) fail(what string) {
@@ -180,7 +183,13 @@ func (d *decoder) bytes() []byte {
 	return d.fixed(int(n))
 }
 
-func (d *decoder) string() string { return string(d.bytes()) }
+func (d *decoder) string() string {
+	b := d.bytes()
+	if d.owned && len(b) > 0 {
+		return unsafe.String(&b[0], len(b))
+	}
+	return string(b)
+}
 
 func (d *decoder) time() time.Time {
 	sec := d.varint()

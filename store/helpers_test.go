@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
 
 // testOptions returns options for a fresh file in a temporary directory, without fsync.
@@ -20,7 +19,7 @@ func testOptions(t testing.TB) Options {
 	return Options{
 		Path:    filepath.Join(t.TempDir(), "data", "router.db"),
 		NoSync:  true,
-		Metrics: metrics.New(prometheus.NewRegistry()),
+		Metrics: NewMetrics(prometheus.NewRegistry()),
 	}
 }
 

@@ -19,11 +19,18 @@ type queue struct {
 	ops     []opItem
 	closing bool
 	wake    chan struct{} // capacity 1: "there is something to look at"
+	// events counts the events in appends[head:]. While wantEvents > 0 (a small batch waits for
+	// more, see Store.gather) an append wakes the appender only once that many events are
+	// queued: waking it for each one cost a context switch and a take per event, which at a few
+	// thousand events per second was several wake-ups per commit for nothing.
+	events     int
+	wantEvents int
 }
 
 type appendItem struct {
 	ev      *event.Event // nil for a barrier
 	rec     []byte
+	buf     *[]byte // rec's pooled buffer (recordBufs), nil when rec is not pooled
 	fp      Fingerprint
 	dedup   Window // empty: no redelivery check
 	encErr  error
@@ -63,9 +70,28 @@ func (q *queue) push(it appendItem) bool {
 		return false
 	}
 	q.appends = append(q.appends, it)
+	wake := true
+	if it.ev != nil {
+		q.events++
+		wake = q.wantEvents <= 0 || q.events >= q.wantEvents
+	}
 	q.mu.Unlock()
-	q.signal()
+	if wake {
+		q.signal()
+	}
 	return true
+}
+
+// wakeAt makes appends wake the appender only once n events are queued (0: at every append),
+// and wakes it now if they already are.
+func (q *queue) wakeAt(n int) {
+	q.mu.Lock()
+	q.wantEvents = n
+	ready := n > 0 && q.events >= n
+	q.mu.Unlock()
+	if ready {
+		q.signal()
+	}
 }
 
 func (q *queue) pushOp(op opItem) bool {
@@ -106,6 +132,7 @@ func (q *queue) take(maxBatch int, hold bool) (items []appendItem, ops []opItem,
 	items = slices.Clone(pending[:n])
 	clear(pending[:n])
 	q.head += n
+	q.events -= events
 	switch {
 	case q.head == len(q.appends):
 		q.appends, q.head = q.appends[:0], 0
@@ -122,6 +149,6 @@ func (q *queue) takeAll() []appendItem {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	items := slices.Clone(q.appends[q.head:])
-	q.appends, q.head = nil, 0
+	q.appends, q.head, q.events = nil, 0, 0
 	return items
 }

@@ -32,6 +32,7 @@ func (s *Store) Get(seq uint64) (*event.Event, error) {
 		if v == nil {
 			return fmt.Errorf("%w: seq %d", ErrNotFound, seq)
 		}
+		s.touched(tx, pointReadCost)
 		var err error
 		if ev, _, err = decodeRecord(v, seq); err != nil {
 			return fmt.Errorf("store: seq %d: %w", seq, err)
@@ -43,14 +44,15 @@ func (s *Store) Get(seq uint64) (*event.Event, error) {
 
 // Scan visits the committed records with seq >= from in seq order, looking at no more than
 // limit records (limit <= 0: no limit). For each, keep (nil keeps all) decides from the source
-// and routing key alone, without decoding the rest, whether fn gets the event. keep must be
+// and routing key alone, without decoding the rest, whether fn gets the event; an event served
+// from memory also shows keep the route match the engine gave it at ingest. keep must be
 // quick and must not call the store; the events must not be modified.
 //
 // It returns the seq after the last record looked at, so that a caller resumes past the
 // records keep skipped. When fn returns false Scan stops and returns the seq after that
 // event's. A record that cannot be decoded stops the scan with an ErrCorrupt error and its
 // seq as next: resuming from next+1 skips it.
-func (s *Store) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(ev *event.Event) bool) (next uint64, err error) {
+func (s *Store) Scan(from uint64, limit int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
 	if err := s.checkOpen(); err != nil {
 		return from, err
 	}
@@ -103,13 +105,13 @@ func (s *Store) scanRing(next uint64, budget int) (evs []*event.Event, after uin
 	return evs, end + 1, true
 }
 
-func filter(evs []*event.Event, keep func(source, routingKey string) bool) []*event.Event {
+func filter(evs []*event.Event, keep event.Keep) []*event.Event {
 	if keep == nil {
 		return evs
 	}
 	kept := evs[:0]
 	for _, ev := range evs {
-		if keep(ev.Source, ev.RoutingKey) {
+		if keep(ev.Source, ev.RoutingKey, ev.Routes) {
 			kept = append(kept, ev)
 		}
 	}
@@ -117,7 +119,7 @@ func filter(evs []*event.Event, keep func(source, routingKey string) bool) []*ev
 }
 
 // scanDisk reads up to budget records from next on from the file, decoding only the kept ones.
-func (s *Store) scanDisk(next uint64, budget int, keep func(source, routingKey string) bool) (evs []*event.Event, after uint64, err error) {
+func (s *Store) scanDisk(next uint64, budget int, keep event.Keep) (evs []*event.Event, after uint64, err error) {
 	after = next
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
@@ -128,13 +130,14 @@ func (s *Store) scanDisk(next uint64, budget int, keep func(source, routingKey s
 		for k, v := c.Seek(seqKey(next)); k != nil && budget > 0; k, v = c.Next() {
 			seq := seqOf(k)
 			budget--
+			s.touched(tx, len(v))
 			if keep != nil {
 				src, rk, err := peekRecord(v)
 				if err != nil {
 					after = seq
 					return fmt.Errorf("store: seq %d: %w", seq, err)
 				}
-				if !keep(string(src), string(rk)) {
+				if !keep(string(src), string(rk), event.RouteMatch{}) {
 					after = seq + 1
 					continue
 				}
@@ -179,6 +182,7 @@ func (s *Store) ScanHeads(from, to uint64, fn func(h RecordHead) error) error {
 					return nil
 				}
 				seq := seqOf(k)
+				s.touched(tx, len(v))
 				src, key, err := peekRecord(v)
 				if err != nil {
 					return fmt.Errorf("store: seq %d: %w", seq, err)

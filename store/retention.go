@@ -21,6 +21,7 @@ func (s *Store) runRetention() {
 		if err := s.enforce(); err != nil {
 			s.log.Warn("store: retention", "err", err)
 		}
+		s.Size() // the appender updates the gauge at most every sizeEvery: the last commits' growth
 	}
 }
 
@@ -95,7 +96,7 @@ func (s *Store) enforceSize() error {
 		d, l, err := s.deleteOldest(int(min(n, retentionChunk)), nil)
 		dropped, lost = dropped+d, lost+l
 		if s.m != nil {
-			s.m.StoreLost.Add(float64(l))
+			s.m.Lost.Add(float64(l))
 		}
 		if err != nil {
 			return err

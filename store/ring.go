@@ -23,15 +23,8 @@ func newRing(size, maxBytes int) ring {
 	return ring{evs: make([]*event.Event, size), sizes: make([]int, size), maxBytes: maxBytes}
 }
 
-// eventBytes estimates the memory an event holds: its body, strings and headers, and the
-// struct and map overhead around them.
-func eventBytes(ev *event.Event) int {
-	p := &ev.Props
-	return 256 + len(ev.Body) + len(ev.Source) + len(ev.Exchange) + len(ev.RoutingKey) +
-		len(p.ContentType) + len(p.ContentEncoding) + len(p.CorrelationID) + len(p.ReplyTo) +
-		len(p.Expiration) + len(p.MessageID) + len(p.Type) + len(p.UserID) + len(p.AppID) +
-		64*len(ev.Headers)
-}
+// eventBytes estimates the memory an event holds.
+func eventBytes(ev *event.Event) int { return ev.MemSize() }
 
 // put adds the event with the next seq, dropping the oldest ones that no longer fit. The
 // newest event is always kept, whatever its size, so that the next read of a stream that

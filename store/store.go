@@ -23,7 +23,6 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
 
 // Errors returned by the store; test for them with errors.Is.
@@ -57,23 +56,32 @@ type Options struct {
 	// OnFull says what happens at MaxSize. OnFullBlock (default): appends are held (not
 	// failed) until retention frees space, so the router stops acknowledging its sources and
 	// the broker keeps the messages. OnFullDropOldest: the oldest events are removed, delivered
-	// or not, down to 90% of MaxSize; undelivered ones count in metrics.StoreLost.
+	// or not, down to 90% of MaxSize; undelivered ones count in Metrics.Lost.
 	OnFull  string
 	Logger  *slog.Logger
-	Metrics *metrics.Metrics // may be nil
+	Metrics *Metrics         // may be nil
 	Now     func() time.Time // clock for ingest times and retention, default time.Now
 
+	// While the machine is busy (machineBusy), a batch of fewer than batchMin events waits up
+	// to batchWait for more before it is committed (default 64 and 2ms; a negative batchWait
+	// commits at once): see gather.
+	batchMin       int
+	batchWait      time.Duration
+	machineBusy    func() bool   // default: less than busyThreshold of the CPU time idle lately
 	ringSize       int           // recent events kept in memory; default 16384, <0 none
-	ringBytes      int           // and at most about this many bytes of them; default 8 MiB
+	ringBytes      int           // and at most about this many bytes of them; default 4 MiB
 	retentionEvery time.Duration // retention run interval, default 5s
 	commitHook     func() error  // tests: called in every write transaction of the appender; an error fails it
 }
 
 const (
 	defaultMaxBatch   = 2048
+	defaultBatchMin   = 64
+	defaultBatchWait  = 2 * time.Millisecond
 	defaultRingSize   = 16384
-	defaultRingBytes  = 8 << 20
+	defaultRingBytes  = 4 << 20
 	cursorFlushDelay  = 100 * time.Millisecond
+	sizeEvery         = time.Second
 	retentionChunk    = 5000
 	defaultRetainTick = 5 * time.Second
 )
@@ -84,6 +92,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = defaultMaxBatch
+	}
+	if o.batchMin <= 0 {
+		o.batchMin = min(defaultBatchMin, o.MaxBatch)
+	}
+	if o.batchWait == 0 {
+		o.batchWait = defaultBatchWait
 	}
 	if o.OpenTimeout <= 0 {
 		o.OpenTimeout = time.Second
@@ -129,7 +143,7 @@ type Store struct {
 	opts Options
 	db   *bolt.DB
 	log  *slog.Logger
-	m    *metrics.Metrics
+	m    *Metrics
 
 	queue queue // input of the appender goroutine
 
@@ -138,6 +152,7 @@ type Store struct {
 	deletedThrough atomic.Uint64 // every seq up to this one has been removed
 	ring           ring
 	index          *fpIndex              // recent fingerprints; the appender's own, nil until its first append
+	gatherSkip     int                   // small batches to commit without waiting (appender's own, see gather)
 	commitErr      atomic.Pointer[error] // set while commits fail
 	notify         chan struct{}
 
@@ -148,6 +163,10 @@ type Store struct {
 	fullLoggedAt  time.Time // appender and retention goroutines only, under fullMu
 	fullMu        sync.Mutex
 	commits       atomic.Uint64
+	idle          cpuIdle
+	sizeAt        time.Time    // the appender's last update of the size gauge
+	tail          zeroTail     // the appender's own
+	mapRead       atomic.Int64 // bytes read through the file mapping since its pages were let go
 	retentionKick chan struct{}
 	stop          chan struct{}
 	wg            sync.WaitGroup
@@ -193,9 +212,19 @@ func Open(opts Options) (*Store, error) {
 		stop:          make(chan struct{}),
 	}
 	s.queue.wake = make(chan struct{}, 1)
+	if s.opts.machineBusy == nil {
+		s.idle.read = cpuTimes
+		s.opts.machineBusy = func() bool { return s.idle.machineBusy(time.Now()) }
+	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if !opts.ReadOnly && !opts.NoSync {
+		// Without it commits still work, only their fdatasyncs flush more: not an error.
+		if zf, err := openZeroFile(opts.Path); err == nil {
+			s.tail.zf = zf
+		}
 	}
 	s.Size()
 	if !opts.ReadOnly {
@@ -261,6 +290,9 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 		s.closed.Store(true)
 		s.closeErr = s.db.Close()
+		if s.tail.zf != nil {
+			s.tail.zf.close()
+		}
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", s.closeErr)
 		}
@@ -294,7 +326,7 @@ func (s *Store) Notify() <-chan struct{} {
 // broker keeps the messages.
 func (s *Store) Full() bool { return s.full.Load() }
 
-// Size returns the size of the file in bytes and exports it as metrics.StoreSize.
+// Size returns the size of the file in bytes and exports it as Metrics.Size.
 func (s *Store) Size() int64 {
 	fi, err := os.Stat(s.opts.Path)
 	if err != nil {
@@ -304,7 +336,7 @@ func (s *Store) Size() int64 {
 		return 0
 	}
 	if s.m != nil {
-		s.m.StoreSize.Set(float64(fi.Size()))
+		s.m.Size.Set(float64(fi.Size()))
 	}
 	return fi.Size()
 }

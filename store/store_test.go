@@ -105,7 +105,7 @@ func scanAll(t *testing.T, s *Store, from uint64, limit int, keep func(string, s
 	t.Helper()
 	var out strings.Builder
 	for step := 0; ; step++ {
-		next, err := s.Scan(from, limit, keep, func(ev *event.Event) bool {
+		next, err := s.Scan(from, limit, event.ByHead(keep), func(ev *event.Event) bool {
 			fmt.Fprintf(&out, "%d:%x\n", ev.Seq, encoded(t, ev))
 			return true
 		})
@@ -181,7 +181,7 @@ func TestScanSemantics(t *testing.T) {
 	// Skipped records still advance next; limit counts records looked at.
 	audit := func(src, _ string) bool { return src == "audit" }
 	var seen []uint64
-	next, err := s.Scan(1, 10, audit, func(ev *event.Event) bool { seen = append(seen, ev.Seq); return true })
+	next, err := s.Scan(1, 10, event.ByHead(audit), func(ev *event.Event) bool { seen = append(seen, ev.Seq); return true })
 	if err != nil || next != 11 || fmt.Sprint(seen) != "[2 5 8]" {
 		t.Fatalf("next %d seen %v err %v", next, seen, err)
 	}
@@ -273,4 +273,53 @@ func stopAt(seen, at int, err error) error {
 		return err
 	}
 	return nil
+}
+
+// An event served from memory shows keep the route match it was appended with; one read back
+// from the file shows the zero match (the match is not stored).
+func TestScanShowsTheCarriedRouteMatchOnlyFromMemory(t *testing.T) {
+	opts := testOptions(t)
+	opts.ringSize = 100
+	s := openStore(t, opts)
+	for i := range 150 {
+		ev := testEvent(i, 10)
+		ev.Routes = event.RouteMatch{Generation: 3, Set: uint64(i + 1)}
+		appendSync(t, s, ev, false)
+	}
+	lo := s.ring.low(s.LastSeq(), s.deletedThrough.Load())
+	if lo <= 1 || lo > 51 {
+		t.Fatalf("the ring starts at %d", lo)
+	}
+	scan := func(from uint64, limit int) map[uint64]event.RouteMatch {
+		// keep takes every record: the i-th match keep saw is the i-th event's.
+		var matches []event.RouteMatch
+		var seqs []uint64
+		keep := func(_, _ string, m event.RouteMatch) bool { matches = append(matches, m); return true }
+		if _, err := s.Scan(from, limit, keep, func(ev *event.Event) bool { seqs = append(seqs, ev.Seq); return true }); err != nil {
+			t.Fatal(err)
+		}
+		if len(seqs) != len(matches) {
+			t.Fatalf("keep saw %d records, fn %d", len(matches), len(seqs))
+		}
+		seen := map[uint64]event.RouteMatch{}
+		for i, seq := range seqs {
+			seen[seq] = matches[i]
+		}
+		return seen
+	}
+	fromDisk := scan(1, int(lo-1))
+	fromRing := scan(lo, 0)
+	if len(fromDisk) != int(lo-1) || len(fromRing) != int(150-lo+1) {
+		t.Fatalf("scans saw %d and %d events", len(fromDisk), len(fromRing))
+	}
+	for seq, m := range fromDisk {
+		if m != (event.RouteMatch{}) {
+			t.Fatalf("seq %d read from the file: keep saw %+v", seq, m)
+		}
+	}
+	for seq, m := range fromRing {
+		if want := (event.RouteMatch{Generation: 3, Set: seq}); m != want {
+			t.Fatalf("seq %d served from memory: keep saw %+v, want %+v", seq, m, want)
+		}
+	}
 }

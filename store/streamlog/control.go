@@ -3,6 +3,7 @@ package streamlog
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -24,6 +25,20 @@ type Control struct {
 	deadKey  map[deadKey]uint64           // dead letters not redriven, by what they are about
 	lastDead uint64
 	jobs     map[string][]byte
+	holders  map[string]PairHolder // by delivery cursor: the latest router to take the pair
+	takes    map[string]int        // by delivery cursor: how many times a router took the pair
+}
+
+// PairHolder is the router that took a pair last, as the control stream says.
+type PairHolder struct {
+	Holder string    `json:"holder"`
+	Since  time.Time `json:"since"`
+}
+
+type heldRecord struct {
+	Cursor string    `json:"cursor"`
+	Holder string    `json:"holder"`
+	Since  time.Time `json:"since"`
 }
 
 type deadKey struct {
@@ -37,6 +52,7 @@ const (
 	redrivenType = "wasmrouter.redriven"
 	jobType      = "wasmrouter.job"
 	jobDoneType  = "wasmrouter.job-deleted"
+	heldType     = "wasmrouter.pair-held"
 )
 
 type jobRecord struct {
@@ -51,7 +67,8 @@ func ControlStream(stream string) string { return stream + ".control" }
 // and replicas) and reads it whole.
 func OpenControl(conn *amqp.Connection, opts Options) (*Control, error) {
 	opts.Stream = ControlStream(opts.Stream)
-	c := &Control{dead: map[uint64]*store.DeadLetter{}, deadKey: map[deadKey]uint64{}, jobs: map[string][]byte{}}
+	c := &Control{dead: map[uint64]*store.DeadLetter{}, deadKey: map[deadKey]uint64{}, jobs: map[string][]byte{},
+		holders: map[string]PairHolder{}, takes: map[string]int{}}
 	c.log = newLog(conn, opts)
 	c.log.fromFirst = true
 	c.log.onRecord = c.apply
@@ -62,7 +79,7 @@ func OpenControl(conn *amqp.Connection, opts Options) (*Control, error) {
 }
 
 // apply updates the view with one record of the control stream, whichever router wrote it.
-func (c *Control) apply(off uint64, d *amqp.Delivery) {
+func (c *Control) apply(off uint64, d record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch d.Type {
@@ -98,7 +115,37 @@ func (c *Control) apply(off uint64, d *amqp.Delivery) {
 		if json.Unmarshal(d.Body, &j) == nil {
 			delete(c.jobs, j.ID)
 		}
+	case heldType:
+		var h heldRecord
+		if json.Unmarshal(d.Body, &h) == nil {
+			c.holders[h.Cursor] = PairHolder{Holder: h.Holder, Since: h.Since}
+			c.takes[h.Cursor]++
+		}
 	}
+}
+
+// noteHeld records that holder took the pair of cursor, so that every router's status can say
+// who delivers it.
+func (c *Control) noteHeld(cursor, holder string) error {
+	_, err := c.write(heldType, heldRecord{Cursor: cursor, Holder: holder, Since: time.Now().UTC()})
+	return err
+}
+
+// Holders are the latest router to take each pair, by delivery cursor.
+func (c *Control) Holders() map[string]PairHolder {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.holders)
+}
+
+// Takes is how many times a router took each pair, by delivery cursor, over the whole control
+// stream: the first take and every move after it (a takeover, or a pair handed over to even
+// the pairs out). Each move may repeat up to a delivery window of events and step the
+// pair's seqs back once, so this is what bounds both.
+func (c *Control) Takes() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.takes)
 }
 
 // write appends one record and waits until it is done: confirmed, and applied to the view

@@ -11,7 +11,6 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
@@ -45,6 +44,7 @@ type engineOnStream struct {
 	conn   *killable
 	store  *Store
 	src    *routertest.Source
+	engine *router.Engine
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -60,7 +60,7 @@ func startEngine(t *testing.T, name, stream string, target *routertest.Target) *
 		t.Fatal(err)
 	}
 	e := &engineOnStream{name: name, conn: dialKillable(t), src: routertest.NewSource("in"), done: make(chan error, 1)}
-	if e.store, err = OpenStore(e.conn.Connection, Options{Stream: stream}, name); err != nil {
+	if e.store, err = OpenStore(e.conn.Connection, Options{Stream: stream, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
 		t.Fatal(err)
 	}
 	engine, err := router.New(router.Options{
@@ -68,11 +68,12 @@ func startEngine(t *testing.T, name, stream string, target *routertest.Target) *
 		Log:        e.store,
 		Sources:    map[string]router.Source{"in": e.src},
 		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target.Publisher()}, nil },
-		Metrics:    metrics.New(prometheus.NewRegistry()),
+		Metrics:    router.NewMetrics(prometheus.NewRegistry()),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.engine = engine
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.done <- engine.Run(ctx) }()
@@ -97,6 +98,18 @@ func (e *engineOnStream) holds(cursor string) bool {
 		return false
 	}
 	return isClosedChan(l.Granted()) && !isClosedChan(l.Lost())
+}
+
+// started reports whether the router holds the pair of cursor and its token has a position.
+func (e *engineOnStream) started(cursor string) bool {
+	if !e.holds(cursor) {
+		return false
+	}
+	e.store.mu.Lock()
+	l := e.store.leases[cursor]
+	e.store.mu.Unlock()
+	_, set := l.Position()
+	return set
 }
 
 func isClosedChan(ch <-chan struct{}) bool {
@@ -133,6 +146,16 @@ func TestTwoRoutersShareTheLogAndTakeOverPairs(t *testing.T) {
 			return len(bodiesOn("xa")) == n && len(bodiesOn("xb")) == n
 		})
 	}
+	// A new pair starts at the end of the log: publish once each pair's holder has put its
+	// start position in the token.
+	eventuallyWithin(t, time.Minute, "every pair held and started", func() bool {
+		for _, c := range cursors {
+			if !one.started(c) && !two.started(c) {
+				return false
+			}
+		}
+		return true
+	})
 	for i := range 200 { // competing consumers: the broker hands each message to one router
 		src := one.src
 		if i%2 == 1 {
@@ -177,5 +200,68 @@ func TestTwoRoutersShareTheLogAndTakeOverPairs(t *testing.T) {
 			t.Errorf("%s: the seqs went back %d times; once at most (the takeover)", exchange, back)
 		}
 		t.Logf("%s: 400 events, %d delivered twice", exchange, dups)
+	}
+}
+
+// pairStatus is the status a router gives of the pair of (route r, target).
+func (e *engineOnStream) pairStatus(t *testing.T, target string) router.StreamStatus {
+	t.Helper()
+	for _, ss := range e.engine.Status().Streams {
+		if ss.Route == "r" && ss.Target == target {
+			return ss
+		}
+	}
+	t.Fatalf("%s: no status for pair (r, %s)", e.name, target)
+	return router.StreamStatus{}
+}
+
+// Every router's status gives the current position and lag of every pair, also of the pairs
+// another router delivers: the holder sends its positions to the others (positions.go).
+func TestStatusOfPairsHeldElsewhere(t *testing.T) {
+	stream := rabbit.Unique("streamlog.status")
+	cursors := []string{router.CursorName("r", "a", ""), router.CursorName("r", "b", "")}
+	for _, q := range []string{stream, ControlStream(stream), LeaseQueue(stream, cursors[0]), LeaseQueue(stream, cursors[1])} {
+		rabbit.DeleteQueueAtCleanup(t, q)
+	}
+	target := routertest.NewTarget("main")
+	routers := []*engineOnStream{startEngine(t, "router-1", stream, target), startEngine(t, "router-2", stream, target)}
+	eventuallyWithin(t, time.Minute, "every pair held and started", func() bool {
+		for _, c := range cursors {
+			if !routers[0].started(c) && !routers[1].started(c) {
+				return false
+			}
+		}
+		return true
+	})
+	sent := 0
+	for _, batch := range []int{150, 100} {
+		for range batch {
+			routers[sent%2].src.Publish(&event.Event{RoutingKey: "k", Body: []byte(fmt.Sprintf("e%03d", sent)), Props: event.Properties{MessageID: fmt.Sprint(sent)}})
+			sent++
+		}
+		eventuallyWithin(t, time.Minute, fmt.Sprintf("%d events on both targets", sent), func() bool {
+			return len(target.Received("xa")) >= sent && len(target.Received("xb")) >= sent
+		})
+		for i, c := range cursors {
+			name := []string{"a", "b"}[i]
+			holder, other := routers[0], routers[1]
+			if !holder.holds(c) {
+				holder, other = other, holder
+			}
+			// Everything was delivered: the holder's position is the end of the log.
+			want := holder.pairStatus(t, name)
+			if !want.HeldHere || want.Lag != 0 || want.Position == 0 {
+				t.Fatalf("%s on its holder %s: %+v; want held here, a position, no lag", c, holder.name, want)
+			}
+			var got router.StreamStatus
+			eventuallyWithin(t, 30*time.Second, fmt.Sprintf("%s's status of %s: position %d, lag 0", other.name, c, want.Position), func() bool {
+				got = other.pairStatus(t, name)
+				return got.Position == want.Position && got.Lag == 0
+			})
+			if got.HeldHere || got.Holder != holder.name {
+				t.Errorf("%s's status of %s: holder %q, held here %v; want %q, false", other.name, c, got.Holder, got.HeldHere, holder.name)
+			}
+			t.Logf("after %d events, %s on %s (holder %s): position %d, lag %d", sent, c, other.name, holder.name, got.Position, got.Lag)
+		}
 	}
 }

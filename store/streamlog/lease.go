@@ -88,7 +88,7 @@ func (l *Lease) open() error {
 	// No token waiting and nobody holding one: the pair is new. Two routers that both see this
 	// both write a first token; the holder keeps one (merge in receive).
 	if q.Messages == 0 && q.Consumers == 0 {
-		if err := l.publish(position{}); err != nil {
+		if err := l.publishFirst(); err != nil {
 			return err
 		}
 	}
@@ -104,6 +104,25 @@ func (l *Lease) open() error {
 	go l.receive(deliveries, closed)
 	return nil
 }
+
+// publishFirst writes a pair's first token. A quorum queue that other routers declared a
+// moment earlier may not take messages yet (RabbitMQ 3.10 answers its declare before its
+// replicas run, and refuses what is published to it meanwhile): a refused token is written
+// again, with a short wait that grows, until confirmTimeout.
+func (l *Lease) publishFirst() error {
+	deadline := time.Now().Add(confirmTimeout)
+	wait := probeFirstWait
+	for {
+		err := l.publish(position{})
+		if !errors.Is(err, errTokenRefused) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait) // the queue's replicas start within milliseconds
+		wait = min(2*wait, probeMaxWait)
+	}
+}
+
+var errTokenRefused = errors.New("the broker refused the token")
 
 // publish writes a token and waits for the broker's confirm.
 func (l *Lease) publish(p position) error {
@@ -123,7 +142,7 @@ func (l *Lease) publish(p position) error {
 			return l.closedErr()
 		}
 		if !c.Ack {
-			return errors.New("the broker refused the token")
+			return errTokenRefused
 		}
 		return nil
 	case <-time.After(confirmTimeout):
@@ -159,15 +178,23 @@ func (l *Lease) receive(deliveries <-chan amqp.Delivery, closed <-chan *amqp.Err
 		}
 		l.mu.Unlock()
 	}
-	err := <-closed
-	l.mu.Lock()
-	if err != nil {
-		l.lostErr = err
+	if err := <-closed; err != nil {
+		l.markLost(err)
 	} else {
-		l.lostErr = errors.New("channel closed")
+		l.markLost(errors.New("channel closed"))
 	}
-	close(l.lost)
-	l.mu.Unlock()
+}
+
+// markLost closes Lost, once, saying why.
+func (l *Lease) markLost(why error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.lost:
+	default:
+		l.lostErr = why
+		close(l.lost)
+	}
 }
 
 func (l *Lease) isGranted() bool {
@@ -242,8 +269,13 @@ func (l *Lease) Advance(next uint64) error {
 }
 
 // Close gives the pair up: the token goes back to the queue for the next router.
+// Lost is closed when Close returns, so that a Claim right after makes a new lease.
 func (l *Lease) Close() error {
 	err := l.ch.Close()
+	select {
+	case <-l.lost:
+	case <-time.After(confirmTimeout):
+	}
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}

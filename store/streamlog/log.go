@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,11 +28,28 @@ type Options struct {
 	Window int
 	// Recognised is how many of the latest records the redelivery index covers, default 16384.
 	Recognised int
+	// Unacked is how many of a router's latest events a redelivery may be the first copy of,
+	// default 4096: a router leaves at most its sources' prefetch unacknowledged, and those
+	// are among the events it logged last. An identical message logged before them is another
+	// message (Celery sends identical ones), not the first copy.
+	Unacked int
 	// Recent is how many of the latest records are kept in memory for reads, default 8192.
 	Recent int
+	// BalanceEvery is how often a Store compares the pairs it holds with its share and gives
+	// one up when it holds more (balance.go), default 5s; negative: never.
+	BalanceEvery time.Duration
 	// ReadyTimeout bounds Open's reading of the tail of the log into the index, and a read's
 	// wait for the broker, default 60s.
 	ReadyTimeout time.Duration
+	// Spare, when set, opens a short-lived connection to the same broker. Open writes its
+	// first record to a stream through one before its own connection does: RabbitMQ 3.10
+	// answers the declare of a stream another router is still creating before the stream can
+	// take a message, and a publish then closes the whole connection (ensureWritable).
+	Spare func(ctx context.Context) (*amqp.Connection, error)
+	// hold, when set, makes the connection's writes wait until the returned release, so that
+	// the appends queued at once go out in a few socket writes (amqp091-go writes each
+	// publish on its own).
+	hold func() (release func())
 }
 
 func (o *Options) setDefaults() {
@@ -41,8 +59,14 @@ func (o *Options) setDefaults() {
 	if o.Recognised <= 0 {
 		o.Recognised = 1 << 14
 	}
+	if o.Unacked <= 0 {
+		o.Unacked = 1 << 12
+	}
 	if o.Recent <= 0 {
 		o.Recent = 1 << 13
+	}
+	if o.BalanceEvery == 0 {
+		o.BalanceEvery = balanceEvery
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 60 * time.Second
@@ -70,12 +94,13 @@ type Log struct {
 	conn   *amqp.Connection
 	prefix string // of this router's message ids in the stream
 
-	pubMu   sync.Mutex // publish order is id order is confirm order
+	pubMu   sync.Mutex // ids are taken in append order
 	pub     *amqp.Channel
 	nextID  uint64
-	slots   chan struct{} // one per append not yet done
-	fifo    chan *pendingAppend
-	pubDone chan struct{} // closed when appends can no longer complete
+	slots   chan struct{}       // one per append not yet done
+	out     chan outgoing       // to publishLoop, which publishes them in this order
+	fifo    chan *pendingAppend // in publish order, which is confirm order
+	pubDone chan struct{}       // closed when appends can no longer complete
 
 	waitMu      sync.Mutex
 	waiting     map[uint64]*pendingAppend
@@ -85,10 +110,16 @@ type Log struct {
 
 	index  *recentIndex
 	recent *recentRecords
+
+	judgeMu sync.Mutex
+	toJudge []*pendingAppend // redeliveries waiting for the next catch-up mark
+	judging []*pendingAppend // redeliveries judged once the catch-up mark on its way is read
+	syncing bool             // a catch-up mark is on its way
+
 	tailCh *amqp.Channel
 	// onRecord sees every record the tail reads, before the append that wrote it is done;
 	// fromFirst makes the tail start at the stream's first record.
-	onRecord  func(off uint64, d *amqp.Delivery)
+	onRecord  func(off uint64, r record)
 	fromFirst bool
 
 	lastMu  sync.Mutex
@@ -103,21 +134,54 @@ type Log struct {
 	closeOnce sync.Once
 }
 
+// record is what onRecord needs of a delivery from the stream (not the delivery itself, which
+// would escape to the heap for each record).
+type record struct {
+	Type, MessageId string
+	Body            []byte
+}
+
+// outgoing is a message for publishLoop and the append it is for.
+type outgoing struct {
+	msg amqp.Publishing
+	p   *pendingAppend
+}
+
 type pendingAppend struct {
 	id          uint64
 	fp          store.Fingerprint
 	index       bool // add fp to the redelivery index once done (not for marks)
 	confirmOnly bool // done at the confirm, without waiting for the tail (the start mark)
 	barrier     bool // done once every earlier append is
-	done        func(seq uint64, dup bool, err error)
+	// sync marks a catch-up mark: when the tail reads it, it has read every record committed
+	// before the redeliveries in judging were handed to the log.
+	sync bool
+	// redelivery holds a redelivered event until it is judged (published or recognised).
+	redelivery *redelivery
+	done       func(seq uint64, dup bool, err error)
+	// pooled is the buffer of the message's body, back to bodyPool once published.
+	pooled *[]byte
 
 	confirmed, seen, dup bool
 	seq                  uint64
 	err                  error
 }
 
+// redelivery is an event the source flagged as delivered before, with the window the
+// engine allows its first copy in.
+type redelivery struct {
+	body  []byte
+	dedup store.Window
+}
+
 func (p *pendingAppend) ready() bool {
-	return p.err != nil || p.dup || p.barrier || (p.confirmed && (p.seen || p.confirmOnly))
+	if p.err != nil {
+		return true
+	}
+	if p.redelivery != nil { // not judged yet
+		return false
+	}
+	return p.dup || p.barrier || (p.confirmed && (p.seen || p.confirmOnly))
 }
 
 // StreamArgs are the arguments the stream is declared with: retention and size map to the
@@ -163,11 +227,11 @@ func Open(conn *amqp.Connection, opts Options) (*Log, error) {
 }
 
 // observeEvent feeds the redelivery index and the recent records.
-func (l *Log) observeEvent(off uint64, d *amqp.Delivery) {
+func (l *Log) observeEvent(off uint64, d record) {
 	mark := d.Type == startType
 	if !mark {
 		if fp, err := store.RecordFingerprint(d.Body); err == nil {
-			l.index.add(fp, off)
+			l.index.add(fp, off, writerOf(d.MessageId))
 		}
 	}
 	l.recent.add(off, d.Body, mark)
@@ -179,11 +243,13 @@ func newLog(conn *amqp.Connection, opts Options) *Log {
 	_, _ = rand.Read(mark)
 	l := &Log{opts: opts, conn: conn, prefix: hex.EncodeToString(mark) + ".",
 		slots: make(chan struct{}, opts.Window), fifo: make(chan *pendingAppend, opts.Window),
+		out:     make(chan outgoing, opts.Window),
 		pubDone: make(chan struct{}), waiting: map[uint64]*pendingAppend{}, head: 1,
 		completions: make(chan *pendingAppend, opts.Window),
-		index:       newRecentIndex(opts.Recognised), recent: newRecentRecords(opts.Recent),
+		index:       newRecentIndex(opts.Recognised, opts.Unacked), recent: newRecentRecords(opts.Recent),
 		notify: make(chan struct{}), tailErr: make(chan error, 1)}
 	go l.complete()
+	go l.publishLoop()
 	return l
 }
 
@@ -205,6 +271,21 @@ func (l *Log) open() error {
 		return err
 	}
 	if _, err := l.pub.QueueDeclare(l.opts.Stream, true, false, false, false, StreamArgs(l.opts)); err != nil {
+		// A stream declared earlier with other limits (the retention or max_size changed since)
+		// keeps them: RabbitMQ does not change a queue's arguments. Use it as it is; a policy
+		// changes its limits (docs/stream-log.md).
+		var amqpErr *amqp.Error
+		if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.PreconditionFailed {
+			return err
+		}
+		if l.pub, err = l.conn.Channel(); err != nil {
+			return err
+		}
+		if _, err := l.pub.QueueDeclarePassive(l.opts.Stream, true, false, false, false, nil); err != nil {
+			return err
+		}
+	}
+	if err := l.ensureWritable(); err != nil {
 		return err
 	}
 	if err := l.pub.Confirm(false); err != nil {
@@ -225,6 +306,90 @@ func (l *Log) open() error {
 		}
 	}
 	return l.startTail(from, markID)
+}
+
+// ensureWritable returns once the stream has taken a message written through a spare
+// connection (Options.Spare; at once without one). RabbitMQ 3.10 creates a stream in two
+// steps: its queue record first, then its writer, and only then sets the writer in the
+// record. A router that declares the stream between the two (several routers starting
+// together on a new stream) is answered as for a stream that exists, and its first publish
+// to it makes the broker close the connection (RESOURCE_ERROR "Stream not found", or
+// INTERNAL_ERROR when the record has no writer yet). The spare connection takes that loss
+// instead of the log's: it is dialled again until a publish is confirmed, which means the
+// record names the writer from then on. The record written is a mark, which readers skip.
+func (l *Log) ensureWritable() error {
+	if l.opts.Spare == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.ReadyTimeout)
+	defer cancel()
+	wait := probeFirstWait
+	for {
+		err := l.probe(ctx)
+		if !errors.Is(err, errProbeConnLost) {
+			return err
+		}
+		// The stream is still being created: its writer starts within milliseconds.
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("the stream took no message within %s: %w", l.opts.ReadyTimeout, err)
+		}
+		wait = min(2*wait, probeMaxWait)
+	}
+}
+
+// The waits between two probes of a stream being created.
+const (
+	probeFirstWait = 5 * time.Millisecond
+	probeMaxWait   = 500 * time.Millisecond
+)
+
+// errProbeConnLost is a probe whose connection the broker closed: the stream cannot take
+// messages yet.
+var errProbeConnLost = errors.New("the broker closed the connection")
+
+// probe publishes one mark through a spare connection and waits for its confirm.
+func (l *Log) probe(ctx context.Context) error {
+	conn, err := l.opts.Spare(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errProbeConnLost, err)
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1))
+	if err := ch.Publish("", l.opts.Stream, false, false, amqp.Publishing{
+		Type: startType, DeliveryMode: amqp.Persistent, MessageId: l.prefix + "probe",
+	}); err != nil {
+		return fmt.Errorf("%w: %w", errProbeConnLost, err)
+	}
+	var why *amqp.Error
+	select {
+	case c, ok := <-confirms:
+		if ok && c.Ack {
+			return nil
+		}
+		if ok {
+			return errors.New("the broker refused a message to the stream")
+		}
+		why = <-closed // the channel is shut down: closed holds its error or is closed
+	case why = <-closed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The connection closed (the race above), or the channel alone with an error of its own,
+	// such as a permission, which waiting does not cure.
+	if why == nil || conn.IsClosed() || why.Code == amqp.ResourceError || why.Code == amqp.InternalError {
+		return fmt.Errorf("%w: %v", errProbeConnLost, why)
+	}
+	return why
 }
 
 // tailStart is where the index starts reading: Recognised records before the start of the
@@ -283,12 +448,19 @@ func (l *Log) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, 
 		fp = store.FingerprintOf(ev) // left to the log (see router.Log)
 	}
 	p := &pendingAppend{fp: fp, index: true, done: done}
-	if !dedup.Empty() {
-		if seq, ok := l.index.lookup(fp); ok && dedup.Contains(seq) {
-			p.dup, p.seq = true, seq
+	if dedup.Empty() {
+		buf := bodyPool.Get().(*[]byte)
+		body, err := store.EncodeRecord((*buf)[:0], ev, fp)
+		if err != nil {
+			bodyPool.Put(buf)
+			p.err = err
 			l.enqueueDone(p)
 			return
 		}
+		*buf = body
+		p.pooled = buf
+		l.publish(amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}, p)
+		return
 	}
 	body, err := store.EncodeRecord(nil, ev, fp)
 	if err != nil {
@@ -296,15 +468,80 @@ func (l *Log) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, 
 		l.enqueueDone(p)
 		return
 	}
-	l.publish(amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}, p)
+	// A redelivery. If a router logged its first copy, the broker confirmed that copy before
+	// it gave the message to this router, but this router's tail may not have read it yet:
+	// the append keeps its place in the order and is judged once the tail has read a mark
+	// written after now, which lies behind every record committed before it.
+	p.redelivery = &redelivery{body: body, dedup: dedup}
+	if !l.admit(p) {
+		return
+	}
+	l.judgeMu.Lock()
+	l.toJudge = append(l.toJudge, p)
+	start := !l.syncing
+	l.syncing = true
+	l.judgeMu.Unlock()
+	if start {
+		l.syncMark()
+	}
+}
+
+// syncMark writes a catch-up mark for the redeliveries waiting; when the tail reads it, judge
+// runs. Redeliveries that arrive while it is on its way wait for the next one: one mark per
+// round trip, however many redeliveries come at once.
+func (l *Log) syncMark() {
+	l.judgeMu.Lock()
+	l.judging, l.toJudge = l.toJudge, nil
+	l.judgeMu.Unlock()
+	l.publish(amqp.Publishing{Type: startType, DeliveryMode: amqp.Persistent},
+		&pendingAppend{sync: true, done: func(uint64, bool, error) {}})
+	// A failed publish fails every append waiting (fail), the redeliveries included.
+}
+
+// judge settles the redeliveries the last catch-up mark was written for: a redelivery whose
+// first copy the index holds, within its window and among its writer's latest events, is
+// done with that copy's seq; any other is published now, in its place in the order.
+func (l *Log) judge() {
+	l.judgeMu.Lock()
+	batch := l.judging
+	l.judging = nil
+	l.judgeMu.Unlock()
+	for _, p := range batch {
+		r := p.redelivery
+		if seq, ok := l.index.lookup(p.fp); ok && r.dedup.Contains(seq) {
+			l.settle(func() { p.redelivery, p.dup, p.seq = nil, true, seq })
+			continue
+		}
+		l.pubMu.Lock()
+		l.settle(func() { p.redelivery = nil })
+		l.enqueueLocked(outgoing{amqp.Publishing{DeliveryMode: amqp.Persistent, Body: r.body,
+			MessageId: l.prefix + strconv.FormatUint(p.id, 10)}, p})
+		l.pubMu.Unlock()
+	}
+	l.judgeMu.Lock()
+	more := len(l.toJudge) > 0
+	l.syncing = more
+	l.judgeMu.Unlock()
+	if more {
+		l.syncMark()
+	}
 }
 
 // enqueueDone takes an append that is settled without a publish through the same in-order
 // completion as the others.
 func (l *Log) enqueueDone(p *pendingAppend) {
+	if !l.admit(p) {
+		return
+	}
+	l.settle(func() {})
+}
+
+// admit takes a slot for p and gives it the next id of the in-order completion; false when
+// the log can no longer append, p then done with the failure.
+func (l *Log) admit(p *pendingAppend) bool {
 	if !l.take() {
 		p.done(0, false, l.failure())
-		return
+		return false
 	}
 	l.pubMu.Lock()
 	l.nextID++
@@ -313,7 +550,7 @@ func (l *Log) enqueueDone(p *pendingAppend) {
 	l.waiting[p.id] = p
 	l.waitMu.Unlock()
 	l.pubMu.Unlock()
-	l.settle(func() {})
+	return true
 }
 
 // take waits for a slot; false when the log can no longer append.
@@ -339,20 +576,84 @@ func (l *Log) publish(msg amqp.Publishing, p *pendingAppend) string {
 	l.waitMu.Lock()
 	l.waiting[p.id] = p
 	l.waitMu.Unlock()
+	l.enqueueLocked(outgoing{msg, p})
+	l.pubMu.Unlock()
+	return msg.MessageId
+}
+
+// enqueueLocked hands a message to publishLoop (never blocks: each holds a slot), or fails its
+// append when the log can no longer append (fail, under the same lock, errs every append
+// waiting, so none is left behind). Called with pubMu held.
+func (l *Log) enqueueLocked(o outgoing) {
+	select {
+	case <-l.pubDone:
+		l.settle(func() {
+			if o.p.err == nil {
+				o.p.err = ErrClosed
+			}
+		})
+	default:
+		l.out <- o
+	}
+}
+
+// publishLoop publishes the queued messages in order. What is queued at once goes out under
+// one hold of the connection's writes: a burst of appends costs a few socket writes, not one
+// each. Nothing in the loop waits for the broker, as a hold requires.
+func (l *Log) publishLoop() {
+	for {
+		var o outgoing
+		select {
+		case o = <-l.out:
+		case <-l.pubDone:
+			return // fail errs the appends still queued
+		}
+		release := func() {}
+		if l.opts.hold != nil {
+			release = l.opts.hold()
+		}
+		for more := true; more; {
+			l.send(o)
+			select {
+			case o = <-l.out:
+			default:
+				more = false
+			}
+		}
+		release()
+	}
+}
+
+// bodyPool holds the buffers events are encoded into for a publish: amqp091-go has copied a
+// body into the connection's writer when Publish returns, so the buffer is reused.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledBody bounds the buffers kept for reuse: a rare large event's is let go.
+const maxPooledBody = 64 << 10
+
+// send publishes one message and queues its append for its confirm.
+func (l *Log) send(o outgoing) {
 	err := ErrClosed
 	select {
 	case <-l.pubDone: // confirmLoop no longer takes confirms
 	default:
-		err = l.pub.Publish("", l.opts.Stream, false, false, msg)
+		err = l.pub.Publish("", l.opts.Stream, false, false, o.msg)
+	}
+	if buf := o.p.pooled; buf != nil {
+		o.p.pooled = nil
+		if cap(*buf) <= maxPooledBody {
+			bodyPool.Put(buf)
+		}
 	}
 	if err == nil {
-		l.fifo <- p // in publish order, which is confirm order
+		l.fifo <- o.p // in publish order, which is confirm order
+		return
 	}
-	l.pubMu.Unlock()
-	if err != nil {
-		l.settle(func() { p.err = fmt.Errorf("streamlog: append: %w", err) })
-	}
-	return msg.MessageId
+	l.settle(func() {
+		if o.p.err == nil {
+			o.p.err = fmt.Errorf("streamlog: append: %w", err)
+		}
+	})
 }
 
 // settle applies change under the lock and hands every append that is ready, in id order, to
@@ -375,9 +676,7 @@ func (l *Log) settle(change func()) {
 // complete calls the appends' done functions, in order, from one goroutine.
 func (l *Log) complete() {
 	for p := range l.completions {
-		if p.err == nil && !p.dup && p.index {
-			l.index.add(p.fp, p.seq)
-		}
+		// The index learnt the seq of this router's event from the tail, before it was done.
 		<-l.slots
 		p.done(p.seq, p.dup, p.err)
 	}
@@ -441,7 +740,7 @@ func (l *Log) startTail(from uint64, markID string) error {
 	if l.tailCh, err = l.conn.Channel(); err != nil {
 		return err
 	}
-	if err := l.tailCh.Qos(1000, 0, false); err != nil {
+	if err := l.tailCh.Qos(tailPrefetch, 0, false); err != nil {
 		return err
 	}
 	deliveries, err := l.tailCh.Consume(l.opts.Stream, "", false, false, false, false, amqp.Table{"x-stream-offset": int64(from)})
@@ -460,6 +759,13 @@ func (l *Log) startTail(from uint64, markID string) error {
 	}
 }
 
+// tailPrefetch and readPrefetch are the stream consumers' prefetch: how many records the
+// broker sends ahead of the acknowledgements.
+const (
+	tailPrefetch = 1000
+	readPrefetch = 500
+)
+
 func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan struct{}) {
 	signalled := false
 	n := 0
@@ -470,14 +776,20 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 			break
 		}
 		mark := d.Type == startType
-		l.onRecord(off, &d)
+		l.onRecord(off, record{Type: d.Type, MessageId: d.MessageId, Body: d.Body})
 		if id, ok := strings.CutPrefix(d.MessageId, l.prefix); ok {
 			if id, err := strconv.ParseUint(id, 10, 64); err == nil {
+				synced := false
 				l.settle(func() {
 					if p := l.waiting[id]; p != nil {
 						p.seen, p.seq = true, off
+						synced = p.sync
 					}
 				})
+				if synced {
+					// judge publishes and may wait for a slot, which the tail frees.
+					go l.judge()
+				}
 			}
 		}
 		l.lastMu.Lock()
@@ -491,8 +803,11 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 			close(caughtUp)
 			signalled = true
 		}
-		// Stream consumers must acknowledge to get more (credit); once per batch is enough.
-		if n++; n%500 == 0 || len(deliveries) == 0 {
+		// Stream consumers must acknowledge to get more (credit). Once every quarter of the
+		// prefetch keeps credit left at all times; the library's delivery channel is
+		// unbuffered, so "nothing more buffered" cannot be seen, and acknowledging every
+		// record cost a socket write per event.
+		if n++; n%(tailPrefetch/4) == 0 {
 			_ = d.Ack(true)
 		}
 	}
@@ -535,7 +850,9 @@ func (l *Log) FirstSeq() uint64 {
 	}
 	d, err := l.readOne(amqp.Table{"x-stream-offset": "first"})
 	if err != nil {
-		return l.first
+		// Not knowing where the stream starts must not read as an empty log (a search from 0
+		// finds nothing): 1 makes a reader start at whatever the stream's first record is.
+		return max(l.first, 1)
 	}
 	if off, err := offsetOf(d); err == nil {
 		l.first, l.firstCheck = max(off, 1), time.Now()
@@ -565,7 +882,7 @@ func (l *Log) readRaw(ctx context.Context, from uint64, fn func(off uint64, body
 		return err
 	}
 	defer ch.Close()
-	if err := ch.Qos(500, 0, false); err != nil {
+	if err := ch.Qos(readPrefetch, 0, false); err != nil {
 		return err
 	}
 	deliveries, err := ch.Consume(l.opts.Stream, "", false, false, false, false, amqp.Table{"x-stream-offset": int64(from)})
@@ -591,7 +908,7 @@ func (l *Log) readRaw(ctx context.Context, from uint64, fn func(off uint64, body
 					return err
 				}
 			}
-			if n++; n%250 == 0 || len(deliveries) == 0 {
+			if n++; n%(readPrefetch/4) == 0 { // as in tail
 				_ = d.Ack(true)
 			}
 		}
@@ -607,10 +924,11 @@ func (l *Log) records(from, to uint64, fn func(off uint64, body []byte, mark boo
 	if from > to {
 		return nil
 	}
-	if l.recent.covers(from) {
-		l.recent.each(from, to, fn)
+	next, done := l.recent.each(from, to, fn)
+	if done {
 		return nil
 	}
+	from = next // no longer in memory: the rest from the broker
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.ReadyTimeout)
 	defer cancel()
 	err := l.readRaw(ctx, from, func(off uint64, body []byte, mark bool) error {
@@ -631,7 +949,7 @@ func (l *Log) records(from, to uint64, fn func(off uint64, body []byte, mark boo
 // Scan visits events from seq from, looking at no more than limit records (limit <= 0: no
 // limit), handing fn those keep selects by source and routing key, until fn returns false; it
 // returns the seq to resume at. It reads up to LastSeq as it stands when called.
-func (l *Log) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(*event.Event) bool) (next uint64, err error) {
+func (l *Log) Scan(from uint64, limit int, keep event.Keep, fn func(*event.Event) bool) (next uint64, err error) {
 	from = max(from, 1)
 	last := l.LastSeq()
 	if from > last {
@@ -649,7 +967,7 @@ func (l *Log) Scan(from uint64, limit int, keep func(source, routingKey string) 
 				decodeErr = fmt.Errorf("streamlog: record at offset %d: %w", off, err)
 				return false
 			}
-			if keep == nil || keep(string(h.Source), string(h.RoutingKey)) {
+			if keep == nil || keep(string(h.Source), string(h.RoutingKey), event.RouteMatch{}) {
 				ev, _, err := store.DecodeRecord(body, off)
 				if err != nil {
 					decodeErr = fmt.Errorf("streamlog: record at offset %d: %w", off, err)
@@ -735,10 +1053,12 @@ func (l *Log) Close() {
 // one of them is not written again. A redelivery of something older is written again: a
 // duplicate record, never a loss.
 type recentIndex struct {
-	mu   sync.Mutex
-	ring []indexEntry
-	next int
-	seq  map[store.Fingerprint]uint64 // the latest seq with that fingerprint
+	mu      sync.Mutex
+	ring    []indexEntry
+	next    int
+	seq     map[store.Fingerprint]indexed // the latest record with that fingerprint
+	written map[string]uint64             // events seen per writer (a router's message id prefix)
+	unacked uint64
 }
 
 type indexEntry struct {
@@ -746,34 +1066,57 @@ type indexEntry struct {
 	seq uint64
 }
 
-func newRecentIndex(size int) *recentIndex {
-	return &recentIndex{ring: make([]indexEntry, 0, size), seq: make(map[store.Fingerprint]uint64, size)}
+type indexed struct {
+	seq    uint64
+	writer string
+	n      uint64 // the writer's how-manieth event
 }
 
-func (x *recentIndex) add(fp store.Fingerprint, seq uint64) {
+func newRecentIndex(size, unacked int) *recentIndex {
+	return &recentIndex{ring: make([]indexEntry, 0, size), seq: make(map[store.Fingerprint]indexed, size),
+		written: map[string]uint64{}, unacked: uint64(unacked)}
+}
+
+// writerOf is the prefix of a message id the log wrote: which router incarnation wrote it.
+func writerOf(messageID string) string {
+	if i := strings.IndexByte(messageID, '.'); i >= 0 {
+		return messageID[:i+1]
+	}
+	return ""
+}
+
+// add records the event at seq, written by writer; the tail calls it in offset order.
+func (x *recentIndex) add(fp store.Fingerprint, seq uint64, writer string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if cur, ok := x.seq[fp]; ok && cur >= seq {
-		return // known already (this router's append, settled before its tail saw it again)
+	x.written[writer]++
+	if cur, ok := x.seq[fp]; ok && cur.seq >= seq {
+		return
 	}
 	if len(x.ring) < cap(x.ring) {
 		x.ring = append(x.ring, indexEntry{fp, seq})
 	} else {
 		old := x.ring[x.next]
-		if x.seq[old.fp] == old.seq {
+		if x.seq[old.fp].seq == old.seq {
 			delete(x.seq, old.fp)
 		}
 		x.ring[x.next] = indexEntry{fp, seq}
 		x.next = (x.next + 1) % len(x.ring)
 	}
-	x.seq[fp] = seq
+	x.seq[fp] = indexed{seq, writer, x.written[writer]}
 }
 
+// lookup returns the seq of the latest event with fingerprint fp, if it is among the latest
+// unacked events of the router that wrote it: the only ones that router can have left
+// unacknowledged.
 func (x *recentIndex) lookup(fp store.Fingerprint) (uint64, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	seq, ok := x.seq[fp]
-	return seq, ok
+	e, ok := x.seq[fp]
+	if !ok || x.written[e.writer]-e.n >= x.unacked {
+		return 0, false
+	}
+	return e.seq, true
 }
 
 // recentRecords keeps the latest records the tail read, so that delivery loops that keep up
@@ -807,29 +1150,39 @@ func (r *recentRecords) add(off uint64, body []byte, mark bool) {
 	r.ring = append(r.ring, rawRecord{off, body, mark})
 }
 
-// covers reports whether every record from off onwards is in memory.
-func (r *recentRecords) covers(off uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.ring) > 0 && r.ring[0].off <= off
-}
+// eachBatch is how many records each copies out under the lock at a time.
+const eachBatch = 64
 
-// each calls fn with the records in [from, to] until it returns false. The records are
-// immutable, so fn runs without the lock.
-func (r *recentRecords) each(from, to uint64, fn func(off uint64, body []byte, mark bool) bool) {
-	r.mu.Lock()
-	i := 0
-	for i < len(r.ring) && r.ring[i].off < from {
-		i++
-	}
-	var sel []rawRecord
-	for ; i < len(r.ring) && r.ring[i].off <= to; i++ {
-		sel = append(sel, r.ring[i])
-	}
-	r.mu.Unlock()
-	for _, rec := range sel {
-		if !fn(rec.off, rec.body, rec.mark) {
-			return
+// each calls fn with the records in [from, to] in order until it returns false or the records
+// up to to are done (done true), or until the next one is not in memory (done false, next is
+// its offset: read it from the broker). The records are immutable, so fn runs without the
+// lock; they are copied out a few at a time, so that a reader that stops early (a delivery
+// batch, a Get) costs what it read, not the whole range.
+func (r *recentRecords) each(from, to uint64, fn func(off uint64, body []byte, mark bool) bool) (next uint64, done bool) {
+	var buf [eachBatch]rawRecord
+	next = from
+	for next <= to {
+		r.mu.Lock()
+		if len(r.ring) == 0 || r.ring[0].off > next {
+			r.mu.Unlock()
+			return next, false
+		}
+		i := sort.Search(len(r.ring), func(i int) bool { return r.ring[i].off >= next })
+		n := 0
+		for ; i < len(r.ring) && r.ring[i].off <= to && n < len(buf); i++ {
+			buf[n] = r.ring[i]
+			n++
+		}
+		r.mu.Unlock()
+		if n == 0 {
+			return next, true // nothing more up to to
+		}
+		for _, rec := range buf[:n] {
+			next = rec.off + 1
+			if !fn(rec.off, rec.body, rec.mark) {
+				return next, true
+			}
 		}
 	}
+	return next, true
 }

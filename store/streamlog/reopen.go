@@ -39,18 +39,61 @@ type Reopening struct {
 	merged   chan struct{}
 }
 
+// writeHolder is a Connector whose connections can hold their writes for a burst of
+// publishes (internal/amqpx's Cluster).
+type writeHolder interface {
+	Hold(conn *amqp.Connection) (release func())
+}
+
+// spareDialer is a Connector that opens spare connections (internal/amqpx's Cluster).
+type spareDialer interface {
+	Dial(ctx context.Context, role string) (*amqp.Connection, error)
+}
+
+// withHold lets the log on conn hold the connection's writes while it publishes what is
+// queued, and check through a spare connection that a stream can take messages
+// (Options.Spare).
+func withHold(connect Connector, conn *amqp.Connection, opts Options) Options {
+	if h, ok := connect.(writeHolder); ok {
+		opts.hold = func() func() { return h.Hold(conn) }
+	}
+	if d, ok := connect.(spareDialer); ok && opts.Spare == nil {
+		opts.Spare = func(ctx context.Context) (*amqp.Connection, error) { return d.Dial(ctx, "log-probe") }
+	}
+	return opts
+}
+
 // reopenBackoff bounds the wait between two failed opens.
 const reopenBackoff = 2 * time.Second
 
+// openAttempts is how many times OpenReopening tries before it reports the error.
+const openAttempts = 5
+
 // OpenReopening opens the log on the connector's connection, waiting for one until ctx ends.
+// A first open that fails is tried again a few times: routers that start together race to
+// declare the stream, and the broker may close a loser's connection while the stream it just
+// saw declared is still being set up ("Stream not found").
 func OpenReopening(ctx context.Context, connect Connector, opts Options, holder string) (*Reopening, error) {
-	conn, err := connect.Connection(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s, err := OpenStore(conn, opts, holder)
-	if err != nil {
-		return nil, err
+	var (
+		conn *amqp.Connection
+		s    *Store
+		err  error
+	)
+	for attempt := 1; ; attempt++ {
+		if conn, err = connect.Connection(ctx); err != nil {
+			return nil, err
+		}
+		if s, err = OpenStore(conn, withHold(connect, conn, opts), holder); err == nil {
+			break
+		}
+		if attempt == openAttempts {
+			return nil, err
+		}
+		select {
+		case <-time.After(reopenBackoff):
+		case <-ctx.Done():
+			return nil, err
+		}
 	}
 	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, changed: make(chan struct{}), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -77,7 +120,7 @@ func (r *Reopening) watch(s *Store, conn *amqp.Connection) {
 			if conn, err = r.connect.Connection(r.ctx); err != nil {
 				return // Close
 			}
-			if s, err = OpenStore(conn, r.opts, r.holder); err == nil {
+			if s, err = OpenStore(conn, withHold(r.connect, conn, r.opts), r.holder); err == nil {
 				break
 			}
 			select {
@@ -139,6 +182,22 @@ func (r *Reopening) Barrier(done func(error)) {
 	done(ErrClosed)
 }
 
+// WaitReadable returns once the log is open (nil) or when ctx ends (its error): while it is
+// being reopened its bounds read as an empty log, and a reader must not take that for one.
+func (r *Reopening) WaitReadable(ctx context.Context) error {
+	for {
+		changed := r.Changed()
+		if r.Current() != nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 func (r *Reopening) FirstSeq() uint64 {
 	if s := r.Current(); s != nil {
 		return s.FirstSeq()
@@ -179,7 +238,7 @@ func (r *Reopening) Notify() <-chan struct{} {
 	return out
 }
 
-func (r *Reopening) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(*event.Event) bool) (uint64, error) {
+func (r *Reopening) Scan(from uint64, limit int, keep event.Keep, fn func(*event.Event) bool) (uint64, error) {
 	if s := r.Current(); s != nil {
 		return s.Scan(from, limit, keep, fn)
 	}

@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/logquery"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -95,8 +96,25 @@ func TestReopeningAfterTheConnectionIsLost(t *testing.T) {
 		t.Fatal("the pair is still held without a connection")
 	}
 
+	// Meanwhile its bounds read as an empty log: a query waits for the reopen rather than
+	// answer an empty list.
+	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	listed := 0
+	_, err = logquery.List(short, r, &logquery.Query{}, 0, func(*event.Event) error { listed++; return nil })
+	cancelShort()
+	if err == nil {
+		t.Fatalf("a search while the log reopens listed %d events and no error", listed)
+	}
+
 	proxy.Restore()
-	eventually(t, "the log reopens", func() bool { return r.Current() != nil })
+	readable, cancelReadable := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelReadable()
+	if err := r.WaitReadable(readable); err != nil {
+		t.Fatalf("the log did not become readable again: %v", err)
+	}
+	if r.Current() == nil {
+		t.Fatal("WaitReadable returned before the log reopened")
+	}
 	after, err := appendOne(r, sampleEvent(3))
 	if err != nil || after <= before {
 		t.Fatalf("append after the reopen: seq %d, %v; want a seq after %d", after, err, before)

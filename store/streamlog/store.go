@@ -21,15 +21,20 @@ type Store struct {
 	*Log
 	control *Control
 
-	conn   *amqp.Connection
-	holder string
+	conn      *amqp.Connection
+	holder    string
+	positions *peerPositions
 
-	mu      sync.Mutex
-	local   map[string]uint64 // cursors: this router's latest position
-	written map[string]uint64 // delivery cursors: the position last written into the token
-	leases  map[string]*Lease
-	stop    chan struct{}
-	stopped chan struct{}
+	mu       sync.Mutex
+	local    map[string]uint64 // cursors: this router's latest position
+	written  map[string]uint64 // delivery cursors: the position last written into the token
+	leases   map[string]*Lease
+	stop     chan struct{}
+	stopped  chan struct{}
+	balanced chan struct{} // closed when balance returns
+	// rollCall consumes RollCallQueue once this router claims a pair, so that the routers
+	// that deliver pairs can be counted (not the tools that only read the log).
+	rollCall *amqp.Channel
 }
 
 // flushEvery is how often moved delivery cursors are written into their tokens: a takeover
@@ -49,10 +54,17 @@ func OpenStore(conn *amqp.Connection, opts Options, holder string) (*Store, erro
 		l.Close()
 		return nil, err
 	}
-	s := &Store{Log: l, control: c, conn: conn, holder: holder,
+	pp, err := openPositions(conn, opts.Stream, holder)
+	if err != nil {
+		c.Close()
+		l.Close()
+		return nil, fmt.Errorf("streamlog: positions exchange: %w", err)
+	}
+	s := &Store{Log: l, control: c, conn: conn, holder: holder, positions: pp,
 		local: map[string]uint64{}, written: map[string]uint64{}, leases: map[string]*Lease{},
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		stop: make(chan struct{}), stopped: make(chan struct{}), balanced: make(chan struct{})}
 	go s.flush()
+	go s.balance()
 	return s, nil
 }
 
@@ -80,11 +92,17 @@ func (s *Store) Claim(name string) (*Lease, error) {
 			return l, nil
 		}
 	}
+	if s.rollCall == nil {
+		if err := s.answerRollCall(); err != nil {
+			return nil, fmt.Errorf("streamlog: roll-call queue: %w", err)
+		}
+	}
 	l, err := OpenLease(s.conn, LeaseQueue(s.opts.Stream, name), s.holder)
 	if err != nil {
 		return nil, err
 	}
 	s.leases[name] = l
+	go s.noteWhenGranted(name, l)
 	return l, nil
 }
 
@@ -192,7 +210,31 @@ func (s *Store) flushOnce() {
 			s.mu.Unlock()
 		}
 	}
+	s.positions.send(s.holder, s.heldPositions())
 }
+
+// heldPositions are the positions of the pairs this router holds, for the other routers'
+// status (positions.go).
+func (s *Store) heldPositions() map[string]uint64 {
+	s.mu.Lock()
+	var held []string
+	for name, l := range s.leases {
+		if isClosedCh(l.Granted()) && !isClosedCh(l.Lost()) {
+			held = append(held, name)
+		}
+	}
+	s.mu.Unlock()
+	out := make(map[string]uint64, len(held))
+	for _, name := range held {
+		if pos, err := s.Cursor(name); err == nil {
+			out[name] = pos
+		}
+	}
+	return out
+}
+
+// PairPosition is the position of a pair another router holds, as it last sent it.
+func (s *Store) PairPosition(cursor string) (uint64, bool) { return s.positions.get(cursor) }
 
 // Fingerprint identifies ev by origin and content.
 func (s *Store) Fingerprint(ev *event.Event) store.Fingerprint { return store.FingerprintOf(ev) }
@@ -244,6 +286,7 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.stopped
+	<-s.balanced
 	s.mu.Lock()
 	leases := s.leases
 	s.leases = map[string]*Lease{}
@@ -252,6 +295,13 @@ func (s *Store) Close() error {
 	for _, l := range leases {
 		errs = append(errs, l.Close())
 	}
+	s.mu.Lock()
+	rollCall := s.rollCall
+	s.mu.Unlock()
+	if rollCall != nil {
+		_ = rollCall.Close()
+	}
+	s.positions.close()
 	s.control.Close()
 	s.Log.Close()
 	return errors.Join(errs...)

@@ -43,7 +43,7 @@ func TestStoreKeepsTheLogPromises(t *testing.T) {
 		}
 		select {
 		case <-notify:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("Notify was not closed by the appends")
 		}
 		if s.LastSeq() != seqs[4] || s.FirstSeq() != seqs[0] {
