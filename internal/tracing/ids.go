@@ -1,7 +1,6 @@
 package tracing
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
@@ -18,22 +17,19 @@ type derivedIDs struct {
 	span  trace.SpanID
 }
 
-type derivedIDsKey struct{}
-
 // deriveIDs hashes what the log keeps of an event and never changes: its message id (the
 // publisher's, or the one assigned at ingest), source and ingest time. Any later reader of the
 // logged event computes the same ids.
 func deriveIDs(ev *event.Event) derivedIDs {
-	h := sha256.New()
-	h.Write([]byte(ev.Props.MessageID))
-	h.Write([]byte{0})
-	h.Write([]byte(ev.Source))
-	h.Write([]byte{0})
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(ev.IngestTime.UnixNano()))
-	h.Write(ts[:])
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	// One buffer on the stack for the usual sizes, hashed at once: sha256.New would be one
+	// allocation per call, and this runs twice per event and route.
+	var buf [256]byte
+	b := append(buf[:0], ev.Props.MessageID...)
+	b = append(b, 0)
+	b = append(b, ev.Source...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(ev.IngestTime.UnixNano()))
+	sum := sha256.Sum256(b)
 	var ids derivedIDs
 	copy(ids.trace[:], sum[:16])
 	copy(ids.span[:], sum[16:24])
@@ -46,27 +42,14 @@ func deriveIDs(ev *event.Event) derivedIDs {
 	return ids
 }
 
-// idGenerator gives a receive span its derived ids (carried in the context StartReceive makes)
-// and every other span random ones.
-type idGenerator struct{}
-
-func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	if ids, ok := ctx.Value(derivedIDsKey{}).(derivedIDs); ok {
-		return ids.trace, ids.span
-	}
+// randomIDs are the ids of a span that starts a new trace.
+func randomIDs() (trace.TraceID, trace.SpanID) {
 	var tid trace.TraceID
 	for !tid.IsValid() {
 		binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
 		binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
 	}
 	return tid, randomSpanID()
-}
-
-func (idGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
-	if ids, ok := ctx.Value(derivedIDsKey{}).(derivedIDs); ok {
-		return ids.span
-	}
-	return randomSpanID()
 }
 
 func randomSpanID() trace.SpanID {

@@ -18,9 +18,17 @@ const dropLogEvery = 30 * time.Second
 // waits: when the queue is full (the collector is down or slow) the span is dropped and counted,
 // and a failed export counts its whole batch as dropped. The SDK's batch processor also drops
 // rather than block, but it does not say how many; the router's metric and log line do.
+//
+// The queue is a slice under a mutex rather than a channel: a channel send woke the exporting
+// goroutine for every span (three or four per event); now it wakes once per full batch, or at
+// the interval.
 type dropProcessor struct {
 	exporter sdktrace.SpanExporter
-	queue    chan sdktrace.ReadOnlySpan
+	recycle  bool // the exporter keeps nothing of a span: the router's spans go back to their pool
+	mu       sync.Mutex
+	queue    []sdktrace.ReadOnlySpan // finished spans waiting, oldest first
+	limit    int                     // most spans waiting
+	wake     chan struct{}           // a batch is ready
 	batch    int
 	interval time.Duration
 	timeout  time.Duration
@@ -42,7 +50,9 @@ type dropProcessor struct {
 func newDropProcessor(exporter sdktrace.SpanExporter, opts Options) *dropProcessor {
 	p := &dropProcessor{
 		exporter: exporter,
-		queue:    make(chan sdktrace.ReadOnlySpan, orDefault(opts.Queue, 8192)),
+		recycle:  keepsNoSpans(exporter),
+		limit:    orDefault(opts.Queue, 8192),
+		wake:     make(chan struct{}, 1),
 		batch:    orDefault(opts.Batch, 512),
 		interval: opts.Interval,
 		timeout:  opts.ExportTimeout,
@@ -63,6 +73,30 @@ func newDropProcessor(exporter sdktrace.SpanExporter, opts Options) *dropProcess
 	return p
 }
 
+// spanForgetter is an exporter that keeps nothing of the spans it is given once ExportSpans
+// returns: the router's own (otlpexport.go), which has encoded them into its request by then.
+// Another exporter (the SDK's, a test's in-memory one) may keep them, and then the router's
+// spans are left to the garbage collector rather than recorded again.
+type spanForgetter interface{ keepsNoSpans() }
+
+func keepsNoSpans(e sdktrace.SpanExporter) bool {
+	_, ok := e.(spanForgetter)
+	return ok
+}
+
+// release returns the router's spans among spans to their pool, when the exporter is done
+// with them (or they were dropped).
+func (p *dropProcessor) release(spans []sdktrace.ReadOnlySpan) {
+	if !p.recycle {
+		return
+	}
+	for _, s := range spans {
+		if own, ok := s.(*finishedSpan); ok {
+			own.release()
+		}
+	}
+}
+
 func orDefault(n, def int) int {
 	if n <= 0 {
 		return def
@@ -79,14 +113,44 @@ func (p *dropProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	select {
 	case <-p.stop:
+		p.releaseOne(s)
 		return
 	default:
 	}
-	select {
-	case p.queue <- s:
-	default:
+	p.mu.Lock()
+	if len(p.queue) >= p.limit {
+		p.mu.Unlock()
 		p.drop(1, nil)
+		p.releaseOne(s)
+		return
 	}
+	p.queue = append(p.queue, s)
+	ready := len(p.queue) == p.batch
+	p.mu.Unlock()
+	if ready {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (p *dropProcessor) releaseOne(s sdktrace.ReadOnlySpan) {
+	if own, ok := s.(*finishedSpan); ok && p.recycle {
+		own.release()
+	}
+}
+
+// take moves up to one batch of waiting spans into buf.
+func (p *dropProcessor) take(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := min(len(p.queue), p.batch-len(buf))
+	buf = append(buf, p.queue[:n]...)
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:])
+	p.queue = p.queue[:rest]
+	return buf
 }
 
 // drop counts lost spans and logs about them at most once per dropLogEvery.
@@ -123,13 +187,16 @@ func (p *dropProcessor) run() {
 	defer ticker.Stop()
 	for {
 		select {
-		case s := <-p.queue:
-			buf = append(buf, s)
-			if len(buf) >= p.batch {
+		case <-p.wake:
+			// Full batches only; a partial one waits for the interval.
+			for {
+				if buf = p.take(buf); len(buf) < p.batch {
+					break
+				}
 				buf = p.export(buf)
 			}
 		case <-ticker.C:
-			buf = p.export(buf)
+			buf = p.export(p.drain(buf))
 		case ack := <-p.flushes:
 			buf = p.export(p.drain(buf))
 			close(ack)
@@ -140,18 +207,14 @@ func (p *dropProcessor) run() {
 	}
 }
 
-// drain moves what the queue holds now into buf, exporting full batches on the way.
+// drain moves every waiting span into buf, exporting full batches on the way.
 func (p *dropProcessor) drain(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
 	for {
-		select {
-		case s := <-p.queue:
-			buf = append(buf, s)
-			if len(buf) >= p.batch {
-				buf = p.export(buf)
-			}
-		default:
+		buf = p.take(buf)
+		if len(buf) < p.batch {
 			return buf
 		}
+		buf = p.export(buf)
 	}
 }
 
@@ -168,6 +231,7 @@ func (p *dropProcessor) export(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlyS
 	} else if p.exported != nil {
 		p.exported.Add(float64(len(buf)))
 	}
+	p.release(buf)
 	clear(buf)
 	return buf[:0]
 }

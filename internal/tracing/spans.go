@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -44,34 +45,27 @@ var rabbitmq = semconv.MessagingSystemRabbitMQ
 // carries, with ids derived from the event (see deriveIDs): ev must have its message id and
 // ingest time, as it will be logged. The caller ends it with EndReceive.
 func (t *Tracer) StartReceive(ev *event.Event, queue string) trace.Span {
-	ctx := context.WithValue(context.Background(), derivedIDsKey{}, deriveIDs(ev))
-	if parent := extract(ev.Headers); parent.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
-	}
-	_, span := t.tracer.Start(ctx, "receive "+queue,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithTimestamp(ev.IngestTime),
-		trace.WithAttributes(
-			rabbitmq,
-			semconv.MessagingOperationTypeReceive,
-			semconv.MessagingOperationName("receive"),
-			semconv.MessagingDestinationName(ev.Exchange),
-			semconv.MessagingDestinationSubscriptionName(queue),
-			semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey),
-			semconv.MessagingMessageID(ev.Props.MessageID),
-			semconv.MessagingMessageBodySize(len(ev.Body)),
-			AttrSource.String(ev.Source),
-		))
-	return span
+	ids := deriveIDs(ev)
+	return t.startSpan("receive ", queue, trace.SpanKindConsumer, extract(ev.Headers), &ids, ev.IngestTime,
+		rabbitmq,
+		semconv.MessagingOperationTypeReceive,
+		semconv.MessagingOperationName("receive"),
+		semconv.MessagingDestinationName(ev.Exchange),
+		semconv.MessagingDestinationSubscriptionName(queue),
+		semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey),
+		semconv.MessagingMessageID(ev.Props.MessageID),
+		semconv.MessagingMessageBodySize(len(ev.Body)),
+		AttrSource.String(ev.Source),
+	)
 }
 
 // EndReceive ends a receive span once the message is acknowledged (err nil) or refused.
 func EndReceive(span trace.Span, seq uint64, duplicate bool, err error) {
 	if seq > 0 {
-		span.SetAttributes(AttrSeq.Int64(int64(seq)))
+		setAttr(span, AttrSeq.Int64(int64(seq)))
 	}
 	if duplicate {
-		span.SetAttributes(AttrDuplicate.Bool(true))
+		setAttr(span, AttrDuplicate.Bool(true))
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -103,27 +97,27 @@ func (t *Tracer) ReceiveContext(ev *event.Event) trace.SpanContext {
 func (t *Tracer) StartProcess(ev *event.Event, route string, replay bool, generation uint64) trace.Span {
 	received := t.ReceiveContext(ev)
 	// The message's own attributes are on the receive span of the same trace; these say which
-	// route and which log record. One attribute slice, sized once: spans are made per event.
-	attrs := make([]attribute.KeyValue, 0, 10)
-	attrs = append(attrs, rabbitmq, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"),
+	// route and which log record.
+	if !replay {
+		s := t.startSpan("process ", route, trace.SpanKindConsumer, received, nil, time.Time{},
+			rabbitmq, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"),
+			AttrRoute.String(route), AttrSeq.Int64(int64(ev.Seq)))
+		if generation > 0 {
+			s.SetAttributes(AttrGeneration.Int64(int64(generation)))
+		}
+		return s
+	}
+	// A new trace: the message's attributes go with it, and a link to the original.
+	s := t.startSpan("process ", route, trace.SpanKindConsumer, trace.SpanContext{}, nil, time.Time{},
+		rabbitmq, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"),
 		AttrRoute.String(route), AttrSeq.Int64(int64(ev.Seq)))
 	if generation > 0 {
-		attrs = append(attrs, AttrGeneration.Int64(int64(generation)))
+		s.SetAttributes(AttrGeneration.Int64(int64(generation)))
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
-	ctx := context.Background()
-	if replay {
-		// A new trace: the message's attributes go with it.
-		attrs = append(attrs, AttrReplay.Bool(true), semconv.MessagingDestinationName(ev.Exchange),
-			semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey), semconv.MessagingMessageID(ev.Props.MessageID))
-		opts = append(opts, trace.WithNewRoot(),
-			trace.WithLinks(trace.Link{SpanContext: received, Attributes: []attribute.KeyValue{AttrReplay.Bool(true)}}))
-	} else {
-		ctx = trace.ContextWithSpanContext(ctx, received)
-	}
-	opts = append(opts, trace.WithAttributes(attrs...))
-	_, span := t.tracer.Start(ctx, "process "+route, opts...)
-	return span
+	s.SetAttributes(AttrReplay.Bool(true), semconv.MessagingDestinationName(ev.Exchange),
+		semconv.MessagingRabbitMQDestinationRoutingKey(ev.RoutingKey), semconv.MessagingMessageID(ev.Props.MessageID))
+	s.AddLink(trace.Link{SpanContext: received, Attributes: []attribute.KeyValue{AttrReplay.Bool(true)}})
+	return s
 }
 
 // Verdicts of a process span.
@@ -136,12 +130,13 @@ const (
 // EndProcess ends a process span with the route's verdict; a dead letter is an error with its
 // reason.
 func EndProcess(span trace.Span, verdict, module, reason string, attempts int) {
-	span.SetAttributes(AttrVerdict.String(verdict), AttrAttempts.Int(attempts))
+	setAttr(span, AttrVerdict.String(verdict))
+	setAttr(span, AttrAttempts.Int(attempts))
 	if module != "" {
-		span.SetAttributes(AttrModule.String(module))
+		setAttr(span, AttrModule.String(module))
 	}
 	if verdict == VerdictDeadLetter {
-		span.SetAttributes(AttrReason.String(reason))
+		setAttr(span, AttrReason.String(reason))
 		span.SetStatus(codes.Error, reason)
 	}
 	span.End()
@@ -149,21 +144,33 @@ func EndProcess(span trace.Span, verdict, module, reason string, attempts int) {
 
 // StartModule starts the span of one guest call under a process span.
 func (t *Tracer) StartModule(process trace.Span, module, role string) trace.Span {
-	_, span := t.tracer.Start(trace.ContextWithSpan(context.Background(), process), "module "+module,
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(AttrModule.String(module), AttrRole.String(role)))
-	return span
+	if p, ok := process.(*span); ok && p.recording {
+		p.children++
+	}
+	return t.startSpan("module ", module, trace.SpanKindInternal, process.SpanContext(), nil, time.Time{},
+		AttrModule.String(module), AttrRole.String(role))
 }
 
 // EndModule ends a guest call's span with its result code (0 continue, 1 drop, 2 retry, 3 dead
 // letter); retry and dead letter are errors with the reason.
 func EndModule(span trace.Span, code int, result, reason string) {
-	span.SetAttributes(AttrResultCode.Int(code), AttrResult.String(result))
+	setAttr(span, AttrResultCode.Int(code))
+	setAttr(span, AttrResult.String(result))
 	if code >= 2 {
-		span.SetAttributes(AttrReason.String(reason))
+		setAttr(span, AttrReason.String(reason))
 		span.SetStatus(codes.Error, reason)
 	}
 	span.End()
+}
+
+// setAttr sets one attribute; on the router's own spans without building a slice for the
+// interface's variadic call, which would be allocated each time.
+func setAttr(sp trace.Span, a attribute.KeyValue) {
+	if s, ok := sp.(*span); ok {
+		s.SetAttributes(a)
+		return
+	}
+	sp.SetAttributes(a)
 }
 
 // Delivery describes one publish to a target.
@@ -180,7 +187,7 @@ type Delivery struct {
 // its context into headers as traceparent (and tracestate when the trace has one), replacing
 // the source's. The caller ends it with EndSend at the broker's answer.
 func (t *Tracer) StartSend(parent trace.SpanContext, d Delivery, headers map[string]any) trace.Span {
-	attrs := []attribute.KeyValue{
+	sp := t.startSpan("send ", d.Exchange, trace.SpanKindProducer, parent, nil, time.Time{},
 		rabbitmq,
 		semconv.MessagingOperationTypeSend,
 		semconv.MessagingOperationName("send"),
@@ -190,21 +197,19 @@ func (t *Tracer) StartSend(parent trace.SpanContext, d Delivery, headers map[str
 		AttrRoute.String(d.Route),
 		AttrTarget.String(d.Target),
 		AttrSeq.Int64(int64(d.Seq)),
-	}
+	)
 	if d.Cluster != "" {
-		attrs = append(attrs, AttrCluster.String(d.Cluster))
+		sp.SetAttributes(AttrCluster.String(d.Cluster))
 	}
 	if d.Replay {
-		attrs = append(attrs, AttrReplay.Bool(true))
+		sp.SetAttributes(AttrReplay.Bool(true))
 	}
-	ctx := trace.ContextWithSpanContext(context.Background(), parent)
-	_, span := t.tracer.Start(ctx, "send "+d.Exchange, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 	if d.DeadLetter != "" {
-		span.SetAttributes(AttrDeadLetter.Bool(true), AttrReason.String(d.DeadLetter))
-		span.SetStatus(codes.Error, d.DeadLetter)
+		sp.SetAttributes(AttrDeadLetter.Bool(true), AttrReason.String(d.DeadLetter))
+		sp.SetStatus(codes.Error, d.DeadLetter)
 	}
-	inject(span.SpanContext(), headers)
-	return span
+	inject(sp.SpanContext(), headers)
+	return sp
 }
 
 // EndSend ends a publish's span at the broker's answer: nil for a confirm, else why the broker
@@ -218,7 +223,9 @@ func EndSend(span trace.Span, err error) {
 
 // FailSend marks a publish's span as dead-lettered (its tries spent) and ends it.
 func FailSend(span trace.Span, reason string, attempts int) {
-	span.SetAttributes(AttrDeadLetter.Bool(true), AttrReason.String(reason), AttrAttempts.Int(attempts))
+	setAttr(span, AttrDeadLetter.Bool(true))
+	setAttr(span, AttrReason.String(reason))
+	setAttr(span, AttrAttempts.Int(attempts))
 	span.SetStatus(codes.Error, reason)
 	span.End()
 }

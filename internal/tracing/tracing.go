@@ -1,5 +1,7 @@
 // Package tracing makes the router's OpenTelemetry spans and carries W3C trace context through
-// the log to delivered messages. It wraps the OpenTelemetry Go SDK and its OTLP exporters.
+// the log to delivered messages. It uses the OpenTelemetry Go SDK's types and sampler, records
+// its spans itself (span.go) and writes their OTLP export requests itself (otlpenc.go), sent
+// over OTLP/HTTP or OTLP/gRPC (otlpexport.go).
 //
 // A nil *Tracer means tracing is off: the engine checks for nil before any call, so that a router
 // without a tracing block pays one pointer comparison per hook and nothing else.
@@ -26,8 +28,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -53,7 +54,7 @@ type Options struct {
 	Queue int
 	// Batch is how many spans go in one export (default 512); Interval how long a partial
 	// batch waits (default 1s); ExportTimeout bounds one export, retries included (default 30s,
-	// a backstop: the OTLP exporters give up after OTEL_EXPORTER_OTLP_TIMEOUT, 10s by default).
+	// a backstop: each OTLP request gives up after OTEL_EXPORTER_OTLP_TIMEOUT, 10s by default).
 	Batch         int
 	Interval      time.Duration
 	ExportTimeout time.Duration
@@ -64,10 +65,13 @@ type Options struct {
 // Tracer makes the router's spans. It is safe for concurrent use.
 type Tracer struct {
 	provider *sdktrace.TracerProvider
-	tracer   trace.Tracer
-	sampler  sdktrace.Sampler
+	tracer   trace.Tracer     // the SDK's, for comparison in benchmarks; the router's spans are span
+	sampler  sdktrace.Sampler // parent-based
+	root     sdktrace.Sampler // the ratio, for a new trace
 	proc     *dropProcessor
 	service  string
+	resource *resource.Resource
+	scope    instrumentation.Scope
 }
 
 // New builds a tracer exporting to opts.Exporter, or to the collector opts.Spec names. It does
@@ -79,7 +83,7 @@ func New(ctx context.Context, opts Options) (*Tracer, error) {
 	exporter := opts.Exporter
 	if exporter == nil {
 		var err error
-		if exporter, err = newExporter(ctx, opts.Spec); err != nil {
+		if exporter, err = newExporter(opts.Spec, opts.Version, opts.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -88,34 +92,33 @@ func New(ctx context.Context, opts Options) (*Tracer, error) {
 		return nil, err
 	}
 	proc := newDropProcessor(exporter, opts)
-	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(opts.Spec.SampleRatio))
+	root := sdktrace.TraceIDRatioBased(opts.Spec.SampleRatio)
+	sampler := sdktrace.ParentBased(root)
+	// The provider flushes and shuts the processor down; the router's own spans (span.go) are
+	// recorded without it and handed to the processor directly.
 	provider := sdktrace.NewTracerProvider(
 		sdktrace.WithSampler(sampler),
 		sdktrace.WithSpanProcessor(proc),
 		sdktrace.WithResource(res),
-		sdktrace.WithIDGenerator(idGenerator{}),
 	)
 	return &Tracer{
 		provider: provider,
 		tracer:   provider.Tracer(instrumentationName, trace.WithInstrumentationVersion(opts.Version)),
 		sampler:  sampler,
+		root:     root,
 		proc:     proc,
 		service:  service,
+		resource: res,
+		scope:    instrumentation.Scope{Name: instrumentationName, Version: opts.Version},
 	}, nil
 }
 
-// newExporter builds the OTLP exporter of spec. The endpoint is always given explicitly (the
-// config already applied the OTEL_EXPORTER_OTLP_*ENDPOINT variables); the exporters read the
-// other OTEL_EXPORTER_OTLP_* variables themselves (headers, certificates, compression, timeout).
-// Retries stay on, bounded by the export timeout: spans that wait meanwhile are dropped.
-func newExporter(ctx context.Context, spec config.TracingSpec) (sdktrace.SpanExporter, error) {
-	switch spec.Protocol {
-	case config.ProtocolGRPC:
-		return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(spec.Endpoint))
-	case config.ProtocolHTTP, "":
-		return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(spec.Endpoint))
-	}
-	return nil, fmt.Errorf("tracing: unknown protocol %q", spec.Protocol)
+// newExporter builds the OTLP exporter of spec (otlpexport.go). The endpoint is always given
+// explicitly (the config already applied the OTEL_EXPORTER_OTLP_*ENDPOINT variables); the
+// other OTEL_EXPORTER_OTLP_* variables (headers, certificates, compression, timeout) are read
+// there. Retries stay on, bounded by the export timeout: spans that wait meanwhile are dropped.
+func newExporter(spec config.TracingSpec, version string, log *slog.Logger) (sdktrace.SpanExporter, error) {
+	return newOTLPExporter(spec, version, log)
 }
 
 // newResource describes the router: service.name from the block, else from the environment

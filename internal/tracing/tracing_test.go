@@ -88,12 +88,13 @@ func deliver(tr *Tracer, ev *event.Event, replay bool) (headers map[string]any) 
 	proc := tr.StartProcess(ev, "orders", replay, 3)
 	mod := tr.StartModule(proc, "high_value", "filter")
 	EndModule(mod, 0, "continue", "")
+	parent := proc.SpanContext() // as the engine does: nothing touches a span after its End
 	EndProcess(proc, VerdictDeliver, "", "", 1)
 	headers = map[string]any{}
 	for k, v := range ev.Headers {
 		headers[k] = v
 	}
-	send := tr.StartSend(proc.SpanContext(), Delivery{
+	send := tr.StartSend(parent, Delivery{
 		Route: "orders", Target: "analytics", Exchange: "analytics", RoutingKey: "order.created",
 		MessageID: ev.Props.MessageID, Seq: ev.Seq, Replay: replay,
 	}, headers)
@@ -258,10 +259,11 @@ func TestDeadLettersHaveErrorStatusAndReason(t *testing.T) {
 	proc := tr.StartProcess(ev, "orders", false, 0)
 	mod := tr.StartModule(proc, "validate", "transform")
 	EndModule(mod, 3, "dead_letter", "amount missing")
+	procSC := proc.SpanContext()
 	EndProcess(proc, VerdictDeadLetter, "validate", "module validate: amount missing", 1)
-	dl := tr.StartSend(proc.SpanContext(), Delivery{Route: "orders", Target: "dlq", Exchange: "dlq", DeadLetter: "module validate: amount missing"}, map[string]any{})
+	dl := tr.StartSend(procSC, Delivery{Route: "orders", Target: "dlq", Exchange: "dlq", DeadLetter: "module validate: amount missing"}, map[string]any{})
 	EndSend(dl, nil)
-	refused := tr.StartSend(proc.SpanContext(), Delivery{Route: "orders", Target: "t", Exchange: "t"}, map[string]any{})
+	refused := tr.StartSend(procSC, Delivery{Route: "orders", Target: "t", Exchange: "t"}, map[string]any{})
 	FailSend(refused, "NO_ROUTE", 3)
 
 	spans := flushed(t, tr, exp)
