@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // body1KiB is an order of exactly 1 KiB with the amount after the items, so a filter reading it
@@ -167,4 +170,41 @@ func BenchmarkPoolScaling(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkExampleGuests runs what the end-to-end benchmark's router-go side runs per event:
+// the example Go filter (threshold) and Go transform (redact) on a 1 KiB order, with the
+// transform on a copy of the event as a route makes it. It reports the CPU per event and the
+// instances replaced per 1,000 events (a Go guest whose memory grows past its recycle mark is
+// replaced, at the cost of a new instance). Needs make -C examples/wasm go.
+func BenchmarkExampleGuests(b *testing.B) {
+	filter, transform := filepath.Join("..", "examples", "wasm", "threshold", "threshold.wasm"),
+		filepath.Join("..", "examples", "wasm", "redact", "redact.wasm")
+	for _, p := range []string{filter, transform} {
+		if _, err := os.Stat(p); err != nil {
+			b.Skipf("%s: %v (make -C examples/wasm go)", p, err)
+		}
+	}
+	h := newHost(b)
+	cfg := map[string]string{"min": "100", "fields": "id"}
+	f := h.load(b, ModuleConfig{Path: filter, Name: "threshold", Config: cfg, PoolSize: 2})
+	tr := h.load(b, ModuleConfig{Path: transform, Name: "redact", Config: cfg, PoolSize: 2})
+	ev := testEvent()
+	ev.Body = body1KiB
+	ctx := context.Background()
+	b.ReportAllocs()
+	cpu := processCPU()
+	for b.Loop() {
+		if out := f.Call(ctx, RoleFilter, &Invocation{Event: ev}); out.Code != Continue {
+			b.Fatalf("filter: %v %q", out.Code, out.Reason)
+		}
+		in := &Invocation{Event: ev.CloneSharingBody()}
+		if out := tr.Call(ctx, RoleTransform, in); out.Code != Continue {
+			b.Fatalf("transform: %v %q", out.Code, out.Reason)
+		}
+	}
+	reportCPU(b, cpu)
+	replaced := testutil.ToFloat64(h.met.WasmInstances.WithLabelValues("threshold", reasonMemory)) +
+		testutil.ToFloat64(h.met.WasmInstances.WithLabelValues("redact", reasonMemory))
+	b.ReportMetric(replaced*1000/float64(b.N), "replaced/1000ev")
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmrouter/wasmrouter/internal/regfile"
 )
 
 // moduleShape is what the export check learned about a compiled module.
@@ -29,7 +30,7 @@ func (h *Host) compile(ctx context.Context, name, path string) (wazero.CompiledM
 	if h.closed.Load() {
 		return nil, moduleErr(name, ErrClosed, "host closed", nil)
 	}
-	bin, err := readModuleFile(path)
+	bin, err := regfile.Read(path, MaxModuleSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, moduleErr(name, nil, "no module file (build the guest first, or correct path)", err)
 	}
@@ -39,9 +40,13 @@ func (h *Host) compile(ctx context.Context, name, path string) (wazero.CompiledM
 	if bin, err = instrument(bin); err != nil {
 		return nil, moduleErr(name, ErrCompile, "compile "+path, err)
 	}
+	rt, err := h.runtime(ctx)
+	if err != nil {
+		return nil, moduleErr(name, nil, "start the WASM runtime", err)
+	}
 	cached := h.seen(bin)
 	start := time.Now()
-	cm, err := h.rt.CompileModule(ctx, bin)
+	cm, err := rt.CompileModule(ctx, bin)
 	if err != nil {
 		return nil, moduleErr(name, ErrCompile, "compile "+path, err)
 	}
@@ -234,23 +239,3 @@ func (s signature) String() string {
 
 // MaxModuleSize bounds a module file: a path to a device or a huge file is refused, not read.
 const MaxModuleSize = 256 << 20
-
-// readModuleFile reads a regular file of at most MaxModuleSize bytes.
-func readModuleFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if info.Size() > MaxModuleSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxModuleSize)
-	}
-	return io.ReadAll(io.LimitReader(f, MaxModuleSize))
-}

@@ -16,8 +16,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
 
 // Options configure a Host.
@@ -27,16 +25,21 @@ type Options struct {
 	// Logger receives host messages and guest output (log, stdout, stderr); nil discards them.
 	Logger *slog.Logger
 	// Metrics may be nil.
-	Metrics *metrics.Metrics
+	Metrics *Metrics
 }
 
 // Host owns the WebAssembly runtime shared by every module.
 type Host struct {
+	// rt and wasi are set by the first compilation (runtime), under rtMu: a router with no
+	// module never creates the runtime (WASI and the host module instantiated, about 0.6 MiB;
+	// BENCHMARKS.md, "Memory"). Modules and instances read rt without the lock: they exist only
+	// after a compilation that set it.
+	rtMu    sync.Mutex
 	rt      wazero.Runtime
-	cache   wazero.CompilationCache
 	wasi    map[string]api.FunctionDefinition // exports of the WASI module, to check imports
+	cache   wazero.CompilationCache
 	log     *slog.Logger
-	metrics *metrics.Metrics
+	metrics *Metrics
 	closed  atomic.Bool // also ends running guests at their next interrupt check
 
 	mu      sync.Mutex
@@ -46,8 +49,8 @@ type Host struct {
 	compiled sync.Map // hashes of the binaries compiled in this process
 }
 
-// New creates the runtime (compiler engine) and instantiates WASI preview 1, the wasmrouter_v1
-// host functions and the interrupt check into it.
+// New creates a host and its compilation cache; the runtime itself is created by the first
+// module compiled (runtime).
 func New(ctx context.Context, opts Options) (*Host, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -70,21 +73,35 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if cache == nil {
 		cache = wazero.NewCompilationCache()
 	}
+	return &Host{cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}, cacheDir: diskDir}, nil
+}
+
+// runtime returns the runtime, creating it on the first call: the compiler engine, with WASI
+// preview 1, the wasmrouter_v1 host functions and the interrupt check instantiated into it.
+func (h *Host) runtime(ctx context.Context) (wazero.Runtime, error) {
+	h.rtMu.Lock()
+	defer h.rtMu.Unlock()
+	if h.rt != nil {
+		return h.rt, nil
+	}
+	if h.closed.Load() { // Close is past its look at rt, or about to take rtMu
+		return nil, ErrClosed
+	}
 	// The memory limit is per module (memlimit.go), so the runtime keeps wazero's maximum, and
 	// timeouts come from instrumentation (instrument.go), not WithCloseOnContextDone.
-	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache)
+	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(h.cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	h := &Host{rt: rt, cache: cache, log: logger, metrics: opts.Metrics, modules: map[*Module]struct{}{}, cacheDir: diskDir}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = h.Close(ctx)
+		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
 	}
-	h.wasi = rt.Module(WASIModule).ExportedFunctionDefinitions()
+	wasi := rt.Module(WASIModule).ExportedFunctionDefinitions()
 	if err := instantiateHostModule(ctx, rt); err != nil {
-		_ = h.Close(ctx)
+		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasm: instantiate %s: %w", ABIModule, err)
 	}
-	return h, nil
+	h.rt, h.wasi = rt, wasi
+	return rt, nil
 }
 
 // Close ends the calls still running (they fail at their next interrupt check), closes every
@@ -106,7 +123,11 @@ func (h *Host) Close(ctx context.Context) error {
 		// A call is still running: closing the runtime would free code it executes.
 		return err
 	}
-	err = h.rt.Close(ctx)
+	h.rtMu.Lock()
+	if h.rt != nil {
+		err = h.rt.Close(ctx)
+	}
+	h.rtMu.Unlock()
 	if cerr := h.cache.Close(ctx); err == nil {
 		err = cerr
 	}

@@ -199,6 +199,8 @@ func (inst *instance) bodySet(stack []uint64) {
 		inst.fail(fmt.Sprintf("%s: body of %d bytes exceeds max_message_size (%d)", fn, len(b), inst.m.maxMessage))
 		return
 	}
+	// A new slice, never a write into the old body: the event may share it with the original
+	// (Invocation.Event).
 	inst.inv.Event.Body = append(make([]byte, 0, len(b)), b...)
 }
 

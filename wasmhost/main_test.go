@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
 
 // Go guests are built here, not committed: package path (relative to the module root) -> file.
@@ -85,7 +84,7 @@ func asGuest(name string) string { return filepath.Join("testdata", "as", name+"
 type testHost struct {
 	*Host
 	reg  *prometheus.Registry
-	met  *metrics.Metrics
+	met  *Metrics
 	logs *logRecorder
 }
 
@@ -93,7 +92,7 @@ func newHost(t testing.TB) *testHost {
 	t.Helper()
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	met := metrics.New(reg)
+	met := NewMetrics(reg)
 	logs := &logRecorder{}
 	h, err := New(ctx, Options{CacheDir: cacheDir, Logger: slog.New(logs), Metrics: met})
 	if err != nil {

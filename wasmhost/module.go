@@ -47,8 +47,9 @@ const DefaultMaxMessageSize = 128 << 20
 
 // Invocation is the input of one call.
 type Invocation struct {
-	// Event is what the guest reads; a transform changes it in place (Body, RoutingKey, and
-	// Headers, created if nil), so the caller passes a private copy.
+	// Event is what the guest reads; a transform changes it in place (RoutingKey, Headers,
+	// created if nil, and Body, which it replaces and never writes into), so the caller passes
+	// a private copy; the copy may share the original's body (event.Event.CloneSharingBody).
 	Event *event.Event
 	// Route is what meta_get("route") returns.
 	Route string
