@@ -55,6 +55,22 @@ type Event struct {
 	Headers    Table
 	Body       []byte
 	IngestTime time.Time // when the router received it (UTC, nanoseconds)
+	// Routes is which routes took the event when it was ingested. The log does not store
+	// it: only an event still in memory since its append carries it, and an event read back
+	// has the zero value.
+	Routes RouteMatch
+}
+
+// MemSize estimates the bytes an event holds in memory: its body, strings and headers, and
+// the struct and map overhead around them. Buffers of events (the log's ring of recent events,
+// a stream's confirm window) are bounded with it, so that large messages cannot make them
+// hold the process's memory hostage.
+func (ev *Event) MemSize() int {
+	p := &ev.Props
+	return 256 + len(ev.Body) + len(ev.Source) + len(ev.Exchange) + len(ev.RoutingKey) +
+		len(p.ContentType) + len(p.ContentEncoding) + len(p.CorrelationID) + len(p.ReplyTo) +
+		len(p.Expiration) + len(p.MessageID) + len(p.Type) + len(p.UserID) + len(p.AppID) +
+		64*len(ev.Headers)
 }
 
 // Properties are the AMQP basic properties other than headers.
@@ -95,31 +111,19 @@ func (e *Event) Clone() *Event {
 	return &c
 }
 
+// CloneSharingBody is Clone without copying the body, for a copy whose body is only ever
+// replaced, never written into (what a transform does to the event it is given): the body is
+// the largest part of an event, and most transforms leave it or set a new one.
+func (e *Event) CloneSharingBody() *Event {
+	c := *e
+	c.Headers = e.Headers.Clone()
+	return &c
+}
+
 // Clone returns a deep copy of the table.
 func (t Table) Clone() Table {
 	if t == nil {
 		return nil
 	}
-	c := make(Table, len(t))
-	for k, v := range t {
-		c[k] = cloneValue(v)
-	}
-	return c
-}
-
-func cloneValue(v any) any {
-	switch x := v.(type) {
-	case Table:
-		return x.Clone()
-	case []any:
-		c := make([]any, len(x))
-		for i, e := range x {
-			c[i] = cloneValue(e)
-		}
-		return c
-	case []byte:
-		return append([]byte(nil), x...)
-	default:
-		return v
-	}
+	return Table(cloner.Table(t))
 }

@@ -52,6 +52,37 @@ type DeadLetter struct {
 	Redriven bool      // set once a redrive delivered it again
 }
 
+// RouteMatch is the engine's match of an event against the routes of one configuration
+// generation, made once at ingest: bit i of Set says whether route i of that generation takes
+// the event. A reader of the event under another generation (a reload came between) matches
+// again; the zero value (Generation 0) says nothing.
+type RouteMatch struct {
+	Generation uint64
+	Set        uint64
+}
+
+// Has reports whether the match says route index of generation takes the event; known is
+// false when it does not tell (another generation, or no match carried).
+func (m RouteMatch) Has(generation uint64, index int) (takes, known bool) {
+	if m.Generation == 0 || m.Generation != generation || index < 0 || index >= 64 {
+		return false, false
+	}
+	return m.Set&(1<<index) != 0, true
+}
+
+// Keep selects the records a log scan hands out, from the source and routing key in the
+// record's head and the route match the event carries (the zero RouteMatch for an event the
+// log read back from its storage).
+type Keep func(source, routingKey string, m RouteMatch) bool
+
+// ByHead is keep as a Keep that ignores the carried match; nil stays nil (keep everything).
+func ByHead(keep func(source, routingKey string) bool) Keep {
+	if keep == nil {
+		return nil
+	}
+	return func(source, routingKey string, _ RouteMatch) bool { return keep(source, routingKey) }
+}
+
 // RecordHead is what a record says before its properties, headers and body: enough to select
 // events by source, routing key and time without decoding them. Source and RoutingKey may alias
 // the log's memory and are valid only during the callback that receives them.

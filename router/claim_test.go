@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
@@ -43,6 +45,17 @@ func (l *claimLog) latest(cursor string) (*fakeClaim, int) {
 	return cs[len(cs)-1], len(cs)
 }
 
+// claimedOnceLogged waits for n events in the log and the pair's claim, and returns the claim.
+func (r *rig) claimedOnceLogged(claims *claimLog, cursor string, n uint64) *fakeClaim {
+	r.t.Helper()
+	r.waitFor("the events in the log and the pair claimed", func() bool {
+		c, _ := claims.latest(cursor)
+		return c != nil && r.log.LastSeq() == n
+	})
+	c, _ := claims.latest(cursor)
+	return c
+}
+
 func isClosedChan(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -57,16 +70,7 @@ func isClosedChan(ch <-chan struct{}) bool {
 // claimed again and resumes from its cursor.
 func TestASharedPairIsDeliveredOnlyWhileClaimed(t *testing.T) {
 	claims := &claimLog{claims: map[string][]*fakeClaim{}}
-	r := newRig(t, `
-target "a" {
-  cluster  = "main"
-  exchange = "xa"
-}
-route "r" {
-  source  = "in"
-  targets = ["a"]
-}
-`, rigOptions{claims: claims})
+	r := newRig(t, oneTarget, rigOptions{claims: claims})
 	cursor := router.CursorName("r", "a", "")
 	var violations sync.Map
 	r.targets["main"].Refuse(func(m *event.Message) error {
@@ -78,19 +82,20 @@ route "r" {
 	})
 
 	r.publish("k", bodies("first", 5)...)
-	r.waitFor("the events in the log and the pair claimed", func() bool {
-		c, _ := claims.latest(cursor)
-		return c != nil && r.log.LastSeq() == 5
-	})
-	first, _ := claims.latest(cursor)
+	first := r.claimedOnceLogged(claims, cursor, 5)
 	close(first.granted)
 	if got := r.received("xa", 5); len(got) != 5 {
 		t.Fatalf("received %v", got)
 	}
 	r.waitFor("the cursor after the confirms", func() bool { return r.cursor("r", "a") == 5 })
 
+	// The lag this router last reported for the pair (as if it had fallen behind).
+	r.metrics.DeliveryLag.WithLabelValues("r", "a").Set(42)
 	close(first.lost) // another router took the pair over
 	r.waitFor("the pair claimed again", func() bool { _, n := claims.latest(cursor); return n == 2 })
+	if got := testutil.ToFloat64(r.metrics.DeliveryLag.WithLabelValues("r", "a")); got != 0 {
+		t.Errorf("lag of a pair another router holds: %v, want 0 (the holder reports it)", got)
+	}
 	r.publish("k", bodies("second", 5)...)
 	r.waitFor("the new events in the log", func() bool { return r.log.LastSeq() == 10 })
 	second, _ := claims.latest(cursor)
@@ -103,4 +108,62 @@ route "r" {
 		t.Errorf("%s published while the pair was not held", k)
 		return true
 	})
+}
+
+// listingClaimLog is a claimLog that also lists the cursors that exist, as the log on a
+// stream does: a pair without a cursor is new and starts at the end of the log.
+type listingClaimLog struct {
+	*claimLog
+	made sync.Map // cursor names
+}
+
+func (l *listingClaimLog) Cursors() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	var err error
+	l.made.Range(func(k, _ any) bool {
+		out[k.(string)], err = l.Cursor(k.(string))
+		return err == nil
+	})
+	return out, err
+}
+
+func (l *listingClaimLog) ResetCursor(name string, seq uint64) error {
+	l.SetCursor(name, seq)
+	l.made.Store(name, true)
+	return nil
+}
+
+// A new pair on a shared log starts at the end of the log as it was when the router started,
+// not when its claim is granted: the events logged while the claim waited (the sources run
+// from the start) are delivered.
+func TestANewSharedPairDeliversWhatWasLoggedBeforeItsGrant(t *testing.T) {
+	claims := &listingClaimLog{claimLog: &claimLog{claims: map[string][]*fakeClaim{}}}
+	r := newRig(t, oneTarget, rigOptions{listing: claims})
+	cursor := router.CursorName("r", "a", "")
+	r.publish("k", bodies("early", 5)...)
+	c := r.claimedOnceLogged(claims.claimLog, cursor, 5)
+	close(c.granted)
+	if got := r.received("xa", 5); len(got) != 5 || got[0] != "early000" {
+		t.Fatalf("received %v, want the 5 events logged before the grant", got)
+	}
+	r.waitFor("the cursor after the confirms", func() bool { return r.cursor("r", "a") == 5 })
+}
+
+// On a shared log the broker's retention removes events whatever the pairs delivered: the
+// events a pair never delivered are counted as dropped undelivered, and it goes on from the
+// oldest event left.
+func TestASharedPairCountsWhatRetentionRemovedBeforeDelivery(t *testing.T) {
+	claims := &claimLog{claims: map[string][]*fakeClaim{}}
+	r := newRig(t, oneTarget, rigOptions{claims: claims})
+	cursor := router.CursorName("r", "a", "")
+	r.publish("k", bodies("e", 5)...)
+	c := r.claimedOnceLogged(claims, cursor, 5)
+	r.log.Truncate(3) // removed by retention before the pair delivered them
+	close(c.granted)
+	if got := r.received("xa", 2); len(got) != 2 || got[0] != "e003" {
+		t.Fatalf("received %v, want the two events retention left", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.StoreLost); got != 3 {
+		t.Errorf("router_store_dropped_undelivered_total = %v, want 3", got)
+	}
 }

@@ -91,7 +91,7 @@ func scanSelected(ctx context.Context, st Log, sel *Selection, routes []*Route, 
 		if rest := sel.To - next + 1; rest < uint64(limit) {
 			limit = int(rest)
 		}
-		n, err := st.Scan(next, limit, keep, func(ev *event.Event) bool {
+		n, err := st.Scan(next, limit, event.ByHead(keep), func(ev *event.Event) bool {
 			batch = append(batch, ev)
 			return true
 		})

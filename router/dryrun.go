@@ -85,35 +85,27 @@ func bodyText(b []byte) string {
 }
 
 // HeadersJSON renders AMQP headers for JSON output: numbers stay numbers, byte arrays become
-// base64 text, timestamps RFC 3339, decimals {"scale","value"}.
+// base64 text, timestamps RFC 3339, decimals {"scale","value"}. No headers render as nil.
 func HeadersJSON(h event.Table) map[string]any {
 	if len(h) == 0 {
 		return nil
 	}
-	out := make(map[string]any, len(h))
-	for k, v := range h {
-		out[k] = jsonValue(v)
-	}
-	return out
+	return toJSON.Table(h)
 }
 
-func jsonValue(v any) any {
-	switch x := v.(type) {
-	case event.Table:
-		return HeadersJSON(x)
-	case []any:
-		a := make([]any, len(x))
-		for i, e := range x {
-			a[i] = jsonValue(e)
+// toJSON walks header values into what encoding/json renders as described at HeadersJSON.
+var toJSON = event.Walker{
+	AsTable:   func(v any) (map[string]any, bool) { t, ok := v.(event.Table); return t, ok },
+	MakeTable: func(entries map[string]any) any { return entries },
+	Leaf: func(v any) any {
+		switch x := v.(type) {
+		case []byte:
+			return bodyText(x)
+		case time.Time:
+			return x.UTC().Format(time.RFC3339)
+		case event.Decimal:
+			return map[string]any{"scale": x.Scale, "value": x.Value}
 		}
-		return a
-	case []byte:
-		return bodyText(x)
-	case time.Time:
-		return x.UTC().Format(time.RFC3339)
-	case event.Decimal:
-		return map[string]any{"scale": x.Scale, "value": x.Value}
-	default:
 		return v
-	}
+	},
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
@@ -33,42 +33,57 @@ type Options struct {
 	// them down, which the engine calls once its last stream has drained.
 	Connect func() (disconnect func())
 	// Clusters, when set, reports the brokers' state for Status.
-	Clusters func() []ClusterStatus
-	Metrics  *metrics.Metrics
+	Clusters func() []event.ClusterStatus
+	Metrics  *Metrics
 	Logger   *slog.Logger
 	// Window is how many events a stream keeps in flight (published, not yet confirmed).
 	Window int
+	// WindowBytes bounds the same events by their estimated memory (event.Event.MemSize and
+	// their messages' bodies), default 4 MiB; a window takes at least one event.
+	WindowBytes int
 	// DrainTimeout bounds how long a graceful stop waits for confirms in flight.
 	DrainTimeout time.Duration
 	// Tracer makes the spans of events; nil without a tracing block. The caller shuts it down
 	// after Run.
 	Tracer *tracing.Tracer
+	// Prepare, when set, makes the ports of a reload's next configuration ready (see Reload
+	// and Candidate) without changing those in force. Without it a reload keeps the ports it
+	// has, which suits ports that do not depend on the configuration.
+	Prepare func(ctx context.Context, next *config.Config) (*Candidate, error)
 }
 
 // Engine runs sources and delivery streams.
 type Engine struct {
-	store      Log
-	topo       atomic.Pointer[Topology]
-	sourcePort map[string]Source
-	publishers func(target string) ([]Publisher, error)
-	connect    func() (disconnect func())
-	clusters   func() []ClusterStatus
-	metrics    *metrics.Metrics
-	log        *slog.Logger
-	window     int
-	drain      time.Duration
-	tracer     *tracing.Tracer // nil: tracing off, and every hook is one nil check
+	store    Log
+	topo     atomic.Pointer[Topology]
+	connect  func() (disconnect func())
+	prepare  func(ctx context.Context, next *config.Config) (*Candidate, error)
+	clusters func() []event.ClusterStatus
+	metrics  *Metrics
+	log      *slog.Logger
+	window   int
+	winBytes int
+	drain    time.Duration
+	tracer   *tracing.Tracer // nil: tracing off, and every hook is one nil check
 
 	batchPool sync.Pool
 	dlqWake   broadcast
 	deadMu    sync.Mutex // serialises recording dead letters
-	// refusedLogged is when each route last logged a refused dead letter (UnixNano).
-	refusedLogged sync.Map
+	refused   refusedDeadLetters
 
-	mu      sync.Mutex
-	sources []*source
-	streams []*stream
-	replays replays
+	mu         sync.Mutex // guards the ports, epochs, sources and streams below
+	sourcePort map[string]Source
+	publishers func(target string) ([]Publisher, error)
+	epochs     epochs
+	sources    []*source
+	streams    []*stream
+	replays    replays
+
+	// reloadMu serialises reloads with each other and with Run's start and stop.
+	reloadMu sync.Mutex
+	live     *live // what Run runs; nil before Run
+	// generation numbers the configurations put in force: 1 at start, +1 per reload.
+	generation atomic.Int64
 }
 
 // New checks opts and builds an engine; Run starts it.
@@ -86,10 +101,13 @@ func New(opts Options) (*Engine, error) {
 		sourcePort: opts.Sources,
 		publishers: opts.Publishers,
 		connect:    opts.Connect,
+		prepare:    opts.Prepare,
+		epochs:     epochs{},
 		clusters:   opts.Clusters,
 		metrics:    opts.Metrics,
 		log:        opts.Logger,
 		window:     opts.Window,
+		winBytes:   opts.WindowBytes,
 		drain:      opts.DrainTimeout,
 		tracer:     opts.Tracer,
 	}
@@ -112,7 +130,9 @@ func New(opts Options) (*Engine, error) {
 		e.metrics.EventsDeadLettered.WithLabelValues(r.Spec.Name)
 	}
 	e.batchPool.New = func() any { s := make([]*event.Event, 0, e.window); return &s }
+	opts.Topology.setGeneration(1)
 	e.topo.Store(opts.Topology)
+	e.generation.Store(1)
 	return e, nil
 }
 
@@ -121,52 +141,67 @@ func (e *Engine) Topology() *Topology { return e.topo.Load() }
 
 // Run consumes and delivers until ctx ends, then stops gracefully: sources stop consuming and
 // acknowledge what the log holds, streams finish the confirms in flight (within DrainTimeout),
-// connections close. The store is the caller's to close afterwards.
+// connections close. The store is the caller's to close afterwards. While it runs, Reload
+// changes the configuration part by part.
 func (e *Engine) Run(ctx context.Context) error {
+	e.reloadMu.Lock()
 	topo := e.topo.Load()
-	streams, err := e.buildStreams(topo)
-	if err != nil {
-		return err
+	ep := e.currentEpochs()
+	specs := streamSpecs(topo, ep)
+	streams := make([]*stream, 0, len(specs))
+	for _, spec := range specs {
+		s, err := e.buildStream(topo, spec, e.currentPublishers())
+		if err != nil {
+			e.reloadMu.Unlock()
+			closeStreams(streams)
+			return err
+		}
+		streams = append(streams, s)
 	}
 	defer e.connect()()
 
 	// Streams stop only after the sources, so that what was consumed is also delivered.
 	streamCtx, stopStreams := context.WithCancel(context.Background())
 	defer stopStreams()
-	drainStart := make(chan struct{})
-	var streamsWG sync.WaitGroup
-	for _, s := range streams {
-		streamsWG.Add(1)
-		go func() { defer streamsWG.Done(); e.superviseStream(streamCtx, s, drainStart) }()
+	l := newLive(ctx, streamCtx)
+	e.live = l
+	for i, spec := range specs {
+		e.startStream(l, spec, streams[i])
 	}
 	for _, r := range topo.Routes {
-		if r.Spec.DeadLetter == "" {
-			continue
+		if r.Spec.DeadLetter != "" {
+			e.startDeadLetters(l, r, deadLetterIdent(topo, r, ep))
 		}
-		streamsWG.Add(1)
-		go func() { defer streamsWG.Done(); e.runDeadLetters(streamCtx, r.Spec.Name, drainStart) }()
 	}
-
 	dedupStart := e.startDedupWindow(topo)
-	var sourcesWG sync.WaitGroup
 	for _, spec := range topo.Config.Sources {
 		src := e.newSource(spec, e.sourcePort[spec.Name])
 		src.setDedup(dedupStart)
-		sourcesWG.Add(1)
-		go func() { defer sourcesWG.Done(); src.run(ctx) }()
+		e.startSource(l, src, sourceIdent(spec, ep))
 	}
+	e.publishLists(l, topo, ep)
+	e.reloadMu.Unlock()
 	e.log.Info("router running", "sources", len(topo.Config.Sources), "routes", len(topo.Routes))
 
 	<-ctx.Done()
+	// A reload under way finishes first; none starts after this.
+	e.reloadMu.Lock()
+	l.stopping = true
+	e.reloadMu.Unlock()
 	e.log.Info("stopping: draining sources")
-	sourcesWG.Wait()
+	l.sourcesWG.Wait()
 	// Every logged event is acknowledged now: the next start need not suspect any of them.
 	e.store.SetCursor(ackedCursor, e.store.LastSeq())
 	e.stopReplays()
 	e.log.Info("stopping: finishing deliveries in flight", "timeout", e.drain)
-	close(drainStart)
+	for _, ls := range l.streams {
+		ls.startDrain()
+	}
+	for _, t := range l.deadLetters {
+		t.startDrain()
+	}
 	done := make(chan struct{})
-	go func() { streamsWG.Wait(); close(done) }()
+	go func() { l.streamsWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(e.drain):
@@ -176,6 +211,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// currentPublishers and currentEpochs are the ports' state in force (a reload changes them).
+func (e *Engine) currentPublishers() func(string) ([]Publisher, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.publishers
+}
+
+func (e *Engine) currentEpochs() epochs {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.epochs)
 }
 
 // startDedupWindow is where redeliveries can match at start-up: after a graceful stop,
@@ -239,43 +287,25 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// buildStreams makes one stream per (route, target), and per cluster for targets in "all" mode.
-func (e *Engine) buildStreams(topo *Topology) ([]*stream, error) {
-	var out []*stream
-	for _, r := range topo.Routes {
-		for _, tn := range r.DeliveryTargets(topo) {
-			pubs, err := e.publishersFor(topo.Targets[tn])
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range pubs {
-				out = append(out, e.newStream(r.Spec.Name, tn, p.cursorSuffix, p.pub))
-			}
-		}
-	}
-	e.mu.Lock()
-	e.streams = out
-	e.mu.Unlock()
-	return out, nil
-}
-
 func (e *Engine) newStream(route, target, suffix string, pub Publisher) *stream {
 	label := target
 	if suffix != "" {
 		label = target + "@" + suffix
 	}
 	return &stream{
-		e:         e,
-		route:     route,
-		target:    target,
-		cursor:    CursorName(route, target, suffix),
-		pub:       pub,
-		window:    e.window,
-		log:       e.log.With("route", route, "target", label),
-		delivered: e.metrics.EventsDelivered.WithLabelValues(route, label),
-		replayed:  e.metrics.EventsReplayed.WithLabelValues(route, label),
-		retries:   e.metrics.DeliveryRetries.WithLabelValues(route, label),
-		lag:       e.metrics.DeliveryLag.WithLabelValues(route, label),
+		e:            e,
+		route:        route,
+		target:       target,
+		cursor:       CursorName(route, target, suffix),
+		pub:          pub,
+		window:       e.window,
+		windowBytes:  e.winBytes,
+		log:          e.log.With("route", route, "target", label),
+		delivered:    e.metrics.EventsDelivered.WithLabelValues(route, label),
+		replayed:     e.metrics.EventsReplayed.WithLabelValues(route, label),
+		retries:      e.metrics.DeliveryRetries.WithLabelValues(route, label),
+		lag:          e.metrics.DeliveryLag.WithLabelValues(route, label),
+		configuredAt: e.store.LastSeq(),
 	}
 }
 
@@ -284,10 +314,15 @@ type streamPublisher struct {
 	pub          Publisher
 }
 
+// publishersFor opens the publishers of a target's streams with the ports in force.
+func (e *Engine) publishersFor(tgt *config.TargetSpec) ([]streamPublisher, error) {
+	return publishersFor(e.currentPublishers(), tgt)
+}
+
 // publishersFor opens the publishers of a target's streams: one for a single cluster or a
 // failover list, one per cluster in "all" mode, whose cursors the cluster's name tells apart.
-func (e *Engine) publishersFor(tgt *config.TargetSpec) ([]streamPublisher, error) {
-	pubs, err := e.publishers(tgt.Name)
+func publishersFor(publishers func(string) ([]Publisher, error), tgt *config.TargetSpec) ([]streamPublisher, error) {
+	pubs, err := publishers(tgt.Name)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", tgt.Name, err)
 	}

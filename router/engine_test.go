@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
 )
@@ -32,7 +30,7 @@ type rig struct {
 	log     *routertest.Log
 	src     *routertest.Source
 	targets map[string]*routertest.Target // by cluster name
-	metrics *metrics.Metrics
+	metrics *router.Metrics
 	engine  *router.Engine
 	cancel  context.CancelFunc
 	done    chan error
@@ -40,33 +38,24 @@ type rig struct {
 }
 
 type rigOptions struct {
-	window int
-	drain  time.Duration
-	claims *claimLog // a log shared with other routers: pairs are claimed
+	window      int
+	windowBytes int
+	drain       time.Duration
+	claims      *claimLog // a log shared with other routers: pairs are claimed
+	// listing is claims on a log that also lists its cursors (new pairs start at its end).
+	listing *listingClaimLog
+	// lists: the log lists its cursors (new pairs start at its end), without claims.
+	lists bool
 }
 
 // newRig loads hcl (clusters, targets and routes; the source "in" and cluster "main" are
 // added) and starts an engine on fakes, stopped when the test ends.
 func newRig(t *testing.T, hcl string, opts rigOptions) *rig {
 	t.Helper()
-	src := `
-cluster "main" { url = "amqp://guest:guest@127.0.0.1:1/" }
-source "in" {
-  cluster  = "main"
-  exchange = "events"
-  queue    = "q"
-}
-` + hcl
-	cfg, diags := config.LoadBytes([]byte(src), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatalf("config: %s", diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := nextTopology(t, hcl)
+	cfg := topo.Config
 	r := &rig{t: t, log: routertest.NewLog(), src: routertest.NewSource("in"), targets: map[string]*routertest.Target{},
-		metrics: metrics.New(prometheus.NewRegistry()), done: make(chan error, 1)}
+		metrics: router.NewMetrics(prometheus.NewRegistry()), done: make(chan error, 1)}
 	for _, c := range cfg.Clusters {
 		r.targets[c.Name] = routertest.NewTarget(c.Name)
 	}
@@ -79,6 +68,14 @@ source "in" {
 		opts.claims.Log = r.log
 		lg = opts.claims
 	}
+	if opts.listing != nil {
+		opts.listing.Log = r.log
+		lg = opts.listing
+	}
+	if opts.lists {
+		lg = &listingLog{Log: r.log}
+	}
+	var err error
 	r.engine, err = router.New(router.Options{
 		Topology: topo,
 		Log:      lg,
@@ -96,6 +93,7 @@ source "in" {
 		},
 		Metrics:      r.metrics,
 		Window:       opts.window,
+		WindowBytes:  opts.windowBytes,
 		DrainTimeout: opts.drain,
 	})
 	if err != nil {
@@ -166,6 +164,18 @@ func bodies(prefix string, n int) []string {
 	return out
 }
 
+// oneTarget is one route "r" to one target "a" (exchange xa).
+const oneTarget = `
+target "a" {
+  cluster  = "main"
+  exchange = "xa"
+}
+route "r" {
+  source  = "in"
+  targets = ["a"]
+}
+`
+
 const twoTargets = `
 target "a" {
   cluster  = "main"
@@ -208,16 +218,7 @@ func TestEachPairDeliversInLogOrderAndSourcesAreAcknowledged(t *testing.T) {
 }
 
 func TestConfirmWindowBoundsWhatIsInFlightAndTheCursorFollowsConfirms(t *testing.T) {
-	r := newRig(t, `
-target "a" {
-  cluster  = "main"
-  exchange = "xa"
-}
-route "r" {
-  source  = "in"
-  targets = ["a"]
-}
-`, rigOptions{window: 8})
+	r := newRig(t, oneTarget, rigOptions{window: 8})
 	tgt := r.targets["main"]
 	tgt.HoldConfirms(true)
 	r.publish("k", bodies("e", 50)...)
@@ -236,6 +237,42 @@ route "r" {
 	}
 	if got := r.received("xa", 50); len(got) != 50 {
 		t.Fatalf("%d delivered", len(got))
+	}
+}
+
+func TestConfirmWindowIsBoundedInBytes(t *testing.T) {
+	const size, windowBytes = 16 << 10, 128 << 10
+	r := newRig(t, oneTarget, rigOptions{window: 1024, windowBytes: windowBytes})
+	tgt := r.targets["main"]
+	tgt.HoldConfirms(true)
+	var want []string
+	for i := range 40 {
+		b := fmt.Sprintf("e%03d", i) + strings.Repeat("x", size)
+		want = append(want, b)
+		r.publish("k", b)
+	}
+	r.waitFor("all 40 logged", func() bool { return r.log.LastSeq() == 40 })
+	r.waitFor("a full window", func() bool { return tgt.Unconfirmed() > 0 })
+	// Each event counts its own body and its message's: the window holds what fits in
+	// windowBytes, plus the one event that crosses it.
+	limit := windowBytes/(2*size) + 1
+	for range 3 {
+		if n := tgt.Unconfirmed(); n < 1 || n > limit {
+			t.Fatalf("%d events of %d bytes in flight with a window of %d bytes; want 1..%d", n, size, windowBytes, limit)
+		}
+		tgt.Confirm(1)
+		r.waitFor("the window refilled", func() bool { return tgt.Unconfirmed() > 0 })
+	}
+	tgt.HoldConfirms(false)
+	for tgt.Unconfirmed() > 0 || r.cursor("r", "a") < 40 {
+		if n := tgt.Unconfirmed(); n > limit {
+			t.Fatalf("%d events in flight; want at most %d", n, limit)
+		}
+		tgt.Confirm(-1)
+		r.waitFor("progress", func() bool { return tgt.Unconfirmed() > 0 || r.cursor("r", "a") == 40 })
+	}
+	if got := r.received("xa", 40); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("delivered out of order or with gaps")
 	}
 }
 
@@ -328,16 +365,7 @@ func TestPanicOnTheEventPathIsThatEventsFailure(t *testing.T) {
 }
 
 func TestReplayDeliversItsRangeAgainMarkedAndPaced(t *testing.T) {
-	r := newRig(t, `
-target "a" {
-  cluster  = "main"
-  exchange = "xa"
-}
-route "r" {
-  source  = "in"
-  targets = ["a"]
-}
-`, rigOptions{})
+	r := newRig(t, oneTarget, rigOptions{})
 	r.publish("k", bodies("e", 10)...)
 	r.received("xa", 10)
 	r.waitFor("the live cursor at the end", func() bool { return r.cursor("r", "a") == 10 })
@@ -420,16 +448,23 @@ func TestAFailingLogRequeuesAndHoldsConsumptionBack(t *testing.T) {
 	r.waitFor("ready", func() bool { return r.engine.Status().Ready })
 }
 
-func TestUndecodableMessagesAreCounted(t *testing.T) {
+// A message whose headers the source cannot decode is rejected without requeue (the broker
+// dead-letters its own copy), counted, never logged; the messages behind it flow.
+func TestUndecodableMessagesAreRejected(t *testing.T) {
 	r := newRig(t, twoTargets, rigOptions{})
-	r.src.PublishUndecodable()
-	r.waitFor("the decode error counted", func() bool {
-		return testutil.ToFloat64(r.metrics.EventsRejected.WithLabelValues("in", "undecodable")) >= 1
-	})
-	r.src.DropUndecodable()
+	r.src.PublishUndecodable("k")
 	r.publish("k", "after")
 	if got := r.received("xa", 1); got[0] != "after" {
 		t.Fatalf("xa received %v", got)
+	}
+	r.waitFor("the undecodable message rejected and the next acknowledged", func() bool {
+		return len(r.src.Rejected()) == 1 && r.src.Pending() == 0
+	})
+	if got := testutil.ToFloat64(r.metrics.EventsRejected.WithLabelValues("in", "undecodable")); got != 1 {
+		t.Fatalf("router_events_rejected_total{reason=undecodable} = %v, want 1", got)
+	}
+	if n := r.log.Appended(); n != 1 {
+		t.Fatalf("%d records logged, want 1 (the undecodable message is not logged)", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +21,10 @@ import (
 // event is durably in the log; acknowledgements go out in delivery order, coalesced (each
 // acknowledges every earlier delivery: one per commit).
 type source struct {
-	e       *Engine
-	spec    config.SourceSpec
-	port    Source
-	log     *slog.Logger
-	maxSize int64
+	e    *Engine
+	spec config.SourceSpec
+	port Source
+	log  *slog.Logger
 
 	consuming atomic.Bool
 	// failedUntil holds consumption back after the log refused an append (disk trouble), so
@@ -65,7 +65,6 @@ func (e *Engine) newSource(spec config.SourceSpec, port Source) *source {
 		spec:        spec,
 		port:        port,
 		log:         e.log.With("source", spec.Name, "queue", spec.Queue),
-		maxSize:     e.topo.Load().Config.Router.MaxMessageSize,
 		settled:     make(chan settlement, spec.Prefetch+64),
 		consumed:    e.metrics.EventsConsumed.WithLabelValues(spec.Name),
 		stored:      e.metrics.EventsStored.WithLabelValues(spec.Name),
@@ -76,9 +75,6 @@ func (e *Engine) newSource(spec config.SourceSpec, port Source) *source {
 		unencodable: e.metrics.EventsRejected.WithLabelValues(spec.Name, "unencodable"),
 	}
 	s.recent = make([]uint64, 0, spec.Prefetch+64)
-	e.mu.Lock()
-	e.sources = append(e.sources, s)
-	e.mu.Unlock()
 	return s
 }
 
@@ -171,11 +167,13 @@ func (s *source) handle(d *event.Delivery) {
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
-	if s.maxSize > 0 && int64(len(ev.Body)) > s.maxSize {
+	// The configuration in force: router.max_message_size and the routes may change by a reload.
+	topo := s.e.topo.Load()
+	if maxSize := topo.Config.Router.MaxMessageSize; maxSize > 0 && int64(len(ev.Body)) > maxSize {
 		// Too big to log: the broker dead-letters it if the queue has a dead-letter exchange.
 		s.oversize.Inc()
 		s.log.Error("message over max_message_size rejected", "size", len(ev.Body),
-			"max", s.maxSize, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey)
+			"max", maxSize, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey)
 		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
@@ -187,10 +185,18 @@ func (s *source) handle(d *event.Delivery) {
 		fp = s.e.store.Fingerprint(ev)
 		ev.Props.MessageID = AssignedMessageID(fp, ev.IngestTime)
 	}
-	matched := s.e.topo.Load().AnyRouteMatches(s.spec.Name, ev.RoutingKey)
+	// Matched once: the event carries the match to the streams that read it from memory.
+	var matched bool
+	ev.Routes, matched = topo.matchRoutes(s.spec.Name, ev.RoutingKey)
 	var dedup event.Window
 	if d.Redelivered {
 		dedup = s.dedupWindow()
+		if _, shared := s.e.store.(PairClaimer); shared {
+			// The first copy may have been logged by another router, at seqs this source never
+			// saw: a shared log judges by what the router that wrote it can have left
+			// unacknowledged.
+			dedup = event.Window{From: 1, To: math.MaxUint64}
+		}
 	}
 	var span trace.Span
 	if s.e.tracer != nil {

@@ -40,7 +40,7 @@ type Decision struct {
 type routeTrace struct {
 	tracer  *tracing.Tracer
 	span    trace.Span
-	traceID string // for meta_get("trace_id")
+	traceID trace.TraceID // for meta_get("trace_id"), formatted only for a route with modules
 }
 
 // Process runs ev through the route's filters, transforms and handler once. ev is not changed:
@@ -63,10 +63,11 @@ func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d
 	}()
 	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
 	if rt != nil {
-		inv.TraceID = rt.traceID
+		inv.TraceID = rt.traceID.String()
 	}
 	if len(r.transforms) > 0 || r.handler != nil {
-		inv.Event = ev.Clone()
+		// Guests replace the body, never write into it: the copy can share it.
+		inv.Event = ev.CloneSharingBody()
 		d.Event = inv.Event
 	}
 	run := func(m *wasmhost.Module, role wasmhost.Role) bool {
@@ -164,9 +165,9 @@ func runRoute(ctx context.Context, tracer *tracing.Tracer, r *Route, ev *event.E
 	if tracer == nil {
 		return r.ProcessWithRetry(ctx, ev)
 	}
-	span := tracer.StartProcess(ev, r.Spec.Name, replay, 0)
+	span := tracer.StartProcess(ev, r.Spec.Name, replay, r.generation)
 	sc := span.SpanContext()
-	d := r.processWithRetry(ctx, ev, &routeTrace{tracer: tracer, span: span, traceID: sc.TraceID().String()})
+	d := r.processWithRetry(ctx, ev, &routeTrace{tracer: tracer, span: span, traceID: sc.TraceID()})
 	d.Trace = sc
 	switch d.Verdict {
 	case Dropped:

@@ -63,8 +63,9 @@ type Log interface {
 	LastSeq() uint64
 	Notify() <-chan struct{}
 	// Scan visits committed events from seq from, looking at no more than limit records,
-	// handing fn those keep selects by source and routing key; it returns the seq to resume at.
-	Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(*event.Event) bool) (next uint64, err error)
+	// handing fn those keep selects by source, routing key and the route match an event still
+	// in memory since its append carries (event.Event.Routes); it returns the seq to resume at.
+	Scan(from uint64, limit int, keep event.Keep, fn func(*event.Event) bool) (next uint64, err error)
 	// Get reads one event; event.ErrNotFound when it is not (or no longer) in the log.
 	Get(seq uint64) (*event.Event, error)
 	// ScanHeads calls fn with the head of each record in [from, to], decoding nothing else.
@@ -128,4 +129,16 @@ func (r *resolved) Err() error            { return r.err }
 // ends when it is lost.
 type PairClaimer interface {
 	ClaimPair(cursor string) (event.PairClaim, error)
+}
+
+// PairHolders is implemented by a log that several routers share: it names this router and
+// the router that delivers each (route, target) pair, for the status.
+type PairHolders interface {
+	Holder() string
+	// PairHolder names the router delivering the pair of a delivery cursor ("" when not
+	// known); here is true when it is this router.
+	PairHolder(cursor string) (holder string, here bool)
+	// PairPosition is the position of a pair another router delivers, as that router last
+	// reported it; ok is false when none is known.
+	PairPosition(cursor string) (pos uint64, ok bool)
 }

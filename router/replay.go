@@ -228,7 +228,15 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 		}
 		return e.resumeReplay(req.Resume, req.Rate)
 	}
-	topo := e.topo.Load()
+	// Counted as in use until the job's dry run ends, or this function returns: a reload
+	// closes the guests of a topology only once nothing uses it.
+	topo := e.acquireTopology()
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			topo.release()
+		}
+	}()
 	sel, err := req.Resolve(topo, e.store.FirstSeq(), e.store.LastSeq(), time.Now())
 	if err != nil {
 		return "", err
@@ -260,8 +268,10 @@ func (e *Engine) startReplay(req ReplayRequest, candidate *Topology) (string, er
 		return "", err
 	}
 	if req.DryRun {
+		handedOver = true
 		go func() {
 			defer e.replays.wg.Done()
+			defer topo.release()
 			rep, err := DryRun(jobCtx, e.store, topo, &sel, candidate, func(n uint64) { job.done.Store(n) })
 			job.finish(&rep, err)
 		}()

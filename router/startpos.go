@@ -17,7 +17,9 @@ type cursorLister interface {
 // the log. Starting a new pair at the beginning would resend the whole retention window to it
 // at once; `router replay` gives it the past on request. The new cursor is made durable
 // before the stream delivers anything, so that a crash right after cannot make the pair look
-// new again and skip what arrived in between.
+// new again and skip what arrived in between. The end is the log's as the stream was made,
+// before the sources ran: on a log several routers share the pair's claim may be granted
+// only after this router (or another) logged events for it, which must not be skipped.
 func (e *Engine) startPosition(s *stream) (uint64, error) {
 	lister, ok := e.store.(cursorLister)
 	if s.replay || s.dryRun || !ok {
@@ -30,7 +32,7 @@ func (e *Engine) startPosition(s *stream) (uint64, error) {
 	if pos, ok := cursors[s.cursor]; ok {
 		return pos, nil
 	}
-	last := e.store.LastSeq()
+	last := min(e.store.LastSeq(), s.configuredAt)
 	if err := lister.ResetCursor(s.cursor, last); err != nil {
 		return 0, fmt.Errorf("stream %s: creating cursor: %w", s.cursor, err)
 	}

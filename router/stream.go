@@ -25,8 +25,13 @@ type stream struct {
 	cursor string // the store cursor this stream advances
 	pub    Publisher
 	window int // events in flight
-	log    *slog.Logger
-	stop   <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
+	// windowBytes bounds the memory of the events in flight as well (their MemSize and their
+	// messages' bodies), so that large messages cannot make the window hold the process's
+	// memory hostage; the window always takes at least one event.
+	windowBytes   int
+	inflightBytes int
+	log           *slog.Logger
+	stop          <-chan struct{} // closed when the engine drains: finish what is in flight, read no more
 	// supervised: run again after a failure or a lost pair, on the same publisher, which the
 	// supervisor closes at the end.
 	supervised bool
@@ -47,6 +52,8 @@ type stream struct {
 	// For a pair that had no cursor: it started after this seq (see startPosition).
 	newPair   atomic.Bool
 	startedAt atomic.Uint64
+	// configuredAt is the log's last seq when the stream was made, before the sources ran.
+	configuredAt uint64
 }
 
 // errDraining ends a stream that was waiting out a retry when the engine began to stop.
@@ -107,6 +114,9 @@ func (s *stream) run(ctx context.Context) error {
 	}()
 	err = s.deliver(held)
 	if isClosed(claim.Lost()) && ctx.Err() == nil {
+		if s.lag != nil {
+			s.lag.Set(0) // the router that holds the pair now reports its lag
+		}
 		return errPairLost
 	}
 	return err
@@ -116,6 +126,9 @@ func (s *stream) run(ctx context.Context) error {
 func (s *stream) deliver(ctx context.Context) error {
 	if s.window <= 0 {
 		s.window = 1024
+	}
+	if s.windowBytes <= 0 {
+		s.windowBytes = defaultWindowBytes
 	}
 	if s.from > 0 {
 		s.pos = s.from - 1
@@ -149,7 +162,7 @@ func (s *stream) deliver(ctx context.Context) error {
 		if stopping && (len(s.inflight) == 0 || s.outage) {
 			return nil
 		}
-		if !stopping && len(s.inflight) < s.window && s.next <= s.last() {
+		if !stopping && s.hasRoom() && s.next <= s.last() {
 			if err := s.fill(ctx); err != nil {
 				return err
 			}
@@ -183,7 +196,7 @@ func (s *stream) deliver(ctx context.Context) error {
 			continue
 		}
 		var more <-chan struct{}
-		if len(s.inflight) < s.window && !stopping {
+		if s.hasRoom() && !stopping {
 			if s.next <= s.last() {
 				continue
 			}
@@ -198,9 +211,21 @@ func (s *stream) deliver(ctx context.Context) error {
 	}
 }
 
+// defaultWindowBytes is a stream's windowBytes unless the engine sets one: a window of
+// 1 KiB messages is bound by its count, one of large messages by its bytes.
+const defaultWindowBytes = 4 << 20
+
+// hasRoom reports whether the window takes more events.
+func (s *stream) hasRoom() bool {
+	return len(s.inflight) < s.window && s.inflightBytes < s.windowBytes
+}
+
 // fill reads the next batch from the log and publishes what the route makes of it.
 func (s *stream) fill(ctx context.Context) error {
-	topo := s.e.topo.Load()
+	// One topology for the whole batch: each event goes through one generation of the
+	// configuration, and a reload retires the old one only once no batch uses it.
+	topo := s.e.acquireTopology()
+	defer topo.release()
 	r := topo.Route(s.route)
 	tgt := topo.Targets[s.target]
 	if r == nil || tgt == nil {
@@ -217,11 +242,15 @@ func (s *stream) fill(ctx context.Context) error {
 	if s.to > 0 && uint64(limit) > s.to-s.next+1 {
 		limit = int(s.to - s.next + 1)
 	}
+	s.countRemoved()
 	// Events are collected first and processed after the scan: guests and publishes must not
 	// run inside a read transaction.
-	next, err := s.e.store.Scan(s.next, limit, r.Matches, func(ev *event.Event) bool {
+	room := s.windowBytes - s.inflightBytes
+	next, err := s.e.store.Scan(s.next, limit, r.keeps, func(ev *event.Event) bool {
 		*batch = append(*batch, ev)
-		return true
+		// The event and, usually, one message of the same size (admit counts them exactly).
+		room -= 2 * ev.MemSize()
+		return room > 0
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
@@ -319,7 +348,12 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 	if s.dryRun {
 		pe.msgs = nil
 	}
+	pe.size = ev.MemSize()
+	for i := range pe.msgs {
+		pe.size += 256 + len(pe.msgs[i].out.msg.Body)
+	}
 	s.inflight = append(s.inflight, pe)
+	s.inflightBytes += pe.size
 	if s.rate <= 0 {
 		return nil // fill publishes the batch
 	}
@@ -345,5 +379,23 @@ func (s *stream) reset() {
 		}
 	}
 	s.inflight = nil
+	s.inflightBytes = 0
 	s.outage = false
+}
+
+// countRemoved counts, on a log several routers share, the positions a live pair never
+// delivered because the log's retention (the broker's, for a stream) removed them first. The
+// bbolt log counts its own removals against every cursor (store/retention.go).
+func (s *stream) countRemoved() {
+	if s.replay || s.dryRun {
+		return
+	}
+	if _, shared := s.e.store.(PairClaimer); !shared {
+		return
+	}
+	if first := s.e.store.FirstSeq(); first > s.next {
+		s.e.metrics.StoreLost.Add(float64(first - s.next))
+		s.log.Warn("the log removed events this pair had not delivered yet", "removed", first-s.next, "from_seq", s.next, "first_seq", first)
+		s.next = first
+	}
 }

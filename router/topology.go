@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/filters"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/wasmhost"
@@ -18,6 +19,7 @@ type Topology struct {
 	Modules map[string]*wasmhost.Module
 
 	bySource map[string]*sourceRoutes
+	users    inUse // batches and dry runs working with this topology
 }
 
 // sourceRoutes are the routes fed by one source, with one matcher over all their patterns.
@@ -35,7 +37,18 @@ type Route struct {
 	handler    *wasmhost.Module
 	targetSet  map[string]bool // the route's own targets
 	known      func(string) bool
-	decisions  decisions // shared by the route's live streams
+	decisions  *decisions // shared by the route's live streams (and kept by a reload that leaves the route as it was)
+	// generation is the number of the configuration the route belongs to, once the engine put
+	// it in force (0 before: offline runs), for trace spans and carried matches.
+	generation uint64
+	index      int // the route's position in its topology: its bit in an event.RouteMatch
+}
+
+// setGeneration numbers the routes of a topology about to be put in force.
+func (t *Topology) setGeneration(n int64) {
+	for _, r := range t.Routes {
+		r.generation = uint64(n)
+	}
 }
 
 // Name is the route's name.
@@ -44,6 +57,17 @@ func (r *Route) Name() string { return r.Spec.Name }
 // Matches reports whether the route takes an event from source with routing key.
 func (r *Route) Matches(source, routingKey string) bool {
 	return source == r.Spec.Source && r.matcher.Matches(routingKey)
+}
+
+// keeps is the stream's selection of the events of the log: the match the event carries from
+// its ingest when that was made under this route's generation, else the route's own match.
+// Across a reload the routes in force decide (an event logged under generation N and read
+// under N+1 goes where N+1's routes send it), exactly as if nothing had been carried.
+func (r *Route) keeps(source, routingKey string, m event.RouteMatch) bool {
+	if takes, known := m.Has(r.generation, r.index); known {
+		return takes
+	}
+	return r.Matches(source, routingKey)
 }
 
 // HasTarget reports whether target is one of the route's own targets.
@@ -76,7 +100,7 @@ func NewTopology(cfg *config.Config, modules map[string]*wasmhost.Module) (*Topo
 	}
 	known := func(name string) bool { _, ok := t.Targets[name]; return ok }
 	for _, rs := range cfg.Routes {
-		r := &Route{Spec: rs, matcher: filters.NewMatcher(), targetSet: map[string]bool{}, known: known}
+		r := &Route{Spec: rs, matcher: filters.NewMatcher(), targetSet: map[string]bool{}, known: known, decisions: &decisions{}, index: len(t.Routes)}
 		for _, p := range rs.Match {
 			if err := r.matcher.Add(p, 0); err != nil {
 				return nil, fmt.Errorf("route %q: %w", rs.Name, err)
@@ -154,6 +178,36 @@ func (t *Topology) MatchingRoutes(source, routingKey string, dst []*Route) []*Ro
 func (t *Topology) AnyRouteMatches(source, routingKey string) bool {
 	sr := t.bySource[source]
 	return sr != nil && sr.matcher.Matches(routingKey)
+}
+
+// matchRoutes matches an event at ingest against every route, once: the streams of a topology
+// in force read the result from the event instead of matching again (Route.keeps). It is
+// carried only when the topology is in force (a generation) and every route it names is among
+// the first 64; otherwise the zero RouteMatch leaves the streams to match. matched reports whether
+// some route takes the event.
+func (t *Topology) matchRoutes(source, routingKey string) (m event.RouteMatch, matched bool) {
+	sr := t.bySource[source]
+	if sr == nil {
+		return m, false
+	}
+	var buf [16]int
+	ids := sr.matcher.Match(routingKey, buf[:0])
+	if len(ids) == 0 {
+		return m, false
+	}
+	gen := sr.routes[ids[0]].generation
+	if gen == 0 {
+		return m, true
+	}
+	for _, id := range ids {
+		i := sr.routes[id].index
+		if i >= 64 {
+			return event.RouteMatch{}, true
+		}
+		m.Set |= 1 << i
+	}
+	m.Generation = gen
+	return m, true
 }
 
 // ModuleRoles lists, per module name, the roles the routes use it in, so that loading can check

@@ -58,10 +58,14 @@ type ModuleView struct {
 
 // StoreView is the store block.
 type StoreView struct {
-	Path      string        `json:"path"`
+	Backend   string        `json:"backend"`
+	Path      string        `json:"path,omitempty"` // bbolt
 	Retention time.Duration `json:"retention_ns"`
 	MaxSize   int64         `json:"max_size"`
-	OnFull    string        `json:"on_full"`
+	OnFull    string        `json:"on_full,omitempty"`     // bbolt
+	Cluster   string        `json:"cluster,omitempty"`     // stream
+	Stream    string        `json:"stream,omitempty"`      // stream
+	Takeover  time.Duration `json:"takeover_ns,omitempty"` // stream
 }
 
 // TopologyJSON answers GET /api/v1/topology.
@@ -71,7 +75,10 @@ func (e *Engine) TopologyJSON() any {
 	v := TopologyView{
 		File: cfg.File, Clusters: []string{}, Sources: []SourceView{}, Routes: []RouteView{},
 		Targets: []TargetView{}, Modules: []ModuleView{},
-		Store: StoreView{Path: cfg.Store.Path, Retention: cfg.Store.Retention, MaxSize: cfg.Store.MaxSize, OnFull: cfg.Store.OnFull},
+		Store: StoreView{
+			Backend: cfg.Store.Backend, Path: cfg.Store.Path, Retention: cfg.Store.Retention, MaxSize: cfg.Store.MaxSize,
+			OnFull: cfg.Store.OnFull, Cluster: cfg.Store.Cluster, Stream: cfg.Store.Stream, Takeover: cfg.Store.Takeover,
+		},
 	}
 	for _, c := range cfg.Clusters {
 		v.Clusters = append(v.Clusters, c.Name)

@@ -22,6 +22,7 @@ type pendingEvent struct {
 	msgs     []pendingMsg
 	attempts int
 	dead     bool // dead-lettered for this target
+	size     int  // what it counts in the window's bytes
 }
 
 type pendingMsg struct {
@@ -86,6 +87,10 @@ func (s *stream) enterOutage(err error) {
 
 // settle takes confirmed events off the head of the window, in order.
 func (s *stream) settle(ctx context.Context) error {
+	// The cursor moves once for what this call settles, before anything that may wait (a
+	// refusal's backoff): moving it per event cost a lock, two map writes and a gauge update per
+	// event for a position only the next commit makes durable.
+	settled := false
 	for len(s.inflight) > 0 {
 		h := s.inflight[0]
 		for i := range h.msgs {
@@ -94,11 +99,13 @@ func (s *stream) settle(ctx context.Context) error {
 				continue
 			}
 			if m.conf == nil {
+				s.advanceSettled(settled)
 				return nil // waiting to be published again
 			}
 			select {
 			case <-m.conf.Done():
 			default:
+				s.advanceSettled(settled)
 				return nil
 			}
 			err := m.conf.Err()
@@ -114,23 +121,36 @@ func (s *stream) settle(ctx context.Context) error {
 				m.conf = nil
 				m.endSpan(err)
 				s.enterOutage(err)
+				s.advanceSettled(settled)
 				return nil
 			default:
+				s.advanceSettled(settled)
 				return s.refused(ctx, h, err)
 			}
 		}
 		if len(h.msgs) > 0 && !h.dead && s.onDelivered != nil {
 			s.onDelivered()
 		}
+		s.inflightBytes -= h.size
 		s.inflight[0] = nil
 		s.inflight = s.inflight[1:]
-		if len(s.inflight) == 0 {
-			s.advance(s.next - 1)
-		} else {
-			s.advance(s.inflight[0].seq - 1)
-		}
+		settled = true
 	}
+	s.advanceSettled(settled)
 	return nil
+}
+
+// advanceSettled moves the cursor past the events settle took off the window, if any: to just
+// before the new head, or to the last event read when the window is empty.
+func (s *stream) advanceSettled(settled bool) {
+	if !settled {
+		return
+	}
+	if len(s.inflight) == 0 {
+		s.advance(s.next - 1)
+	} else {
+		s.advance(s.inflight[0].seq - 1)
+	}
 }
 
 // refused handles a broker refusal at the head of the window: once the event's tries are

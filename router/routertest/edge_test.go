@@ -11,9 +11,13 @@ import (
 func TestFakeSourceConformance(t *testing.T) {
 	routertest.RunSourceSuite(t, func(*testing.T) routertest.SourceHarness {
 		src := routertest.NewSource("in")
-		return routertest.SourceHarness{Source: src, Publish: func(_ *testing.T, key string, body []byte) {
-			src.Publish(&event.Event{RoutingKey: key, Body: body})
-		}}
+		return routertest.SourceHarness{
+			Source: src,
+			Publish: func(_ *testing.T, key string, body []byte) {
+				src.Publish(&event.Event{RoutingKey: key, Body: body})
+			},
+			PublishUndecodable: func(_ *testing.T, key string) { src.PublishUndecodable(key) },
+		}
 	})
 }
 

@@ -22,6 +22,9 @@ type SourceHarness struct {
 	Source router.Source
 	// Publish sends a message with this routing key and body to what the source consumes.
 	Publish func(t *testing.T, routingKey string, body []byte)
+	// PublishUndecodable sends a message with this routing key whose headers the source cannot
+	// decode.
+	PublishUndecodable func(t *testing.T, routingKey string)
 }
 
 // RunSourceSuite checks that a source implementation keeps the promises the engine relies on.
@@ -72,6 +75,32 @@ func RunSourceSuite(t *testing.T, setup func(t *testing.T) SourceHarness) {
 		}
 	})
 
+	t.Run("a message it cannot decode is delivered in its turn, marked, and a rejection removes it", func(t *testing.T) {
+		h := setup(t)
+		c := consume(t, h.Source)
+		h.Publish(t, "k.a", []byte("a"))
+		h.PublishUndecodable(t, "k.b")
+		h.Publish(t, "k.c", []byte("c"))
+		got := c.take(t, 3)
+		if got[0].Undecodable != "" || got[2].Undecodable != "" || string(got[0].Event.Body) != "a" || string(got[2].Event.Body) != "c" {
+			t.Fatalf("the decodable messages around it: %+v, %+v", got[0], got[2])
+		}
+		if got[1].Undecodable == "" || got[1].Event.RoutingKey != "k.b" || len(got[1].Event.Headers) != 0 {
+			t.Fatalf("the undecodable message: undecodable %q, routing key %q, headers %v; want it marked, in order, without headers",
+				got[1].Undecodable, got[1].Event.RoutingKey, got[1].Event.Headers)
+		}
+		if err := got[1].Ack.Reject(false); err != nil {
+			t.Fatal(err)
+		}
+		if err := got[2].Ack.AckThrough(); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing comes back: the next delivery is the next message.
+		h.Publish(t, "k.d", []byte("d"))
+		if d := c.take(t, 1)[0]; string(d.Event.Body) != "d" || d.Redelivered {
+			t.Fatalf("after the rejection: %q (redelivered %v), want the next message", d.Event.Body, d.Redelivered)
+		}
+	})
 	t.Run("reports consuming and returns nil when its context ends", func(t *testing.T) {
 		h := setup(t)
 		c := consume(t, h.Source)

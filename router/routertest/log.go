@@ -185,14 +185,14 @@ func (l *Log) Notify() <-chan struct{} {
 }
 
 // Scan visits events from seq from (see router.Log).
-func (l *Log) Scan(from uint64, limit int, keep func(source, routingKey string) bool, fn func(*event.Event) bool) (uint64, error) {
+func (l *Log) Scan(from uint64, limit int, keep event.Keep, fn func(*event.Event) bool) (uint64, error) {
 	l.mu.Lock()
 	next := max(from, l.first)
 	var picked []*event.Event
 	for looked := 0; next <= l.last && (limit <= 0 || looked < limit); looked++ {
 		ev := l.events[next-l.first]
 		next++
-		if keep == nil || keep(ev.Source, ev.RoutingKey) {
+		if keep == nil || keep(ev.Source, ev.RoutingKey, ev.Routes) {
 			picked = append(picked, ev.Clone())
 		}
 	}

@@ -65,7 +65,7 @@ func RunLogSuite(t *testing.T, open func(t *testing.T) router.Log) {
 		}
 		first := l.FirstSeq()
 		var got []uint64
-		keepA := func(source, key string) bool { return source == "src" && key == "a" }
+		keepA := event.ByHead(func(source, key string) bool { return source == "src" && key == "a" })
 		next, err := l.Scan(first, 4, keepA, func(ev *event.Event) bool { got = append(got, ev.Seq); return true })
 		if err != nil {
 			t.Fatal(err)

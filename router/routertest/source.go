@@ -21,13 +21,13 @@ type Source struct {
 	rejected  []*event.Event // rejected without requeue
 	wake      chan struct{}
 	consuming bool
-	poison    int  // messages that fail to decode before the next ones
 	lost      bool // the channel went down: Consume reports it before the next delivery
 }
 
 type message struct {
 	ev          *event.Event
 	redelivered bool
+	undecodable string // why the consumer could not decode its headers; "" when it could
 	src         *Source
 }
 
@@ -46,15 +46,19 @@ func (s *Source) Publish(ev *event.Event) {
 	s.signal()
 }
 
-// PublishUndecodable queues a message the consumer cannot decode: Consume reports it to
-// undecodable and it stays in the queue, ahead of what follows, until the test calls
-// DropUndecodable (as a broker's delivery limit would).
-func (s *Source) PublishUndecodable() {
+// PublishUndecodable queues a message whose headers the consumer cannot decode (nested too
+// deep, a field type it does not know): as the RabbitMQ source does, it is delivered in its
+// turn without headers and marked Undecodable, and the ones behind it follow.
+func (s *Source) PublishUndecodable(routingKey string) {
+	ev := &event.Event{Source: s.name, RoutingKey: routingKey, Body: []byte("undecodable")}
 	s.mu.Lock()
-	s.poison++
+	s.queue = append(s.queue, &message{ev: ev, undecodable: UndecodableReason, src: s})
 	s.mu.Unlock()
 	s.signal()
 }
+
+// UndecodableReason is why the fake source could not decode a message's headers.
+const UndecodableReason = "header table cannot be decoded: nested deeper than 32 levels"
 
 func (s *Source) signal() {
 	select {
@@ -84,16 +88,6 @@ func (s *Source) Consume(ctx context.Context, deliver func(*event.Delivery), con
 			consuming(true)
 			continue
 		}
-		if s.poison > 0 {
-			s.mu.Unlock()
-			undecodable(errUndecodable)
-			select {
-			case <-s.wake:
-			case <-ctx.Done():
-				return nil
-			}
-			continue
-		}
 		var m *message
 		if len(s.queue) > 0 {
 			m = s.queue[0]
@@ -109,25 +103,11 @@ func (s *Source) Consume(ctx context.Context, deliver func(*event.Delivery), con
 				return nil
 			}
 		}
-		deliver(&event.Delivery{Event: m.ev.Clone(), Redelivered: m.redelivered, Ack: m})
+		deliver(&event.Delivery{Event: m.ev.Clone(), Redelivered: m.redelivered, Undecodable: m.undecodable, Ack: m})
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
-}
-
-type undecodableError struct{}
-
-func (undecodableError) Error() string { return "the message cannot be decoded" }
-
-var errUndecodable error = undecodableError{}
-
-// DropUndecodable removes the messages that cannot be decoded.
-func (s *Source) DropUndecodable() {
-	s.mu.Lock()
-	s.poison = 0
-	s.mu.Unlock()
-	s.signal()
 }
 
 // AckThrough acknowledges m and every message handed out before it.
@@ -156,7 +136,7 @@ func (m *message) Reject(requeue bool) error {
 		if u == m {
 			s.unacked = append(s.unacked[:i:i], s.unacked[i+1:]...)
 			if requeue {
-				s.queue = append([]*message{{ev: m.ev, redelivered: true, src: s}}, s.queue...)
+				s.queue = append([]*message{{ev: m.ev, redelivered: true, undecodable: m.undecodable, src: s}}, s.queue...)
 				s.signalLocked()
 			} else {
 				s.rejected = append(s.rejected, m.ev)
@@ -182,7 +162,7 @@ func (s *Source) LoseChannel() {
 	s.lost = s.consuming
 	back := make([]*message, 0, len(s.unacked)+len(s.queue))
 	for _, m := range s.unacked {
-		back = append(back, &message{ev: m.ev, redelivered: true, src: s})
+		back = append(back, &message{ev: m.ev, redelivered: true, undecodable: m.undecodable, src: s})
 	}
 	s.queue = append(back, s.queue...)
 	s.unacked = nil
