@@ -26,8 +26,9 @@ const MaxBodyBytes = 64 << 10
 
 // Engine is what the API reads and drives.
 type Engine interface {
-	// Status is marshalled as /api/v1/status; Ready and Reason decide /readyz.
-	StatusJSON() (ready bool, reason string, status any)
+	// Status is marshalled as /api/v1/status; ready, reason and detail (what needs an operator
+	// without making the router unready) make /readyz.
+	StatusJSON() (ready bool, reason string, detail []string, status any)
 }
 
 // Replayer starts and reports replay jobs; nil disables the replay endpoints.
@@ -51,8 +52,12 @@ type DeadLetters interface {
 // ErrBadRequest marks a request the caller got wrong (400, not 500).
 var ErrBadRequest = errors.New("bad request")
 
+// ErrUnavailable marks an answer the router cannot give yet (503, with Retry-After).
+var ErrUnavailable = errors.New("unavailable")
+
 // Options configure the server.
 type Options struct {
+	Reloader    Reloader // nil disables /api/v1/reload and /api/v1/config
 	Addr        string
 	Token       string
 	Gatherer    prometheus.Gatherer
@@ -156,15 +161,16 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ready, reason, _ := s.opts.Engine.StatusJSON()
+		ready, reason, detail, _ := s.opts.Engine.StatusJSON()
+		answer := readyAnswer{Status: "ready", Detail: detail}
+		code := http.StatusOK
 		if !ready {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
-			return
+			answer.Status, answer.Reason, code = "not ready", reason, http.StatusServiceUnavailable
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		writeJSON(w, code, answer)
 	})
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		_, _, st := s.opts.Engine.StatusJSON()
+		_, _, _, st := s.opts.Engine.StatusJSON()
 		writeJSON(w, http.StatusOK, st)
 	})
 	mux.Handle("POST /api/v1/replay", s.authorized(http.HandlerFunc(s.startReplay)))
@@ -175,7 +181,15 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/dlq/replay", s.authorized(http.HandlerFunc(s.redriveDeadLetters)))
 	s.registerPprof(mux)
 	s.contentRoutes(mux)
+	s.reloadRoutes(mux)
 	return secure(mux)
+}
+
+// readyAnswer is the body of /readyz.
+type readyAnswer struct {
+	Status string   `json:"status"`
+	Reason string   `json:"reason,omitempty"`
+	Detail []string `json:"detail,omitempty"`
 }
 
 // authorized requires "Authorization: Bearer TOKEN" when a token is configured.
@@ -283,8 +297,12 @@ func (s *Server) stopReplay(w http.ResponseWriter, r *http.Request) {
 // writeError answers 400 for an ErrBadRequest, else 500.
 func writeError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	if errors.Is(err, ErrBadRequest) {
+	switch {
+	case errors.Is(err, ErrBadRequest):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrUnavailable):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }

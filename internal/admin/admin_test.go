@@ -21,8 +21,8 @@ type fakeEngine struct {
 	reason string
 }
 
-func (f fakeEngine) StatusJSON() (bool, string, any) {
-	return f.ready, f.reason, map[string]any{"ready": f.ready}
+func (f fakeEngine) StatusJSON() (bool, string, []string, any) {
+	return f.ready, f.reason, nil, map[string]any{"ready": f.ready}
 }
 
 type fakeReplayer struct{ started, stopped int }

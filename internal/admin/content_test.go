@@ -232,7 +232,7 @@ func TestEventStream(t *testing.T) {
 	}
 	// Closing one frees its slot, as soon as the server sees the client gone.
 	second.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		again := open(nil)
 		if again.StatusCode == http.StatusOK {

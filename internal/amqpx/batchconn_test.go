@@ -182,7 +182,7 @@ func TestPublisherHoldOpensChannelAndConfirmsBurst(t *testing.T) {
 			t.Fatalf("confirm %d: %v", i, err)
 		}
 	}
-	waitFor(t, "every message in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == bursts*perBurst })
+	waitFor(t, "every message in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == bursts*perBurst })
 	// Order is kept: the queue holds the messages as published.
 	ch := rabbit.Channel(t, conn)
 	for i := range bursts * perBurst {
@@ -194,4 +194,66 @@ func TestPublisherHoldOpensChannelAndConfirmsBurst(t *testing.T) {
 			t.Fatalf("message %d has id %s: the burst was reordered", i, d.MessageId)
 		}
 	}
+}
+
+// Cluster.Hold holds the writes of the connection it is given (here the single connection of
+// a cluster with Options.Only): publishes wait in its buffer until release, then go out and
+// are confirmed. A connection that is not the cluster's holds nothing.
+func TestClusterHoldBuffersItsConnection(t *testing.T) {
+	rabbit.SkipIfShort(t)
+	opts := fastOptions(nil)
+	opts.Only = "log"
+	c := startCluster(t, rabbit.URL(), opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := c.Connection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := rabbit.Unique("amqpx.hold")
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 100))
+	buffered := func() int {
+		b := c.currentBatch()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.buf)
+	}
+
+	release := c.Hold(conn)
+	for i := range 10 {
+		if err := ch.Publish("", q, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if buffered() == 0 {
+		t.Fatal("publishes under Hold were written at once")
+	}
+	release()
+	if n := buffered(); n != 0 {
+		t.Fatalf("%d bytes still buffered after release", n)
+	}
+	for i := range 10 {
+		select {
+		case conf := <-confirms:
+			if !conf.Ack {
+				t.Fatalf("publish %d refused", i)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of 10 publishes confirmed", i)
+		}
+	}
+
+	other := rabbit.Dial(t)
+	c.Hold(other)() // not the cluster's: nothing to hold or release
 }

@@ -1,6 +1,6 @@
-// Package amqpx is the broker layer on amqp091-go: a reconnecting connection per cluster, the
-// source consumer and the confirm-mode publisher, and the conversions between AMQP messages and
-// events that keep every header's AMQP type.
+// Package amqpx is the broker layer on amqp091-go: two reconnecting connections per cluster (one
+// to consume, one to publish), the source consumer and the confirm-mode publisher, and the
+// conversions between AMQP messages and events that keep every header's AMQP type.
 package amqpx
 
 import (
@@ -9,13 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/backoff"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 )
 
 // Options tune a Cluster. Zero values take the defaults.
@@ -23,9 +24,13 @@ type Options struct {
 	Backoff     time.Duration // first reconnect delay bound, default 100ms
 	MaxBackoff  time.Duration // largest reconnect delay bound, default 10s; delays use full jitter
 	Logger      *slog.Logger
-	Metrics     *metrics.Metrics // may be nil
-	DialTimeout time.Duration    // TCP, TLS and AMQP handshake, default 15s
-	Heartbeat   time.Duration    // default: the library's (10s), unless the URL sets one
+	Metrics     *Metrics      // may be nil
+	DialTimeout time.Duration // TCP, TLS and AMQP handshake, default 15s
+	Heartbeat   time.Duration // default: the library's (10s), unless the URL sets one
+	// Only makes the cluster hold one connection, with this role in its name, for consuming
+	// and publishing alike (the event log on a stream uses "log"). Default: two connections,
+	// RoleConsume and RolePublish.
+	Only string
 }
 
 func (o *Options) setDefaults() {
@@ -47,8 +52,29 @@ func (o *Options) setDefaults() {
 // shutdown.
 const closeTimeout = 5 * time.Second
 
-// Cluster is one logical connection to a RabbitMQ cluster. Run keeps it up; everything else
-// may be called from any goroutine.
+// The roles of a cluster's two connections (event.ConnectionStatus.Role). Consuming and publishing do not share a
+// connection: the broker blocks a connection that publishes during a resource alarm (and with
+// it the acknowledgements it would carry), and the client drops a whole connection over a
+// frame it cannot decode; either would otherwise stall the other side.
+const (
+	RoleConsume = event.RoleConsume
+	RolePublish = event.RolePublish
+)
+
+// link is one of the cluster's connections and its state, guarded by the cluster's mutex.
+type link struct {
+	role       string
+	conn       *amqp.Connection // nil while down
+	batch      *batchConn       // conn's writer
+	channels   *channelCount    // channels the router holds open on conn
+	lastErr    string
+	since      time.Time
+	reconnects uint64
+	blocked    string // the broker's reason while it blocks publishing on the connection
+}
+
+// Cluster is one logical connection to a RabbitMQ cluster: a consuming and a publishing AMQP
+// connection, each kept up by Run. Everything else may be called from any goroutine.
 type Cluster struct {
 	name     string
 	redacted string
@@ -56,30 +82,20 @@ type Cluster struct {
 	opts     Options
 	log      *slog.Logger
 
-	mu         sync.Mutex
-	conn       *amqp.Connection // nil while down
-	batch      *batchConn       // conn's writer
-	changed    chan struct{}    // closed on the next transition
-	hooks      []func(*amqp.Connection) error
-	lastErr    string
-	since      time.Time
-	reconnects uint64
-	running    bool
-	blocked    string // the broker's reason while it blocks publishing on the connection
+	mu      sync.Mutex
+	consume *link
+	publish *link         // the same as consume with Options.Only
+	changed chan struct{} // closed on the next transition of either connection
+	hooks   []func(*amqp.Connection) error
+	lastErr string // the latest error of either connection
+	running bool
+
+	pool pubPool // the publishing connection's confirm-mode channels
+
+	publishers atomic.Int64 // TargetPublishers open on this cluster: a reload retires it at 0
 }
 
-// Status is a snapshot for the admin API; URL is redacted.
-type Status struct {
-	Name           string    `json:"name"`
-	Connected      bool      `json:"connected"`
-	Blocked        string    `json:"blocked,omitempty"` // why the broker blocks publishing, while it does
-	LastError      string    `json:"last_error"`
-	ConnectedSince time.Time `json:"connected_since,omitzero"` // zero while down
-	Reconnects     uint64    `json:"reconnects"`               // connections established, the first included
-	URL            string    `json:"url"`
-}
-
-// NewCluster checks the spec and prepares the connection; it does not dial. The TLS files are
+// NewCluster checks the spec and prepares the connections; it does not dial. The TLS files are
 // read here, so a missing or bad file is reported at start-up.
 func NewCluster(spec config.ClusterSpec, opts Options) (*Cluster, error) {
 	opts.setDefaults()
@@ -93,6 +109,12 @@ func NewCluster(spec config.ClusterSpec, opts Options) (*Cluster, error) {
 		dial:     d,
 		opts:     opts,
 		changed:  make(chan struct{}),
+		consume:  &link{role: RoleConsume},
+		publish:  &link{role: RolePublish},
+	}
+	if opts.Only != "" {
+		c.consume = &link{role: opts.Only}
+		c.publish = c.consume
 	}
 	c.log = opts.Logger.With("cluster", spec.Name)
 	if m := opts.Metrics; m != nil {
@@ -109,8 +131,9 @@ func (c *Cluster) Name() string { return c.name }
 // fresh start rather than one more failure in a row.
 const stableConnection = time.Second
 
-// Run dials, watches the connection and reconnects with exponential backoff and full jitter
-// until ctx ends; then it closes the connection. Only one Run may be active at a time.
+// Run keeps both connections up until ctx ends: each is dialled, watched and reconnected with
+// exponential backoff and full jitter on its own; then they are closed. Only one Run may be
+// active at a time.
 func (c *Cluster) Run(ctx context.Context) {
 	c.mu.Lock()
 	if c.running {
@@ -125,29 +148,48 @@ func (c *Cluster) Run(ctx context.Context) {
 		c.running = false
 		c.mu.Unlock()
 	}()
+	var wg sync.WaitGroup
+	for _, l := range c.links() {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.runLink(ctx, l) }()
+	}
+	wg.Wait()
+}
 
+// links are the cluster's connections: two, or one with Options.Only.
+func (c *Cluster) links() []*link {
+	if c.consume == c.publish {
+		return []*link{c.consume}
+	}
+	return []*link{c.consume, c.publish}
+}
+
+// runLink keeps one connection up until ctx ends.
+func (c *Cluster) runLink(ctx context.Context, l *link) {
+	log := c.log.With("connection", l.role)
 	failures := 0
 	for ctx.Err() == nil {
-		conn, err := c.connect(ctx)
+		conn, err := c.connect(ctx, l)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			failures++
-			c.setError(err)
-			c.log.Warn("cannot connect to the broker", "url", c.redacted, "err", explainDialError(err),
+			c.setError(l, err)
+			log.Warn("cannot connect to the broker", "url", c.redacted, "err", explainDialError(err),
 				"attribute", "cluster."+c.name+".url", "hint", "router validate --connect checks the url, credentials and permissions")
 			if !backoff.Sleep(ctx, c.backoff(failures)) {
 				return
 			}
 			continue
 		}
+		log.Info("connected to the broker", "url", c.redacted, "channel_max", conn.Config.ChannelMax)
 		up := time.Now()
-		err = c.serve(ctx, conn)
+		err = c.serve(ctx, l, conn)
 		if ctx.Err() != nil {
 			return
 		}
-		c.log.Warn("connection to the broker lost", "url", c.redacted, "err", err)
+		log.Warn("connection to the broker lost", "url", c.redacted, "err", err)
 		// A connection that drops because of a message the client cannot decode, or at once
 		// after it came up, must not make us redial in a tight loop; one that served for a
 		// while and was closed (by an operator, a broker restart) is redialled at once.
@@ -162,20 +204,23 @@ func (c *Cluster) Run(ctx context.Context) {
 	}
 }
 
-// connect dials and runs the OnConnect hooks, then publishes the connection.
-func (c *Cluster) connect(ctx context.Context) (*amqp.Connection, error) {
-	conn, batch, err := c.dial.dial(ctx)
+// connect dials one connection and, for the publishing one, runs the OnConnect hooks; then it
+// publishes the connection.
+func (c *Cluster) connect(ctx context.Context, l *link) (*amqp.Connection, error) {
+	conn, batch, err := c.dial.dial(ctx, l.role)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", c.name, err)
 	}
 	done := 0
 	for {
 		c.mu.Lock()
-		pending := c.hooks[done:]
+		var pending []func(*amqp.Connection) error
+		if l == c.publish {
+			pending = c.hooks[done:]
+		}
 		if len(pending) == 0 {
-			c.setUpLocked(conn, batch)
+			c.setUpLocked(l, conn, batch)
 			c.mu.Unlock()
-			c.log.Info("connected to the broker", "url", c.redacted)
 			return conn, nil
 		}
 		pending = append([]func(*amqp.Connection) error(nil), pending...)
@@ -190,99 +235,112 @@ func (c *Cluster) connect(ctx context.Context) (*amqp.Connection, error) {
 	}
 }
 
-// serve waits until the connection closes or ctx ends, and marks the cluster down.
-func (c *Cluster) serve(ctx context.Context, conn *amqp.Connection) error {
+// serve waits until the connection closes or ctx ends, and marks it down.
+func (c *Cluster) serve(ctx context.Context, l *link, conn *amqp.Connection) error {
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
 	for {
 		select {
 		case <-ctx.Done():
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
-			c.setDown(conn, nil)
+			c.setDown(l, conn, nil)
 			return ctx.Err()
 		case b, ok := <-blocks:
 			if !ok {
 				blocks = nil
 				continue
 			}
-			c.setBlocked(b)
+			c.setBlocked(l, b)
 		case e, ok := <-closes:
 			var err error = errors.New("connection closed")
 			if ok && e != nil {
 				err = e
 			}
-			c.setDown(conn, err)
+			c.setDown(l, conn, err)
 			return err
 		}
 	}
 }
 
-func (c *Cluster) setUpLocked(conn *amqp.Connection, batch *batchConn) {
-	c.conn, c.batch = conn, batch
-	c.since = time.Now()
-	c.reconnects++
+// broadcastLocked wakes everyone waiting on a transition.
+func (c *Cluster) broadcastLocked() {
 	close(c.changed)
 	c.changed = make(chan struct{})
+}
+
+// upLocked reports whether both connections are up.
+func (c *Cluster) upLocked() bool {
+	return c.consume.conn != nil && c.publish.conn != nil
+}
+
+func (c *Cluster) setUpLocked(l *link, conn *amqp.Connection, batch *batchConn) {
+	l.conn, l.batch, l.channels = conn, batch, &channelCount{}
+	l.since = time.Now()
+	l.reconnects++
+	c.broadcastLocked()
 	if m := c.opts.Metrics; m != nil {
-		m.BrokerConnected.WithLabelValues(c.name).Set(1)
+		if c.upLocked() {
+			m.BrokerConnected.WithLabelValues(c.name).Set(1)
+		}
 		m.BrokerReconnects.WithLabelValues(c.name).Inc()
 	}
 }
 
-// setDown marks the cluster down, with why (nil: it was closed on purpose) in the same step,
+// setDown marks a connection down, with why (nil: it was closed on purpose) in the same step,
 // so that no one sees it down without a reason.
-func (c *Cluster) setDown(conn *amqp.Connection, why error) {
+func (c *Cluster) setDown(l *link, conn *amqp.Connection, why error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if why != nil {
-		c.lastErr = why.Error()
+		l.lastErr = why.Error()
+		c.lastErr = l.role + " connection: " + why.Error()
 	}
-	if c.conn != conn {
+	if l.conn != conn {
 		return
 	}
-	c.conn, c.batch = nil, nil
-	c.since = time.Time{}
-	c.blocked = ""
-	close(c.changed)
-	c.changed = make(chan struct{})
+	l.conn, l.batch, l.channels = nil, nil, nil
+	l.since = time.Time{}
+	l.blocked = ""
+	c.broadcastLocked()
 	if m := c.opts.Metrics; m != nil {
 		m.BrokerConnected.WithLabelValues(c.name).Set(0)
 	}
 }
 
-func (c *Cluster) setBlocked(b amqp.Blocking) {
+func (c *Cluster) setBlocked(l *link, b amqp.Blocking) {
+	log := c.log.With("connection", l.role)
 	if b.Active {
-		c.log.Warn("broker blocked the connection: publishing waits", "reason", b.Reason)
+		log.Warn("broker blocked the connection: publishing waits", "reason", b.Reason)
 		if b.Reason == "" {
 			b.Reason = "no reason given"
 		}
 	} else {
-		c.log.Info("broker unblocked the connection")
+		log.Info("broker unblocked the connection")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.blocked = ""
+	l.blocked = ""
 	if b.Active {
-		c.blocked = b.Reason
+		l.blocked = b.Reason
 	}
 	// Publishers waiting for the block to lift (WaitPublishable) look again.
-	close(c.changed)
-	c.changed = make(chan struct{})
+	c.broadcastLocked()
 }
 
-// Publishable reports whether a publish can go out now: connected and not blocked.
+// Publishable reports whether a publish can go out now: the publishing connection is up and
+// not blocked.
 func (c *Cluster) Publishable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.conn != nil && c.blocked == ""
+	return c.publish.conn != nil && c.publish.blocked == ""
 }
 
-// WaitPublishable blocks until the cluster is connected and the broker does not block
-// publishing on the connection (a memory or disk alarm), or ctx ends.
+// WaitPublishable blocks until the publishing connection is up and the broker does not block
+// publishing on it (a memory or disk alarm), or ctx ends.
 func (c *Cluster) WaitPublishable(ctx context.Context) error {
 	for {
 		c.mu.Lock()
-		ok, changed := c.conn != nil && c.blocked == "", c.changed
+		ok, changed := c.publish.conn != nil && c.publish.blocked == "", c.changed
 		c.mu.Unlock()
 		if ok {
 			return nil
@@ -295,16 +353,18 @@ func (c *Cluster) WaitPublishable(ctx context.Context) error {
 	}
 }
 
-// blockedReason reports whether the broker blocks publishing on the connection, and why.
+// blockedReason reports whether the broker blocks publishing on the publishing connection, and
+// why.
 func (c *Cluster) blockedReason() (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.blocked, c.blocked != ""
+	return c.publish.blocked, c.publish.blocked != ""
 }
 
-func (c *Cluster) setError(err error) {
+func (c *Cluster) setError(l *link, err error) {
 	c.mu.Lock()
-	c.lastErr = err.Error()
+	l.lastErr = err.Error()
+	c.lastErr = l.role + " connection: " + err.Error()
 	c.mu.Unlock()
 }
 
@@ -313,28 +373,49 @@ func (c *Cluster) backoff(n int) time.Duration {
 	return backoff.FullJitter(backoff.Exponential(c.opts.Backoff, c.opts.MaxBackoff, n))
 }
 
-// current is the live connection or nil.
-func (c *Cluster) current() (*amqp.Connection, <-chan struct{}) {
+// current is the live connection of the role's link, or nil.
+func (c *Cluster) current(l *link) (*amqp.Connection, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil && c.conn.IsClosed() {
+	if l.conn != nil && l.conn.IsClosed() {
 		return nil, c.changed
 	}
-	return c.conn, c.changed
+	return l.conn, c.changed
 }
 
-// currentBatch is the live connection's writer, or nil.
+// currentBatch is the live publishing connection's writer, or nil.
 func (c *Cluster) currentBatch() *batchConn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.batch
+	return c.publish.batch
 }
 
-// Connection returns the live connection, waiting until there is one or ctx ends. Callers open
-// their own channels on it and must expect it to close at any time.
+// Hold makes the writes on conn, one of this cluster's connections, wait in its buffer until
+// release (or until batchLimit bytes wait), so that a burst of publishes goes out in a few
+// writes. As with Publisher.Hold: around writes only, never around anything that waits for the
+// broker, since every channel's writes and the heartbeats on conn wait too.
+func (c *Cluster) Hold(conn *amqp.Connection) (release func()) {
+	c.mu.Lock()
+	var b *batchConn
+	for _, l := range []*link{c.consume, c.publish} {
+		if l.conn == conn && conn != nil {
+			b = l.batch
+		}
+	}
+	c.mu.Unlock()
+	if b == nil {
+		return func() {}
+	}
+	b.hold()
+	return b.release
+}
+
+// Connection returns the live consuming connection, waiting until there is one or ctx ends.
+// Callers open their own channels on it (through OpenChannel, so that they are counted) and
+// must expect it to close at any time.
 func (c *Cluster) Connection(ctx context.Context) (*amqp.Connection, error) {
 	for {
-		conn, changed := c.current()
+		conn, changed := c.current(c.consume)
 		if conn != nil {
 			return conn, nil
 		}
@@ -346,28 +427,40 @@ func (c *Cluster) Connection(ctx context.Context) (*amqp.Connection, error) {
 	}
 }
 
-// Connected reports whether the connection is up.
-func (c *Cluster) Connected() bool {
-	conn, _ := c.current()
-	return conn != nil
+// Dial opens one more connection to the cluster, named for role, outside Run's care: for a
+// short task that may cost the broker closing its connection (the caller closes it).
+func (c *Cluster) Dial(ctx context.Context, role string) (*amqp.Connection, error) {
+	conn, _, err := c.dial.dial(ctx, role)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", c.name, err)
+	}
+	return conn, nil
 }
 
-// Changed returns a channel that is closed on the next connect, disconnect, block or unblock. It is a
-// broadcast: call Changed again after it fires to wait for the following one.
+// Connected reports whether both connections are up.
+func (c *Cluster) Connected() bool {
+	consume, _ := c.current(c.consume)
+	publish, _ := c.current(c.publish)
+	return consume != nil && publish != nil
+}
+
+// Changed returns a channel that is closed on the next connect, disconnect, block or unblock of
+// either connection. It is a broadcast: call Changed again after it fires to wait for the
+// following one.
 func (c *Cluster) Changed() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.changed
 }
 
-// OnConnect registers fn to run after every (re)connect, before the connection is handed out
-// (to declare target exchanges, for example). If fn fails, the error is logged and the
-// connection is dropped and retried. Registered while connected, fn also runs at once on the
-// live connection, in the caller's goroutine.
+// OnConnect registers fn to run on the publishing connection after every (re)connect, before the
+// connection is handed out (to declare target exchanges, for example). If fn fails, the error is
+// logged and the connection is dropped and retried. Registered while connected, fn also runs at
+// once on the live connection, in the caller's goroutine.
 func (c *Cluster) OnConnect(fn func(*amqp.Connection) error) {
 	c.mu.Lock()
 	c.hooks = append(c.hooks, fn)
-	conn := c.conn
+	conn := c.publish.conn
 	c.mu.Unlock()
 	if conn == nil {
 		return
@@ -378,22 +471,91 @@ func (c *Cluster) OnConnect(fn func(*amqp.Connection) error) {
 	}
 }
 
-// Status is a snapshot of the connection state.
-func (c *Cluster) Status() Status {
+// Status is a snapshot of both connections' state.
+func (c *Cluster) Status() event.ClusterStatus {
+	publishers, shared := c.pool.usage()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{
-		Name:           c.name,
-		Connected:      c.conn != nil && !c.conn.IsClosed(),
-		Blocked:        c.blocked,
-		LastError:      c.lastErr,
-		ConnectedSince: c.since,
-		Reconnects:     c.reconnects,
-		URL:            c.redacted,
+	st := event.ClusterStatus{Name: c.name, Connected: true, Blocked: c.publish.blocked, LastError: c.lastErr, URL: c.redacted}
+	for _, l := range c.links() {
+		cs := event.ConnectionStatus{
+			Role: l.role, Connected: l.conn != nil && !l.conn.IsClosed(), Blocked: l.blocked,
+			LastError: l.lastErr, ConnectedSince: l.since, Reconnects: l.reconnects,
+		}
+		if l.conn != nil && !cs.Connected && cs.LastError == "" {
+			// The library has closed the connection; serve is about to record why.
+			cs.LastError = "connection closed"
+		}
+		if cs.Connected {
+			cs.ChannelMax = int(l.conn.Config.ChannelMax)
+			cs.Channels = l.channels.load()
+		}
+		if l == c.publish {
+			cs.Publishers, cs.SharedChannels = publishers, shared
+		}
+		st.Connected = st.Connected && cs.Connected
+		st.Reconnects += l.reconnects
+		if l.since.After(st.ConnectedSince) {
+			st.ConnectedSince = l.since
+		}
+		if st.LastError == "" {
+			st.LastError = cs.LastError
+		}
+		st.Connections = append(st.Connections, cs)
 	}
-	if c.conn != nil && !st.Connected && st.LastError == "" {
-		// The library has closed the connection; serve is about to record why.
-		st.LastError = "connection closed"
+	if !st.Connected {
+		st.ConnectedSince = time.Time{}
 	}
 	return st
+}
+
+// channelCount counts the channels the router holds open on one connection.
+type channelCount struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (n *channelCount) load() int {
+	if n == nil {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.n
+}
+
+func (n *channelCount) add(d int) {
+	n.mu.Lock()
+	n.n += d
+	n.mu.Unlock()
+}
+
+// OpenChannel opens a channel on conn, one of the cluster's connections, and counts it while
+// it is open (Status). When the connection's negotiated channel_max is reached, the error says
+// so.
+func (c *Cluster) OpenChannel(conn *amqp.Connection) (*amqp.Channel, error) {
+	ch, err := conn.Channel()
+	if errors.Is(err, amqp.ErrChannelMax) {
+		return nil, fmt.Errorf("%w: the connection's channel_max (%d, negotiated with the broker) is reached", err, conn.Config.ChannelMax)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	var count *channelCount
+	for _, l := range c.links() {
+		if l.conn == conn {
+			count = l.channels
+		}
+	}
+	c.mu.Unlock()
+	if count != nil {
+		count.add(1)
+		closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+		go func() {
+			<-closed
+			count.add(-1)
+		}()
+	}
+	return ch, nil
 }

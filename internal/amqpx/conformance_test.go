@@ -29,6 +29,14 @@ func TestSourceConformance(t *testing.T) {
 			Publish: func(t *testing.T, key string, body []byte) {
 				rabbit.PublishConfirmed(t, ch, spec.Exchange, key, amqp.Publishing{Body: body})
 			},
+			// amqp091-go writes a table nested deeper than it reads back (32 levels).
+			PublishUndecodable: func(t *testing.T, key string) {
+				deep := amqp.Table{"leaf": int32(1)}
+				for range 40 {
+					deep = amqp.Table{"n": deep}
+				}
+				rabbit.PublishConfirmed(t, ch, spec.Exchange, key, amqp.Publishing{Headers: amqp.Table{"deep": deep}})
+			},
 		}
 	})
 }
@@ -62,6 +70,12 @@ func runPublisherSuite(t *testing.T, n int, open func(clusters []*Cluster) Strea
 			p := tcpproxy.Start(t, rabbit.Addr(t))
 			proxies = append(proxies, p)
 			clusters = append(clusters, startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil)))
+		}
+		// Every cluster up before the first publish: a failover publisher whose first cluster
+		// connects mid-burst moves to it, and two clusters are two connections with no order
+		// between them (here they reach the same broker, so one queue would see the mix).
+		for _, c := range clusters {
+			waitFor(t, "the cluster publishable", 30*time.Second, c.Publishable)
 		}
 		ch := rabbit.Channel(t, conn)
 		exchange := rabbit.Unique("test.target")

@@ -12,36 +12,25 @@ import (
 // (integer widths, floats, decimals, timestamps, byte arrays, arrays and nested tables).
 // Timestamps are normalised to UTC. A nil table stays nil.
 func TableToEvent(t amqp.Table) event.Table {
-	if t == nil {
-		return nil
-	}
-	out := make(event.Table, len(t))
-	for k, v := range t {
-		out[k] = valueToEvent(v)
-	}
-	return out
+	return event.Table(toEvent.Table(t))
 }
 
-func valueToEvent(v any) any {
-	switch x := v.(type) {
-	case amqp.Table:
-		return TableToEvent(x)
-	case amqp.Decimal:
-		return event.Decimal{Scale: x.Scale, Value: x.Value}
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = valueToEvent(e)
+// toEvent walks amqp091-go's values into the event's.
+var toEvent = event.Walker{
+	AsTable:   func(v any) (map[string]any, bool) { t, ok := v.(amqp.Table); return t, ok },
+	MakeTable: event.MakeEventTable,
+	Leaf: func(v any) any {
+		switch x := v.(type) {
+		case amqp.Decimal:
+			return event.Decimal{Scale: x.Scale, Value: x.Value}
+		case time.Time:
+			return x.UTC()
+		case int:
+			// amqp091-go writes a Go int as a 32-bit signed integer ('I'); keep that type.
+			return int32(x)
 		}
-		return out
-	case time.Time:
-		return x.UTC()
-	case int:
-		// amqp091-go writes a Go int as a 32-bit signed integer ('I'); keep that type.
-		return int32(x)
-	default:
 		return v
-	}
+	},
 }
 
 // TableFromEvent converts an event table into an AMQP field table for publishing. Values of a
@@ -56,11 +45,19 @@ func TableFromEvent(t event.Table) amqp.Table {
 	if !needsConversion(t) {
 		return amqp.Table(t)
 	}
-	out := make(amqp.Table, len(t))
-	for k, v := range t {
-		out[k] = valueFromEvent(v)
-	}
-	return out
+	return amqp.Table(fromEvent.Table(t))
+}
+
+// fromEvent walks the event's values into amqp091-go's.
+var fromEvent = event.Walker{
+	AsTable:   event.AsEventTable,
+	MakeTable: func(entries map[string]any) any { return amqp.Table(entries) },
+	Leaf: func(v any) any {
+		if x, ok := v.(event.Decimal); ok {
+			return amqp.Decimal{Scale: x.Scale, Value: x.Value}
+		}
+		return v
+	},
 }
 
 // needsConversion reports whether a value of t, at any depth, has an event type that amqp091-go
@@ -86,25 +83,6 @@ func valueNeedsConversion(v any) bool {
 		}
 	}
 	return false
-}
-
-func valueFromEvent(v any) any {
-	switch x := v.(type) {
-	case event.Table:
-		return TableFromEvent(x)
-	case map[string]any:
-		return TableFromEvent(event.Table(x))
-	case event.Decimal:
-		return amqp.Decimal{Scale: x.Scale, Value: x.Value}
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = valueFromEvent(e)
-		}
-		return out
-	default:
-		return v
-	}
 }
 
 // EventFromDelivery builds the event for a consumed message. It copies every property; an

@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/regfile"
 )
 
 // dialer opens one AMQP connection to a cluster. For amqps:// it does the TLS handshake itself
@@ -83,7 +84,7 @@ func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 		cfg.ServerName = host
 	}
 	if s.CAFile != "" {
-		pem, err := config.ReadRegularFile(s.CAFile, maxTLSFileSize)
+		pem, err := regfile.Read(s.CAFile, maxTLSFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("tls: reading ca_file: %w", err)
 		}
@@ -97,10 +98,10 @@ func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 		return nil, errors.New("tls: cert_file and key_file must be given together")
 	}
 	if s.CertFile != "" {
-		certPEM, err := config.ReadRegularFile(s.CertFile, maxTLSFileSize)
+		certPEM, err := regfile.Read(s.CertFile, maxTLSFileSize)
 		var keyPEM []byte
 		if err == nil {
-			keyPEM, err = config.ReadRegularFile(s.KeyFile, maxTLSFileSize)
+			keyPEM, err = regfile.Read(s.KeyFile, maxTLSFileSize)
 		}
 		var cert tls.Certificate
 		if err == nil {
@@ -116,9 +117,9 @@ func tlsConfig(s *config.TLSSpec, host string) (*tls.Config, error) {
 
 // dial connects, bounded by DialTimeout and abandoned when ctx ends. The connection writes
 // through the returned batchConn.
-func (d dialer) dial(ctx context.Context) (*amqp.Connection, *batchConn, error) {
+func (d dialer) dial(ctx context.Context, role string) (*amqp.Connection, *batchConn, error) {
 	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(ConnectionName(d.name))
+	props.SetClientConnectionName(ConnectionName(d.name, role))
 	cfg := amqp.Config{Heartbeat: d.opts.Heartbeat, Properties: props}
 	var (
 		mu      sync.Mutex
@@ -191,9 +192,14 @@ func (d dialer) dial(ctx context.Context) (*amqp.Connection, *batchConn, error) 
 	return conn, batch, nil
 }
 
-// ConnectionName is the client-provided connection name a cluster's connection carries, as
-// shown in the management UI and rabbitmqctl.
-func ConnectionName(cluster string) string { return "wasmrouter/" + cluster }
+// ConnectionName is the client-provided connection name one of a cluster's connections
+// carries (role RoleConsume or RolePublish), as shown in the management UI and rabbitmqctl.
+func ConnectionName(cluster, role string) string { return "wasmrouter/" + cluster + "/" + role }
+
+// ConnectionNames are the names of both of a cluster's connections.
+func ConnectionNames(cluster string) []string {
+	return []string{ConnectionName(cluster, RoleConsume), ConnectionName(cluster, RolePublish)}
+}
 
 // tlsConn remembers the first read error: the library reports a connection the server closed
 // during the AMQP handshake as merely closed, where the TLS layer knows why (a TLS 1.3 server

@@ -56,6 +56,11 @@ func UndecodableReason(headers map[string]any) string {
 	return ""
 }
 
+// FilterConn makes c's reads go through the frame filter the router's own connections use:
+// for another AMQP client on amqp091-go that must read a queue holding messages it could not
+// decode (the copies the broker dead-letters when a source rejects them).
+func FilterConn(c net.Conn) net.Conn { return newFilteredConn(c) }
+
 // filteredConn is a connection whose reads go through a frameFilter.
 type filteredConn struct {
 	net.Conn

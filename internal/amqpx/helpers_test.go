@@ -36,7 +36,7 @@ func (b *logBuffer) logger() *slog.Logger {
 
 // fastOptions reconnect quickly, for tests.
 func fastOptions(log *slog.Logger) Options {
-	return Options{Backoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: log, DialTimeout: 5 * time.Second}
+	return Options{Backoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: log, DialTimeout: 15 * time.Second}
 }
 
 // startCluster builds a cluster with a unique name for url and runs it until the test ends.
@@ -79,7 +79,21 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 
 func waitConnected(t *testing.T, c *Cluster, want bool) {
 	t.Helper()
-	waitFor(t, "the cluster's connection state", 10*time.Second, func() bool { return c.Connected() == want })
+	waitFor(t, "the cluster's connection state", 30*time.Second, func() bool { return c.Connected() == want })
+}
+
+// waitBothDown waits until each of the cluster's connections has seen a cut that hit both
+// (Connected is false as soon as one of them has).
+func waitBothDown(t *testing.T, c *Cluster) {
+	t.Helper()
+	waitFor(t, "both connections down", 30*time.Second, func() bool {
+		for _, cs := range c.Status().Connections {
+			if cs.Connected {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // startConsume runs Consume until the test ends and waits for it to return.

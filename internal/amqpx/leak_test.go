@@ -46,7 +46,7 @@ func TestNoLeaksAcrossReconnects(t *testing.T) {
 
 	cycle := func() {
 		t.Helper()
-		waitFor(t, "consuming", 10*time.Second, ready.Load)
+		waitFor(t, "consuming and publishable", 30*time.Second, func() bool { return ready.Load() && c.Publishable() })
 		conf, err := pub.Publish(ctx, s.Exchange, "k", amqp.Publishing{Body: []byte("x")})
 		if err != nil {
 			t.Fatalf("publish: %v", err)
@@ -55,12 +55,12 @@ func TestNoLeaksAcrossReconnects(t *testing.T) {
 			t.Fatalf("confirm: %v", err)
 		}
 		p.Cut()
-		waitFor(t, "disconnected", 10*time.Second, func() bool { return !c.Connected() && !ready.Load() })
+		waitFor(t, "disconnected", 30*time.Second, func() bool { return !c.Connected() && !ready.Load() })
 		p.Restore()
 	}
 	settle := func() (int, uint64) {
 		t.Helper()
-		waitFor(t, "consuming", 10*time.Second, ready.Load)
+		waitFor(t, "consuming and publishable", 30*time.Second, func() bool { return ready.Load() && c.Publishable() })
 		var ms runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
@@ -77,7 +77,7 @@ func TestNoLeaksAcrossReconnects(t *testing.T) {
 	}
 	t.Logf("%d cut/restore cycles in %v; %d messages handled", cycles, time.Since(start), handled.Load())
 
-	waitFor(t, "goroutines back to the baseline", 10*time.Second, func() bool {
+	waitFor(t, "goroutines back to the baseline", 30*time.Second, func() bool {
 		n, _ := settle()
 		return n <= baseGoroutines
 	})
@@ -94,7 +94,7 @@ func TestNoLeaksAcrossReconnects(t *testing.T) {
 	<-consumeDone
 	<-clusterDone
 	p.Close()
-	waitFor(t, "goroutines back to the count before the test", 10*time.Second, func() bool {
+	waitFor(t, "goroutines back to the count before the test", 30*time.Second, func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 }

@@ -31,7 +31,7 @@ func Probe(ctx context.Context, p ProbeSpec) error {
 	if err != nil {
 		return err
 	}
-	conn, _, err := d.dial(ctx)
+	conn, _, err := d.dial(ctx, "validate")
 	if err != nil {
 		return fmt.Errorf("cannot connect to %s: %w", config.RedactURL(p.Cluster.URL), explainDialError(err))
 	}

@@ -34,6 +34,8 @@ type pubChannel struct {
 	wake    chan struct{}
 	done    chan struct{} // closed when the watcher has resolved everything and exited
 
+	send sync.Mutex // serialises the publishers that share the channel
+
 	mu       sync.Mutex
 	pending  []*Confirm     // publish order
 	orphans  []orphanReturn // returns seen before their publish was recorded
@@ -42,8 +44,8 @@ type pubChannel struct {
 	dead     bool           // the watcher has exited; publish resolves late arrivals itself
 }
 
-func openPubChannel(conn *amqp.Connection) (*pubChannel, error) {
-	ch, err := conn.Channel()
+func openPubChannel(c *Cluster, conn *amqp.Connection) (*pubChannel, error) {
+	ch, err := c.OpenChannel(conn)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +65,11 @@ func openPubChannel(conn *amqp.Connection) (*pubChannel, error) {
 	return pc, nil
 }
 
-// publish writes one message and records it. The caller serialises calls.
+// publish writes one message and records it, so that the order of pending is the order on the
+// wire.
 func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confirm, error) {
+	pc.send.Lock()
+	defer pc.send.Unlock()
 	dc, err := pc.ch.PublishWithDeferredConfirm(exchange, key, true, false, msg)
 	if err != nil {
 		return nil, err
@@ -93,11 +98,16 @@ func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confi
 		conf.resolve(err)
 		return conf, nil
 	}
+	// The watcher waits on the head's confirmation: it needs waking only for a new head. Waking
+	// it for every publish of a burst cost a goroutine wake-up (often a thread's) per message.
+	first := len(pc.pending) == 0
 	pc.pending = append(pc.pending, conf)
 	pc.mu.Unlock()
-	select {
-	case pc.wake <- struct{}{}:
-	default:
+	if first {
+		select {
+		case pc.wake <- struct{}{}:
+		default:
+		}
 	}
 	return conf, nil
 }

@@ -50,10 +50,11 @@ func IsOutage(err error) bool {
 	return errors.Is(err, ErrNotConnected) || errors.Is(err, ErrConnectionLost)
 }
 
-// Publisher publishes on one confirm-mode channel of a cluster, pipelined: Publish returns as
-// soon as the message is written and the Confirm resolves when the broker answers. It is meant
-// for one delivery stream; Publish calls are serialised so that confirms resolve in publish
-// order.
+// Publisher publishes on a confirm-mode channel of a cluster's publishing connection, pipelined:
+// Publish returns as soon as the message is written and the Confirm resolves when the broker
+// answers. It is meant for one delivery stream; Publish calls are serialised so that confirms
+// resolve in publish order. The channel is its own unless the connection's channel_max makes
+// publishers share (see pubPool).
 type Publisher struct {
 	c      *Cluster
 	mu     sync.Mutex
@@ -138,7 +139,7 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 	}
 }
 
-// Hold makes the publishes that follow, on this cluster's connection, go out together in as
+// Hold makes the publishes that follow, on this cluster's publishing connection, go out together in as
 // few writes as they fit when release is called (or sooner, once batchLimit bytes wait). Hold
 // around a burst of Publish calls, never around anything that waits: held bytes include other
 // channels' writes and heartbeats.
@@ -151,9 +152,9 @@ func (p *Publisher) Hold() (release func()) {
 	return b.release
 }
 
-// channel returns the live channel, opening one if needed. Called with p.mu held.
+// channel returns the live channel, taking one from the pool if needed. Called with p.mu held.
 func (p *Publisher) channel() (*pubChannel, error) {
-	conn, _ := p.c.current()
+	conn, _ := p.c.current(p.c.publish)
 	if conn == nil {
 		return nil, fmt.Errorf("cluster %s: %w", p.c.name, ErrNotConnected)
 	}
@@ -163,12 +164,17 @@ func (p *Publisher) channel() (*pubChannel, error) {
 	if pc := p.cur; pc != nil && pc.conn == conn && !pc.ch.IsClosed() {
 		return pc, nil
 	}
+	if p.cur != nil {
+		// Closed, or on a connection that is gone: nothing to close.
+		p.c.pool.release(p.cur)
+		p.cur = nil
+	}
 	if b := p.c.currentBatch(); b != nil {
 		// Publish may run under Hold: the channel's opening must not wait in the buffer.
 		b.bypass()
 		defer b.endBypass()
 	}
-	pc, err := openPubChannel(conn)
+	pc, err := p.c.pool.acquire(p.c, conn)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w: opening a channel: %w", p.c.name, ErrNotConnected, err)
 	}
@@ -176,7 +182,8 @@ func (p *Publisher) channel() (*pubChannel, error) {
 	return pc, nil
 }
 
-// Close closes the channel. Publishes the broker has not confirmed yet resolve as outages.
+// Close gives up the channel, and closes it unless other publishers share it: then publishes the
+// broker has not confirmed yet resolve as outages.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -187,7 +194,7 @@ func (p *Publisher) Close() error {
 	pc := p.cur
 	p.cur = nil
 	p.mu.Unlock()
-	if pc == nil {
+	if pc == nil || !p.c.pool.release(pc) {
 		return nil
 	}
 	err := pc.ch.Close()

@@ -75,7 +75,7 @@ func TestPublisherPipelinedAcks(t *testing.T) {
 		}
 	}
 	t.Logf("%d pipelined publishes confirmed in %v", n, time.Since(start))
-	waitFor(t, "all messages in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == n })
+	waitFor(t, "all messages in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == n })
 }
 
 func TestPublisherMatchesReturnsInPipeline(t *testing.T) {
@@ -112,7 +112,7 @@ func TestPublisherMatchesReturnsInPipeline(t *testing.T) {
 		}
 		routed++
 	}
-	waitFor(t, "routed messages in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == routed })
+	waitFor(t, "routed messages in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == routed })
 }
 
 func TestPublisherNack(t *testing.T) {
@@ -175,7 +175,7 @@ func TestPublisherMissingExchange(t *testing.T) {
 			t.Fatalf("publish %d after the exception: %v", i, err)
 		}
 	}
-	waitFor(t, "messages in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == 2 })
+	waitFor(t, "messages in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == 2 })
 	if !pub.c.Connected() {
 		t.Fatal("a channel exception dropped the connection")
 	}
@@ -212,7 +212,7 @@ func TestPublisherOutage(t *testing.T) {
 			t.Fatalf("confirm %d after a cut: %v, want an outage", i, err)
 		}
 	}
-	waitConnected(t, c, false)
+	waitBothDown(t, c)
 	if _, err := pub.Publish(ctx, ex, "ok.x", amqp.Publishing{}); !errors.Is(err, ErrNotConnected) || !IsOutage(err) {
 		t.Fatalf("publish while down: %v", err)
 	}
@@ -227,7 +227,10 @@ func TestPublisherOutage(t *testing.T) {
 	if err := conf.Wait(ctx); err != nil {
 		t.Fatalf("publish after reconnect: %v", err)
 	}
-	got := rabbit.Collect(t, rabbit.Channel(t, conn), q, 1000, 300*time.Millisecond)
+	// Every publish was confirmed, so all are in the queue: take them all, however slowly the
+	// broker hands them over.
+	n := rabbit.QueueLen(t, conn, q)
+	got := rabbit.Collect(t, rabbit.Channel(t, conn), q, n, 30*time.Second)
 	if len(got) == 0 || string(got[len(got)-1].Body) != "back" {
 		t.Fatalf("queue holds %d messages, the last one not the one published after the reconnect", len(got))
 	}
@@ -276,11 +279,11 @@ func TestPublisherCloseAndBlocked(t *testing.T) {
 		t.Fatalf("invalid header: %v, want a refusal", err)
 	}
 
-	c.setBlocked(amqp.Blocking{Active: true, Reason: "low on memory"})
+	c.setBlocked(c.publish, amqp.Blocking{Active: true, Reason: "low on memory"})
 	if _, err := pub.Publish(ctx, ex, "ok.x", amqp.Publishing{}); !errors.Is(err, ErrNotConnected) || !strings.Contains(err.Error(), "low on memory") {
 		t.Fatalf("publish while blocked: %v", err)
 	}
-	c.setBlocked(amqp.Blocking{Active: false})
+	c.setBlocked(c.publish, amqp.Blocking{Active: false})
 	if conf, err := pub.Publish(ctx, ex, "ok.x", amqp.Publishing{}); err != nil || conf.Wait(ctx) != nil {
 		t.Fatalf("publish after unblock: %v", err)
 	}

@@ -112,7 +112,7 @@ func Consume(ctx context.Context, c *Cluster, s config.SourceSpec, handle func(*
 			return nil
 		}
 		start := time.Now()
-		err = consumeOnce(ctx, conn, s, handle, ready, o.pauser, log)
+		err = consumeOnce(ctx, c, conn, s, handle, ready, o.pauser, log)
 		ready(false)
 		if ctx.Err() != nil {
 			return nil
@@ -152,7 +152,7 @@ func undecodableHint(s config.SourceSpec) string {
 	return "set queue_type = \"quorum\" with delivery_limit and dead_letter_exchange so the broker moves such messages aside"
 }
 
-func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec, handle func(*Delivery),
+func consumeOnce(ctx context.Context, c *Cluster, conn *amqp.Connection, s config.SourceSpec, handle func(*Delivery),
 	ready func(bool), pauser *Pauser, log *slog.Logger) error {
 	// Take the change signal before reading the state, so that a Pause during the set-up
 	// below is seen by the loop.
@@ -160,7 +160,7 @@ func consumeOnce(ctx context.Context, conn *amqp.Connection, s config.SourceSpec
 	if is, _ := pauser.Paused(); is {
 		return errPaused
 	}
-	ch, err := conn.Channel()
+	ch, err := c.OpenChannel(conn)
 	if err != nil {
 		return fmt.Errorf("opening a channel: %w", err)
 	}

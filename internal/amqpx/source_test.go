@@ -86,7 +86,7 @@ func TestDeclareSource(t *testing.T) {
 		publishN(t, ch, s.Exchange, "a.x", 0, 1)
 		publishN(t, ch, s.Exchange, "b.x.y", 1, 1)
 		publishN(t, ch, s.Exchange, "c", 2, 1)
-		waitFor(t, "bound messages", 5*time.Second, func() bool { return rabbit.QueueLen(t, conn, s.Queue) == 2 })
+		waitFor(t, "bound messages", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, s.Queue) == 2 })
 	})
 	t.Run("quorum with delivery limit and dead-lettering", func(t *testing.T) {
 		s := newSource(t)
@@ -155,7 +155,7 @@ func TestConsumeInOrderAndAck(t *testing.T) {
 	consumeCtx, stopConsume := context.WithCancel(context.Background())
 	consumeDone := make(chan error, 1)
 	go func() { consumeDone <- Consume(consumeCtx, c, s, col.handle, col.setReady) }()
-	waitFor(t, "all deliveries", 10*time.Second, func() bool { return col.len() == n })
+	waitFor(t, "all deliveries", 30*time.Second, func() bool { return col.len() == n })
 	if !col.ready.Load() {
 		t.Fatal("not ready while consuming")
 	}
@@ -182,7 +182,7 @@ func TestConsumeInOrderAndAck(t *testing.T) {
 	}
 	stopCluster()
 	<-clusterDone
-	waitFor(t, "unacknowledged messages back in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, s.Queue) == n-250 })
+	waitFor(t, "unacknowledged messages back in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, s.Queue) == n-250 })
 	if err := col.at(299).AckThrough(); err != nil {
 		t.Fatalf("ack on a closed channel: %v", err)
 	}
@@ -206,18 +206,18 @@ func TestConsumeRejectAndRedeliver(t *testing.T) {
 	c := startCluster(t, rabbit.URL(), fastOptions(nil))
 	var col collector
 	startConsume(t, c, s, col.handle, col.setReady)
-	waitFor(t, "two deliveries", 10*time.Second, func() bool { return col.len() == 2 })
+	waitFor(t, "two deliveries", 30*time.Second, func() bool { return col.len() == 2 })
 	if err := col.at(0).Reject(false); err != nil {
 		t.Fatal(err)
 	}
 	if err := col.at(1).Reject(true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the requeued message", 10*time.Second, func() bool { return col.len() == 3 })
+	waitFor(t, "the requeued message", 30*time.Second, func() bool { return col.len() == 3 })
 	if d := col.at(2); string(d.Event.Body) != "1" || !d.Redelivered {
 		t.Fatalf("redelivery: body %q, redelivered %v", d.Event.Body, d.Redelivered)
 	}
-	waitFor(t, "the rejected message dead-lettered", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, dead) == 1 })
+	waitFor(t, "the rejected message dead-lettered", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, dead) == 1 })
 }
 
 func TestConsumeResumesAfterOutage(t *testing.T) {
@@ -228,9 +228,9 @@ func TestConsumeResumesAfterOutage(t *testing.T) {
 	c := startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil))
 	var col collector
 	startConsume(t, c, s, col.handle, col.setReady)
-	waitFor(t, "ready", 10*time.Second, col.ready.Load)
+	waitFor(t, "ready", 30*time.Second, col.ready.Load)
 	publishN(t, ch, s.Exchange, "k", 0, 5)
-	waitFor(t, "five deliveries", 10*time.Second, func() bool { return col.len() == 5 })
+	waitFor(t, "five deliveries", 30*time.Second, func() bool { return col.len() == 5 })
 	if err := col.at(2).AckThrough(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,18 +240,18 @@ func TestConsumeResumesAfterOutage(t *testing.T) {
 	}
 
 	p.Cut()
-	waitFor(t, "not ready", 10*time.Second, func() bool { return !col.ready.Load() })
+	waitFor(t, "not ready", 30*time.Second, func() bool { return !col.ready.Load() })
 	// The broker learns of the cut on its own side; until it drops the consumer, what is
 	// published next could still go out on the lost channel (and come back redelivered).
-	waitFor(t, "the broker to drop the consumer", 10*time.Second, func() bool { return rabbit.QueueConsumers(t, conn, s.Queue) == 0 })
+	waitFor(t, "the broker to drop the consumer", 30*time.Second, func() bool { return rabbit.QueueConsumers(t, conn, s.Queue) == 0 })
 	publishN(t, ch, s.Exchange, "k", 5, 5)
 	// An ack on the lost channel is a no-op.
 	if err := col.at(4).AckThrough(); err != nil {
 		t.Fatalf("ack after the connection dropped: %v", err)
 	}
 	p.Restore()
-	waitFor(t, "ready again", 10*time.Second, col.ready.Load)
-	waitFor(t, "the unacknowledged and the new messages", 10*time.Second, func() bool { return col.len() >= 12 })
+	waitFor(t, "ready again", 30*time.Second, col.ready.Load)
+	waitFor(t, "the unacknowledged and the new messages", 30*time.Second, func() bool { return col.len() >= 12 })
 	if col.len() != 12 {
 		t.Fatalf("%d deliveries, want 12", col.len())
 	}
@@ -277,24 +277,24 @@ func TestConsumePauser(t *testing.T) {
 	var pauser Pauser
 	var col collector
 	startConsume(t, c, s, col.handle, col.setReady, WithPauser(&pauser))
-	waitFor(t, "ready", 10*time.Second, col.ready.Load)
+	waitFor(t, "ready", 30*time.Second, col.ready.Load)
 	publishN(t, ch, s.Exchange, "k", 0, 3)
-	waitFor(t, "three deliveries", 10*time.Second, func() bool { return col.len() == 3 })
+	waitFor(t, "three deliveries", 30*time.Second, func() bool { return col.len() == 3 })
 
 	pauser.Pause("log full")
 	if paused, reason := pauser.Paused(); !paused || reason != "log full" {
 		t.Fatalf("Paused() = %v, %q", paused, reason)
 	}
-	waitFor(t, "not ready while paused", 10*time.Second, func() bool { return !col.ready.Load() })
+	waitFor(t, "not ready while paused", 30*time.Second, func() bool { return !col.ready.Load() })
 	// Unacknowledged messages went back to the queue, and new ones wait there too.
 	publishN(t, ch, s.Exchange, "k", 3, 1)
-	waitFor(t, "messages back in the queue", 10*time.Second, func() bool { return rabbit.QueueLen(t, conn, s.Queue) == 4 })
+	waitFor(t, "messages back in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, s.Queue) == 4 })
 	if col.len() != 3 {
 		t.Fatalf("%d deliveries while paused", col.len())
 	}
 
 	pauser.Resume()
-	waitFor(t, "deliveries after resume", 10*time.Second, func() bool { return col.len() == 7 })
+	waitFor(t, "deliveries after resume", 30*time.Second, func() bool { return col.len() == 7 })
 	if !col.ready.Load() {
 		t.Fatal("not ready after resume")
 	}
@@ -311,15 +311,15 @@ func TestConsumeRedeclaresDeletedQueue(t *testing.T) {
 	c := startCluster(t, rabbit.URL(), fastOptions(logs.logger()))
 	var col collector
 	startConsume(t, c, s, col.handle, col.setReady)
-	waitFor(t, "ready", 10*time.Second, col.ready.Load)
+	waitFor(t, "ready", 30*time.Second, col.ready.Load)
 	if _, err := ch.QueueDelete(s.Queue, false, false, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the queue declared again", 10*time.Second, func() bool {
+	waitFor(t, "the queue declared again", 30*time.Second, func() bool {
 		return strings.Count(logs.String(), "msg=consuming") >= 2
 	})
 	publishN(t, ch, s.Exchange, "k", 0, 1)
-	waitFor(t, "a delivery from the new queue", 10*time.Second, func() bool { return col.len() == 1 })
+	waitFor(t, "a delivery from the new queue", 30*time.Second, func() bool { return col.len() == 1 })
 	if !strings.Contains(logs.String(), "cancelled the consumer") {
 		t.Fatalf("cancellation not logged:\n%s", logs.String())
 	}

@@ -3,6 +3,7 @@ package amqpx
 import (
 	"context"
 	"net/url"
+	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -16,10 +17,12 @@ type TargetPublisher struct {
 	cluster *Cluster
 	pub     *Publisher
 	user    string // the login on this cluster: user_id is only kept when it equals it
+	closed  sync.Once
 }
 
 // NewTargetPublisher opens a publisher on c for one stream; user is the cluster's login.
 func NewTargetPublisher(c *Cluster, user string) *TargetPublisher {
+	c.publishers.Add(1) // a connection a reload replaced closes once this is closed
 	return &TargetPublisher{cluster: c, pub: c.NewPublisher(), user: user}
 }
 
@@ -49,7 +52,10 @@ func (p *TargetPublisher) Hold() (release func()) { return p.pub.Hold() }
 func (p *TargetPublisher) Cluster() string { return p.cluster.Name() }
 
 // Close closes the channel; what the broker has not confirmed resolves as an outage.
-func (p *TargetPublisher) Close() error { return p.pub.Close() }
+func (p *TargetPublisher) Close() error {
+	p.closed.Do(func() { p.cluster.publishers.Add(-1) })
+	return p.pub.Close()
+}
 
 // PublishingOf builds what amqp091-go publishes for m.
 func PublishingOf(m *event.Message) amqp.Publishing {

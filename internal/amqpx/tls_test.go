@@ -151,7 +151,7 @@ func TestTLS(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		conn, err := c.connect(ctx)
+		conn, err := c.connect(ctx, c.publish)
 		if err == nil {
 			_ = conn.Close()
 		}

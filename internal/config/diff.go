@@ -4,8 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -42,20 +42,20 @@ func Changes(old, next *Config, oldWasm, nextWasm map[string]string) []Change {
 	add := func(op, kind, name string, details []string) {
 		out = append(out, Change{Op: op, Kind: kind, Name: name, Detail: strings.Join(details, ", ")})
 	}
-	if d := routerChanges(old.Router, next.Router); len(d) > 0 {
+	if d := routerAttrs.changes(old.Router, next.Router); len(d) > 0 {
 		add("~", "router", "", d)
 	}
-	compareBlocks(old.Clusters, next.Clusters, func(c ClusterSpec) string { return c.Name }, clusterChanges, "cluster", add)
-	compareBlocks(old.Sources, next.Sources, func(s SourceSpec) string { return s.Name }, sourceChanges, "source", add)
-	compareBlocks(old.Targets, next.Targets, func(t TargetSpec) string { return t.Name }, targetChanges, "target", add)
+	compareBlocks(old.Clusters, next.Clusters, func(c ClusterSpec) string { return c.Name }, clusterAttrs.changes, "cluster", add)
+	compareBlocks(old.Sources, next.Sources, func(s SourceSpec) string { return s.Name }, sourceAttrs.changes, "source", add)
+	compareBlocks(old.Targets, next.Targets, func(t TargetSpec) string { return t.Name }, targetAttrs.changes, "target", add)
 	compareBlocks(old.Modules, next.Modules, func(m ModuleSpec) string { return m.Name }, func(a, b ModuleSpec) []string {
-		d := moduleChanges(a, b)
+		d := moduleAttrs.changes(a, b)
 		if oldWasm[a.Name] != nextWasm[b.Name] && a.Path == b.Path {
 			d = append([]string{"wasm file changed"}, d...)
 		}
 		return d
 	}, "module", add)
-	compareBlocks(old.Routes, next.Routes, func(r RouteSpec) string { return r.Name }, routeChanges, "route", add)
+	compareBlocks(old.Routes, next.Routes, func(r RouteSpec) string { return r.Name }, routeAttrs.changes, "route", add)
 	return out
 }
 
@@ -88,82 +88,87 @@ func compareBlocks[T any](old, next []T, name func(T) string, diff func(a, b T) 
 	}
 }
 
-// fieldDiff collects the names of the fields that differ.
-type fieldDiff []string
+// The attributes a reload compares, block by block, by their names in the file; a change
+// reports the names only (a cluster's url may hold a password).
+var (
+	routerAttrs  = attributes[RouterSpec]("admin_addr", "admin_token", "log_level", "log_format", "max_message_size", "memory_limit")
+	clusterAttrs = attributes[ClusterSpec]("url", "tls")
+	sourceAttrs  = attributes[SourceSpec]("cluster", "exchange", "queue", "bindings", "prefetch", "queue_type", "delivery_limit", "dead_letter_exchange")
+	targetAttrs  = attributes[TargetSpec]("clusters", "mode", "exchange", "routing_key")
+	moduleAttrs  = attributes[ModuleSpec]("path", "config", "timeout", "max_memory", "pool_size")
+	routeAttrs   = attributes[RouteSpec]("source", "match", "filters", "transforms", "handler", "targets", "retry", "dead_letter")
+	storeAttrs   = attributes[StoreSpec]("path", "retention", "max_size", "on_full", "backend", "cluster", "stream", "takeover")
+)
 
-func (f *fieldDiff) cmp(name string, differ bool) {
-	if differ {
-		*f = append(*f, name)
+// blockAttrs compares some attributes of one kind of block.
+type blockAttrs[T any] struct {
+	names  []string
+	fields []int // the struct field of each name
+}
+
+// attributes finds the field of each attribute name: the name without its underscores, in
+// any case (dead_letter_exchange is DeadLetterExchange, url is URL). A name without a field
+// is a mistake in the lists above, caught when the package loads.
+func attributes[T any](names ...string) blockAttrs[T] {
+	typ := reflect.TypeFor[T]()
+	a := blockAttrs[T]{names: names}
+	for _, name := range names {
+		i := slices.IndexFunc(reflect.VisibleFields(typ), func(f reflect.StructField) bool {
+			return len(f.Index) == 1 && strings.EqualFold(f.Name, strings.ReplaceAll(name, "_", ""))
+		})
+		if i < 0 {
+			panic(fmt.Sprintf("config: %s has no field for attribute %q", typ.Name(), name))
+		}
+		a.fields = append(a.fields, reflect.VisibleFields(typ)[i].Index[0])
 	}
+	return a
 }
 
-func routerChanges(a, b RouterSpec) []string {
-	var f fieldDiff
-	f.cmp("admin_addr", a.AdminAddr != b.AdminAddr)
-	f.cmp("admin_token", a.AdminToken != b.AdminToken)
-	f.cmp("log_level", a.LogLevel != b.LogLevel)
-	f.cmp("log_format", a.LogFormat != b.LogFormat)
-	f.cmp("max_message_size", a.MaxMessageSize != b.MaxMessageSize)
-	return f
-}
-
-func clusterChanges(a, b ClusterSpec) []string {
-	var f fieldDiff
-	f.cmp("url", a.URL != b.URL) // the value may hold a password: only its name is reported
-	f.cmp("tls", !equalPtr(a.TLS, b.TLS))
-	return f
-}
-
-func sourceChanges(a, b SourceSpec) []string {
-	var f fieldDiff
-	f.cmp("cluster", a.Cluster != b.Cluster)
-	f.cmp("exchange", a.Exchange != b.Exchange)
-	f.cmp("queue", a.Queue != b.Queue)
-	f.cmp("bindings", !slices.Equal(a.Bindings, b.Bindings))
-	f.cmp("prefetch", a.Prefetch != b.Prefetch)
-	f.cmp("queue_type", a.QueueType != b.QueueType)
-	f.cmp("delivery_limit", a.DeliveryLimit != b.DeliveryLimit)
-	f.cmp("dead_letter_exchange", a.DeadLetterExchange != b.DeadLetterExchange)
-	return f
-}
-
-func targetChanges(a, b TargetSpec) []string {
-	var f fieldDiff
-	f.cmp("clusters", !slices.Equal(a.Clusters, b.Clusters))
-	f.cmp("mode", a.Mode != b.Mode)
-	f.cmp("exchange", a.Exchange != b.Exchange)
-	f.cmp("routing_key", a.RoutingKey != b.RoutingKey)
-	return f
-}
-
-func moduleChanges(a, b ModuleSpec) []string {
-	var f fieldDiff
-	f.cmp("path", a.Path != b.Path)
-	f.cmp("config", !maps.Equal(a.Config, b.Config))
-	f.cmp("timeout", a.Timeout != b.Timeout)
-	f.cmp("max_memory", a.MaxMemory != b.MaxMemory)
-	f.cmp("pool_size", a.PoolSize != b.PoolSize)
-	return f
-}
-
-func routeChanges(a, b RouteSpec) []string {
-	var f fieldDiff
-	f.cmp("source", a.Source != b.Source)
-	f.cmp("match", !slices.Equal(a.Match, b.Match))
-	f.cmp("filters", !slices.Equal(a.Filters, b.Filters))
-	f.cmp("transforms", !slices.Equal(a.Transforms, b.Transforms))
-	f.cmp("handler", a.Handler != b.Handler)
-	f.cmp("targets", !slices.Equal(a.Targets, b.Targets))
-	f.cmp("retry", a.Retry != b.Retry)
-	f.cmp("dead_letter", a.DeadLetter != b.DeadLetter)
-	return f
-}
-
-func equalPtr[T comparable](a, b *T) bool {
-	if a == nil || b == nil {
-		return a == b
+// changes names the attributes that differ from a to b, in the list's order.
+func (attrs blockAttrs[T]) changes(a, b T) []string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var out []string
+	for i, f := range attrs.fields {
+		if !sameValue(va.Field(f), vb.Field(f)) {
+			out = append(out, attrs.names[i])
+		}
 	}
-	return *a == *b
+	return out
+}
+
+// sameValue is equality as the file means it: an empty list or map is an absent one, and a
+// block (the tls block) compares by content.
+func sameValue(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Slice:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := range a.Len() {
+			if !sameValue(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for _, k := range a.MapKeys() {
+			vb := b.MapIndex(k)
+			if !vb.IsValid() || !sameValue(a.MapIndex(k), vb) {
+				return false
+			}
+		}
+		return true
+	case reflect.Pointer:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		return sameValue(a.Elem(), b.Elem())
+	default:
+		return a.Equal(b)
+	}
 }
 
 // NeedsRestart reports, as error diagnostics at the new file's positions, the changes a
@@ -179,42 +184,34 @@ func NeedsRestart(old, next *Config) hcl.Diagnostics {
 		}
 		return &hcl.Range{Filename: next.File, Start: hcl.InitialPos, End: hcl.InitialPos}
 	}
-	if old.Store != next.Store {
-		var f fieldDiff
-		f.cmp("path", old.Store.Path != next.Store.Path)
-		f.cmp("retention", old.Store.Retention != next.Store.Retention)
-		f.cmp("max_size", old.Store.MaxSize != next.Store.MaxSize)
-		f.cmp("on_full", old.Store.OnFull != next.Store.OnFull)
+	restart := func(detail string, subject *hcl.Range) {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Change needs a restart",
-			Detail:   "the store block changed (" + strings.Join(f, ", ") + "); the event log is opened once, at start. The running configuration is unchanged.",
-			Subject:  at(next.Ranges.Store, next.Ranges.Router),
+			Detail:   detail + " The running configuration is unchanged.",
+			Subject:  subject,
 		})
+	}
+	if d := storeAttrs.changes(old.Store, next.Store); len(d) > 0 {
+		restart("the store block changed ("+strings.Join(d, ", ")+"); the event log is opened once, at start.",
+			at(next.Ranges.Store, next.Ranges.Router))
 	}
 	if old.Router.AdminAddr != next.Router.AdminAddr {
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Change needs a restart",
-			Detail:   "router.admin_addr changed; the admin API keeps its address until a restart. The running configuration is unchanged.",
-			Subject:  at(next.Ranges.AdminAddr, next.Ranges.Router),
-		})
+		restart("router.admin_addr changed; the admin API keeps its address until a restart.", at(next.Ranges.AdminAddr, next.Ranges.Router))
 	}
 	if old.Router.AdminToken != next.Router.AdminToken {
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Change needs a restart",
-			Detail:   "router.admin_token changed; the admin API keeps its token until a restart, so that a reload cannot lock out the client that asked for it. The running configuration is unchanged.",
-			Subject:  at(next.Ranges.Router),
-		})
+		restart("router.admin_token changed; the admin API keeps its token until a restart, so that a reload cannot lock out the client that asked for it.",
+			at(next.Ranges.Router))
 	}
 	if old.Router.LogFormat != next.Router.LogFormat {
-		diags = append(diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Change needs a restart",
-			Detail:   "router.log_format changed; the log's format is set at start. The running configuration is unchanged.",
-			Subject:  at(next.Ranges.Router),
-		})
+		restart("router.log_format changed; the log's format is set at start.", at(next.Ranges.Router))
+	}
+	if !equalTracing(old.Tracing, next.Tracing) {
+		var rng hcl.Range
+		if next.Tracing != nil {
+			rng = next.Tracing.Range
+		}
+		restart("the tracing block changed; the span exporter is set up at start.", at(rng))
 	}
 	return diags
 }
@@ -228,4 +225,14 @@ func FileHash(path string) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// equalTracing compares tracing blocks, positions aside.
+func equalTracing(a, b *TracingSpec) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Range, y.Range = hcl.Range{}, hcl.Range{}
+	return x == y
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -124,6 +125,106 @@ func TestNeedsRestart(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("diagnostics lack %q:\n%s", want, out)
+		}
+	}
+}
+
+// The log's backend and the stream's settings are opened once, like the bbolt file.
+func TestNeedsRestartForTheStreamLog(t *testing.T) {
+	dir := t.TempDir()
+	stream := strings.Replace(diffBase, `path = "data/router.db"`,
+		"backend = \"stream\"\n  cluster = \"main\"\n  takeover = \"15s\"", 1)
+	old := loadDiffConfig(t, dir, stream)
+	next := loadDiffConfig(t, dir, strings.Replace(stream, `takeover = "15s"`, `takeover = "30s"`, 1))
+	out := formatted(NeedsRestart(old, next))
+	if !strings.Contains(out, "the store block changed (takeover)") {
+		t.Errorf("a new takeover needs a restart; diagnostics:\n%s", out)
+	}
+	if out = formatted(NeedsRestart(loadDiffConfig(t, dir, diffBase), old)); !strings.Contains(out, "the store block changed (path, on_full, backend, cluster, stream, takeover)") {
+		t.Errorf("a new backend needs a restart; diagnostics:\n%s", out)
+	}
+}
+
+// A tracing block added (or changed) needs a restart; a new memory_limit is a change a reload
+// applies.
+func TestNeedsRestartTracingAndMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	old := loadDiffConfig(t, dir, diffBase)
+	next := loadDiffConfig(t, dir, diffBase+"tracing {\n  endpoint = \"http://127.0.0.1:4318\"\n}\n")
+	if out := formatted(NeedsRestart(old, next)); !strings.Contains(out, "error: Change needs a restart: the tracing block changed") {
+		t.Errorf("tracing added: %s", out)
+	}
+	if d := NeedsRestart(next, next); len(d) != 0 {
+		t.Errorf("the same tracing block: %s", formatted(d))
+	}
+	limited := loadDiffConfig(t, dir, strings.Replace(diffBase, `admin_addr = "127.0.0.1:9464"`, "admin_addr = \"127.0.0.1:9464\"\n  memory_limit = \"512MiB\"", 1))
+	if d := NeedsRestart(old, limited); len(d) != 0 {
+		t.Errorf("memory_limit refused: %s", formatted(d))
+	}
+	if got := changeLines(Changes(old, limited, nil, nil)); strings.Join(got, "|") != `~ router: memory_limit` {
+		t.Errorf("memory_limit change: %q", got)
+	}
+}
+
+// Each attribute a reload compares is reported by its name when its field alone changes, and
+// an empty list, map or tls block reads as the absent one.
+func TestBlockAttributesReportEachFieldByName(t *testing.T) {
+	checkAttrs(t, "router", routerAttrs)
+	checkAttrs(t, "cluster", clusterAttrs)
+	checkAttrs(t, "source", sourceAttrs)
+	checkAttrs(t, "target", targetAttrs)
+	checkAttrs(t, "module", moduleAttrs)
+	checkAttrs(t, "route", routeAttrs)
+	checkAttrs(t, "store", storeAttrs)
+}
+
+func checkAttrs[T any](t *testing.T, kind string, attrs blockAttrs[T]) {
+	t.Helper()
+	typ, names := reflect.TypeFor[T](), attrs.names
+	changes := func(a, b reflect.Value) []string { return attrs.changes(a.Interface().(T), b.Interface().(T)) }
+	for i, f := range attrs.fields {
+		a, b := reflect.New(typ).Elem(), reflect.New(typ).Elem()
+		v := b.Field(f)
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Int, reflect.Int64:
+			v.SetInt(7)
+		case reflect.Slice:
+			v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
+		case reflect.Map:
+			v.Set(reflect.MakeMap(v.Type()))
+			v.SetMapIndex(reflect.ValueOf("k"), reflect.ValueOf("v"))
+		case reflect.Pointer:
+			v.Set(reflect.New(v.Type().Elem()))
+			v.Elem().Field(0).SetString("x")
+		case reflect.Struct:
+			v.Field(0).SetInt(3)
+		default:
+			t.Fatalf("%s %s: no test value for a %s", kind, names[i], v.Kind())
+		}
+		if got := changes(a, b); len(got) != 1 || got[0] != names[i] {
+			t.Errorf("%s: changing %s reports %q", kind, names[i], got)
+		}
+		// The same value in another allocation is no change; an empty one is an absent one.
+		c := reflect.New(typ).Elem()
+		switch v.Kind() {
+		case reflect.Slice:
+			c.Field(f).Set(reflect.MakeSlice(v.Type(), 0, 0))
+			if got := changes(a, c); len(got) != 0 {
+				t.Errorf("%s: an empty %s reports %q", kind, names[i], got)
+			}
+		case reflect.Map:
+			c.Field(f).Set(reflect.MakeMap(v.Type()))
+			if got := changes(a, c); len(got) != 0 {
+				t.Errorf("%s: an empty %s reports %q", kind, names[i], got)
+			}
+		case reflect.Pointer:
+			c.Field(f).Set(reflect.New(v.Type().Elem()))
+			c.Field(f).Elem().Field(0).SetString("x")
+			if got := changes(b, c); len(got) != 0 {
+				t.Errorf("%s: an equal %s reports %q", kind, names[i], got)
+			}
 		}
 	}
 }

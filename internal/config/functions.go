@@ -4,14 +4,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"unicode/utf8"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/wasmrouter/wasmrouter/internal/regfile"
 )
 
 // maxFileFunctionSize bounds what file() reads, so a config cannot make the loader swallow a
@@ -83,7 +83,7 @@ func fileFunction(dir string) function.Function {
 // readTextFile reads a regular file of at most maxFileFunctionSize bytes of UTF-8. Errors leave
 // out the resolved path: the caller names the file as the user wrote it.
 func readTextFile(path string) (string, error) {
-	data, err := ReadRegularFile(path, maxFileFunctionSize)
+	data, err := regfile.Read(path, maxFileFunctionSize)
 	if err != nil {
 		return "", pathless(err)
 	}
@@ -91,35 +91,6 @@ func readTextFile(path string) (string, error) {
 		return "", errors.New("not valid UTF-8 text")
 	}
 	return string(data), nil
-}
-
-// ReadRegularFile reads a regular file of at most limit bytes. Everything the router reads
-// because a configuration names it goes through here, so that a path to a device (/dev/zero),
-// a FIFO or a huge file gets an error instead of exhausting memory or blocking.
-func ReadRegularFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
-	}
-	if info.Size() > limit {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
-	}
-	return data, nil
 }
 
 // pathless strips the path from an *fs.PathError, keeping the cause.

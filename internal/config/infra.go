@@ -16,10 +16,16 @@ import (
 
 // Defaults of the router and store blocks.
 const (
-	DefaultAdminAddr      = "127.0.0.1:9464"
-	DefaultStorePath      = "data/router.db"
-	DefaultRetention      = 168 * time.Hour
-	DefaultStoreMaxSize   = 10 << 30
+	DefaultAdminAddr    = "127.0.0.1:9464"
+	DefaultStorePath    = "data/router.db"
+	DefaultRetention    = 168 * time.Hour
+	DefaultStoreMaxSize = 10 << 30
+	DefaultStream       = "wasmrouter.log"
+	DefaultTakeover     = 15 * time.Second
+	// MinTakeover: AMQP heartbeats count whole seconds and the broker drops a connection after
+	// about two missed ones, so a vanished router cannot be noticed much sooner than in 4 s
+	// (a heartbeat of a quarter of takeover, docs/stream-log.md).
+	MinTakeover           = 4 * time.Second
 	DefaultMaxMessageSize = 128 << 20
 	// rabbitMaxMessageSize is RabbitMQ's hard limit: a larger max_message_size could never be used.
 	rabbitMaxMessageSize = 512 << 20
@@ -77,10 +83,17 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-var storeSchema = schema{attrs: []string{"path", "retention", "max_size", "on_full"}}
+var storeSchema = schema{attrs: []string{"backend", "path", "retention", "max_size", "on_full", "cluster", "stream", "takeover"}}
+
+// Values of StoreSpec.Backend.
+const (
+	BackendBbolt  = "bbolt"
+	BackendStream = "stream"
+)
 
 func (d *decoder) defaultStore() StoreSpec {
 	return StoreSpec{
+		Backend:   BackendBbolt,
 		Path:      resolvePath(d.dir, DefaultStorePath),
 		Retention: DefaultRetention,
 		MaxSize:   DefaultStoreMaxSize,
@@ -90,15 +103,69 @@ func (d *decoder) defaultStore() StoreSpec {
 
 func (d *decoder) decodeStore(b *hcl.Block, st *StoreSpec) {
 	s := d.open(b.Body, storeSchema, "store", b.DefRange)
+	_, backendSet := s.has("backend")
+	_, backendOK := s.oneOf("backend", &st.Backend, BackendBbolt, BackendStream)
+	s.duration("retention", &st.Retention, true)
+	s.size("max_size", &st.MaxSize, 1, math.MaxInt64)
+	if backendSet && !backendOK {
+		return // the other arguments depend on the backend; one error is enough
+	}
+	if st.Backend == BackendStream {
+		d.decodeStreamStore(s, b, st)
+		return
+	}
+	for _, name := range []string{"cluster", "stream", "takeover"} {
+		if rng, ok := s.has(name); ok {
+			d.errorf(rng, "Unexpected argument", "%s applies to the log on a RabbitMQ stream (backend = %q); this store is the bbolt log.", name, BackendStream)
+		}
+	}
 	var path string
 	if rng, ok := s.nonEmpty("path", &path); ok {
 		st.Path = resolvePath(d.dir, path)
 		d.attrs["store.path"] = rng
 	}
-	s.duration("retention", &st.Retention, true)
-	s.size("max_size", &st.MaxSize, 1, math.MaxInt64)
 	s.oneOf("on_full", &st.OnFull, "block", "drop_oldest")
 }
+
+// decodeStreamStore reads the store block of the log on a RabbitMQ stream: the bbolt log's
+// file and its on_full policy do not apply (the broker removes the stream's oldest segments
+// at its limits, it never refuses appends).
+func (d *decoder) decodeStreamStore(s *section, b *hcl.Block, st *StoreSpec) {
+	st.Path, st.OnFull = "", ""
+	st.Stream, st.Takeover = DefaultStream, DefaultTakeover
+	for _, name := range []string{"path", "on_full"} {
+		if rng, ok := s.has(name); ok {
+			d.errorf(rng, "Unexpected argument", "%s applies to the bbolt log; a log on a RabbitMQ stream (backend = %q) has no file, and the broker removes its oldest events at its limits.", name, BackendStream)
+		}
+	}
+	if rng, ok := s.nonEmpty("cluster", &st.Cluster); ok {
+		d.ref(kindCluster, st.Cluster, "store", rng)
+		d.attrs["store.cluster"] = rng
+	} else if _, set := s.has("cluster"); !set {
+		d.errorf(b.DefRange, "Missing required argument", "The argument \"cluster\" is required in store with backend = %q: it names the cluster that holds the stream.", BackendStream)
+	}
+	if rng, ok := s.nonEmpty("stream", &st.Stream); ok {
+		d.attrs["store.stream"] = rng
+		d.checkStreamName(st.Stream, rng)
+	}
+	if rng, ok := s.duration("takeover", &st.Takeover, true); ok && st.Takeover < MinTakeover {
+		d.errorf(rng, "Invalid duration", "takeover must be at least %s: a router that vanishes is noticed through AMQP heartbeats, counted in whole seconds; got %s.", MinTakeover, quote(st.Takeover.String()))
+	}
+}
+
+// checkStreamName refuses names RabbitMQ would: the amq. prefix is the broker's own, and a
+// queue name is at most 255 bytes, with room left for the pairs' queues named after it.
+func (d *decoder) checkStreamName(name string, rng hcl.Range) {
+	switch {
+	case strings.HasPrefix(name, "amq."):
+		d.errorf(rng, "Invalid value", "stream %s starts with \"amq.\", which RabbitMQ reserves for its own queues.", quote(name))
+	case len(name) > maxStreamName:
+		d.errorf(rng, "Invalid value", "stream must be at most %d bytes (RabbitMQ names the pairs' queues after it); got %d.", maxStreamName, len(name))
+	}
+}
+
+// maxStreamName leaves room in RabbitMQ's 255 bytes for ".control" and ".pair.ROUTE/TARGET".
+const maxStreamName = 128
 
 var clusterSchema = schema{
 	attrs:    []string{"url"},

@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/wasmrouter/wasmrouter/internal/regfile"
 )
 
 // fileSchema is the top level of a configuration file: block headers only. Each block's body is
@@ -24,7 +26,7 @@ var fileSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 // Load reads and checks the file. filename is used in diagnostics exactly as given; lookupEnv
 // backs env(), nil meaning os.LookupEnv. See LoadBytes.
 func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.Diagnostics) {
-	src, err := ReadRegularFile(filename, maxSourceSize)
+	src, err := regfile.Read(filename, maxSourceSize)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError,

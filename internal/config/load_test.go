@@ -42,7 +42,7 @@ func TestValidDefaults(t *testing.T) {
 	check(t, "File", cfg.File, "testdata/valid_defaults.hcl")
 	check(t, "Dir", cfg.Dir, dir)
 	check(t, "Router", cfg.Router, RouterSpec{AdminAddr: "127.0.0.1:9464", LogLevel: "info", LogFormat: "text", MaxMessageSize: 128 << 20})
-	check(t, "Store", cfg.Store, StoreSpec{Path: filepath.Join(dir, "data/router.db"), Retention: 168 * time.Hour, MaxSize: 10 << 30, OnFull: "block"})
+	check(t, "Store", cfg.Store, StoreSpec{Backend: "bbolt", Path: filepath.Join(dir, "data/router.db"), Retention: 168 * time.Hour, MaxSize: 10 << 30, OnFull: "block"})
 
 	src := cfg.Source("in")
 	check(t, "source bindings", src.Bindings, []string{"#"})
@@ -136,7 +136,7 @@ func TestValidFunctions(t *testing.T) {
 	check(t, "file token", cfg.Router.AdminToken, "hunter2-token-from-file")
 	check(t, "lower", cfg.Router.LogLevel, "debug")
 	check(t, "fractional size", cfg.Router.MaxMessageSize, int64(1572864))
-	check(t, "store", cfg.Store, StoreSpec{Path: "/var/lib/router/router.db", Retention: 36 * time.Hour, MaxSize: 500_000_000, OnFull: "drop_oldest"})
+	check(t, "store", cfg.Store, StoreSpec{Backend: "bbolt", Path: "/var/lib/router/router.db", Retention: 36 * time.Hour, MaxSize: 500_000_000, OnFull: "drop_oldest"})
 	check(t, "env default in format", cfg.Source("in").Queue, "router.default")
 	check(t, "split", cfg.Source("in").Bindings, []string{"order.*", "payment.#"})
 	check(t, "join", cfg.Target("out").RoutingKey, "fixed.key")
@@ -240,4 +240,38 @@ func TestMemoryLimit(t *testing.T) {
 	if !strings.Contains(formatted(diags), "memory_limit must be between 16MiB") {
 		t.Fatalf("a limit below 16MiB: %s", formatted(diags))
 	}
+}
+
+func TestValidStreamStore(t *testing.T) {
+	cfg := loadValid(t, "testdata/valid_store_stream.hcl")
+	check(t, "Store", cfg.Store, StoreSpec{
+		Backend: "stream", Cluster: "main", Stream: "orders.log", Takeover: 30 * time.Second,
+		Retention: 48 * time.Hour, MaxSize: 20 << 30,
+	})
+	if _, ok := cfg.Attrs["store.cluster"]; !ok {
+		t.Error("store.cluster has no position for runtime errors")
+	}
+}
+
+func TestStreamStoreDefaults(t *testing.T) {
+	cfg, diags := LoadBytes([]byte(`
+store {
+  backend = "stream"
+  cluster = "main"
+}
+cluster "main" { url = "amqp://localhost/" }
+source "in" {
+  cluster  = "main"
+  exchange = "events"
+  queue    = "q"
+}
+route "r" { source = "in" }
+`), "router.hcl", fixtureEnv)
+	if diags.HasErrors() {
+		t.Fatal(formatted(diags))
+	}
+	check(t, "Store", cfg.Store, StoreSpec{
+		Backend: "stream", Cluster: "main", Stream: DefaultStream, Takeover: DefaultTakeover,
+		Retention: DefaultRetention, MaxSize: DefaultStoreMaxSize,
+	})
 }

@@ -47,12 +47,17 @@ type RouterSpec struct {
 	MemoryLimit int64
 }
 
-// StoreSpec is the optional store block.
+// StoreSpec is the optional store block: the bbolt log (default) or the log on a RabbitMQ
+// stream shared by several routers.
 type StoreSpec struct {
-	Path      string        // resolved against Dir; default "data/router.db"
-	Retention time.Duration // default 168h
-	MaxSize   int64         // bytes, default 10GiB
-	OnFull    string        // block (default) | drop_oldest
+	Backend   string        // BackendBbolt (default) | BackendStream
+	Path      string        // bbolt: resolved against Dir; default "data/router.db"
+	Retention time.Duration // default 168h; stream: x-max-age
+	MaxSize   int64         // bytes, default 10GiB; stream: x-max-length-bytes
+	OnFull    string        // bbolt: block (default) | drop_oldest
+	Cluster   string        // stream: the cluster that holds the stream
+	Stream    string        // stream: its name, default "wasmrouter.log"
+	Takeover  time.Duration // stream: a pair moves within this after its router goes, default 15s
 }
 
 // ClusterSpec is a RabbitMQ cluster the router connects to.

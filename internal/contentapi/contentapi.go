@@ -20,16 +20,31 @@ import (
 // API implements admin.Content.
 type API struct {
 	Engine *router.Engine
-	Store  *store.Store
+	Store  Log
 	// IdleEvery is how often a quiet stream calls idle (15 s when zero).
 	IdleEvery time.Duration
 }
 
 var _ admin.Content = (*API)(nil)
 
+// Log is what the content endpoints read of the router's log (part of router.Log): the
+// bbolt log or the stream log shared with other routers.
+type Log interface {
+	logquery.StatsReader
+	Notify() <-chan struct{}
+}
+
 func badRequest(err error) error {
 	if errors.Is(err, logquery.ErrBadQuery) {
 		return fmt.Errorf("%w: %v", admin.ErrBadRequest, err)
+	}
+	return unavailable(err)
+}
+
+// unavailable marks a log that is catching up with its stream (503, try again).
+func unavailable(err error) error {
+	if errors.Is(err, logquery.ErrCatchingUp) {
+		return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
 	}
 	return err
 }
@@ -40,13 +55,17 @@ func (a *API) Events(ctx context.Context, query url.Values, emit func(any) error
 	if err != nil {
 		return 0, badRequest(err)
 	}
-	return logquery.List(ctx, a.Store, &q, logquery.SearchBudget, func(ev *event.Event) error {
+	resume, err := logquery.List(ctx, a.Store, &q, logquery.SearchBudget, func(ev *event.Event) error {
 		return emit(logquery.NewRecord(ev))
 	})
+	return resume, unavailable(err)
 }
 
 // Event answers GET /api/v1/events/{seq}.
 func (a *API) Event(seq uint64) (any, error) {
+	if err := logquery.WaitReadable(context.Background(), a.Store); err != nil {
+		return nil, unavailable(err)
+	}
 	ev, err := a.Store.Get(seq)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: seq %d is not in the log (it holds %d to %d)", admin.ErrNotFound, seq, a.Store.FirstSeq(), a.Store.LastSeq())
@@ -74,6 +93,10 @@ func (a *API) Follow(ctx context.Context, query url.Values, from uint64, emit fu
 		return fmt.Errorf("%w: a stream takes no since, until or to_seq (from_seq starts it further back)", admin.ErrBadRequest)
 	}
 	q.Limit = 0
+	// From the end of the log: its end as it is, not as a reopening log reads it (empty).
+	if err := logquery.WaitReadable(ctx, a.Store); err != nil {
+		return unavailable(err)
+	}
 	next := from
 	if next == 0 {
 		next = a.Store.LastSeq() + 1
@@ -114,5 +137,6 @@ func (a *API) Follow(ctx context.Context, query url.Values, from uint64, emit fu
 
 // LogStats answers GET /api/v1/log/stats.
 func (a *API) LogStats() (any, error) {
-	return logquery.Stats(a.Engine.Topology().Config, a.Store)
+	st, err := logquery.Stats(a.Engine.Topology().Config, a.Store)
+	return st, unavailable(err)
 }

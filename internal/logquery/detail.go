@@ -43,7 +43,7 @@ type Detail struct {
 }
 
 // DeadLettersOf returns the dead letters recorded for the event with seq, walking them all.
-func DeadLettersOf(st *store.Store, seq uint64) ([]store.DeadLetter, error) {
+func DeadLettersOf(st Reader, seq uint64) ([]store.DeadLetter, error) {
 	var out []store.DeadLetter
 	err := st.DeadLetters(1, 0, func(dl store.DeadLetter) bool {
 		if dl.Seq == seq {

@@ -15,7 +15,6 @@ import (
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/filters"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // DefaultLimit is how many events a search returns unless told otherwise.
@@ -87,11 +86,11 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 		}
 	}
 	for _, h := range v["header"] {
-		name, value, hasValue := strings.Cut(h, ":")
-		if name == "" {
-			return q, fmt.Errorf("%w: header %q: give NAME or NAME:VALUE", ErrBadQuery, h)
+		m, err := ParseHeaderMatch(h)
+		if err != nil {
+			return q, fmt.Errorf("%w: header %v", ErrBadQuery, err)
 		}
-		q.Headers = append(q.Headers, HeaderMatch{Name: name, Value: value, HasValue: hasValue})
+		q.Headers = append(q.Headers, m)
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -101,6 +100,16 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 		q.Limit = n
 	}
 	return q, nil
+}
+
+// ParseHeaderMatch reads a header selection, NAME or NAME:VALUE (the API's header parameter and
+// the command line's --header).
+func ParseHeaderMatch(s string) (HeaderMatch, error) {
+	name, value, hasValue := strings.Cut(s, ":")
+	if name == "" {
+		return HeaderMatch{}, fmt.Errorf("%q: give NAME or NAME:VALUE", s)
+	}
+	return HeaderMatch{Name: name, Value: value, HasValue: hasValue}, nil
 }
 
 // Values is the query as URL parameters, ParseQuery's inverse.
@@ -205,7 +214,10 @@ const scanStep = 4096
 // no more than budget records (0: no bound). It returns the seq to go on from when the budget
 // ran out before the selection's end, else 0: a search over a long log answers in bounded time,
 // and the caller continues it from there.
-func List(ctx context.Context, st *store.Store, q *Query, budget int, emit func(*event.Event) error) (resume uint64, err error) {
+func List(ctx context.Context, st Reader, q *Query, budget int, emit func(*event.Event) error) (resume uint64, err error) {
+	if err := WaitReadable(ctx, st); err != nil {
+		return 0, err
+	}
 	next := max(q.From, st.FirstSeq())
 	if !q.Since.IsZero() {
 		next = max(next, SeqAtTime(st, q.Since.Add(-ingestSkew)))
@@ -227,7 +239,7 @@ func List(ctx context.Context, st *store.Store, q *Query, budget int, emit func(
 		if budget > 0 {
 			step = min(step, budget-looked)
 		}
-		n, err := st.Scan(next, step, q.Keep, func(ev *event.Event) bool {
+		n, err := st.Scan(next, step, event.ByHead(q.Keep), func(ev *event.Event) bool {
 			if ev.Seq > last || (!q.Until.IsZero() && ev.IngestTime.After(q.Until.Add(ingestSkew))) {
 				stop = true
 				return false
@@ -256,7 +268,7 @@ func List(ctx context.Context, st *store.Store, q *Query, budget int, emit func(
 }
 
 // SeqAtTime finds, by binary search over ingest times, the first seq ingested at or after t.
-func SeqAtTime(st *store.Store, t time.Time) uint64 {
+func SeqAtTime(st Reader, t time.Time) uint64 {
 	lo, hi := st.FirstSeq(), st.LastSeq()
 	if lo == 0 {
 		return 0
@@ -278,7 +290,10 @@ func SeqAtTime(st *store.Store, t time.Time) uint64 {
 
 // Last returns the last n events q selects (its limit aside), oldest first,
 // reading backwards in chunks.
-func Last(st *store.Store, q *Query, n int) ([]*event.Event, error) {
+func Last(st Reader, q *Query, n int) ([]*event.Event, error) {
+	if err := WaitReadable(context.Background(), st); err != nil {
+		return nil, err
+	}
 	first, hi := st.FirstSeq(), st.LastSeq()
 	var out []*event.Event
 	for first > 0 && hi >= first && len(out) < n {
@@ -287,7 +302,7 @@ func Last(st *store.Store, q *Query, n int) ([]*event.Event, error) {
 			lo = hi - scanStep + 1
 		}
 		var chunk []*event.Event
-		_, err := st.Scan(lo, int(hi-lo+1), q.Keep, func(ev *event.Event) bool {
+		_, err := st.Scan(lo, int(hi-lo+1), event.ByHead(q.Keep), func(ev *event.Event) bool {
 			if q.Match(ev) {
 				chunk = append(chunk, ev)
 			}

@@ -151,3 +151,57 @@ func TestHeaderText(t *testing.T) {
 		t.Errorf("bytes: %q", got)
 	}
 }
+
+// reopening is a log that is not readable yet: its bounds read as empty.
+type reopening struct {
+	*store.Store
+	ready chan struct{}
+}
+
+func (r *reopening) FirstSeq() uint64 {
+	select {
+	case <-r.ready:
+		return r.Store.FirstSeq()
+	default:
+		return 0
+	}
+}
+
+func (r *reopening) LastSeq() uint64 {
+	select {
+	case <-r.ready:
+		return r.Store.LastSeq()
+	default:
+		return 0
+	}
+}
+
+func (r *reopening) WaitReadable(ctx context.Context) error {
+	select {
+	case <-r.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A query on a log that is reopening waits for it, and says it is catching up rather than
+// answer an empty list when it does not become readable in time.
+func TestQueryWaitsForAReopeningLog(t *testing.T) {
+	st := openStore(t)
+	appendAll(t, st, ev("a", nil, time.Now()), ev("b", nil, time.Now()))
+	r := &reopening{Store: st, ready: make(chan struct{})}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // gives up at once: not readable within the wait
+	n := 0
+	if _, err := List(ctx, r, &Query{}, 0, func(*event.Event) error { n++; return nil }); err == nil || n != 0 {
+		t.Fatalf("search on a log that is not readable: %d events, %v; want an error", n, err)
+	}
+
+	go close(r.ready)
+	n = 0
+	if _, err := List(context.Background(), r, &Query{}, 0, func(*event.Event) error { n++; return nil }); err != nil || n != 2 {
+		t.Fatalf("search once the log is readable: %d events, %v; want 2", n, err)
+	}
+}

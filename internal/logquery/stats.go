@@ -1,10 +1,12 @@
 package logquery
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -40,10 +42,31 @@ type StreamPosition struct {
 	Configured bool `json:"configured"`
 }
 
+// bboltStats is the bbolt log's own account of itself: its range, size and per-source counts
+// in one read, and every cursor it keeps.
+type bboltStats interface {
+	Stats(withPerSource bool) (store.Stats, error)
+	Cursors() (map[string]uint64, error)
+}
+
 // Stats reads the log's statistics; cfg names the configured delivery streams.
-func Stats(cfg *config.Config, st *store.Store) (LogStats, error) {
-	raw, err := st.Stats(true)
-	if err != nil {
+func Stats(cfg *config.Config, st StatsReader) (LogStats, error) {
+	if err := WaitReadable(context.Background(), st); err != nil {
+		return LogStats{}, err
+	}
+	var (
+		raw     store.Stats
+		cursors map[string]uint64
+		err     error
+	)
+	if b, ok := st.(bboltStats); ok {
+		if raw, err = b.Stats(true); err != nil {
+			return LogStats{}, err
+		}
+		if cursors, err = b.Cursors(); err != nil {
+			return LogStats{}, err
+		}
+	} else if raw, cursors, err = statsOfLog(cfg, st); err != nil {
 		return LogStats{}, err
 	}
 	s := LogStats{
@@ -58,10 +81,6 @@ func Stats(cfg *config.Config, st *store.Store) (LogStats, error) {
 	}
 	if s.UnfinishedReplays == nil {
 		s.UnfinishedReplays = []string{}
-	}
-	cursors, err := st.Cursors()
-	if err != nil {
-		return s, err
 	}
 	known := configuredCursors(cfg)
 	for name, pos := range cursors {
@@ -143,4 +162,41 @@ func parseCursor(name string) (StreamPosition, bool) {
 		sp.Target, sp.Cluster = target[:i], target[i+1:]
 	}
 	return sp, true
+}
+
+// statsOfLog counts through the record heads, for a log that keeps no statistics of its own
+// (the stream log: its whole range, every router's events), and reads the configured
+// delivery positions through the port.
+func statsOfLog(cfg *config.Config, st StatsReader) (store.Stats, map[string]uint64, error) {
+	raw := store.Stats{FirstSeq: st.FirstSeq(), LastSeq: st.LastSeq(), FileSize: st.Size(), PerSource: map[string]uint64{}}
+	if raw.FirstSeq > 0 && raw.LastSeq >= raw.FirstSeq {
+		err := st.ScanHeads(raw.FirstSeq, raw.LastSeq, func(h event.RecordHead) error {
+			raw.Events++
+			raw.PerSource[string(h.Source)]++
+			if !h.IngestTime.IsZero() {
+				if raw.Oldest.IsZero() {
+					raw.Oldest = h.IngestTime
+				}
+				raw.Newest = h.IngestTime
+			}
+			return nil
+		})
+		if err != nil {
+			return raw, nil, err
+		}
+	}
+	if raw.Events == 0 {
+		raw.FirstSeq = 0
+	}
+	cursors := map[string]uint64{}
+	for name := range configuredCursors(cfg) {
+		pos, err := st.Cursor(name)
+		if err != nil {
+			return raw, nil, err
+		}
+		if pos > 0 {
+			cursors[name] = pos
+		}
+	}
+	return raw, cursors, nil
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestReadyFollowsItsSource(t *testing.T) {
@@ -35,9 +34,5 @@ func TestReadyFollowsItsSource(t *testing.T) {
 	ready = true
 	if v := value(); v != 1 {
 		t.Errorf("ready: %v, want 1", v)
-	}
-	m.StoreMaxSize.Set(1 << 30)
-	if v := testutil.ToFloat64(m.StoreMaxSize); v != 1<<30 {
-		t.Errorf("router_store_max_size_bytes %v", v)
 	}
 }

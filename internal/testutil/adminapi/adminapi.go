@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-var client = &http.Client{Timeout: 5 * time.Second}
+// client bounds a request generously: a race-built router process on a loaded machine was seen
+// to take over 5s to answer /api/v1/status.
+var client = &http.Client{Timeout: 30 * time.Second}
 
 // Get fetches http://addr/path and returns the status code and body.
 func Get(addr, path string) (int, []byte, error) {
@@ -38,8 +40,11 @@ type Status struct {
 		Cluster  string `json:"cluster"`
 		Position uint64 `json:"position"`
 		Lag      uint64 `json:"lag"`
+		Holder   string `json:"holder"`
+		HeldHere bool   `json:"held_here"`
 	} `json:"streams"`
 	Clusters []ClusterStatus `json:"clusters"`
+	Router   string          `json:"router"` // with a stream log: this router's name
 	Store    struct {
 		SizeBytes int64  `json:"size_bytes"`
 		FirstSeq  uint64 `json:"first_seq"`
@@ -49,10 +54,19 @@ type Status struct {
 
 // ClusterStatus is one cluster's connection state.
 type ClusterStatus struct {
-	Name       string `json:"name"`
-	Connected  bool   `json:"connected"`
-	LastError  string `json:"last_error"`
-	Reconnects uint64 `json:"reconnects"`
+	Name        string `json:"name"`
+	Connected   bool   `json:"connected"`
+	LastError   string `json:"last_error"`
+	Reconnects  uint64 `json:"reconnects"`
+	Connections []struct {
+		Role           string `json:"role"`
+		Connected      bool   `json:"connected"`
+		Blocked        string `json:"blocked"`
+		ChannelMax     int    `json:"channel_max"`
+		Channels       int    `json:"channels"`
+		Publishers     int    `json:"publishers"`
+		SharedChannels int    `json:"shared_channels"`
+	} `json:"connections"`
 }
 
 // GetStatus fetches and decodes /api/v1/status, failing the test if it cannot.

@@ -65,9 +65,10 @@ type Options struct {
 
 // Router is a router running in this process.
 type Router struct {
-	Admin  string // the admin API's bound address
-	Engine *router.Engine
-	Logs   *logbuf.Buffer
+	Admin    string // the admin API's bound address
+	Engine   *router.Engine
+	Reloader *app.Reloader
+	Logs     *logbuf.Buffer
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -89,6 +90,7 @@ func Start(t testing.TB, cfg *config.Config, opts Options) *Router {
 		r.done <- app.Run(ctx, cfg, log, app.Options{
 			AdminAddr: "127.0.0.1:0",
 			Started:   func(run app.Running) { started <- run },
+			LookupEnv: noEnv,
 		})
 	}()
 	t.Cleanup(func() {
@@ -101,7 +103,7 @@ func Start(t testing.TB, cfg *config.Config, opts Options) *Router {
 	})
 	select {
 	case run := <-started:
-		r.Admin, r.Engine = run.AdminAddr, run.Engine
+		r.Admin, r.Engine, r.Reloader = run.AdminAddr, run.Engine, run.Reloader
 	case err := <-r.done:
 		r.once.Do(cancel) // app.Run has returned: nothing left to stop
 		t.Fatalf("router did not start: %v\n%s", err, r.Logs.Tail(40))

@@ -1,10 +1,11 @@
-// Package otlpreceiver is an OTLP/HTTP trace collector for tests: it decodes the protobuf export
-// requests with the OTLP proto package and keeps the spans, so that a test can check what a
-// router exported. It can also answer slowly, to stand for a collector in trouble.
+// Package otlpreceiver is an OTLP/HTTP (or OTLP/gRPC) trace collector for tests: it decodes the
+// protobuf export requests with the OTLP proto package and keeps the spans, so that a test can
+// check what a router exported. It can also answer slowly, to stand for a collector in trouble.
 package otlpreceiver
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -19,6 +20,9 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -57,6 +61,10 @@ type Receiver struct {
 	changed chan struct{} // closed and replaced whenever spans arrive
 	slow    chan struct{} // non-nil: requests wait for it to close
 	once    sync.Once
+
+	grpc         *grpc.Server // an OTLP/gRPC collector (StartGRPC) instead of srv
+	metadata     []metadata.MD
+	compressions []string
 }
 
 // Start runs a collector that answers at once; it stops when the test ends.
@@ -77,9 +85,73 @@ func start(t testing.TB, slow bool) *Receiver {
 	return r
 }
 
+// StartGRPC runs an OTLP/gRPC collector (the TraceService) that answers at once; URL is
+// http://host:port, as for a tracing block with protocol "grpc". Each call's metadata is kept
+// (Metadata) and its compression (Compressions).
+func StartGRPC(t testing.TB) *Receiver {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Receiver{changed: make(chan struct{}), URL: "http://" + l.Addr().String()}
+	svc := &traceService{r: r}
+	r.grpc = grpc.NewServer(grpc.StatsHandler(svc))
+	collectortrace.RegisterTraceServiceServer(r.grpc, svc)
+	go func() { _ = r.grpc.Serve(l) }()
+	t.Cleanup(r.Close)
+	return r
+}
+
+// traceService receives the gRPC export calls.
+type traceService struct {
+	collectortrace.UnimplementedTraceServiceServer
+	r *Receiver
+}
+
+func (s *traceService) Export(ctx context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.r.mu.Lock()
+	s.r.metadata = append(s.r.metadata, md)
+	s.r.mu.Unlock()
+	s.r.add(flatten(req))
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// The stats.Handler methods see each call's grpc-encoding, which the metadata leaves out.
+func (s *traceService) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (s *traceService) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (s *traceService) HandleConn(context.Context, stats.ConnStats) {}
+func (s *traceService) HandleRPC(_ context.Context, st stats.RPCStats) {
+	if h, ok := st.(*stats.InHeader); ok {
+		s.r.mu.Lock()
+		s.r.compressions = append(s.r.compressions, h.Compression)
+		s.r.mu.Unlock()
+	}
+}
+
+// Metadata is the metadata of each gRPC export call so far.
+func (r *Receiver) Metadata() []metadata.MD {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]metadata.MD(nil), r.metadata...)
+}
+
+// Compressions is the grpc-encoding of each gRPC export call so far ("" for none).
+func (r *Receiver) Compressions() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.compressions...)
+}
+
 // Close stops the collector; slow requests are released first.
 func (r *Receiver) Close() {
 	r.once.Do(func() {
+		if r.grpc != nil {
+			r.grpc.Stop()
+			return
+		}
 		if r.slow != nil {
 			close(r.slow)
 		}

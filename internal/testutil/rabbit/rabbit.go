@@ -23,6 +23,11 @@ import (
 // DefaultURL is the broker used when WASMROUTER_AMQP_URL is not set.
 const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
+// dialTimeout bounds a test connection's TCP and AMQP handshake. A broker shared with other
+// work (and with the routers under test) was seen to take over 5 s to open a connection, so
+// it is generous: a broker that is really away still fails the test.
+const dialTimeout = 30 * time.Second
+
 // URL is the broker URL for integration tests.
 func URL() string {
 	if u := os.Getenv("WASMROUTER_AMQP_URL"); u != "" {
@@ -65,7 +70,7 @@ func SkipIfShort(t testing.TB) {
 func Dial(t testing.TB) *amqp.Connection {
 	t.Helper()
 	SkipIfShort(t)
-	conn, err := amqp.DialConfig(URL(), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(URL(), amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
 	if err != nil {
 		t.Fatalf("rabbit: cannot reach the broker for integration tests (set WASMROUTER_AMQP_URL, or run with -short): %v", err)
 	}
@@ -108,6 +113,18 @@ func DeclareQueueBound(t testing.TB, ch *amqp.Channel, exchange, key string) str
 	return q.Name
 }
 
+// DeclareTargetQueueBound is DeclareQueueBound on a router target's exchange, declared first
+// the way the router declares its targets (topic, durable). The router declares them when its
+// publish connection comes up, which may be after it reports ready (ready means consuming), so
+// a test binding to one must not count on it being there yet.
+func DeclareTargetQueueBound(t testing.TB, ch *amqp.Channel, exchange, key string) string {
+	t.Helper()
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		t.Fatalf("rabbit: declare exchange %s: %v", exchange, err)
+	}
+	return DeclareQueueBound(t, ch, exchange, key)
+}
+
 // DeleteQueueAtCleanup deletes the queue when the test ends, on a connection of its own (the
 // test's may be closed by then).
 func DeleteQueueAtCleanup(t testing.TB, name string) {
@@ -131,7 +148,7 @@ func DeleteExchangeAtCleanup(t testing.TB, name string) {
 }
 
 func withChannel(t testing.TB, fn func(*amqp.Channel) error) {
-	conn, err := amqp.DialConfig(URL(), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(URL(), amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
 	if err != nil {
 		t.Errorf("rabbit: cleanup: %v", err)
 		return

@@ -1,6 +1,7 @@
 package rabbitnode
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -106,13 +107,25 @@ func firstObject(s string) string {
 func readStream(t *testing.T, n *Node, stream string, want int) []amqp.Delivery {
 	t.Helper()
 	conn := dial(t, n)
-	ch := rabbit.Channel(t, conn)
-	if err := ch.Qos(100, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	deliveries, err := ch.Consume(stream, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
-	if err != nil {
-		t.Fatal(err)
+	// Right after a node stops, the stream's replica on n may not be serving yet: the broker
+	// refuses the consumer ("does not have a replica on the local node", which closes the
+	// channel) until it does. Ask again on a new channel, within a bound.
+	var deliveries <-chan amqp.Delivery
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ch := rabbit.Channel(t, conn)
+		err := ch.Qos(100, 0, false)
+		if err == nil {
+			deliveries, err = ch.Consume(stream, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+		}
+		if err == nil {
+			break
+		}
+		var amqpErr *amqp.Error
+		if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.PreconditionFailed || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // the broker starts the replica on its own time
 	}
 	var got []amqp.Delivery
 	timeout := time.After(30 * time.Second)

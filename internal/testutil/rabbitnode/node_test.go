@@ -96,7 +96,7 @@ func TestNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		rabbit.PublishConfirmed(t, ch, "", queue, amqp.Publishing{Body: []byte("hello")})
-		got := rabbit.Collect(t, ch, queue, 1, 5*time.Second)
+		got := rabbit.Collect(t, ch, queue, 1, 30*time.Second)
 		if len(got) != 1 || string(got[0].Body) != "hello" {
 			t.Fatalf("got %d messages", len(got))
 		}
