@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -22,6 +24,18 @@ func describe(fs *flag.FlagSet, name, synopsis, text string) {
 		fmt.Fprintf(fs.Output(), "Usage: router %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(text))
 		fs.PrintDefaults()
 	}
+}
+
+// parseFlagsNoArgs is parseFlags for a command that takes flags only: an argument left over
+// is a usage error.
+func parseFlagsNoArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if code := parseFlags(fs, args, stdout); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
+	}
+	return -1
 }
 
 // parseFlags is parse for these commands, printing --help once, on stdout: the flag package
@@ -135,8 +149,8 @@ func cliLogger(stderr io.Writer) *slog.Logger {
 }
 
 // openReadOnly opens the config's event log for inspection, explaining the usual failures.
-func openReadOnly(cfg *config.Config) (*store.Store, error) {
-	st, err := store.Open(store.Options{Path: cfg.Store.Path, ReadOnly: true})
+func openReadOnly(cfg *config.Config) (app.EventLog, error) {
+	st, err := app.OpenLog(context.Background(), cfg, nil, true)
 	return st, explainOpen(cfg, err)
 }
 

@@ -49,11 +49,8 @@ func cmdDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	route, since, all := addSelectionFlags(fs)
 	limit := fs.Int("limit", app.DefaultDeadLetterLimit, "print at most `N` dead letters (0: no limit)")
 	show := fs.Bool("show", false, "with each dead letter, its event: headers, body and properties (\"event\")")
-	if code := parseFlags(fs, args, stdout); code >= 0 {
+	if code := parseFlagsNoArgs(fs, args, stdout, stderr); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	sel := &app.DeadLetterSelection{Route: *route, All: *all}
 	var err error
@@ -122,12 +119,12 @@ func listThroughRouter(ctx context.Context, cfg *config.Config, query url.Values
 
 // listOffline lists the dead letters of a stopped router's log.
 func listOffline(cfg *config.Config, sel *app.DeadLetterSelection, limit int, show bool, fn func(app.DeadLetterRecord) error) (err error) {
-	st, err := store.Open(store.Options{Path: cfg.Store.Path, ReadOnly: true})
-	if errors.Is(err, store.ErrLocked) {
+	st, err := openReadOnly(cfg)
+	if errors.Is(err, errLocked) {
 		return lockedWithoutAdminAPI(cfg)
 	}
 	if err != nil {
-		return explainOpen(cfg, err)
+		return err
 	}
 	defer func() {
 		if cerr := st.Close(); err == nil {
@@ -180,11 +177,8 @@ func cmdDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var ids listFlag
 	fs.Var(&ids, "id", "redrive the dead letter with this `ID` (repeatable, or comma-separated)")
 	route, since, all := addSelectionFlags(fs)
-	if code := parseFlags(fs, args, stdout); code >= 0 {
+	if code := parseFlagsNoArgs(fs, args, stdout, stderr); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	sel := &app.DeadLetterSelection{Route: *route, All: *all}
 	var err error

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -162,6 +163,13 @@ func guestRun(t *testing.T, event string, args ...string) (int, string, string) 
 	f := filepath.Join(t.TempDir(), "event.json")
 	if err := os.WriteFile(f, []byte(event), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// The default --timeout (the router's per-call limit, 1s) is wall time: on a loaded machine
+	// under the race detector a Go guest's call (the out of memory case allocates 16 MiB) can
+	// pass it and report a timeout instead of what the case checks. Only the timeout case sets
+	// its own.
+	if !slices.Contains(args, "--timeout") {
+		args = append(args, "--timeout", "2m")
 	}
 	var stdout, stderr bytes.Buffer
 	code := cmdGuestRun(context.Background(), append(args, "--event", f), &stdout, &stderr)

@@ -25,33 +25,21 @@ func bodyFromJSON(raw json.RawMessage) []byte {
 // headersFromJSON maps JSON header values to AMQP types: integers to int64 (as Celery and
 // most clients send them), other numbers to float64, objects to tables.
 func headersFromJSON(h map[string]any) event.Table {
-	if h == nil {
-		return nil
-	}
-	t := make(event.Table, len(h))
-	for k, v := range h {
-		t[k] = headerValue(v)
-	}
-	return t
+	return event.Table(fromJSON.Table(h))
 }
 
-func headerValue(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
+// fromJSON walks JSON values (decoded with UseNumber) into header values.
+var fromJSON = event.Walker{
+	AsTable:   func(v any) (map[string]any, bool) { m, ok := v.(map[string]any); return m, ok },
+	MakeTable: event.MakeEventTable,
+	Leaf: func(v any) any {
+		if x, ok := v.(json.Number); ok {
+			if i, err := x.Int64(); err == nil {
+				return i
+			}
+			f, _ := x.Float64()
+			return f
 		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		return headersFromJSON(x)
-	case []any:
-		a := make([]any, len(x))
-		for i, e := range x {
-			a[i] = headerValue(e)
-		}
-		return a
-	default:
 		return v
-	}
+	},
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
@@ -72,11 +71,8 @@ func cmdLogList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var headers listFlag
 	fs.Var(&headers, "header", "only events with this header (`NAME` or NAME:VALUE; repeatable, all must match)")
 	limit := fs.Int("limit", 100, "print at most `N` events (0: no limit)")
-	if code := parseFlags(fs, args, stdout); code >= 0 {
+	if code := parseFlagsNoArgs(fs, args, stdout, stderr); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	q, code := buildQuery(fs, stderr, &when, *source, *key, headers)
 	if code >= 0 {
@@ -93,7 +89,7 @@ func cmdLogList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	write := func(rec logquery.Record) error { return out.write(rec) }
 	return withRouterOrLog(*path, stderr, "log list",
 		func(c *adminClient) error { return c.listEvents(ctx, q, write) },
-		func(_ *config.Config, st *store.Store) error {
+		func(_ *config.Config, st app.EventLog) error {
 			_, err := logquery.List(ctx, st, q, 0, func(ev *event.Event) error { return write(logquery.NewRecord(ev)) })
 			return err
 		})
@@ -109,11 +105,11 @@ func buildQuery(fs *flag.FlagSet, stderr io.Writer, when *whenFlags, source, key
 		}
 	}
 	for _, h := range headers {
-		name, value, hasValue := strings.Cut(h, ":")
-		if name == "" {
-			return nil, usageError(fs, stderr, "--header %q: give NAME or NAME:VALUE", h)
+		m, err := logquery.ParseHeaderMatch(h)
+		if err != nil {
+			return nil, usageError(fs, stderr, "--header %v", err)
 		}
-		q.Headers = append(q.Headers, logquery.HeaderMatch{Name: name, Value: value, HasValue: hasValue})
+		q.Headers = append(q.Headers, m)
 	}
 	if when != nil {
 		var err error
@@ -163,7 +159,7 @@ func cmdLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			}
 			return nil
 		},
-		func(_ *config.Config, st *store.Store) error {
+		func(_ *config.Config, st app.EventLog) error {
 			var gone error
 			for _, seq := range seqs {
 				ev, err := st.Get(seq)
@@ -191,7 +187,7 @@ var errReported = errors.New("reported")
 
 // withRouterOrLog loads the configuration and runs online against the running router's
 // admin API or, when no router answers there, offline on the log opened read-only.
-func withRouterOrLog(path string, stderr io.Writer, name string, online func(*adminClient) error, offline func(*config.Config, *store.Store) error) int {
+func withRouterOrLog(path string, stderr io.Writer, name string, online func(*adminClient) error, offline func(*config.Config, app.EventLog) error) int {
 	cfg := app.LoadConfig(path, stderr)
 	if cfg == nil {
 		return exitFail
@@ -207,7 +203,7 @@ func withRouterOrLog(path string, stderr io.Writer, name string, online func(*ad
 }
 
 // withLog loads the configuration, opens its log read-only and runs fn on it.
-func withLog(path string, stderr io.Writer, name string, fn func(*config.Config, *store.Store) error) int {
+func withLog(path string, stderr io.Writer, name string, fn func(*config.Config, app.EventLog) error) int {
 	cfg := app.LoadConfig(path, stderr)
 	if cfg == nil {
 		return exitFail
@@ -216,7 +212,7 @@ func withLog(path string, stderr io.Writer, name string, fn func(*config.Config,
 }
 
 // withLogConfig opens cfg's log read-only and runs fn on it.
-func withLogConfig(cfg *config.Config, stderr io.Writer, name string, fn func(*config.Config, *store.Store) error) int {
+func withLogConfig(cfg *config.Config, stderr io.Writer, name string, fn func(*config.Config, app.EventLog) error) int {
 	st, err := openReadOnly(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "router %s: %v\n", name, err)

@@ -79,7 +79,7 @@ func remoteRouter(t *testing.T, token, cliToken string) (cliConfig string, ch *a
 	}
 	conn := rabbit.Dial(t)
 	ch = rabbit.Channel(t, conn)
-	rabbit.DeclareQueueBound(t, ch, a, "#")
+	rabbit.DeclareTargetQueueBound(t, ch, a, "#")
 	return cliConfig, ch, source
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"io"
 
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/logquery"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 func cmdLogStats(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -15,11 +15,8 @@ func cmdLogStats(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		"source, each (route, target) delivery position with its lag, the replay jobs that did not\n"+
 		"reach their end (see router replay --resume), and dead-letter counts.\n"+logLockNote)
 	path := configFlag(fs)
-	if code := parseFlags(fs, args, stdout); code >= 0 {
+	if code := parseFlagsNoArgs(fs, args, stdout, stderr); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	out := newJSONLines(stdout)
 	return withRouterOrLog(*path, stderr, "log stats",
@@ -30,7 +27,7 @@ func cmdLogStats(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			}
 			return out.write(s)
 		},
-		func(cfg *config.Config, st *store.Store) error {
+		func(cfg *config.Config, st app.EventLog) error {
 			s, err := logquery.Stats(cfg, st)
 			if err != nil {
 				return err

@@ -11,7 +11,6 @@ import (
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/logquery"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 const tailHelp = `Prints the last N events as JSON lines, oldest first; with -f, goes on printing events as
@@ -34,11 +33,8 @@ func cmdLogTail(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var headers listFlag
 	fs.Var(&headers, "header", "only events with this header (`NAME` or NAME:VALUE; repeatable)")
 	interval := fs.Duration("interval", time.Second, "with -f on a stopped router's log: look for new events this often (`D`)")
-	if code := parseFlags(fs, args, stdout); code >= 0 {
+	if code := parseFlagsNoArgs(fs, args, stdout, stderr); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	q, code := buildQuery(fs, stderr, nil, *source, *key, headers)
 	if code >= 0 {
@@ -90,7 +86,7 @@ func tailThroughRouter(ctx context.Context, cfg *config.Config, q *logquery.Quer
 func tailOffline(ctx context.Context, cfg *config.Config, q *logquery.Query, n int, follow bool, every time.Duration, write func(logquery.Record) error) error {
 	emit := func(ev *event.Event) error { return write(logquery.NewRecord(ev)) }
 	var next uint64
-	err := readLog(cfg, func(st *store.Store) error {
+	err := readLog(cfg, func(st app.EventLog) error {
 		evs, err := logquery.Last(st, q, n)
 		for _, ev := range evs {
 			if err := emit(ev); err != nil {
@@ -107,7 +103,7 @@ func tailOffline(ctx context.Context, cfg *config.Config, q *logquery.Query, n i
 }
 
 // readLog opens the log read-only for the duration of fn.
-func readLog(cfg *config.Config, fn func(*store.Store) error) error {
+func readLog(cfg *config.Config, fn func(app.EventLog) error) error {
 	st, err := openReadOnly(cfg)
 	if err != nil {
 		return err
@@ -122,6 +118,9 @@ func readLog(cfg *config.Config, fn func(*store.Store) error) error {
 // followLog prints the events appended from seq next on, until ctx ends. The file is opened
 // only while there is something new to read, so that a router can still start meanwhile.
 func followLog(ctx context.Context, cfg *config.Config, q *logquery.Query, next uint64, every time.Duration, emit func(*event.Event) error) error {
+	if cfg.Store.Backend == config.BackendStream {
+		return followStream(ctx, cfg, q, next, emit)
+	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var seen os.FileInfo
@@ -142,7 +141,7 @@ func followLog(ctx context.Context, cfg *config.Config, q *logquery.Query, next 
 			continue
 		}
 		seen, lastRead = fi, time.Now()
-		err = readLog(cfg, func(st *store.Store) error {
+		err = readLog(cfg, func(st app.EventLog) error {
 			from := next
 			next = max(next, st.LastSeq()+1)
 			sel := *q
@@ -154,4 +153,27 @@ func followLog(ctx context.Context, cfg *config.Config, q *logquery.Query, next 
 			return fmt.Errorf("following the log: %w", err)
 		}
 	}
+}
+
+// followStream prints the events appended to a stream log from seq next on, until ctx ends,
+// whichever router appends them: the stream is followed, not polled.
+func followStream(ctx context.Context, cfg *config.Config, q *logquery.Query, next uint64, emit func(*event.Event) error) error {
+	return readLog(cfg, func(st app.EventLog) error {
+		for {
+			notify := st.Notify()
+			if last := st.LastSeq(); next <= last {
+				sel := *q
+				sel.From, sel.To, sel.Limit = next, last, 0
+				if _, err := logquery.List(ctx, st, &sel, 0, emit); err != nil {
+					return fmt.Errorf("following the log: %w", err)
+				}
+				next = last + 1
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-notify:
+			}
+		}
+	})
 }

@@ -34,12 +34,13 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "run the router until SIGINT/SIGTERM", cmdRun},
+		{"run", "run the router until SIGINT/SIGTERM (SIGHUP reloads)", cmdRun},
 		{"validate", "check a configuration without touching a broker", cmdValidate},
 		{"test", "dry-run test blocks or events through the routes, offline", cmdTest},
 		{"replay", "re-deliver logged events, through a running router or offline", cmdReplay},
 		{"log", "inspect the event log (list, show, tail, stats) as JSON", cmdLog},
 		{"dlq", "list and redrive dead-lettered events", cmdDLQ},
+		{"reload", "make a running router load its configuration again", cmdReload},
 		{"fmt", "rewrite HCL files in canonical form, comments kept", cmdFmt},
 		{"guest", "scaffold a guest (new) or run one on an event (run)", cmdGuest},
 		{"version", "print version information", cmdVersion},

@@ -52,11 +52,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	withConfig := fs.String("with-config", "", "with --dry-run: compare against this candidate configuration `FILE`")
 	asJSON := fs.Bool("json", false, "print the job's final state as one JSON object instead of text")
 	resume := fs.String("resume", "", "continue the unfinished replay job `ID` (it keeps its selection; --rate may change)")
-	if code := parseFlags(fs, args, stdout); code >= 0 {
+	if code := parseFlagsNoArgs(fs, args, stdout, stderr); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	if _, _, err := when.resolve(time.Now()); err != nil {
 		return usageError(fs, stderr, "%v", err)

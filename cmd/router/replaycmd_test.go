@@ -197,7 +197,7 @@ func (f *fakeReplayer) ReplayStatus(id string) (any, bool) {
 
 type noEngine struct{}
 
-func (noEngine) StatusJSON() (bool, string, any) { return true, "", struct{}{} }
+func (noEngine) StatusJSON() (bool, string, []string, any) { return true, "", nil, struct{}{} }
 
 // serveAdmin runs the admin API on a free port with replayer behind it.
 func serveAdmin(t *testing.T, token string, r admin.Replayer) string {

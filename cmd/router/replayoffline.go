@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
-	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -71,7 +71,7 @@ const clusterPatience = 3 * time.Second
 // waitClusters gives the clusters a moment to connect, so that a job starts with its targets
 // reachable rather than in an outage. A broker that stays away is named; the job then starts,
 // and its events for that broker's targets wait until it is back.
-func waitClusters(ctx context.Context, clusters func() []amqpx.Status, stderr io.Writer) error {
+func waitClusters(ctx context.Context, clusters func() []event.ClusterStatus, stderr io.Writer) error {
 	deadline := time.Now().Add(clusterPatience)
 	for {
 		var down []string

@@ -66,11 +66,14 @@ func (o replayOutput) printDryRun(rep *router.DryRunReport) {
 		}
 		_ = tw.Flush()
 	}
-	if rep.Diff == nil {
-		return
+	if rep.Diff != nil {
+		printDiff(w, o.candidate, rep.Diff)
 	}
-	d := rep.Diff
-	fmt.Fprintf(w, "differences with %s ((event, route) decisions):\n", o.candidate)
+}
+
+// printDiff prints how a candidate configuration decides differently.
+func printDiff(w io.Writer, candidate string, d *router.DiffReport) {
+	fmt.Fprintf(w, "differences with %s ((event, route) decisions):\n", candidate)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	for _, row := range []struct {
 		label string

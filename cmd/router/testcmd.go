@@ -23,9 +23,9 @@ import (
 	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/store"
+	"github.com/wasmrouter/wasmrouter/wasmhost"
 )
 
 func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -112,7 +112,7 @@ func (l *testLog) collect() func() string {
 
 // offlineTopology loads the guests and compiles the routes, with no broker and no store.
 func offlineTopology(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) (*router.Topology, func(), int) {
-	host, err := app.NewHost(ctx, cfg, log, metrics.New(prometheus.NewRegistry()))
+	host, err := app.NewHost(ctx, cfg, log, wasmhost.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		fmt.Fprintf(stderr, "router: starting the WASM runtime: %v\n", err)
 		return nil, nil, exitFail

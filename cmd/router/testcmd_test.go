@@ -11,7 +11,10 @@ import (
 )
 
 // testBlocksConfig routes "c.*" through the C hostile guest, "g.*" through the Go conformance
-// guest and "split.*" through the splitter handler.
+// guest and "split.*" through the splitter handler. Timeouts are wall time: the hostile
+// guest's leaves its trapping and code-3 calls a wide margin on a loaded machine under -race
+// (only the loop should reach it), and the Go guests get one that no call but a hung one
+// reaches.
 const testBlocksConfig = `
 store { path = %q }
 cluster "main" { url = "amqp://guest:guest@127.0.0.1:1/" }
@@ -30,15 +33,17 @@ target "items" {
 }
 module "hostile" {
   path    = %q
-  timeout = "100ms"
+  timeout = "1s"
 }
 module "conformance" {
-  path = %q
-  config = { init = "x" }
+  path    = %q
+  timeout = "1m"
+  config  = { init = "x" }
 }
 module "splitter" {
-  path   = %q
-  config = { target = "items" }
+  path    = %q
+  timeout = "1m"
+  config  = { target = "items" }
 }
 route "c" {
   source  = "in"
@@ -66,7 +71,7 @@ type failing struct{ name, key, headers, reason string }
 
 var failings = []failing{
 	{"trap", "c.x", `{ op = "trap" }`, "trap:"},
-	{"loop", "c.x", `{ op = "loop" }`, "timeout after 100ms"},
+	{"loop", "c.x", `{ op = "loop" }`, "timeout after 1s"},
 	{"code 3", "c.x", `{ op = "code", code = "3" }`, "dead-letter requested by module"},
 	{"panic", "g.x", `{ op = "panic", msg = "no amount" }`, "panic: conformance: no amount"},
 }

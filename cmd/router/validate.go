@@ -19,7 +19,7 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/wasmhost"
 )
 
 // cmdValidate checks everything `run` checks before it connects, and writes nothing: modules
@@ -38,7 +38,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFail
 	}
 	log := slog.New(slog.DiscardHandler)
-	host, err := app.NewCheckHost(ctx, log, metrics.New(prometheus.NewRegistry()))
+	host, err := app.NewCheckHost(ctx, log, wasmhost.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: starting the WASM runtime: %v\n", *path, err)
 		return exitFail
@@ -76,8 +76,10 @@ func runtimeChecks(cfg *config.Config) hcl.Diagnostics {
 			bad("cluster "+c.Name, c.Range, err)
 		}
 	}
-	if err := checkStorePath(cfg.Store.Path); err != nil {
-		bad("store.path", cfg.At("store.path"), err)
+	if cfg.Store.Backend != config.BackendStream {
+		if err := checkStorePath(cfg.Store.Path); err != nil {
+			bad("store.path", cfg.At("store.path"), err)
+		}
 	}
 	return diags
 }

@@ -285,10 +285,15 @@
         (status.clusters || []).map((c) => el("tr", {}, el("td", {}, c.name),
           el("td", { class: c.connected ? "ok" : "bad" }, c.connected ? (c.blocked ? "blocked: " + c.blocked : "yes") : "no"),
           el("td", { class: "num" }, c.reconnects), el("td", { class: "text" }, c.last_error || "")))))),
-    card(el("h2", {}, "Deliveries"), table(["route", "target", "cluster", "delivered/s", "position", "lag"],
+    // With a log several routers share, each pair names the router delivering it; position and
+    // lag are current only where this router holds the pair.
+    card(el("h2", {}, status.router ? `Deliveries (this router: ${status.router})` : "Deliveries"),
+      table(["route", "target", "cluster"].concat(status.router ? ["delivered by"] : [], ["delivered/s", "position", "lag"]),
       (status.streams || []).map((s) => el("tr", {}, el("td", {}, s.route), el("td", {}, s.target), el("td", {}, s.cluster),
+        status.router ? el("td", { class: s.held_here ? "ok" : "" }, s.held_here ? "this router" : (s.holder || "nobody yet")) : null,
         el("td", { class: "num" }, fmtRate(deliveredRate(prev, cur, s.route, s.target, s.cluster))),
-        el("td", { class: "num" }, s.position), el("td", { class: "num " + (s.lag > 0 ? "warn" : "") }, s.lag))))),
+        el("td", { class: "num" }, s.held_here || s.reported || !status.router ? s.position : ""),
+        el("td", { class: "num " + (s.lag > 0 && (s.held_here || s.reported || !status.router) ? "warn" : "") }, s.held_here || s.reported || !status.router ? s.lag : ""))))),
     card(el("h2", {}, "Event log"), kv([["size", fmtBytes(st.size_bytes || 0)], ["seqs", `${st.first_seq} – ${st.last_seq}`],
       ["full", st.full ? "yes: consumption held back" : "no"], ["error", st.error || ""]])));
   }
@@ -660,12 +665,18 @@
     const topoBox = el("div");
     append(viewEl, genBox, reloadBox, topoBox);
     let hasConfig = true;
-    try {
+    // The generation and the history, again after each reload from this page.
+    const loadGeneration = async () => {
       const c = await get("/api/v1/config");
       genBox.replaceChildren(card(el("h2", {}, "Generation"), kv([["generation", String(c.generation)], ["loaded", c.loaded_at || ""], ["file", c.file || ""], ["hash", c.hash || ""]]),
-        el("h2", {}, "Last reloads"), table(["time", "result", "generation", "changes"], (c.reloads || []).map((r) =>
-          el("tr", {}, el("td", {}, r.time || ""), el("td", { class: r.result === "applied" ? "ok" : "bad" }, r.result || ""),
-            el("td", { class: "num" }, r.generation ?? ""), el("td", { class: "mono" }, (r.changes || r.diagnostics || []).map(valueText).join("\n")))), { id: "reloads-table" })));
+        el("h2", {}, "Last reloads"), table(["time", "trigger", "result", "generation", "changes"], (c.reloads || []).slice().reverse().map((r) =>
+          el("tr", { "data-result": r.result || "" }, el("td", {}, r.time || ""), el("td", {}, r.trigger || ""),
+            el("td", { class: r.result === "refused" ? "bad" : "ok" }, r.result || ""),
+            el("td", { class: "num" }, r.generation ?? ""),
+            el("td", { class: "mono" }, [...(r.changes || []), ...(r.diagnostics || [])].map(valueText).join("\n") || "no changes"))), { id: "reloads-table" })));
+    };
+    try {
+      await loadGeneration();
     } catch (e) {
       hasConfig = false;
       genBox.replaceChildren(card(el("p", { class: "muted" }, e.status === 404 || e.status === 405
@@ -676,22 +687,33 @@
       const out = el("div");
       const check = el("button", { type: "button", id: "reload-check" }, "Check reload (dry run)");
       const apply = el("button", { type: "button", id: "reload-apply", class: "danger", disabled: true }, "Apply reload");
-      const showResult = (d) => out.replaceChildren(kv([["generation", String(d.generation ?? "")], ["applied", String(!!d.applied)]]),
-        el("pre", {}, [...(d.changes || []).map(valueText), ...(d.diagnostics || [])].join("\n") || "no changes"));
+      // A change as `router reload` prints it: + route "x", ~ module "z": wasm file changed.
+      const changeLine = (c) => typeof c === "string" ? c : [c.op, c.kind, c.name ? JSON.stringify(c.name) : ""].join(" ").trim() + (c.detail ? ": " + c.detail : "");
+      const showResult = (d) => out.replaceChildren(kv([[d.dry_run ? "would apply generation" : "generation", String(d.generation ?? "")], ["applied", String(!!d.applied)]]),
+        el("pre", {}, [...(d.changes || []).map(changeLine), ...(d.diagnostics || [])].join("\n") || "no changes"));
       check.addEventListener("click", async () => {
         apply.disabled = true;
         try { const { data } = await api("POST", "/api/v1/reload", { dry_run: true }); showResult(data); apply.disabled = false; } catch (e) { if (e.data) showResult(e.data); notice(e.message); }
+        loadGeneration().catch(() => {});
       });
       apply.addEventListener("click", async () => {
         apply.disabled = true;
-        try { const { data } = await api("POST", "/api/v1/reload", { dry_run: false }); showResult(data); notice("Reload applied.", "info"); } catch (e) { if (e.data) showResult(e.data); notice(e.message); }
+        try {
+          const { data } = await api("POST", "/api/v1/reload", { dry_run: false });
+          showResult(data);
+          notice(data.applied ? "Reload applied: generation " + data.generation + "." : "Nothing to change: generation " + data.generation + " stays.", "info");
+        } catch (e) { if (e.data) showResult(e.data); notice(e.message); }
+        loadGeneration().catch(() => {});
       });
       reloadBox.replaceChildren(card(el("h2", {}, "Reload"), el("p", { class: "muted" }, "The router reads its configuration file again. Check what would change first."),
         el("div", { class: "row" }, check, apply), out));
     }
     const t = await get("/api/v1/topology");
-    append(topoBox, card(el("h2", {}, "File"), kv([["file", t.file], ["clusters", t.clusters.join(", ")], ["store", t.store.path],
-      ["retention", (t.store.retention_ns / 3.6e12).toFixed(1) + " h"], ["max size", fmtBytes(t.store.max_size)], ["on full", t.store.on_full]])),
+    append(topoBox, card(el("h2", {}, "File"), kv([["file", t.file], ["clusters", t.clusters.join(", ")]].concat(t.store.backend === "stream"
+      ? [["store", `stream ${t.store.stream} on cluster ${t.store.cluster}`], ["takeover", (t.store.takeover_ns / 1e9) + " s"]]
+      : [["store", t.store.path]], [
+      ["retention", (t.store.retention_ns / 3.6e12).toFixed(1) + " h"], ["max size", fmtBytes(t.store.max_size)]],
+      t.store.backend === "stream" ? [] : [["on full", t.store.on_full]]))),
     card(el("h2", {}, "Sources"), table(["source", "cluster", "exchange", "queue", "bindings"], t.sources.map((s) =>
       el("tr", {}, el("td", {}, s.name), el("td", {}, s.cluster), el("td", {}, s.exchange), el("td", {}, s.queue), el("td", { class: "mono" }, (s.bindings || []).join(" ")))))),
     card(el("h2", {}, "Routes"), table(["route", "source", "match", "filters", "transforms", "handler", "targets", "dead letters to"], t.routes.map((r) =>

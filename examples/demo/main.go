@@ -1,6 +1,10 @@
 // Command demo shows the example router.hcl at work: it binds a queue to every target exchange
 // of the configuration, publishes a few sample events to the first source's exchange, and
-// prints what each target received. Run the router first (`make run`), then `make demo`.
+// prints what each target received. Then it changes the running router without stopping it:
+// it lowers the high_value filter's threshold in the configuration file, asks the router for
+// a dry run of the reload (with what the change would have done to the last hour of the log),
+// applies it, publishes the samples again to show the new generation at work, and puts the
+// file back as it was, with a last reload. Run the router first (`make run`), then `make demo`.
 package main
 
 import (
@@ -41,6 +45,7 @@ func main() {
 func run() error {
 	path := flag.String("c", "router.hcl", "router configuration `FILE`")
 	wait := flag.Duration("wait", 3*time.Second, "how long to collect deliveries")
+	reload := flag.Bool("reload", true, "then change the running router's configuration (and put it back)")
 	flag.Parse()
 	cfg, diags := config.Load(*path, nil)
 	if diags.HasErrors() {
@@ -79,8 +84,21 @@ func run() error {
 	if err := ch.Confirm(false); err != nil {
 		return err
 	}
+	if err := publishSamples(ch, src.Exchange); err != nil {
+		return err
+	}
+	if err := showTargets(ch, cfg, queues, *wait); err != nil {
+		return err
+	}
+	if !*reload {
+		return nil
+	}
+	return reloadDemo(ch, cfg, *path, queues, *wait)
+}
+
+func publishSamples(ch *amqp.Channel, exchange string) error {
 	for _, s := range samples {
-		c, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), src.Exchange, s.key, false, false, amqp.Publishing{
+		c, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), exchange, s.key, false, false, amqp.Publishing{
 			Headers: s.headers, ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: []byte(s.body),
 		})
 		if err != nil {
@@ -91,7 +109,12 @@ func run() error {
 		}
 		fmt.Printf("published  %-18s %s\n", s.key, s.body)
 	}
-	deadline := time.Now().Add(*wait)
+	return nil
+}
+
+// showTargets prints what each target's queue received within wait.
+func showTargets(ch *amqp.Channel, cfg *config.Config, queues map[string]string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for _, t := range cfg.Targets {
 		fmt.Printf("\ntarget %q (exchange %q):\n", t.Name, t.Exchange)
 		for {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -14,15 +15,14 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/contentapi"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // Running is handed to Options.Started once the router is up.
 type Running struct {
 	AdminAddr string
 	Engine    *router.Engine
+	Reloader  *Reloader
 }
 
 // Options tune Run for tests.
@@ -31,6 +31,14 @@ type Options struct {
 	AdminAddr string
 	// Started, when set, is called once everything is wired and the engine starts.
 	Started func(Running)
+	// Hangup delivers the signals that ask for a reload (SIGHUP).
+	Hangup <-chan os.Signal
+	// Watch reloads whenever the configuration file or a module file it names changes.
+	Watch bool
+	// LogLevels is the logger's level, set by a reload that changes router.log_level.
+	LogLevels *slog.LevelVar
+	// LookupEnv backs env() on reloads as at start; nil is the process environment.
+	LookupEnv func(string) (string, bool)
 }
 
 // Run wires store, guests, clusters, engine and admin API, and runs until ctx ends, then stops
@@ -46,17 +54,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	setMemoryLimit(cfg.Router.MemoryLimit, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
+	m := NewCollectors(reg)
 
-	st, err := store.Open(store.Options{
-		Path: cfg.Store.Path, Retention: cfg.Store.Retention, MaxSize: cfg.Store.MaxSize,
-		OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
-	})
-	if errors.Is(err, store.ErrLocked) {
-		return cfg.Errorf("store.path", "event log %s is locked: is another router running with this store?", cfg.Store.Path)
-	}
+	st, err := openLog(ctx, cfg, log, m.Log, false)
 	if err != nil {
-		return cfg.Errorf("store.path", "opening event log: %w", err)
+		return logOpenError(cfg, err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -64,13 +66,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 	}()
 
-	host, err := NewHost(ctx, cfg, log.With("component", "wasm"), m)
+	host, err := NewHost(ctx, cfg, log.With("component", "wasm"), m.Wasm)
 	if err != nil {
 		return fmt.Errorf("starting the WASM runtime: %w", err)
 	}
 	defer host.Close(context.Background())
+	wasm := moduleHashes(cfg) // before compiling: see moduleHashes
 	modules, diags := LoadModules(ctx, host, cfg, 0)
-	defer CloseModules(context.Background(), modules)
+	// The reloader owns the modules of the generation in force; it closes them at the end.
+	reloader := &Reloader{
+		host: host, metrics: m.App, log: log.With("component", "reload"),
+		lookupEnv: opts.LookupEnv, levels: opts.LogLevels,
+		gen: &generation{
+			n: 1, cfg: cfg, hash: configHash(cfg.File), loadedAt: time.Now().UTC(),
+			modules: modules, wasm: wasm, roles: router.ModuleRoles(cfg),
+		},
+	}
+	defer reloader.Close()
 	if diags.HasErrors() {
 		config.FormatDiagnostics(os.Stderr, diags)
 		return errors.New("modules failed to load")
@@ -80,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return err
 	}
 
-	tracer, stopTracer, err := startTracer(ctx, cfg, m, log)
+	tracer, stopTracer, err := startTracer(ctx, cfg, m.Tracing, log)
 	if err != nil {
 		return err
 	}
@@ -89,13 +101,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return err
 	}
-	m.StoreMaxSize.Set(float64(cfg.Store.MaxSize))
-	m.SetReadiness(func() bool { return engine.Status().Ready })
+	reloader.engine = engine
+	m.Log.MaxSize.Set(float64(cfg.Store.MaxSize))
+	m.App.SetReadiness(func() bool { return engine.Status().Ready })
 	srv, err := admin.Listen(admin.Options{
 		Addr: adminAddr, Token: cfg.Router.AdminToken, Gatherer: reg,
 		Engine: engine, Replayer: replayAPI{engine: engine, host: host, log: log, tokenSet: cfg.Router.AdminToken != "", dir: cfg.Dir},
 		DeadLetters: deadLetterAPI{engine: engine, store: st}, Logger: log.With("component", "admin"),
 		Content: &contentapi.API{Engine: engine, Store: st}, Console: console.Handler(),
+		Reloader: reloader,
 	})
 	if err != nil {
 		return cfg.Errorf("router.admin_addr", "admin API: %w", err)
@@ -105,10 +119,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	go func() { adminDone <- srv.Serve(adminCtx) }()
 	log.Info("admin API listening", "addr", srv.Addr())
 	if opts.Started != nil {
-		opts.Started(Running{AdminAddr: srv.Addr(), Engine: engine})
+		opts.Started(Running{AdminAddr: srv.Addr(), Engine: engine, Reloader: reloader})
 	}
+	triggersDone := reloader.serveTriggers(ctx, opts.Hangup, opts.Watch)
+	pagesCtx, stopPages := context.WithCancel(ctx)
+	defer stopPages()
+	go releaseExePages(pagesCtx, func() bool { return engine.Status().Ready }, log)
 
 	runErr := engine.Run(ctx)
+	<-triggersDone
 	stopAdmin()
 	if err := <-adminDone; err != nil {
 		log.Error("admin API", "error", err)

@@ -35,8 +35,14 @@ func (s *DeadLetterSelection) matches(dl store.DeadLetter) bool {
 		(s.All || !dl.Redriven)
 }
 
+// DeadLetterReader reads the dead letters of a log (router.Log has it, the bbolt log and the
+// stream log implement it).
+type DeadLetterReader interface {
+	DeadLetters(fromID uint64, limit int, fn func(store.DeadLetter) bool) error
+}
+
 // SelectDeadLetters returns the selected dead letters in ID order, at most limit (0: all).
-func SelectDeadLetters(st *store.Store, sel *DeadLetterSelection, limit int) ([]store.DeadLetter, error) {
+func SelectDeadLetters(st DeadLetterReader, sel *DeadLetterSelection, limit int) ([]store.DeadLetter, error) {
 	// Selected ids bound the scan: the rest of a long history need not be read.
 	first, last := uint64(1), uint64(0)
 	var ids map[uint64]bool
@@ -69,7 +75,7 @@ func (badSelection) Unwrap() error   { return ErrBadSelection }
 // SelectForRedrive applies the rules of `router dlq replay` and POST /api/v1/dlq/replay: ids or
 // a route are required, and every id given must be selected (a redriven one only with All). An
 // error wraps ErrBadSelection when the selection is at fault.
-func SelectForRedrive(st *store.Store, sel *DeadLetterSelection) ([]store.DeadLetter, error) {
+func SelectForRedrive(st DeadLetterReader, sel *DeadLetterSelection) ([]store.DeadLetter, error) {
 	if len(sel.IDs) == 0 && sel.Route == "" {
 		return nil, badSelection("select dead letters by id or by route")
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/internal/admin"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/store"
 )
 
 // RedriveBody is the JSON of POST /api/v1/dlq/replay: the selection of `router dlq replay`.
@@ -30,7 +29,7 @@ const DefaultDeadLetterLimit = 100
 // deadLetterAPI serves the dlq endpoints from the running router's log and engine.
 type deadLetterAPI struct {
 	engine *router.Engine
-	store  *store.Store
+	store  router.Log
 }
 
 var _ admin.DeadLetters = deadLetterAPI{}

@@ -9,11 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/router"
-	"github.com/wasmrouter/wasmrouter/store"
 	"github.com/wasmrouter/wasmrouter/wasmhost"
 )
 
@@ -21,12 +20,12 @@ import (
 // that work on a stopped router's log: replays, dry runs, dead-letter redrives.
 type Offline struct {
 	Config   *config.Config
-	Store    *store.Store
+	Store    EventLog
 	Host     *wasmhost.Host
 	Topology *router.Topology
 
 	modules map[string]*wasmhost.Module
-	metrics *metrics.Metrics
+	metrics *Collectors
 	log     *slog.Logger
 	engine  *router.Engine
 	brokers *amqpx.Brokers
@@ -41,16 +40,13 @@ func OpenOffline(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := metrics.New(prometheus.NewRegistry())
-	st, err := store.Open(store.Options{
-		Path: cfg.Store.Path, ReadOnly: readOnly, Retention: cfg.Store.Retention,
-		MaxSize: cfg.Store.MaxSize, OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
-	})
+	m := NewCollectors(prometheus.NewRegistry())
+	st, err := openLog(ctx, cfg, log, m.Log, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("opening event log: %w", err)
 	}
 	o := &Offline{Config: cfg, Store: st, metrics: m, log: log}
-	if o.Host, err = NewHost(ctx, cfg, log.With("component", "wasm"), m); err != nil {
+	if o.Host, err = NewHost(ctx, cfg, log.With("component", "wasm"), m.Wasm); err != nil {
 		o.Close()
 		return nil, fmt.Errorf("starting the WASM runtime: %w", err)
 	}
@@ -75,7 +71,7 @@ func (o *Offline) Engine() (*router.Engine, error) {
 	if o.engine != nil {
 		return o.engine, nil
 	}
-	tracer, stopTracer, err := startTracer(context.Background(), o.Config, o.metrics, o.log)
+	tracer, stopTracer, err := startTracer(context.Background(), o.Config, o.metrics.Tracing, o.log)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +85,7 @@ func (o *Offline) Engine() (*router.Engine, error) {
 }
 
 // Clusters reports the state of the engine's broker connections (none before Engine).
-func (o *Offline) Clusters() []amqpx.Status {
+func (o *Offline) Clusters() []event.ClusterStatus {
 	if o.brokers == nil {
 		return nil
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/internal/config"
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
 	"github.com/wasmrouter/wasmrouter/internal/tracing"
 )
 
@@ -15,12 +14,12 @@ const tracingShutdownTimeout = 5 * time.Second
 
 // startTracer builds the tracer of the config's tracing block: nil without one. stop exports
 // what is left (within tracingShutdownTimeout) and closes the exporter.
-func startTracer(ctx context.Context, cfg *config.Config, m *metrics.Metrics, log *slog.Logger) (tr *tracing.Tracer, stop func(), err error) {
+func startTracer(ctx context.Context, cfg *config.Config, m *tracing.Metrics, log *slog.Logger) (tr *tracing.Tracer, stop func(), err error) {
 	if cfg.Tracing == nil {
 		return nil, func() {}, nil
 	}
 	tr, err = tracing.New(ctx, tracing.Options{
-		Spec: *cfg.Tracing, Dropped: m.TraceSpansDropped, Exported: m.TraceSpansExported,
+		Spec: *cfg.Tracing, Dropped: m.Dropped, Exported: m.Exported,
 		Logger: log.With("component", "tracing"),
 	})
 	if err != nil {
