@@ -39,9 +39,11 @@ func (w *world) settled(ctx context.Context) bool {
 	if w.chk.quietFor() < 3*time.Second {
 		return false
 	}
-	st, err := getStatus(w.router.admin)
-	if err != nil || !st.settled() {
-		return false
+	for _, r := range w.routers {
+		st, err := getStatus(r.admin)
+		if err != nil || !st.settled() {
+			return false
+		}
 	}
 	queues := []string{w.srcQ, w.dlqQ}
 	for _, s := range w.sinks {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/wasmrouter/wasmrouter/internal/amqpx"
 )
 
 // broker is the RabbitMQ the harness and the router share.
@@ -19,11 +22,21 @@ type broker struct {
 }
 
 // dial opens a connection carrying name as its client-provided name, so that the connection
-// scenario can have the broker close exactly this run's connections.
+// scenario can have the broker close exactly this run's connections. Its reads go through the
+// router's frame filter: the dead-letter queue may hold messages (the poison scenario's nested
+// headers) that the client would otherwise drop the connection over.
 func (b *broker) dial(name string) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(name)
-	return amqp.DialConfig(b.url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second), Properties: props})
+	dial := amqp.DefaultDial(5 * time.Second)
+	filtered := func(network, addr string) (net.Conn, error) {
+		c, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return amqpx.FilterConn(c), nil
+	}
+	return amqp.DialConfig(b.url, amqp.Config{Dial: filtered, Properties: props})
 }
 
 // do runs fn on a channel of a short-lived connection of its own: declarations must not depend

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
 // TestShortProfile runs the quick profile of every scenario that leaves other users of the
@@ -64,4 +66,38 @@ func buildRouter(t *testing.T) string {
 		t.Fatalf("building the router: %v\n%s", err, b)
 	}
 	return out
+}
+
+// The routers scenario's configurations are ones the router accepts: the log on the stream,
+// router i reaching the log's cluster through node i.
+func TestRoutersConfigLoads(t *testing.T) {
+	w, err := newWorld(&options{amqpURL: "amqp://guest:guest@127.0.0.1:5672/", workDir: t.TempDir()}, "routers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []string{"amqp://guest:guest@127.0.0.1:5701/", "amqp://guest:guest@127.0.0.1:5702/"}
+	w.streamLog = &streamLogSpec{urls: nodes, stream: "chaos.routers.x", takeover: "5s"}
+	w.sinks = []sinkSpec{{name: "a"}, {name: "b"}}
+	for _, s := range w.sinks {
+		w.sinkX[s.name] = "chaos.x." + s.name
+	}
+	for i := range 3 {
+		src := w.config(i, "127.0.0.1:19999")
+		cfg, diags := config.LoadBytes([]byte(src), filepath.Join(w.dir, "router.hcl"), nil)
+		if diags.HasErrors() {
+			t.Fatalf("router %d: %s\n%s", i+1, diags.Error(), src)
+		}
+		if cfg.Store.Backend != config.BackendStream || cfg.Store.Stream != "chaos.routers.x" || cfg.Store.Takeover != 5*time.Second {
+			t.Errorf("router %d: store %+v", i+1, cfg.Store)
+		}
+		var url string
+		for _, c := range cfg.Clusters {
+			if c.Name == cfg.Store.Cluster {
+				url = c.URL
+			}
+		}
+		if url != nodes[i%len(nodes)] {
+			t.Errorf("router %d reaches the log through %q, want %q", i+1, url, nodes[i%len(nodes)])
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wasmrouter/wasmrouter/internal/amqpx"
+
 	"github.com/wasmrouter/wasmrouter/internal/testutil/consumeloop"
 )
 
@@ -78,14 +80,21 @@ func (c *checker) keep(sink string, d *amqp.Delivery) {
 	if sink == "" {
 		route, _ := d.Headers[headerRoute].(string)
 		reason, _ := d.Headers[headerError].(string)
-		if c.dead[route] == nil {
-			c.dead[route] = map[string]int{}
+		_, byBroker := d.Headers["x-death"]
+		undecodable := amqpx.UndecodableReason(d.Headers) // the filter replaced the headers, x-death included
+		if route == "" && (byBroker || undecodable != "") {
+			// The source rejected it (the broker's copy, dead-lettered by the source queue):
+			// no route took it, so it is dead for every sink.
+			reason = "rejected by the source"
+			if undecodable != "" {
+				reason += ": " + undecodable
+			}
+			for s := range c.got {
+				c.recordDead(s, d.MessageId, reason)
+			}
+			return
 		}
-		c.dead[route][d.MessageId]++
-		c.deadReason[route+"/"+d.MessageId] = reason
-		if c.dead[route][d.MessageId] == 1 {
-			c.reasons[normaliseReason(reason)]++
-		}
+		c.recordDead(route, d.MessageId, reason)
 		return
 	}
 	c.got[sink][d.MessageId]++
@@ -94,6 +103,18 @@ func (c *checker) keep(sink string, d *amqp.Delivery) {
 	}
 	if mismatch != "" {
 		c.mismatches = append(c.mismatches, d.MessageId+": "+mismatch)
+	}
+}
+
+// recordDead counts a dead letter of id for route (a sink's name). Called with c.mu held.
+func (c *checker) recordDead(route, id, reason string) {
+	if c.dead[route] == nil {
+		c.dead[route] = map[string]int{}
+	}
+	c.dead[route][id]++
+	c.deadReason[route+"/"+id] = reason
+	if c.dead[route][id] == 1 {
+		c.reasons[normaliseReason(reason)]++
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 // routerProc is the router binary running `router run -c CONFIG`, restarted as often as a
 // scenario wants; every run appends to the same log file.
 type routerProc struct {
+	name                        string // "router", or "router-N" when several run
 	bin, config, logPath, admin string
 
 	mu       sync.Mutex
@@ -114,6 +115,17 @@ func (r *routerProc) signal(sig syscall.Signal, timeout time.Duration) error {
 	}
 }
 
+// hangup sends SIGHUP (a reload) to the running process; it keeps running.
+func (r *routerProc) hangup() error {
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	return cmd.Process.Signal(syscall.SIGHUP)
+}
+
 func (r *routerProc) kill() error { return r.signal(syscall.SIGKILL, 10*time.Second) }
 
 // stop asks for a graceful stop and reports a non-zero exit status.
@@ -204,8 +216,12 @@ type status struct {
 		Target   string `json:"target"`
 		Position uint64 `json:"position"`
 		Lag      uint64 `json:"lag"`
+		// HeldHere: this router delivers the pair. On a log several routers share (Router is
+		// set) a position is current only there.
+		HeldHere bool `json:"held_here"`
 	} `json:"streams"`
-	Store struct {
+	Router string `json:"router"`
+	Store  struct {
 		SizeBytes int64  `json:"size_bytes"`
 		LastSeq   uint64 `json:"last_seq"`
 		Full      bool   `json:"full"`
@@ -224,9 +240,13 @@ func getStatus(admin string) (status, error) {
 	return st, json.Unmarshal(body, &st)
 }
 
-// settled reports whether every stream's position is the log's last seq.
+// settled reports whether every stream's position is the log's last seq (on a shared log, every
+// stream of the pairs this router delivers).
 func (st status) settled() bool {
 	for _, s := range st.Streams {
+		if st.Router != "" && !s.HeldHere {
+			continue
+		}
 		if s.Position != st.Store.LastSeq {
 			return false
 		}

@@ -28,7 +28,7 @@ var errSkip = errors.New("skipped")
 // scenarios lists every scenario in the order they run.
 func scenarios() []*scenario {
 	return []*scenario{killScenario(), connCloseScenario(), brokerRestartScenario(), targetScenario(),
-		diskScenario(), slowScenario(), poisonScenario()}
+		diskScenario(), slowScenario(), poisonScenario(), routersScenario(), reloadScenario()}
 }
 
 // runAll runs the selected scenarios one after the other.
@@ -90,16 +90,20 @@ func runScenario(ctx context.Context, o *options, sc *scenario, rng *rand.Rand) 
 	if ferr != nil {
 		r.Error = "faults: " + ferr.Error()
 	}
-	if !w.router.running() {
-		// The router ended by itself (a kill is always followed by a restart): bring it back
-		// to drain what it holds, and record the crash below.
-		if err := w.router.start(); err != nil {
-			r.Error = err.Error()
-			return r
+	for _, rp := range w.routers {
+		if !rp.running() {
+			// The router ended by itself (a kill is always followed by a restart): bring it
+			// back to drain what it holds, and record the crash below.
+			if err := rp.start(); err != nil {
+				r.Error = err.Error()
+				return r
+			}
 		}
 	}
-	if err := w.router.waitReady(60 * time.Second); err != nil {
-		r.violate("router not ready after the faults healed: %v", err)
+	for _, rp := range w.routers {
+		if err := rp.waitReady(60 * time.Second); err != nil {
+			r.violate("%s not ready after the faults healed: %v", rp.name, err)
+		}
 	}
 	drainStart := time.Now()
 	if err := w.drain(ctx); err != nil {
@@ -113,16 +117,25 @@ func runScenario(ctx context.Context, o *options, sc *scenario, rng *rand.Rand) 
 	if sc.check != nil {
 		sc.check(w)
 	}
-	if err := w.router.stop(); err != nil {
-		r.violate("graceful stop: %v", err)
-	} else if sc.afterStop != nil {
+	stoppedAll := true
+	for _, rp := range w.routers {
+		if err := rp.stop(); err != nil {
+			r.violate("%s graceful stop: %v", rp.name, err)
+			stoppedAll = false
+		}
+	}
+	if stoppedAll && sc.afterStop != nil {
 		sc.afterStop(w)
 	}
-	for _, c := range w.router.crashes {
-		r.violate("router crashed: %s", c)
+	for _, rp := range w.routers {
+		for _, c := range rp.crashes {
+			r.violate("%s crashed: %s", rp.name, c)
+		}
 	}
 	if !r.Passed() {
-		r.note("router log kept: %s (last lines:\n%s)", w.router.logPath, w.router.tail(8))
+		for _, rp := range w.routers {
+			r.note("%s log kept: %s (last lines:\n%s)", rp.name, rp.logPath, rp.tail(8))
+		}
 	}
 	return r
 }

@@ -125,7 +125,14 @@ type fullObservation struct {
 	exited                  bool
 }
 
-// observeFull watches the router for d: readiness, the source queue and CPU use.
+// fullReserveBound is how much longer than asked the disk is held full while the router has
+// not yet answered 503: the log file is written ahead of its data (RATIONALE.md, "The log's
+// file is written ahead"), and commits go on into that reserve, and into pages bbolt freed,
+// until it is used up, which at a low rate on a slow machine can outlast a short hold.
+const fullReserveBound = 30 * time.Second
+
+// observeFull watches the router for d, and past d until its first 503 (at most
+// fullReserveBound more): readiness, the source queue and CPU use.
 func observeFull(ctx context.Context, w *world, d time.Duration) fullObservation {
 	var obs fullObservation
 	bg := context.WithoutCancel(ctx)
@@ -136,7 +143,7 @@ func observeFull(ctx context.Context, w *world, d time.Duration) fullObservation
 	pid := w.router.pid()
 	ticksBefore, _ := cpuTicks(pid)
 	start := time.Now()
-	for time.Since(start) < d {
+	for time.Since(start) < d || (obs.notReady == 0 && time.Since(start) < d+fullReserveBound) {
 		if !w.router.running() {
 			obs.exited = true
 			break

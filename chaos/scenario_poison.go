@@ -21,21 +21,24 @@ import (
 func poisonScenario() *scenario {
 	return &scenario{
 		name:  "poison",
-		about: "poison messages and a guest that traps on some events, mixed into normal traffic",
+		about: "poison messages, headers nested past what the client decodes, and a guest that traps or writes hostile headers on some events, mixed into normal traffic",
 		prepare: func(w *world) error {
 			if _, err := os.Stat(w.o.guest); err != nil {
 				return fmt.Errorf("the hostile guest: %w", err)
 			}
 			w.modules = fmt.Sprintf("module \"hostile\" {\n  path = %s\n  timeout = \"100ms\"\n}\n", hclString(w.o.guest))
-			w.sinks = []sinkSpec{{name: "out", filters: []string{"hostile"}}}
+			// A transform, so that its header writes reach the host's checks (a filter may not
+			// write headers at all).
+			w.sinks = []sinkSpec{{name: "out", transforms: []string{"hostile"}}}
 			w.gen = poisonMessages
+			w.sourceDLX = true // the nested-header messages: rejected by the source, dead-lettered by the broker
 			// A failing event holds its stream for its retries: keep them short.
 			w.retry = "retry {\n    attempts = 3\n    backoff = \"20ms\"\n    max_backoff = \"100ms\"\n  }"
 			w.verify = verifyPoison
 			return nil
 		},
 		faults: func(ctx context.Context, w *world, _ *rand.Rand) error {
-			w.res.FaultKind = "poison kinds in the traffic: trap, timeout, dead-letter code, odd headers, odd bodies"
+			w.res.FaultKind = "poison kinds in the traffic: trap, timeout, dead-letter code, hostile header writes, headers nested 40 deep, odd headers, odd bodies"
 			<-ctx.Done()
 			return nil
 		},
@@ -46,6 +49,17 @@ func poisonScenario() *scenario {
 			if w.res.DeadLettered == 0 {
 				w.res.violate("nothing was dead-lettered: the poison proved nothing")
 			}
+			if n := w.res.DeadLetterReasons[normaliseReason("rejected by the source: "+nestedReason)]; n == 0 {
+				w.res.violate("no nested-header message was rejected by the source: that poison proved nothing (reasons %v)", w.res.DeadLetterReasons)
+			}
+			// Neither the nested headers nor the guest's header writes may cost a connection:
+			// two connections (consuming, publishing) since start-up, both up.
+			if v, ok := metric(w.router.admin, "router_broker_reconnects_total", "cluster", w.main); !ok || v != 2 {
+				w.res.violate("router_broker_reconnects_total = %v (exported: %v), want 2: a connection was lost", v, ok)
+			}
+			if v, ok := metric(w.router.admin, "router_broker_connected", "cluster", w.main); !ok || v != 1 {
+				w.res.violate("router_broker_connected = %v (exported: %v), want 1", v, ok)
+			}
 		},
 	}
 }
@@ -54,6 +68,16 @@ func poisonScenario() *scenario {
 func poisonMessages(n int) (string, amqp.Publishing, string) {
 	key, msg, _ := plainMessages(n)
 	switch {
+	case n%1000 == 17:
+		// Nested deeper than the AMQP client decodes: the source rejects it, the broker
+		// dead-letters it to the source queue's dead-letter exchange.
+		msg.Headers["deep"] = nestedTable(40)
+		return key, msg, classDeadLetter
+	case n%500 == 29, n%500 == 229, n%500 == 429:
+		// The guest writes a header the host refuses: a name over 255 bytes, an x-router-
+		// name, an empty name. The call fails: retried, then dead-lettered.
+		msg.Headers["op"] = [...]string{"long_header", "router_header", "empty_header"}[n%500/200]
+		return key, msg, classDeadLetter
 	case n%100 == 0:
 		msg.Headers["op"] = "trap"
 		return key, msg, classDeadLetter
@@ -73,6 +97,19 @@ func poisonMessages(n int) (string, amqp.Publishing, string) {
 		msg.Headers["op"] = "ok"
 	}
 	return key, msg, classDeliver
+}
+
+// nestedReason is why the router's frame filter replaces a table nested too deep (the reason
+// the checker reads from the dead-lettered copy).
+const nestedReason = "header table cannot be decoded: nested deeper than 32 levels"
+
+// nestedTable is a table holding a table, depth levels deep.
+func nestedTable(depth int) amqp.Table {
+	t := amqp.Table{"leaf": int32(depth)}
+	for range depth - 1 {
+		t = amqp.Table{"n": t}
+	}
+	return t
 }
 
 // oddHeaders has every AMQP field type, nesting, odd names and long values.

@@ -30,6 +30,8 @@ type sinkSpec struct {
 	cluster   string // a cluster block name; "" is the main cluster
 	allowDead bool   // the scenario makes this target refuse messages, so dead letters are fair
 	filters   []string
+	// transforms run after the filters; a guest may write headers only there.
+	transforms []string
 }
 
 // world is one scenario's run: its broker objects, router process, traffic and checker.
@@ -44,19 +46,28 @@ type world struct {
 	clusters  map[string]string // further cluster blocks: name -> URL
 	sinks     []sinkSpec
 	modules   string // module blocks
+	extra     string // more blocks at the end (the reload scenario's variants)
 	retry     string // the routes' retry block
 	storePath string
 	gen       messageGen
+	// sourceDLX makes the source queue dead-letter what the source rejects (a message the
+	// client cannot decode) to the dead-letter exchange, where the checker counts it.
+	sourceDLX bool
 	verify    func(sink string, d *amqp.Delivery) string
 
 	srcX, srcQ, dlqX, dlqQ string
 	sinkX, sinkQ           map[string]string
 
-	router   *routerProc
-	pub      *publisher
-	chk      *checker
-	cleanups []func()
-	res      *Result
+	// routers are the router processes; router is the first, the only one but in scenarios
+	// that run several on one shared log (streamLog).
+	routers   []*routerProc
+	router    *routerProc
+	nRouters  int            // how many routers setup starts; 0: one
+	streamLog *streamLogSpec // the routers' log is a RabbitMQ stream; nil: each its own bbolt file
+	pub       *publisher
+	chk       *checker
+	cleanups  []func()
+	res       *Result
 }
 
 func newWorld(o *options, scenario string) (*world, error) {
@@ -81,8 +92,9 @@ func newWorld(o *options, scenario string) (*world, error) {
 // clusterName is the name of a further cluster block of this run.
 func (w *world) clusterName(suffix string) string { return w.main + "_" + suffix }
 
-// routerConnName is the connection name of one of the router's clusters.
-func (w *world) routerConnName(cluster string) string { return amqpx.ConnectionName(cluster) }
+// routerConnNames are the names of the connections (consuming and publishing) the router holds
+// to one of its clusters.
+func (w *world) routerConnNames(cluster string) []string { return amqpx.ConnectionNames(cluster) }
 
 // connName is the name of the harness's own connections of the given role.
 func (w *world) connName(role string) string { return "wasmrouter-chaos/" + w.id + "/" + role }
@@ -111,7 +123,11 @@ func (w *world) proxy(suffix string) (*tcpproxy.Proxy, string, error) {
 // The harness declares the source queue itself, as the router would, so that nothing the
 // publisher has confirmed can be unroutable before the router first starts.
 func (w *world) setup() error {
-	if err := w.b.declareBound(w.srcX, w.srcQ, nil); err != nil {
+	var srcArgs amqp.Table
+	if w.sourceDLX {
+		srcArgs = amqp.Table{"x-dead-letter-exchange": w.dlqX}
+	}
+	if err := w.b.declareBound(w.srcX, w.srcQ, srcArgs); err != nil {
 		return err
 	}
 	if err := w.b.declareBound(w.dlqX, w.dlqQ, nil); err != nil {
@@ -126,20 +142,30 @@ func (w *world) setup() error {
 		}
 		watches = append(watches, watch{queue: w.sinkQ[s.name], sink: s.name})
 	}
-	admin, err := freeAddr()
-	if err != nil {
-		return err
+	for i := range max(1, w.nRouters) {
+		admin, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		name := "router"
+		if w.nRouters > 1 {
+			name = fmt.Sprintf("router-%d", i+1)
+		}
+		cfgPath := filepath.Join(w.dir, name+".hcl")
+		if err := os.WriteFile(cfgPath, []byte(w.config(i, admin)), 0o600); err != nil {
+			return err
+		}
+		r := &routerProc{name: name, bin: w.o.routerBin, config: cfgPath, logPath: filepath.Join(w.dir, name+".log"), admin: admin}
+		if err := r.start(); err != nil {
+			return err
+		}
+		w.routers = append(w.routers, r)
 	}
-	cfgPath := filepath.Join(w.dir, "router.hcl")
-	if err := os.WriteFile(cfgPath, []byte(w.config(admin)), 0o600); err != nil {
-		return err
-	}
-	w.router = &routerProc{bin: w.o.routerBin, config: cfgPath, logPath: filepath.Join(w.dir, "router.log"), admin: admin}
-	if err := w.router.start(); err != nil {
-		return err
-	}
-	if err := w.router.waitReady(60 * time.Second); err != nil {
-		return err
+	w.router = w.routers[0]
+	for _, r := range w.routers {
+		if err := r.waitReady(60 * time.Second); err != nil {
+			return err
+		}
 	}
 	w.chk = startChecker(w.b, w.connName("check"), w.dlqQ, watches, w.verify)
 	return nil
@@ -151,18 +177,46 @@ func hclString(s string) string {
 	return strings.ReplaceAll(q, "%{", "%%{")
 }
 
-// config is the router's configuration: one source, one route per sink, all dead-lettering to
-// one target.
-func (w *world) config(admin string) string {
+// hclList is an HCL list of strings.
+func hclList(items []string) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = hclString(it)
+	}
+	return strings.Join(q, ", ")
+}
+
+// streamLogSpec is a log on a RabbitMQ stream that several routers share: router i reaches
+// the stream's cluster through urls[i % len(urls)].
+type streamLogSpec struct {
+	urls     []string
+	stream   string
+	takeover string
+}
+
+// config is router i's configuration: one source, one route per sink, all dead-lettering to
+// one target. Several routers differ only in their admin address and, on a stream log, in the
+// node they reach the log's cluster through.
+func (w *world) config(i int, admin string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "router {\n  admin_addr = %s\n  log_level = \"info\"\n}\n", hclString(admin))
-	fmt.Fprintf(&b, "store {\n  path = %s\n}\n", hclString(w.storePath))
+	if s := w.streamLog; s != nil {
+		fmt.Fprintf(&b, "store {\n  backend = \"stream\"\n  cluster = %s\n  stream = %s\n  takeover = %s\n}\n",
+			hclString(w.clusterName("log")), hclString(s.stream), hclString(s.takeover))
+		fmt.Fprintf(&b, "cluster %s {\n  url = %s\n}\n", hclString(w.clusterName("log")), hclString(s.urls[i%len(s.urls)]))
+	} else {
+		fmt.Fprintf(&b, "store {\n  path = %s\n}\n", hclString(w.storePath))
+	}
 	fmt.Fprintf(&b, "cluster %s {\n  url = %s\n}\n", hclString(w.main), hclString(w.o.amqpURL))
 	for name, url := range w.clusters {
 		fmt.Fprintf(&b, "cluster %s {\n  url = %s\n}\n", hclString(name), hclString(url))
 	}
-	fmt.Fprintf(&b, "source \"in\" {\n  cluster = %s\n  exchange = %s\n  queue = %s\n  bindings = [\"#\"]\n  prefetch = 500\n}\n",
-		hclString(w.main), hclString(w.srcX), hclString(w.srcQ))
+	dlx := ""
+	if w.sourceDLX {
+		dlx = "  dead_letter_exchange = " + hclString(w.dlqX) + "\n"
+	}
+	fmt.Fprintf(&b, "source \"in\" {\n  cluster = %s\n  exchange = %s\n  queue = %s\n  bindings = [\"#\"]\n  prefetch = 500\n%s}\n",
+		hclString(w.main), hclString(w.srcX), hclString(w.srcQ), dlx)
 	fmt.Fprintf(&b, "target \"dlq\" {\n  cluster = %s\n  exchange = %s\n}\n", hclString(w.main), hclString(w.dlqX))
 	b.WriteString(w.modules)
 	for _, s := range w.sinks {
@@ -171,13 +225,10 @@ func (w *world) config(admin string) string {
 			cluster = w.main
 		}
 		fmt.Fprintf(&b, "target %s {\n  cluster = %s\n  exchange = %s\n}\n", hclString(s.name), hclString(cluster), hclString(w.sinkX[s.name]))
-		filters := make([]string, len(s.filters))
-		for i, f := range s.filters {
-			filters[i] = hclString(f)
-		}
-		fmt.Fprintf(&b, "route %s {\n  source = \"in\"\n  filters = [%s]\n  targets = [%s]\n  dead_letter = \"dlq\"\n  %s\n}\n",
-			hclString(s.name), strings.Join(filters, ", "), hclString(s.name), w.retry)
+		fmt.Fprintf(&b, "route %s {\n  source = \"in\"\n  filters = [%s]\n  transforms = [%s]\n  targets = [%s]\n  dead_letter = \"dlq\"\n  %s\n}\n",
+			hclString(s.name), hclList(s.filters), hclList(s.transforms), hclString(s.name), w.retry)
 	}
+	b.WriteString(w.extra)
 	return b.String()
 }
 
@@ -191,8 +242,10 @@ func (w *world) teardown() {
 	if w.chk != nil {
 		w.chk.stop()
 	}
-	if w.router != nil && w.router.running() {
-		_ = w.router.kill()
+	for _, r := range w.routers {
+		if r.running() {
+			_ = r.kill()
+		}
 	}
 	for i := len(w.cleanups) - 1; i >= 0; i-- {
 		w.cleanups[i]()

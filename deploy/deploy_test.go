@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wasmrouter/wasmrouter/internal/metrics"
+	"github.com/wasmrouter/wasmrouter/cmd/router/app"
 )
 
 // describer is a Registerer that keeps the names of what is registered with it.
@@ -51,7 +51,7 @@ func (d *describer) Unregister(prometheus.Collector) bool { return false }
 func exported(t *testing.T) map[string]bool {
 	t.Helper()
 	d := &describer{names: map[string]bool{}}
-	metrics.New(d)
+	app.NewCollectors(d) // every package's collectors, as the router registers them
 	if len(d.names) < 20 {
 		t.Fatalf("only %d metric names found: %v", len(d.names), d.names)
 	}

@@ -45,6 +45,9 @@ route "all" {
 		message{key: "admin.two", msg: amqp.Publishing{MessageId: "admin-2"}})
 	out.waitIDs(t, "target out", []string{"admin-1", "admin-2"}, 30*time.Second)
 	waitSettled(t, r.Admin, 3, 30*time.Second)
+	// Readiness needs the consuming connection only; the metric needs the publishing one too,
+	// which may still be waiting out its reconnect backoff from the cut start.
+	waitCluster(t, r.Admin, "edge", true, 30*time.Second)
 	checkStatusDocument(t, r.Admin)
 	checkMetrics(t, r.Admin)
 

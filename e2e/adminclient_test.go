@@ -12,8 +12,8 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/testutil/adminapi"
 )
 
-// httpClient bounds the tests' requests to the admin API.
-var httpClient = &http.Client{Timeout: 5 * time.Second}
+// httpClient bounds the tests' requests to the admin API, generously (see adminapi).
+var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 // get fetches http://admin/path and returns the status code and body.
 var get = adminapi.Get

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +55,36 @@ route "all" {
 			t.Fatalf("dead-lettered %v, refused dead letters %v; want both events dead-lettered and both dead letters given up", dead, refused)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The status and the readiness detail say so too; refused dead letters do not make the
+	// router unready.
+	code, body, err := get(r.Admin, "/api/v1/status")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/v1/status: %d %v", code, err)
+	}
+	var st struct {
+		Refused []struct {
+			Route     string `json:"route"`
+			Count     uint64 `json:"count"`
+			LastError string `json:"last_error"`
+		} `json:"refused_dead_letters"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Refused) != 1 || st.Refused[0].Route != "all" || st.Refused[0].Count != 2 || !strings.Contains(st.Refused[0].LastError, "NO_ROUTE") {
+		t.Errorf("status refused_dead_letters: %s", body)
+	}
+	code, body = readyz(r.Admin)
+	var ready struct {
+		Status string   `json:"status"`
+		Detail []string `json:"detail"`
+	}
+	if err := json.Unmarshal(body, &ready); err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK || len(ready.Detail) == 0 || !strings.Contains(strings.Join(ready.Detail, "\n"), "route all: 2 dead letters refused") {
+		t.Errorf("/readyz %d: %s; want ready, with the refused dead letters in the detail", code, body)
 	}
 }

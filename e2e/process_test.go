@@ -19,10 +19,10 @@ type process struct {
 
 // startProcess runs the binary on the config at path; admin is the config's admin_addr, polled
 // for readiness. A process still running when the test ends is killed.
-func startProcess(t testing.TB, path, admin string) *process {
+func startProcess(t testing.TB, path, admin string, flags ...string) *process {
 	t.Helper()
 	p := &process{out: &logBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(routerBinary(t), "run", "-c", path)
+	p.cmd = exec.Command(routerBinary(t), append([]string{"run", "-c", path}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting the router: %v", err)
@@ -42,7 +42,9 @@ func startProcess(t testing.TB, path, admin string) *process {
 			t.Logf("router process output (last lines):\n%s", p.out.Tail(60))
 		}
 	})
-	waitReadyOrExit(t, admin, p, 30*time.Second)
+	// Generous: a race-built router on a loaded machine, restarted on a stream log of tens of
+	// thousands of records, was seen to take over 30s reading the log's tail before it was ready.
+	waitReadyOrExit(t, admin, p, 2*time.Minute)
 	return p
 }
 

@@ -20,7 +20,7 @@ const clientName = "wasmrouter-e2e"
 func dial() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(clientName)
-	return amqp.DialConfig(rabbit.URL(), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second), Properties: props})
+	return amqp.DialConfig(rabbit.URL(), amqp.Config{Dial: amqp.DefaultDial(30 * time.Second), Properties: props})
 }
 
 // withChannel runs fn on a channel of a short-lived connection: the tests' declarations must

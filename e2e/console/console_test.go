@@ -12,6 +12,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/router"
+	"github.com/wasmrouter/wasmrouter/store/streamlog"
 )
 
 // trafficUntil publishes order and EU payment events on a connection of its own, every few
@@ -155,7 +157,7 @@ func TestRedriveFromTheConsoleDelivers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the engine dead-letters on its own
 	}
 	// Now something listens on the parked exchange: a redrive gets through.
-	q := rabbit.DeclareQueueBound(t, w.ch, w.names.parked, "#")
+	q := rabbit.DeclareTargetQueueBound(t, w.ch, w.names.parked, "#")
 	w.open("/dlq", "#dlq-table")
 	w.screenshot("dlq")
 	w.run("select and redrive",
@@ -198,5 +200,29 @@ func TestTokenIsAskedOnceAndKeptForTheTab(t *testing.T) {
 	// A wrong token is asked for again.
 	w.run("wrong token", chromedp.Evaluate(`sessionStorage.setItem("wasmrouter.admin_token", "wrong")`, nil),
 		chromedp.Navigate(w.base+"/dlq"), chromedp.WaitVisible("#token-dialog[open]", chromedp.ByQuery))
+	w.checkClean()
+}
+
+// With the log on a RabbitMQ stream the overview names the router that delivers each pair:
+// this one, when it runs alone.
+func TestOverviewNamesEachPairsRouterOnAStreamLog(t *testing.T) {
+	stream := rabbit.Unique("console.log")
+	queues := []string{stream, streamlog.ControlStream(stream)}
+	for _, p := range [][2]string{{"orders", "a"}, {"orders", "b"}, {"eu", "b"}, {"parked", "parked"}} {
+		queues = append(queues, streamlog.LeaseQueue(stream, router.CursorName(p[0], p[1], "")))
+	}
+	for _, q := range queues { // deleted after the router stopped
+		rabbit.DeleteQueueAtCleanup(t, q)
+	}
+	w := newWorldStore(t, "", fmt.Sprintf("store {\n  backend = \"stream\"\n  cluster = \"main\"\n  stream  = %q\n}", stream))
+	w.open("/", "#flow svg")
+	w.waitFor("every pair delivered by this router",
+		`[...document.querySelectorAll("#view td")].filter((td) => td.textContent === "this router").length === 4`, 30*time.Second)
+	var heading string
+	w.eval(`[...document.querySelectorAll("#view h2")].map((h) => h.textContent).find((t) => t.startsWith("Deliveries")) || ""`, &heading)
+	if !strings.HasPrefix(heading, "Deliveries (this router: ") {
+		t.Errorf("the deliveries card is headed %q; want it to name this router", heading)
+	}
+	w.screenshot("overview-stream-log")
 	w.checkClean()
 }

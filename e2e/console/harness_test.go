@@ -69,7 +69,7 @@ router {
   admin_addr  = "127.0.0.1:0"
   admin_token = %q
 }
-store { path = %q }
+%s
 cluster "main" { url = %q }
 source "in" {
   cluster  = "main"
@@ -126,6 +126,12 @@ func repoRoot(t testing.TB) string {
 // newWorld starts a router (with token, when not empty) and a browser.
 func newWorld(t testing.TB, token string) *world {
 	t.Helper()
+	return newWorldStore(t, token, fmt.Sprintf("store { path = %q }", filepath.Join(t.TempDir(), "router.db")))
+}
+
+// newWorldStore is newWorld with the given store block.
+func newWorldStore(t testing.TB, token, store string) *world {
+	t.Helper()
 	rabbit.SkipIfShort(t)
 	chrome := chromiumPath(t)
 	n := names{
@@ -137,17 +143,22 @@ func newWorld(t testing.TB, token string) *world {
 	}
 	rabbit.DeleteQueueAtCleanup(t, n.sourceQueue)
 	module := filepath.Join(repoRoot(t), "examples", "wasm", "keyfilter", "keyfilter.wasm")
-	src := fmt.Sprintf(routerConfig, token, filepath.Join(t.TempDir(), "router.db"), rabbit.URL(),
+	src := fmt.Sprintf(routerConfig, token, store, rabbit.URL(),
 		n.source, n.sourceQueue, n.a, n.b, n.parked, module)
-	cfg := inproc.LoadBytes(t, []byte(src), filepath.Join(t.TempDir(), "router.hcl"))
+	// On disk, as a running router's always is: a reload reads it again.
+	path := filepath.Join(t.TempDir(), "router.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := inproc.LoadFile(t, path)
 	r := inproc.Start(t, cfg, inproc.Options{})
 	r.WaitReady(t, 30*time.Second)
 	w := &world{t: t, router: r, base: "http://" + r.Admin, token: token, names: n}
 	w.conn = rabbit.Dial(t)
 	w.ch = rabbit.Channel(t, w.conn)
 	// Queues on a and b, so that deliveries there are routed (and confirmed, not refused).
-	rabbit.DeclareQueueBound(t, w.ch, n.a, "#")
-	rabbit.DeclareQueueBound(t, w.ch, n.b, "#")
+	rabbit.DeclareTargetQueueBound(t, w.ch, n.a, "#")
+	rabbit.DeclareTargetQueueBound(t, w.ch, n.b, "#")
 	w.startBrowser(chrome)
 	return w
 }

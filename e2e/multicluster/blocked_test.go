@@ -1,6 +1,7 @@
 package multicluster
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,64 @@ func setWatermark(ctl func(...string) (string, error), fraction string) error {
 // resends counts the log lines of streams taking up deliveries again after an outage.
 func resends(r *routerRun) int {
 	return strings.Count(r.Logs.String(), "target reachable again")
+}
+
+// TestBlockedPublishingLeavesConsumingAlone: a source and a target on the second node, another
+// target on the main broker. With a backlog in the source queue larger than the prefetch, the
+// second node raises a memory alarm and the router starts: its publishes to the second node get
+// its publishing connection blocked, yet it consumes (and acknowledges) the whole backlog on its
+// consuming connection and delivers it to the main broker. Once the alarm clears, the second
+// node's target receives everything too.
+func TestBlockedPublishingLeavesConsumingAlone(t *testing.T) {
+	node := second.Node(t)
+	mainURL := rabbit.URL()
+	in, queue, out := rabbit.Unique("mc.split.in"), rabbit.Unique("mc.split.router"), rabbit.Unique("mc.split.out")
+	deleteAtCleanup(t, node.URL(), []string{in}, []string{queue})
+	far := newSink(t, "far", mainURL, out)
+	near := newSink(t, "near", node.URL(), out)
+	cfg := clusterBlock("main", mainURL) + clusterBlock("dr", node.URL()) +
+		sourceBlock("in", "dr", in, queue) +
+		targetBlock("far", "main", out) + targetBlock("near", "dr", out) +
+		routeBlock("r", "in", "far", "near")
+	dir := t.TempDir()
+	// A first run declares the source queue; the backlog waits in it for the second.
+	first := startRouterIn(t, dir, cfg)
+	first.waitReady(t, 30*time.Second)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1200 // more than the source's prefetch (500): consuming them all needs acknowledgements
+	feed := newFeeder(t, node.URL(), in, "s")
+	feed.publish(n)
+
+	if err := setWatermark(node.Ctl, "0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := setWatermark(node.Ctl, "0.4"); err != nil {
+			t.Error(err)
+		}
+	})
+	r := startRouterIn(t, dir, cfg)
+	far.waitAll(t, feed, 1, n, 60*time.Second)
+	waitFor(t, 20*time.Second, func() bool { return logHas(r, "broker blocked the connection", "cluster=dr", "connection=publish") }, func() string {
+		return "the router never saw its publishing connection to dr blocked: the test proves nothing"
+	})
+	if logHas(r, "broker blocked the connection", "cluster=dr", "connection=consume") {
+		t.Error("the broker blocked the consuming connection")
+	}
+	dr := r.status(t).cluster(t, "dr")
+	for _, c := range dr.Connections {
+		if !c.Connected || (c.Role == "consume") != (c.Blocked == "") {
+			t.Errorf("dr %s connection while the alarm stands: %+v; want both up, only the publishing one blocked", c.Role, c)
+		}
+	}
+	if code, body := r.readyz(t); code != http.StatusOK || !strings.Contains(body, "blocks the publish connection") {
+		t.Errorf("/readyz %d %s; want ready, saying that dr blocks publishing", code, body)
+	}
+
+	if err := setWatermark(node.Ctl, "0.4"); err != nil {
+		t.Fatal(err)
+	}
+	near.waitAll(t, feed, 1, n, 60*time.Second)
 }

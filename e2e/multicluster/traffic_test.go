@@ -17,7 +17,7 @@ const orderHeader = "x-order"
 // dial connects to a broker; the connection is closed when the test ends.
 func dial(t testing.TB, url string) *amqp.Connection {
 	t.Helper()
-	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(30 * time.Second)})
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", redact(url), err)
 	}
@@ -32,7 +32,7 @@ func redact(url string) string { return strings.Replace(url, "guest:guest@", "gu
 func deleteAtCleanup(t testing.TB, url string, exchanges, queues []string) {
 	t.Helper()
 	t.Cleanup(func() {
-		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(30 * time.Second)})
 		if err != nil {
 			t.Errorf("cleanup on %s: %v", redact(url), err)
 			return

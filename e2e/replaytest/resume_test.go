@@ -107,16 +107,24 @@ func checkResumed(t *testing.T, w *world, out *consumer, first []amqp.Delivery, 
 	if times["o-1"] != 1 || len(all) >= n+len(first) {
 		t.Errorf("the resumed job started over: o-1 %d times, %d deliveries for %d events: %s", times["o-1"], len(all), n, describe(all))
 	}
+	// Each run delivers in log order. The first run may have delivered a few more after the
+	// ones taken (in flight when it stopped), and the resumed job starts again after what was
+	// confirmed, which can lie before those: the seqs may step back once, where the resumed
+	// job's deliveries begin (seen on a loaded machine: o-13, o-14, then o-13, o-14, o-15...).
 	var resumed []amqp.Delivery
 	for _, d := range all[len(first):] {
 		if seqOf(d) > seqOf(first[len(first)-1]) {
 			resumed = append(resumed, d)
 		}
 	}
+	back := 0
 	for i := 1; i < len(resumed); i++ {
 		if seqOf(resumed[i]) <= seqOf(resumed[i-1]) {
-			t.Fatalf("resumed deliveries out of log order: %s", describe(resumed))
+			back++
 		}
+	}
+	if back > 1 {
+		t.Fatalf("resumed deliveries out of log order (%d steps back, want at most 1): %s", back, describe(resumed))
 	}
 }
 

@@ -224,3 +224,46 @@ func TestCollectorTroubleLosesNoEvent(t *testing.T) {
 		})
 	}
 }
+
+// Over OTLP/gRPC, with gzip and headers from the OTEL_EXPORTER_OTLP_* variables: the copy's
+// parent is a send span the collector decoded, and every call was compressed and carried the
+// headers.
+func TestTraceContextOverGRPC(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme")
+	w := newWorld(t)
+	rcv := otlpreceiver.StartGRPC(t)
+	w.start(w.config(fmt.Sprintf("tracing {\n  endpoint = %q\n  protocol = \"grpc\"\n  service_name = \"router-under-test\"\n}\n", rcv.URL)))
+
+	w.publish(amqp.Publishing{MessageId: "grpc-1", Headers: amqp.Table{"traceparent": traceparent, "region": "eu"}, Body: []byte(`{"id":1}`)})
+	d := w.take(1)[0]
+	traceID, parentID := parseTraceparent(t, d)
+	if traceID != publisherTrace {
+		t.Fatalf("delivered trace id %s, want %s", traceID, publisherTrace)
+	}
+	spans := rcv.WaitFor(t, 30*time.Second, "the send span and the receive span", func(s []otlpreceiver.Span) bool {
+		_, ok := otlpreceiver.ByID(s, parentID)
+		return ok && len(otlpreceiver.Find(s, "receive "+w.queue)) == 1
+	})
+	send, _ := otlpreceiver.ByID(spans, parentID)
+	if send.Name != "send "+w.target || send.Kind != tracepb.Span_SPAN_KIND_PRODUCER || send.Service != "router-under-test" ||
+		send.Attrs["messaging.message.id"] != "grpc-1" {
+		t.Errorf("the copy's parent is %s", send)
+	}
+	if recv := otlpreceiver.Find(spans, "receive "+w.queue)[0]; recv.ParentSpanID != publisherSpan {
+		t.Errorf("receive span %s, want the publisher's span as parent", recv)
+	}
+	if len(rcv.Metadata()) == 0 || len(rcv.Compressions()) != len(rcv.Metadata()) {
+		t.Fatalf("%d calls' metadata, %d calls' compression", len(rcv.Metadata()), len(rcv.Compressions()))
+	}
+	for i, md := range rcv.Metadata() {
+		if v := md.Get("x-tenant"); len(v) != 1 || v[0] != "acme" {
+			t.Errorf("call %d metadata %v, want x-tenant: acme", i, md)
+		}
+	}
+	for i, c := range rcv.Compressions() {
+		if c != "gzip" {
+			t.Errorf("call %d compression %q, want gzip", i, c)
+		}
+	}
+}
