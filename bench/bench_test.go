@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +38,38 @@ func TestReadProcSeesOwnCPUAndMemory(t *testing.T) {
 	}
 	if after.Anon <= 0 || after.RSS < after.Anon || after.Peak < after.RSS {
 		t.Errorf("anonymous RSS %d, RSS %d, peak %d: want 0 < anonymous <= RSS <= peak", after.Anon, after.RSS, after.Peak)
+	}
+}
+
+func TestReadMappedRSSFindsTheExecutableAndAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(data), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Skipf("mmap: %v", err)
+	}
+	defer syscall.Munmap(m)
+	sum := 0
+	for i := 0; i < len(m); i += 4096 {
+		sum += int(m[i])
+	}
+	got, err := ReadMappedRSS(os.Getpid(), ".db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Exe <= 0 || got.Log < int64(len(data))/2 || got.Log > int64(len(data)) {
+		t.Errorf("executable %d bytes, the mapped file %d bytes resident (sum %d); want both, the file about %d", got.Exe, got.Log, sum, len(data))
 	}
 }
 
@@ -132,18 +165,31 @@ func TestRouterConfigLoads(t *testing.T) {
 		{"wasm", RouterConfig{Filter: "/m/f.wasm", Transform: "/m/t.wasm", ModuleConfig: map[string]string{"min_amount": "100", "b": "${x}"}}},
 		{"all", RouterConfig{SecondURL: "amqp://guest:guest@127.0.0.1:5672/dr"}},
 		{"traced", RouterConfig{TracingEndpoint: "http://127.0.0.1:14318"}},
+		{"stream", RouterConfig{Stream: &StreamStore{Stream: "bench.log"}}},
+		{"stream-cluster", RouterConfig{Stream: &StreamStore{URL: "amqp://guest:guest@127.0.0.1:5673/", Stream: "bench.log", Takeover: "5s"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
 			c.URL, c.AdminAddr, c.Prefetch, c.Topology = "amqp://guest:guest@127.0.0.1:5672/", "127.0.0.1:19464", 1000, topo
-			c.StorePath = filepath.Join(dir, "data", "${HOME}", "router.db")
+			if c.Stream == nil {
+				c.StorePath = filepath.Join(dir, "data", "${HOME}", "router.db")
+			}
 			got, diags := config.LoadBytes([]byte(c.HCL()), filepath.Join(dir, "router.hcl"), nil)
 			if diags.HasErrors() {
 				t.Fatalf("%s\n%s", diags.Error(), c.HCL())
 			}
 			if got.Store.Path != c.StorePath || got.Router.AdminAddr != c.AdminAddr {
 				t.Errorf("store path %q, admin addr %q", got.Store.Path, got.Router.AdminAddr)
+			}
+			if s := c.Stream; s != nil {
+				wantCluster := "main"
+				if s.URL != "" {
+					wantCluster = "log"
+				}
+				if got.Store.Backend != config.BackendStream || got.Store.Stream != s.Stream || got.Store.Cluster != wantCluster {
+					t.Errorf("store %+v, want the stream %s on cluster %s", got.Store, s.Stream, wantCluster)
+				}
 			}
 			src := got.Sources[0]
 			if src.Queue != topo.SourceQueue || src.Exchange != topo.SourceExchange || src.Prefetch != 1000 {

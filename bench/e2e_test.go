@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +80,30 @@ func TestRouterEndToEnd(t *testing.T) {
 	side := Router{Bin: buildBinary(t, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100}}
 	t.Run("throughput", func(t *testing.T) { checkThroughput(t, env, side, 1000) })
 	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
+}
+
+// One router, then two sharing one stream on the test broker: every message delivered once,
+// the routers' CPU added up, the run's stream and lease queue deleted afterwards.
+func TestStreamRoutersEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	bin := buildBinary(t, "../cmd/router")
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("routers=%d", n), func(t *testing.T) {
+			side := StreamRouters{Bin: bin, Label: fmt.Sprintf("router-stream-%d", n), Routers: n,
+				Config: RouterConfig{URL: rabbit.URL(), Prefetch: 100, LogLevel: "info"}}
+			checkThroughput(t, env, side, 1000)
+			if n == 2 {
+				t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
+			}
+			out, err := exec.Command("rabbitmqctl", "list_queues", "name", "-q", "--no-table-headers").CombinedOutput()
+			if err != nil {
+				t.Skipf("rabbitmqctl: %v (cannot check that the stream was deleted)", err)
+			}
+			if bytes.Contains(out, []byte("bench."+side.Name()+".")) {
+				t.Errorf("the run's stream or lease queue is left on the broker:\n%s", out)
+			}
+		})
+	}
 }
 
 // The router-traced side delivers everything and exports its spans to the sink.

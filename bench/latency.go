@@ -90,7 +90,7 @@ func (e *Env) Latency(ctx context.Context, side Side, spec LatencySpec) (res Lat
 	case <-ctx.Done():
 	}
 	res.InBroker = p.PID() == 0
-	if sample, err := ReadProc(p.PID()); !res.InBroker && err == nil {
+	if sample, err := readSide(p); !res.InBroker && err == nil {
 		res.CPU, res.Peak = sample.CPU, sample.Peak
 	}
 	samples := probe.stop()

@@ -31,20 +31,23 @@ type MemorySpec struct {
 	Timeout time.Duration // for each phase
 }
 
-// MemSample is one reading of the router's memory.
+// MemSample is one reading of the router's memory: its resident set, and the parts of it
+// that are anonymous (heap, stacks), the executable's mapped pages and the log file's.
 type MemSample struct {
-	At        time.Duration // since the router started
-	RSS, Anon int64
-	Phase     int // index into MemoryResult.Phases
+	At                  time.Duration // since the router started
+	RSS, Anon, Exe, Log int64
+	Phase               int // index into MemoryResult.Phases
 }
 
 // MemPhase is one phase's span and peak.
 type MemPhase struct {
-	Name        string
-	Start, End  time.Duration
-	Peak        int64 // highest RSS sampled in the phase
-	Events      int   // events the phase moved
-	Description string
+	Name       string
+	Start, End time.Duration
+	Peak       int64 // highest RSS sampled in the phase
+	// The highest of each part sampled in the phase (not necessarily at the same time).
+	PeakAnon, PeakExe, PeakLog int64
+	Events                     int // events the phase moved
+	Description                string
 }
 
 // MemoryResult is what the benchmark measured.
@@ -183,11 +186,16 @@ func (s *memSampler) run() {
 	defer tick.Stop()
 	for {
 		if ps, err := ReadProc(s.pid); err == nil {
+			mapped, _ := ReadMappedRSS(s.pid, ".db")
 			s.mu.Lock()
 			at := time.Since(s.start)
-			s.samples = append(s.samples, MemSample{At: at, RSS: ps.RSS, Anon: ps.Anon, Phase: s.phase})
-			if s.phase >= 0 && ps.RSS > s.phases[s.phase].Peak {
-				s.phases[s.phase].Peak = ps.RSS
+			s.samples = append(s.samples, MemSample{At: at, RSS: ps.RSS, Anon: ps.Anon, Exe: mapped.Exe, Log: mapped.Log, Phase: s.phase})
+			if s.phase >= 0 {
+				ph := &s.phases[s.phase]
+				ph.Peak = max(ph.Peak, ps.RSS)
+				ph.PeakAnon = max(ph.PeakAnon, ps.Anon)
+				ph.PeakExe = max(ph.PeakExe, mapped.Exe)
+				ph.PeakLog = max(ph.PeakLog, mapped.Log)
 			}
 			s.mu.Unlock()
 		}

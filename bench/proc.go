@@ -31,8 +31,10 @@ type ProcSample struct {
 	// IOCalls counts read and write system calls (syscr + syscw of /proc/PID/io: sockets
 	// and files, every thread); Switches counts context switches (voluntary and not, summed
 	// over the threads alive): both grow with wake-ups and small writes, whatever the load
-	// on the machine, where CPU time does not.
-	IOCalls, Switches int64
+	// on the machine, where CPU time does not. Voluntary is the part of Switches where a
+	// thread blocked (a goroutine hand-off that left it idle, a wait for I/O): the
+	// involuntary rest grows with the other load on the machine, this part much less.
+	IOCalls, Switches, Voluntary int64
 }
 
 // ReadProc samples process pid.
@@ -82,7 +84,8 @@ func ReadProc(pid int) (ProcSample, error) {
 	if err := sc.Err(); err != nil {
 		return s, err
 	}
-	s.IOCalls, s.Switches = ioCalls(pid), switches(pid)
+	s.IOCalls = ioCalls(pid)
+	s.Switches, s.Voluntary = switches(pid)
 	return s, nil
 }
 
@@ -103,10 +106,9 @@ func ioCalls(pid int) int64 {
 	return n
 }
 
-// switches sums the context switches of the process's threads.
-func switches(pid int) int64 {
+// switches sums the context switches of the process's threads, all and voluntary.
+func switches(pid int) (n, voluntary int64) {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	var n int64
 	for _, t := range tasks {
 		data, err := os.ReadFile(t)
 		if err != nil {
@@ -117,10 +119,13 @@ func switches(pid int) int64 {
 			if name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches" {
 				v, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
 				n += v
+				if name == "voluntary_ctxt_switches" {
+					voluntary += v
+				}
 			}
 		}
 	}
-	return n
+	return n, voluntary
 }
 
 // parseKB parses a /proc/PID/status size such as "  12345 kB" into bytes.
@@ -200,4 +205,50 @@ func FindBroker(port int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%w: no process owns the socket listening on port %d (not root?)", ErrNoBroker, port)
+}
+
+// MappedRSS splits a process's resident set by what is mapped (/proc/PID/smaps): the
+// executable's own file, files whose name ends in logSuffix (the event log), and the rest of
+// the file mappings (shared libraries). Anonymous memory is ProcSample.Anon.
+type MappedRSS struct {
+	Exe, Log, OtherFiles int64
+}
+
+// ReadMappedRSS reads /proc/PID/smaps.
+func ReadMappedRSS(pid int, logSuffix string) (MappedRSS, error) {
+	var m MappedRSS
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return m, fmt.Errorf("bench: %w", err)
+	}
+	defer f.Close()
+	var into *int64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "Rss:") {
+			if into != nil {
+				*into += parseKB(strings.TrimPrefix(line, "Rss:"))
+			}
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 5 || !strings.Contains(fields[0], "-") || strings.HasSuffix(fields[0], ":") {
+			continue // an attribute line
+		}
+		into = nil
+		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") {
+			continue // anonymous, stack, vdso: counted in RssAnon
+		}
+		switch path := strings.Join(fields[5:], " "); {
+		case path == exe:
+			into = &m.Exe
+		case strings.HasSuffix(path, logSuffix):
+			into = &m.Log
+		default:
+			into = &m.OtherFiles
+		}
+	}
+	return m, sc.Err()
 }

@@ -19,6 +19,8 @@ type Process struct {
 	log     *os.File
 	exited  chan struct{}
 	err     error // the exit status, set before exited is closed
+	// callgrindOut is the callgrind output file when the process runs under callgrind.
+	callgrindOut string
 }
 
 // StartProcess runs bin with args and the benchmark's environment plus env, its stdout and
@@ -78,6 +80,9 @@ func (p *Process) Stop(timeout time.Duration) error {
 	case <-p.exited:
 		return p.err
 	default:
+	}
+	if p.counted() {
+		return p.kill()
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

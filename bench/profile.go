@@ -88,6 +88,11 @@ func fetchTo(ctx context.Context, url, file string) error {
 // Stop waits for the CPU profile, takes the allocation and heap profiles, then stops the
 // router.
 func (r *profiledRun) Stop(timeout time.Duration) error {
+	return errors.Join(r.collect(), r.Process.Stop(timeout))
+}
+
+// collect waits for the CPU profile and takes the allocation and heap profiles.
+func (r *profiledRun) collect() error {
 	var errs []error
 	if err := <-r.cpu; err != nil {
 		errs = append(errs, fmt.Errorf("bench: CPU profile: %w", err))
@@ -98,5 +103,5 @@ func (r *profiledRun) Stop(timeout time.Duration) error {
 			errs = append(errs, fmt.Errorf("bench: %s profile: %w", name, err))
 		}
 	}
-	return errors.Join(append(errs, r.Process.Stop(timeout))...)
+	return errors.Join(errs...)
 }

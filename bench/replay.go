@@ -112,13 +112,13 @@ func (e *Env) RunCommand(ctx context.Context, c CommandRun) (Result, error) {
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, c.Bin, c.Args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	brokerBefore := e.brokerCPU()
+	brokerBefore := e.brokerCPU(nil)
 	machineBefore, _, _ := SystemCPU()
 	start := time.Now()
 	err = cmd.Run()
 	res.Elapsed = time.Since(start)
 	machineAfter, _, _ := SystemCPU()
-	res.BrokerCPU = e.brokerCPU() - brokerBefore
+	res.BrokerCPU = e.brokerCPU(nil) - brokerBefore
 	res.MachineCPU = machineAfter - machineBefore
 	if ps := cmd.ProcessState; ps != nil {
 		// The rusage's peak RSS is not reported: Linux keeps the forking parent's across exec.

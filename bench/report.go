@@ -71,13 +71,14 @@ type Summary struct {
 	InBroker  bool          // the side runs inside the broker: its CPU is in Broker
 	IOCalls   float64       // read and write system calls per message
 	Switches  float64       // context switches per message
+	Instr     float64       // instructions per message (callgrind), 0 when not counted
 }
 
 // Summarize takes the median per side, in order of first appearance.
 func Summarize(results []Result) []Summary {
 	var out []Summary
 	for _, side := range sides(results) {
-		var rate, cpu, broker, peak, anon, other, iocalls, sw []float64
+		var rate, cpu, broker, peak, anon, other, iocalls, sw, instr []float64
 		inBroker := false
 		for _, r := range results {
 			if r.Side != side {
@@ -92,11 +93,12 @@ func Summarize(results []Result) []Summary {
 			other = append(other, r.OtherCPU().Seconds()/r.Elapsed.Seconds())
 			iocalls = append(iocalls, float64(r.IOCalls)/float64(r.N))
 			sw = append(sw, float64(r.Switches)/float64(r.N))
+			instr = append(instr, r.Instructions)
 		}
 		out = append(out, Summary{
 			Side: side, Runs: len(rate), Rate: median(rate), CPUPerMsg: time.Duration(median(cpu)),
 			Broker: time.Duration(median(broker)), Peak: int64(median(peak)), Anon: int64(median(anon)), Other: median(other),
-			InBroker: inBroker, IOCalls: median(iocalls), Switches: median(sw),
+			InBroker: inBroker, IOCalls: median(iocalls), Switches: median(sw), Instr: median(instr),
 		})
 	}
 	return out
@@ -165,6 +167,30 @@ func WriteSummary(w io.Writer, sums []Summary) {
 	tw.Flush()
 }
 
+// WriteInstructions prints the instructions per message of the sides counted under callgrind,
+// and their ratio to the first side's; nothing when none was counted.
+func WriteInstructions(w io.Writer, sums []Summary) {
+	var base float64
+	for _, s := range sums {
+		if s.Instr > 0 {
+			base = s.Instr
+			break
+		}
+	}
+	if base == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nInstructions per message (callgrind, medians; valid on a busy machine):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "side\tinstructions/msg\tvs first\t")
+	for _, s := range sums {
+		if s.Instr > 0 {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.3fx\t\n", s.Side, s.Instr, s.Instr/base)
+		}
+	}
+	tw.Flush()
+}
+
 // ownFigure formats a side's own CPU or memory figure, "-" for a side inside the broker,
 // whose figures are part of the broker's.
 func ownFigure(inBroker bool, v float64) string {
@@ -209,7 +235,11 @@ func WriteBenchstatAs(w io.Writer, name string, m Machine, results []Result, lat
 			fmt.Fprintf(w, "\t%.0f cpu-ns/msg", float64(r.CPUPerMsg()))
 		}
 		if !r.InBroker {
-			fmt.Fprintf(w, "\t%.2f iocalls/msg\t%.2f switches/msg", float64(r.IOCalls)/float64(r.N), float64(r.Switches)/float64(r.N))
+			fmt.Fprintf(w, "\t%.2f iocalls/msg\t%.2f switches/msg\t%.2f vswitches/msg", float64(r.IOCalls)/float64(r.N),
+				float64(r.Switches)/float64(r.N), float64(r.Voluntary)/float64(r.N))
+		}
+		if r.Instructions > 0 {
+			fmt.Fprintf(w, "\t%.0f instructions/msg", r.Instructions)
 		}
 		// both: the side's CPU and the broker's, the one comparison that includes a side
 		// running inside the broker.

@@ -13,6 +13,8 @@ import (
 type RouterConfig struct {
 	URL       string // the broker; written into the file, which stays in the run's private dir
 	StorePath string
+	// Stream, when set, puts the log in a RabbitMQ stream instead of the bbolt file StorePath.
+	Stream    *StreamStore
 	AdminAddr string
 	Prefetch  int
 	Topology  Topology
@@ -40,7 +42,20 @@ func (c RouterConfig) HCL() string {
 		level = "warn"
 	}
 	w("router {\n  admin_addr = %s\n  log_level  = %s\n}\n\n", hclString(c.AdminAddr), hclString(level))
-	w("store {\n  path = %s\n}\n\n", hclString(c.StorePath))
+	if s := c.Stream; s != nil {
+		cluster := "main"
+		if s.URL != "" {
+			cluster = "log"
+			w("cluster \"log\" {\n  url = %s\n}\n\n", hclString(s.URL))
+		}
+		w("store {\n  backend = \"stream\"\n  cluster = %s\n  stream  = %s\n", hclString(cluster), hclString(s.Stream))
+		if s.Takeover != "" {
+			w("  takeover = %s\n", hclString(s.Takeover))
+		}
+		w("}\n\n")
+	} else {
+		w("store {\n  path = %s\n}\n\n", hclString(c.StorePath))
+	}
 	if c.TracingEndpoint != "" {
 		w("tracing {\n  endpoint     = %s\n  protocol     = \"http/protobuf\"\n  sample_ratio = 1.0\n}\n\n", hclString(c.TracingEndpoint))
 	}

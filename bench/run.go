@@ -46,7 +46,11 @@ type Result struct {
 	SourceLeft int           // what the source queue held after the consumer stopped
 	IOCalls    int64         // the consumer's read and write system calls (ProcSample)
 	Switches   int64         // its context switches
+	Voluntary  int64         // the voluntary part of Switches
 	InBroker   bool          // the side runs inside the broker (the Shovel): CPU, RSS are 0, its CPU is in BrokerCPU
+	// Instructions is what the consumer executed per message, counted by callgrind (0 when
+	// not counted; see Callgrind).
+	Instructions float64
 }
 
 // Rate is messages per second.
@@ -82,7 +86,7 @@ func (e *Env) Throughput(ctx context.Context, side Side, spec ThroughputSpec) (r
 	}
 	e.waitQuiet(ctx)
 
-	brokerBefore := e.brokerCPU()
+	brokerBefore := e.brokerCPU(side)
 	machineBefore, _, _ := SystemCPU()
 	p, err := side.Start(run)
 	if err != nil {
@@ -100,22 +104,38 @@ func (e *Env) Throughput(ctx context.Context, side Side, spec ThroughputSpec) (r
 
 	waitCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
+	counter, counting := p.(instructionCounter)
+	counting = counting && counter.counted()
+	mark := 0
+	if counting {
+		if mark, err = e.startCount(waitCtx, counter, t.TargetQueue, spec.N, p.Exited()); err != nil {
+			return res, p.withLog(err)
+		}
+	}
 	done, got, err := e.waitDelivered(waitCtx, side, t.TargetQueue, spec.N, p.Exited())
 	if err != nil {
 		return res, p.withLog(err)
 	}
+	if counting {
+		ir, err := counter.dumpInstructions()
+		if err != nil {
+			return res, p.withLog(err)
+		}
+		if got > mark {
+			res.Instructions = float64(ir) / float64(got-mark)
+		}
+	}
 	res.Elapsed = done.Sub(p.Started())
 	res.InBroker = p.PID() == 0
 	if !res.InBroker {
-		pid := p.PID()
-		sample, err := ReadProc(pid)
+		sample, err := readSide(p)
 		if err != nil {
 			return res, err
 		}
 		res.CPU, res.RSS, res.Peak, res.Anon = sample.CPU, sample.RSS, sample.Peak, sample.Anon
-		res.IOCalls, res.Switches = sample.IOCalls, sample.Switches
+		res.IOCalls, res.Switches, res.Voluntary = sample.IOCalls, sample.Switches, sample.Voluntary
 	}
-	res.BrokerCPU = e.brokerCPU() - brokerBefore
+	res.BrokerCPU = e.brokerCPU(side) - brokerBefore
 	machineAfter, _, _ := SystemCPU()
 	res.MachineCPU = machineAfter - machineBefore
 	res.Delivered = got
@@ -137,7 +157,23 @@ func (e *Env) Throughput(ctx context.Context, side Side, spec ThroughputSpec) (r
 	e.logf("%s: %d messages in %s: %.0f msg/s, %.1f us CPU/msg, peak RSS %.1f MiB (anonymous at the end: %.1f MiB)",
 		side.Name(), spec.N, res.Elapsed.Round(time.Millisecond), res.Rate(),
 		float64(res.CPUPerMsg())/1e3, float64(res.Peak)/(1<<20), float64(res.Anon)/(1<<20))
+	if counting {
+		e.logf("%s: %.0f instructions/msg over the last %d messages (callgrind)", side.Name(), res.Instructions, got-mark)
+	}
 	return res, nil
+}
+
+// startCount waits until the target queue holds a fifth of n messages, zeroes the process's
+// instruction count and returns how many messages the queue held just after.
+func (e *Env) startCount(ctx context.Context, c instructionCounter, queue string, n int, exited <-chan struct{}) (int, error) {
+	if _, _, err := e.Broker.WaitQueue(ctx, queue, e.Poll, exited, func(q QueueState) bool { return q.Messages >= n/5 }); err != nil {
+		return 0, err
+	}
+	if err := c.zeroInstructions(); err != nil {
+		return 0, err
+	}
+	q, err := e.Broker.Queue(queue)
+	return q.Messages, err
 }
 
 // waitDelivered waits until the target queue (and the second cluster's, when the side uses
@@ -192,15 +228,23 @@ func (e *Env) prepare(side Side) (RunDir, func() error, error) {
 	return RunDir{Topology: t, Dir: dir}, cleanup, nil
 }
 
-func (e *Env) brokerCPU() time.Duration {
-	if e.BrokerPID == 0 {
-		return 0
+// brokerCPU is the CPU time of the broker, and of the nodes side brings along (a log on a
+// cluster of its own).
+func (e *Env) brokerCPU(side Side) time.Duration {
+	pids := []int{e.BrokerPID}
+	if own, ok := side.(interface{ brokerPIDs() []int }); ok {
+		pids = append(pids, own.brokerPIDs()...)
 	}
-	s, err := ReadProc(e.BrokerPID)
-	if err != nil {
-		return 0
+	var cpu time.Duration
+	for _, pid := range pids {
+		if pid == 0 {
+			continue
+		}
+		if s, err := ReadProc(pid); err == nil {
+			cpu += s.CPU
+		}
 	}
-	return s.CPU
+	return cpu
 }
 
 // waitQuiet gives the machine up to QuietWait (default 10s) to settle before a run: the

@@ -35,6 +35,8 @@ type Baseline struct {
 	Bin      string
 	URL      string
 	Prefetch int
+	// Callgrind, when set, runs the process under callgrind to count its instructions.
+	Callgrind *Callgrind
 }
 
 var _ Side = Baseline{}
@@ -49,7 +51,7 @@ func (Baseline) SecondCluster() bool { return false }
 func (b Baseline) Start(run RunDir) (Running, error) {
 	t := run.Topology
 	args := []string{"-queue", t.SourceQueue, "-exchange", t.TargetExchange, "-prefetch", fmt.Sprint(b.Prefetch)}
-	return StartProcess(b.Bin, args, filepath.Join(run.Dir, "baseline.log"), URLEnv+"="+b.URL)
+	return startCounted(b.Callgrind, b.Name(), b.Bin, args, filepath.Join(run.Dir, "baseline.log"), URLEnv+"="+b.URL)
 }
 
 // Router runs `router run` on a configuration made from Config for each run.
@@ -62,6 +64,8 @@ type Router struct {
 	WarmCache bool
 	// Profiling, when set, takes pprof profiles of every run.
 	Profiling *Profiling
+	// Callgrind, when set, runs the process under callgrind to count its instructions.
+	Callgrind *Callgrind
 }
 
 var _ Side = Router{}
@@ -99,7 +103,10 @@ func (r Router) Start(run RunDir) (Running, error) {
 			return nil, fmt.Errorf("bench: warming the compilation cache (router validate): %w: %s", err, out)
 		}
 	}
-	p, err := StartProcess(r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"))
+	p, err := startCounted(r.Callgrind, r.Name(), r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"))
+	if err == nil && r.Callgrind != nil {
+		return &countedRouter{Process: p, admin: addr}, nil // not profiled as well: profiles would be counted
+	}
 	if err != nil || r.Profiling == nil {
 		return p, err
 	}

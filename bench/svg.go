@@ -13,8 +13,8 @@ import (
 // written by hand, so that the benchmark needs no plotting library.
 func WriteMemorySVG(w io.Writer, title string, res MemoryResult, goal int64) error {
 	const (
-		width, height            = 960, 440
-		left, right, top, bottom = 70, 20, 50, 60
+		width, height            = 960, 460
+		left, right, top, bottom = 70, 20, 50, 80
 	)
 	plotW, plotH := float64(width-left-right), float64(height-top-bottom)
 	var maxT, maxY float64
@@ -67,11 +67,15 @@ func WriteMemorySVG(w io.Writer, title string, res MemoryResult, goal int64) err
 	}
 	line(func(s MemSample) int64 { return s.RSS }, "#1f5fa8", "")
 	line(func(s MemSample) int64 { return s.Anon }, "#e67e22", `stroke-dasharray="4 3"`)
+	line(func(s MemSample) int64 { return s.Exe }, "#7f8c8d", `stroke-dasharray="1 2"`)
+	line(func(s MemSample) int64 { return s.Log }, "#27ae60", `stroke-dasharray="8 3 2 3"`)
 
 	// Legend.
-	lx, ly := width-right-330, height-12
+	lx, ly := width-right-640, height-12
 	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#1f5fa8" stroke-width="2"/><text x="%d" y="%d">resident (VmRSS)</text>`+"\n", lx, ly-4, lx+24, ly-4, lx+30, ly)
 	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#e67e22" stroke-width="2" stroke-dasharray="4 3"/><text x="%d" y="%d">anonymous (RssAnon)</text>`+"\n", lx+130, ly-4, lx+154, ly-4, lx+160, ly)
+	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#7f8c8d" stroke-width="2" stroke-dasharray="1 2"/><text x="%d" y="%d">executable mapped</text>`+"\n", lx+290, ly-4, lx+314, ly-4, lx+320, ly)
+	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#27ae60" stroke-width="2" stroke-dasharray="8 3 2 3"/><text x="%d" y="%d">log file mapped</text>`+"\n", lx+450, ly-4, lx+474, ly-4, lx+480, ly)
 	p("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err

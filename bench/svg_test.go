@@ -31,8 +31,8 @@ func checkSVG(t *testing.T, data []byte) {
 			}
 		}
 	}
-	if root != "svg" || lines != 2 {
-		t.Fatalf("root %q with %d polylines, want svg with 2", root, lines)
+	if root != "svg" || lines != 4 {
+		t.Fatalf("root %q with %d polylines, want svg with 4", root, lines)
 	}
 }
 

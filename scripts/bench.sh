@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # `make bench`: the end-to-end comparison of the router with a plain amqp091-go loop and with
 # RabbitMQ's Shovel on the same broker (bench/cmd/e2e; method in BENCHMARKS.md), replay
-# against a plain publisher with confirms (bench/cmd/replay), then the packages'
-# micro-benchmarks.
+# against a plain publisher with confirms (bench/cmd/replay), the reload benchmarks (e2e), then
+# the packages' micro-benchmarks.
 # Results go to bin/bench-results/ in benchstat's format.
 #
 # Settings (environment):
 #   BENCH_N=100000          messages per throughput run
 #   BENCH_ROUNDS=3          throughput runs per side, alternating
-#   BENCH_SIDES=baseline,router,router-traced,router-go,shovel   also router-wasm (needs BENCH_FLAGS="-filter
-#                           F.wasm -transform T.wasm") and router-all (needs BENCH_FLAGS="-dr-url
-#                           URL"); shovel enables the broker's plugin rabbitmq_shovel when absent
+#   BENCH_SIDES=baseline,router,router-traced,router-go,router-stream,router-stream-2,shovel
+#                           also router-wasm (needs BENCH_FLAGS="-filter F.wasm -transform T.wasm")
+#                           and router-all (needs BENCH_FLAGS="-dr-url URL"); shovel enables the
+#                           broker's plugin rabbitmq_shovel when absent; router-stream keeps the
+#                           log in a stream of the broker; router-stream-2 runs two routers on one
+#                           stream of a private three-node cluster it starts (about a minute), or
+#                           of the cluster BENCH_FLAGS="-stream-cluster URL1,URL2,URL3" names
 #   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
 #   BENCH_REPLAY=1          0 skips the replay comparison
 #   BENCH_REPLAY_SIDES=publish,publish-replayed,replay
 #   BENCH_MEMORY=0          1 also runs the memory benchmark (bench/cmd/memory): RSS through a
 #                           run, an outage backlog and a replay, plotted to bin/bench-results/memory.svg
 #   BENCH_MEMORY_N=1000000  messages per phase of the memory benchmark
+#   BENCH_RELOAD=1          0 skips the reload benchmarks (e2e: time to the new generation for a
+#                           route change and a changed Go guest; throughput with a reload every
+#                           second against none)
 #   BENCH_MICRO=1           0 skips the micro-benchmarks
 #   BENCH_COUNT=6           -count of the micro-benchmarks
 #   BENCH_WORKDIR=bin/bench-work   where router stores live: keep it on a disk, not a tmpfs
@@ -36,7 +43,7 @@ $GO build -o bin/bench-memory ./bench/cmd/memory
 benchstat=$(command -v benchstat || true)
 [ -z "$benchstat" ] && [ -x "$($GO env GOPATH)/bin/benchstat" ] && benchstat="$($GO env GOPATH)/bin/benchstat"
 
-sides=${BENCH_SIDES:-baseline,router,router-traced,router-go,shovel}
+sides=${BENCH_SIDES:-baseline,router,router-traced,router-go,router-stream,router-stream-2,shovel}
 case ",$sides," in
 *,shovel,*)
   # The Shovel side declares a dynamic shovel: the plugin must run on the (local) broker.
@@ -77,6 +84,21 @@ if [ "${BENCH_MEMORY:-0}" = 1 ]; then
   echo "== memory: bench/cmd/memory"
   ./bin/bench-memory -n "${BENCH_MEMORY_N:-1000000}" -workdir "${BENCH_WORKDIR:-bin/bench-work}" \
     -svg "$out/memory.svg" | tee "$out/memory-report.txt" || status=1
+fi
+
+if [ "${BENCH_RELOAD:-1}" = 1 ]; then
+  echo
+  echo "== reload: time to the new generation; throughput with a reload every second"
+  $GO test -run '^$' -bench 'BenchmarkReload$' -benchtime 20x -count "${BENCH_COUNT:-6}" ./e2e/ |
+    tee "$out/reload.txt" || status=1
+  $GO test -run '^$' -bench 'BenchmarkReloadThroughput' -benchtime "${BENCH_ROUNDS:-3}x" -timeout 60m ./e2e/ |
+    tee "$out/reload-throughput.txt" || status=1
+  if [ -n "$benchstat" ]; then
+    echo
+    echo "== benchstat $out/reload.txt $out/reload-throughput.txt"
+    "$benchstat" "$out/reload.txt" || true
+    "$benchstat" "$out/reload-throughput.txt" || true
+  fi
 fi
 
 if [ "${BENCH_MICRO:-1}" = 1 ]; then

@@ -7,9 +7,11 @@
 // router-traced (router with tracing on, every span exported over OTLP/HTTP to a collector in
 // this process), router-wasm (the same with -filter and/or -transform modules on the route),
 // router-go (the example Go filter and Go transform on the route, compilation cache warm),
-// router-all (the target delivers to a second cluster too, mode "all", given by -dr-url) and
-// shovel (a RabbitMQ dynamic shovel, on-confirm, between the same queues; plugin
-// rabbitmq_shovel).
+// router-all (the target delivers to a second cluster too, mode "all", given by -dr-url),
+// router-stream (the router with its log in a RabbitMQ stream on the same broker),
+// router-stream-2 (two routers sharing one stream log on a three-node cluster: -stream-cluster,
+// or a private one started for the run) and shovel (a RabbitMQ dynamic shovel, on-confirm,
+// between the same queues; plugin rabbitmq_shovel).
 package main
 
 import (
@@ -40,6 +42,7 @@ type options struct {
 	goFilter, goTransform     string
 	goModCfg                  string
 	drURL                     string
+	streamCluster             string
 	latency                   bool
 	latencyRate               float64
 	latencyDur, warmup        time.Duration
@@ -49,6 +52,7 @@ type options struct {
 	workDir, benchstatOut     string
 	profileDir                string
 	profileSeconds            int
+	callgrindDir              string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -59,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 1024, "message body `BYTES`")
 	fs.IntVar(&o.prefetch, "prefetch", 1000, "consumer prefetch of every side")
 	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per side, alternating (0 with -latency-rate: latency only)")
-	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, shovel; the first is the reference")
+	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
 	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (go build ./bench/cmd/baseline)")
 	fs.StringVar(&o.filter, "filter", "", "router-wasm: WASM filter module `PATH`")
@@ -69,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.goTransform, "go-transform", "examples/wasm/redact/redact.wasm", "router-go: Go transform module `PATH`")
 	fs.StringVar(&o.goModCfg, "go-module-config", "min=100,fields=id", "router-go: module config as `k=v,k2=v2` (every bench message passes min=100)")
 	fs.StringVar(&o.drURL, "dr-url", "", "router-all: `URL` of the second cluster (another broker or vhost)")
+	fs.StringVar(&o.streamCluster, "stream-cluster", "", "router-stream-2: comma-separated AMQP `URLS` of the nodes of the cluster for the log (default: start a private three-node cluster for the run, about a minute)")
 	fs.BoolVar(&o.latency, "latency", true, "also measure latency at a fixed rate")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "latency run rate in msg/s; 0: half the reference side's median throughput")
 	fs.DurationVar(&o.latencyDur, "latency-duration", 20*time.Second, "latency run publishing time")
@@ -82,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.benchstatOut, "benchstat-out", "", "also write the benchstat lines to `FILE`")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "take pprof profiles of the router sides into `DIR` (CPU, allocations, heap; see BENCHMARKS.md)")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of each CPU profile, from the router's start; keep it below a run's length")
+	fs.StringVar(&o.callgrindDir, "callgrind", "", "run the baseline and router sides under valgrind's callgrind, output into `DIR`, and report instructions per message (30-100x slower; use a few thousand messages and -latency=false)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -104,7 +110,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if url == "" {
 		url = "amqp://guest:guest@127.0.0.1:5672/"
 	}
-	sides, err := makeSides(o, url)
+	logCluster, stopCluster, err := streamCluster(o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "e2e:", err)
+		return 1
+	}
+	defer stopCluster()
+	sides, err := makeSides(o, url, logCluster)
 	if err != nil {
 		fmt.Fprintln(stderr, "e2e:", err)
 		return 2
@@ -143,6 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bench.WriteRuns(stdout, results)
 		fmt.Fprintln(stdout, "\nThroughput, medians:")
 		bench.WriteSummary(stdout, sums)
+		bench.WriteInstructions(stdout, sums)
 		writeGoals(stdout, sums)
 	}
 
@@ -220,7 +233,7 @@ const (
 // writeGoals checks each router side against the plain loop (rate >= 1.0x, CPU per message
 // within cpuGoals) and against the Shovel when it ran (rate >= 0.9x).
 func writeGoals(w io.Writer, sums []bench.Summary) {
-	var loop, shovel, plain *bench.Summary
+	var loop, shovel, plain, oneStream *bench.Summary
 	for i := range sums {
 		switch sums[i].Side {
 		case "baseline":
@@ -229,10 +242,16 @@ func writeGoals(w io.Writer, sums []bench.Summary) {
 			shovel = &sums[i]
 		case "router":
 			plain = &sums[i]
+		case "router-stream":
+			oneStream = &sums[i]
 		}
 	}
 	for _, s := range sums {
 		if !strings.HasPrefix(s.Side, "router") {
+			continue
+		}
+		if strings.HasPrefix(s.Side, "router-stream") {
+			writeStreamGoals(w, s, plain, oneStream)
 			continue
 		}
 		if loop != nil {
@@ -255,6 +274,26 @@ func writeGoals(w io.Writer, sums []bench.Summary) {
 	}
 }
 
+// Goals of the log on a stream: one router at >= 0.9 of the router on its bbolt log, two
+// routers on one stream at >= 1.5x one router where the broker has room; CPU per event is
+// every router's CPU added up.
+const (
+	streamRateGoal = 0.9
+	twoRoutersGoal = 1.5
+)
+
+func writeStreamGoals(w io.Writer, s bench.Summary, plain, oneStream *bench.Summary) {
+	fmt.Fprintf(w, "%s: %.0f msg/s, routers' CPU %s per event, broker's %s per event\n", s.Side, s.Rate, s.CPUPerMsg, s.Broker)
+	switch {
+	case s.Side == "router-stream" && plain != nil:
+		fmt.Fprintf(w, "%s: rate %.3f of the router on bbolt (goal >= %.1f: %s); CPU per event %.2fx the router's\n",
+			s.Side, s.Rate/plain.Rate, streamRateGoal, verdict(s.Rate/plain.Rate >= streamRateGoal), float64(s.CPUPerMsg)/float64(plain.CPUPerMsg))
+	case s.Side == "router-stream-2" && oneStream != nil:
+		fmt.Fprintf(w, "%s: rate %.3f of one router on a stream (goal >= %.1f where the broker has room: %s; the two sides' logs are on different brokers)\n",
+			s.Side, s.Rate/oneStream.Rate, twoRoutersGoal, verdict(s.Rate/oneStream.Rate >= twoRoutersGoal))
+	}
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -262,7 +301,7 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
-func makeSides(o options, url string) ([]bench.Side, error) {
+func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, error) {
 	modCfg, err := bench.ParseModuleConfig(o.modCfg)
 	if err != nil {
 		return nil, err
@@ -274,13 +313,19 @@ func makeSides(o options, url string) ([]bench.Side, error) {
 			return nil, err
 		}
 	}
+	var cg *bench.Callgrind
+	if o.callgrindDir != "" {
+		if cg, err = bench.NewCallgrind(o.callgrindDir); err != nil {
+			return nil, err
+		}
+	}
 	var sides []bench.Side
 	for _, name := range strings.Split(o.sides, ",") {
 		switch name = strings.TrimSpace(name); name {
 		case "baseline":
-			sides = append(sides, bench.Baseline{Bin: o.baselineBin, URL: url, Prefetch: o.prefetch})
+			sides = append(sides, bench.Baseline{Bin: o.baselineBin, URL: url, Prefetch: o.prefetch, Callgrind: cg})
 		case "router":
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: base, Profiling: prof})
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: base, Profiling: prof, Callgrind: cg})
 		case "router-wasm":
 			if o.filter == "" && o.transform == "" {
 				return nil, fmt.Errorf("side router-wasm needs -filter and/or -transform")
@@ -293,7 +338,7 @@ func makeSides(o options, url string) ([]bench.Side, error) {
 				return nil, err
 			}
 			c.ModuleConfig = modCfg
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof})
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg})
 		case "router-go":
 			goCfg, err := bench.ParseModuleConfig(o.goModCfg)
 			if err != nil {
@@ -307,7 +352,7 @@ func makeSides(o options, url string) ([]bench.Side, error) {
 				return nil, err
 			}
 			c.ModuleConfig = goCfg
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, WarmCache: true, Profiling: prof})
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, WarmCache: true, Profiling: prof, Callgrind: cg})
 		case "shovel":
 			sides = append(sides, bench.Shovel{URL: url, Prefetch: o.prefetch})
 		case "router-traced":
@@ -318,16 +363,21 @@ func makeSides(o options, url string) ([]bench.Side, error) {
 			}
 			c := base
 			c.TracingEndpoint = sink.URL
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof})
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg})
 		case "router-all":
 			if o.drURL == "" {
 				return nil, fmt.Errorf("side router-all needs -dr-url")
 			}
 			c := base
 			c.SecondURL = o.drURL
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof})
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg})
+		case "router-stream":
+			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 1, Profiling: prof})
+		case "router-stream-2":
+			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 2, Profiling: prof,
+				LogURLs: logCluster.urls, LogBrokers: logCluster.pids})
 		default:
-			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-traced, router-wasm, router-go, router-all or shovel)", name)
+			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2 or shovel)", name)
 		}
 	}
 	if len(sides) == 0 {

@@ -16,7 +16,7 @@ func TestMakeSides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/")
+	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/", logCluster{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestMakeSidesGoAndShovel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/")
+	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/", logCluster{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +56,43 @@ func TestMakeSidesGoAndShovel(t *testing.T) {
 	}
 }
 
+// The stream sides: one router on the broker's stream; two on the cluster's nodes, whose
+// processes count as broker CPU. Without router-stream-2 no cluster is looked for.
+func TestMakeSidesStream(t *testing.T) {
+	o, err := parseFlags([]string{"-sides", "router-stream,router-stream-2", "-stream-cluster", "amqp://a:1/,amqp://b:2/"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := logCluster{urls: strings.Split(o.streamCluster, ","), pids: []int{7, 8}}
+	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/", lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := sides[0].(bench.StreamRouters), sides[1].(bench.StreamRouters)
+	if one.Name() != "router-stream" || one.Routers != 1 || len(one.LogURLs) != 0 {
+		t.Errorf("router-stream: %+v", one)
+	}
+	if two.Name() != "router-stream-2" || two.Routers != 2 || len(two.LogURLs) != 2 || len(two.LogBrokers) != 2 {
+		t.Errorf("router-stream-2: %+v", two)
+	}
+	o, err = parseFlags([]string{"-sides", "router-stream"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc, stop, err := streamCluster(o, io.Discard); err != nil || len(lc.urls) != 0 {
+		t.Errorf("without router-stream-2: cluster %+v, error %v", lc, err)
+	} else {
+		stop()
+	}
+}
+
 func TestMakeSidesRejects(t *testing.T) {
 	for _, list := range []string{"router-wasm", "router-all", "baseline,nginx"} {
 		o, err := parseFlags([]string{"-sides", list}, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := makeSides(o, "amqp://127.0.0.1/"); err == nil {
+		if _, err := makeSides(o, "amqp://127.0.0.1/", logCluster{}); err == nil {
 			t.Errorf("sides %q: want an error", list)
 		}
 	}

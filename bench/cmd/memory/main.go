@@ -65,9 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "machine: %s\nmethod: %d messages of %d bytes per phase, prefetch %d, RSS sampled every %s\n\n",
 		machine, *n, *size, *prefetch, *every)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tevents\tseconds\tpeak RSS MiB\twhat")
+	fmt.Fprintln(tw, "phase\tevents\tseconds\tpeak RSS MiB\tpeak anonymous\tpeak executable\tpeak log mapped\twhat")
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	for _, ph := range res.Phases {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%s\n", ph.Name, ph.Events, (ph.End - ph.Start).Seconds(), float64(ph.Peak)/(1<<20), ph.Description)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\n", ph.Name, ph.Events, (ph.End - ph.Start).Seconds(),
+			mib(ph.Peak), mib(ph.PeakAnon), mib(ph.PeakExe), mib(ph.PeakLog), ph.Description)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "peak RSS of the process (VmHWM): %.1f MiB\n", float64(res.VmHWM)/(1<<20))
