@@ -777,6 +777,15 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 		}
 		mark := d.Type == startType
 		l.onRecord(off, record{Type: d.Type, MessageId: d.MessageId, Body: d.Body})
+		// LastSeq moves before this router's append is settled: its caller, told the append is
+		// done, must find the log already reaching it.
+		l.lastMu.Lock()
+		if off > l.last {
+			l.last = off
+			close(l.notify)
+			l.notify = make(chan struct{})
+		}
+		l.lastMu.Unlock()
 		if id, ok := strings.CutPrefix(d.MessageId, l.prefix); ok {
 			if id, err := strconv.ParseUint(id, 10, 64); err == nil {
 				synced := false
@@ -792,13 +801,6 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 				}
 			}
 		}
-		l.lastMu.Lock()
-		if off > l.last {
-			l.last = off
-			close(l.notify)
-			l.notify = make(chan struct{})
-		}
-		l.lastMu.Unlock()
 		if !signalled && mark && d.MessageId == markID {
 			close(caughtUp)
 			signalled = true
