@@ -401,6 +401,18 @@ func (c *Cluster) currentBatch() *batchConn {
 	return c.publish.batch
 }
 
+// returnCountsOf is the return frame counts of conn, one of this cluster's connections, or nil.
+func (c *Cluster) returnCountsOf(conn *amqp.Connection) *returnCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range []*link{c.consume, c.publish} {
+		if l.conn == conn && conn != nil && l.batch != nil {
+			return &l.batch.returns
+		}
+	}
+	return nil
+}
+
 // Hold makes the writes on conn, one of this cluster's connections, wait in its buffer until
 // release (or until batchLimit bytes wait), so that a burst of publishes goes out in a few
 // writes. As with Publisher.Hold: around writes only, never around anything that waits for the

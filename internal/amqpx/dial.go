@@ -155,7 +155,7 @@ func (d dialer) dial(ctx context.Context, role string) (*amqp.Connection, *batch
 		// client cannot decode must not take the connection down.
 		if d.tls == nil {
 			batch = newBatchConn(conn)
-			return newFilteredConn(batch), nil
+			return newFilteredConn(batch, &batch.returns), nil
 		}
 		tc := tls.Client(conn, d.tls.Clone())
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -166,7 +166,7 @@ func (d dialer) dial(ctx context.Context, role string) (*amqp.Connection, *batch
 		secured = &tlsConn{Conn: tc}
 		mu.Unlock()
 		batch = newBatchConn(secured)
-		return newFilteredConn(batch), nil
+		return newFilteredConn(batch, &batch.returns), nil
 	}
 	stop := context.AfterFunc(ctx, closeRaw)
 	conn, err := amqp.DialConfig(d.url, cfg)
