@@ -85,10 +85,60 @@ func valueNeedsConversion(v any) bool {
 	return false
 }
 
+// tableToEventInPlace is TableToEvent for a table nothing else holds: the values that need
+// another type are replaced in t itself, which then becomes the event's table. A consumed
+// message's headers are decoded once (by amqp091-go) instead of decoded, then copied value by
+// value into a second map (BENCHMARKS.md, "Memory").
+func tableToEventInPlace(t amqp.Table) event.Table {
+	for k, v := range t {
+		if nv, changed := valueToEventInPlace(v); changed {
+			t[k] = nv
+		}
+	}
+	return event.Table(t)
+}
+
+// valueToEventInPlace converts v as toEvent does, rewriting nested tables and arrays in place;
+// changed is false when v is already the event's value.
+func valueToEventInPlace(v any) (out any, changed bool) {
+	switch x := v.(type) {
+	case amqp.Table:
+		if x == nil {
+			return event.Table(nil), true
+		}
+		return tableToEventInPlace(x), true
+	case []any:
+		for i, e := range x {
+			if ne, ok := valueToEventInPlace(e); ok {
+				x[i] = ne
+			}
+		}
+		return x, false
+	case amqp.Decimal, time.Time, int:
+		return toEvent.Leaf(v), true
+	}
+	return v, false
+}
+
 // EventFromDelivery builds the event for a consumed message. It copies every property; an
 // absent timestamp stays the zero time, a present one is kept in UTC. IngestTime is now (UTC).
-// The body is shared with the delivery, which amqp091-go allocates afresh for every message.
+// The body is shared with the delivery, which amqp091-go allocates afresh for every message;
+// the headers are a converted copy, and d is left as it was.
 func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
+	return eventFromDelivery(d, source, TableToEvent(d.Headers))
+}
+
+// takeDelivery is EventFromDelivery for a delivery nothing else holds: its headers table
+// becomes the event's (converted in place, the x-router-* headers removed from it).
+func takeDelivery(d *amqp.Delivery, source string) *event.Event {
+	var h event.Table
+	if d.Headers != nil {
+		h = tableToEventInPlace(d.Headers)
+	}
+	return eventFromDelivery(d, source, h)
+}
+
+func eventFromDelivery(d *amqp.Delivery, source string, headers event.Table) *event.Event {
 	ev := &event.Event{
 		Source:     source,
 		Exchange:   d.Exchange,
@@ -106,7 +156,7 @@ func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
 			UserID:          d.UserId,
 			AppID:           d.AppId,
 		},
-		Headers:    TableToEvent(d.Headers),
+		Headers:    headers,
 		Body:       d.Body,
 		IngestTime: time.Now().UTC(),
 	}

@@ -26,8 +26,9 @@ type Delivery struct {
 
 func newDelivery(d *amqp.Delivery, source string, ch *amqp.Channel) *Delivery {
 	out := &Delivery{Tag: d.DeliveryTag, ch: ch}
-	out.Event, out.Redelivered, out.Ack = EventFromDelivery(d, source), d.Redelivered, out
+	// Read before the headers become the event's (which loses the x-router-* ones).
 	out.Undecodable = UndecodableReason(d.Headers)
+	out.Event, out.Redelivered, out.Ack = takeDelivery(d, source), d.Redelivered, out
 	return out
 }
 
