@@ -125,21 +125,23 @@ func valueToEventInPlace(v any) (out any, changed bool) {
 // The body is shared with the delivery, which amqp091-go allocates afresh for every message;
 // the headers are a converted copy, and d is left as it was.
 func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
-	return eventFromDelivery(d, source, TableToEvent(d.Headers))
+	ev := new(event.Event)
+	eventFromDelivery(ev, d, source, TableToEvent(d.Headers))
+	return ev
 }
 
-// takeDelivery is EventFromDelivery for a delivery nothing else holds: its headers table
-// becomes the event's (converted in place, the x-router-* headers removed from it).
-func takeDelivery(d *amqp.Delivery, source string) *event.Event {
+// takeDelivery is EventFromDelivery into ev for a delivery nothing else holds: its headers
+// table becomes the event's (converted in place, the x-router-* headers removed from it).
+func takeDelivery(ev *event.Event, d *amqp.Delivery, source string) {
 	var h event.Table
 	if d.Headers != nil {
 		h = tableToEventInPlace(d.Headers)
 	}
-	return eventFromDelivery(d, source, h)
+	eventFromDelivery(ev, d, source, h)
 }
 
-func eventFromDelivery(d *amqp.Delivery, source string, headers event.Table) *event.Event {
-	ev := &event.Event{
+func eventFromDelivery(ev *event.Event, d *amqp.Delivery, source string, headers event.Table) {
+	*ev = event.Event{
 		Source:     source,
 		Exchange:   d.Exchange,
 		RoutingKey: d.RoutingKey,
@@ -165,7 +167,6 @@ func eventFromDelivery(d *amqp.Delivery, source string, headers event.Table) *ev
 	}
 	// Only the router sets x-router-* headers (docs/headers.md).
 	event.StripRouterHeaders(ev.Headers)
-	return ev
 }
 
 // Publishing builds the message to publish for an event: every property, the headers (a fresh,
