@@ -14,9 +14,10 @@ import (
 
 // Profiling takes pprof profiles of a router side through its admin API (/debug/pprof): a CPU
 // profile of the first Seconds of each run, and at the end of the run, before the router
-// stops, its allocation profile (every allocation since start) and heap profile.
+// stops, its allocation profile (every allocation since start) and heap profile, and its
+// metrics (/metrics: the log's commits, their durations and group commit waits among them).
 type Profiling struct {
-	Dir     string        // where the profiles go, named SIDE-N.cpu.pprof, SIDE-N.allocs.pprof, SIDE-N.heap.pprof
+	Dir     string        // where the profiles go, named SIDE-N.cpu.pprof, SIDE-N.allocs.pprof, SIDE-N.heap.pprof, and SIDE-N.metrics.txt
 	Seconds int           // CPU profile length; keep it below a run's length
 	count   *atomic.Int64 // numbers the runs
 }
@@ -91,7 +92,7 @@ func (r *profiledRun) Stop(timeout time.Duration) error {
 	return errors.Join(r.collect(), r.Process.Stop(timeout))
 }
 
-// collect waits for the CPU profile and takes the allocation and heap profiles.
+// collect waits for the CPU profile and takes the allocation and heap profiles and the metrics.
 func (r *profiledRun) collect() error {
 	var errs []error
 	if err := <-r.cpu; err != nil {
@@ -102,6 +103,9 @@ func (r *profiledRun) collect() error {
 		if err := r.fetchWhenUp("/debug/pprof/"+name, r.prefix+"."+name+".pprof", 30*time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("bench: %s profile: %w", name, err))
 		}
+	}
+	if err := r.fetchWhenUp("/metrics", r.prefix+".metrics.txt", 30*time.Second); err != nil {
+		errs = append(errs, fmt.Errorf("bench: metrics: %w", err))
 	}
 	return errors.Join(errs...)
 }

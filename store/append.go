@@ -208,6 +208,9 @@ func (s *Store) gather(items []appendItem, ops []opItem) ([]appendItem, []opItem
 		return items, ops
 	}
 	before := countEvents(items)
+	if s.m != nil {
+		defer func(start time.Time) { s.m.CommitWait.Add(time.Since(start).Seconds()) }(time.Now())
+	}
 	timer := time.NewTimer(s.opts.batchWait)
 	defer timer.Stop()
 	defer s.queue.wakeAt(0)
@@ -272,6 +275,7 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 	var err error
 	written := 0 // bytes of records committed
 	if needTx {
+		start := time.Now()
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			s.extendTail(tx)
 			if s.index == nil && len(items) > 0 {
@@ -297,6 +301,9 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 			}
 			return nil
 		})
+		if s.m != nil {
+			s.m.CommitDuration.Observe(time.Since(start).Seconds())
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)

@@ -4,6 +4,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // A small batch waits for more events before it is committed: three appends in flight at once
@@ -188,4 +191,39 @@ func appendCounted(t *testing.T, s *Store, wg *sync.WaitGroup, i int) {
 		}
 		wg.Done()
 	})
+}
+
+// A commit is timed, and the time a small batch waited for more is counted: zero on an idle
+// machine, the wait's length (or more) on a busy one.
+func TestCommitTimesAreCounted(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		busy bool
+	}{{"idle", false}, {"busy", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := testOptions(t)
+			opts.NoSync = false
+			opts.batchMin, opts.batchWait = 64, 5*time.Millisecond
+			opts.machineBusy = func() bool { return c.busy }
+			s := openStore(t, opts)
+			appendSync(t, s, testEvent(1, 100), false) // a lone writer: a busy machine waits in vain
+			if n := testutil.CollectAndCount(opts.Metrics.CommitDuration); n != 1 {
+				t.Fatalf("%d commit duration series, want 1", n)
+			}
+			var m dto.Metric
+			if err := opts.Metrics.CommitDuration.Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := m.GetHistogram().GetSampleCount(), s.commits.Load(); got != want {
+				t.Fatalf("%d commits timed, %d committed", got, want)
+			}
+			waited := testutil.ToFloat64(opts.Metrics.CommitWait)
+			switch {
+			case !c.busy && waited != 0:
+				t.Fatalf("waited %v s on an idle machine", waited)
+			case c.busy && waited < opts.batchWait.Seconds():
+				t.Fatalf("waited %v s on a busy machine, want at least the %v wait", waited, opts.batchWait)
+			}
+		})
+	}
 }

@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.retries, "retries", 3, "most repeats of one run that failed or was disturbed")
 	fs.StringVar(&o.workDir, "workdir", "", "`DIR` for router stores and logs (default: the system temp dir); use the broker's disk")
 	fs.StringVar(&o.benchstatOut, "benchstat-out", "", "also write the benchstat lines to `FILE`")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "take pprof profiles of the router sides into `DIR` (CPU, allocations, heap; see BENCHMARKS.md)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "take pprof profiles of the router sides into `DIR` (CPU, allocations, heap; and their metrics at the end of each run; see BENCHMARKS.md)")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of each CPU profile, from the router's start; keep it below a run's length")
 	fs.StringVar(&o.callgrindDir, "callgrind", "", "run the baseline and router sides under valgrind's callgrind, output into `DIR`, and report instructions per message (30-100x slower; use a few thousand messages and -latency=false)")
 	if err := fs.Parse(args); err != nil {
