@@ -43,7 +43,8 @@ type Message struct {
 
 // Confirmation is a publish waiting for the broker's answer.
 type Confirmation interface {
-	// Done is closed when the answer is known.
+	// Done is closed when the target has answered. Err may still wait, briefly, for the
+	// publisher's own bookkeeping (matching a return or a close to the answer).
 	Done() <-chan struct{}
 	// Err, after Done: nil when the target took the message; an error matching ErrRefused when
 	// it refused it; any other error is an outage (the message may or may not have arrived:

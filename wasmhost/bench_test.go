@@ -208,3 +208,49 @@ func BenchmarkExampleGuests(b *testing.B) {
 		testutil.ToFloat64(h.met.WasmInstances.WithLabelValues("redact", reasonMemory))
 	b.ReportMetric(replaced*1000/float64(b.N), "replaced/1000ev")
 }
+
+// BenchmarkLoadCached is a restart's cost per Go module with a warm compilation cache: a new
+// host on the cache directory, the module read, instrumented and taken from the cache, and its
+// pool of two instances filled. The instrument case is the rewrite alone.
+func BenchmarkLoadCached(b *testing.B) {
+	path := filepath.Join("..", "examples", "wasm", "threshold", "threshold.wasm")
+	if _, err := os.Stat(path); err != nil {
+		b.Skipf("%s: %v (make -C examples/wasm go)", path, err)
+	}
+	ctx := context.Background()
+	dir := filepath.Join(b.TempDir(), "cache")
+	cfg := ModuleConfig{Name: "threshold", Path: path, PoolSize: 2, Config: map[string]string{"min": "100"}}
+	load := func() {
+		h, err := New(ctx, Options{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.Load(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		_ = h.Close(ctx)
+	}
+	load() // fills the cache
+	b.Run("load", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := processCPU()
+		for b.Loop() {
+			load()
+		}
+		reportCPU(b, cpu)
+	})
+	b.Run("instrument", func(b *testing.B) {
+		bin, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		cpu := processCPU()
+		for b.Loop() {
+			if _, err := instrument(bin); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportCPU(b, cpu)
+	})
+}

@@ -227,9 +227,11 @@ func (inst *instance) readHeader(fn string, role Role, stack []uint64) (name, va
 	if val, ok = inst.read(fn, "value", stack[2], stack[3]); !ok || !inst.allowed(fn, role) {
 		return nil, nil, false
 	}
-	if msg := CheckHeaderName(string(name)); msg != "" {
-		inst.fail(fn + ": " + msg)
-		return nil, nil, false
+	if !inst.headerKnown(name) {
+		if msg := CheckHeaderName(string(name)); msg != "" {
+			inst.fail(fn + ": " + msg)
+			return nil, nil, false
+		}
 	}
 	if len(val) > maxHeaderValue {
 		inst.fail(fmt.Sprintf("%s: value of header %q is %d bytes, more than %d", fn, name, len(val), maxHeaderValue))
@@ -252,7 +254,8 @@ func (inst *instance) headerSet(stack []uint64) {
 	if ev.Headers == nil {
 		ev.Headers = make(event.Table)
 	}
-	ev.Headers[string(name)] = string(val)
+	k, v := inst.headerStrings(name, val)
+	ev.Headers[k] = v
 }
 
 func (inst *instance) emit(stack []uint64) {
@@ -306,7 +309,40 @@ func (inst *instance) emitHeaderSet(stack []uint64) {
 	if inst.emitHeaders == nil {
 		inst.emitHeaders = make(event.Table)
 	}
-	inst.emitHeaders[string(name)] = string(val)
+	k, v := inst.headerStrings(name, val)
+	inst.emitHeaders[k] = v
+}
+
+// headerKnown reports whether name is one of the header names set recently, all of which
+// passed CheckHeaderName.
+func (inst *instance) headerKnown(name []byte) bool {
+	for i := range inst.headers {
+		if h := &inst.headers[i]; h.name != "" && h.name == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerStrings returns name and val as a header table holds them, reusing the strings (and
+// the boxed value) of a header set recently: a transform that sets the same header on every
+// event, often to the same value (a marker, a count), does so without allocating. Strings
+// are immutable, so the events may share them.
+func (inst *instance) headerStrings(name, val []byte) (string, any) {
+	for i := range inst.headers {
+		h := &inst.headers[i]
+		if h.name == "" || h.name != string(name) {
+			continue
+		}
+		if s, ok := h.value.(string); !ok || s != string(val) {
+			h.value = string(val)
+		}
+		return h.name, h.value
+	}
+	h := &inst.headers[inst.nextHeader]
+	inst.nextHeader = (inst.nextHeader + 1) % len(inst.headers)
+	h.name, h.value = string(name), any(string(val))
+	return h.name, h.value
 }
 
 // emitHeadersCopy makes the handler's next emit start with the event's headers, typed as they

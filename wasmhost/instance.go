@@ -48,6 +48,17 @@ type instance struct {
 	scratch    []byte // formatted meta and header values
 
 	emitHeaders event.Table // staged for the next emit
+
+	// Headers set by recent calls, as strings to reuse (headerStrings).
+	headers    [4]recentHeader
+	nextHeader int
+}
+
+// recentHeader is a header name that passed CheckHeaderName and the last value set for it (a
+// string, boxed once).
+type recentHeader struct {
+	name  string
+	value any
 }
 
 const callInit = numRoles

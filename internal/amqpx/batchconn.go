@@ -24,6 +24,10 @@ type batchConn struct {
 	direct  int // open bypasses: an exchange that waits for the broker's answer is under way
 	buf     []byte
 	err     error // the first failed write; every later one fails with it
+
+	// returns counts the basic.return frames the frame filter reads on this connection (see
+	// returnCounts): kept with the writer because the cluster keeps one of each per connection.
+	returns returnCounts
 }
 
 func newBatchConn(c net.Conn) *batchConn { return &batchConn{Conn: c} }

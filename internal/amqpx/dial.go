@@ -26,12 +26,13 @@ import (
 type dialer struct {
 	name string
 	url  string      // what the library dials; holds the password
+	spec string      // the URL as configured (amqps:// stays so); holds the password
 	tls  *tls.Config // nil for amqp://
 	opts Options
 }
 
 func newDialer(spec config.ClusterSpec, opts Options) (dialer, error) {
-	d := dialer{name: spec.Name, url: spec.URL, opts: opts}
+	d := dialer{name: spec.Name, url: spec.URL, spec: spec.URL, opts: opts}
 	uri, err := amqp.ParseURI(spec.URL)
 	if err != nil {
 		// url.Parse quotes the whole URL, password included, in its errors.
@@ -154,7 +155,7 @@ func (d dialer) dial(ctx context.Context, role string) (*amqp.Connection, *batch
 		// client cannot decode must not take the connection down.
 		if d.tls == nil {
 			batch = newBatchConn(conn)
-			return newFilteredConn(batch), nil
+			return newFilteredConn(batch, &batch.returns), nil
 		}
 		tc := tls.Client(conn, d.tls.Clone())
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -165,7 +166,7 @@ func (d dialer) dial(ctx context.Context, role string) (*amqp.Connection, *batch
 		secured = &tlsConn{Conn: tc}
 		mu.Unlock()
 		batch = newBatchConn(secured)
-		return newFilteredConn(batch), nil
+		return newFilteredConn(batch, &batch.returns), nil
 	}
 	stop := context.AfterFunc(ctx, closeRaw)
 	conn, err := amqp.DialConfig(d.url, cfg)

@@ -33,6 +33,7 @@ const (
 const maxFilteredFrame = 4 << 20
 
 const (
+	frameMethod    = 1
 	frameHeader    = 2
 	frameEnd       = 0xCE
 	flagHeadersBit = 0x2000
@@ -59,7 +60,7 @@ func UndecodableReason(headers map[string]any) string {
 // FilterConn makes c's reads go through the frame filter the router's own connections use:
 // for another AMQP client on amqp091-go that must read a queue holding messages it could not
 // decode (the copies the broker dead-letters when a source rejects them).
-func FilterConn(c net.Conn) net.Conn { return newFilteredConn(c) }
+func FilterConn(c net.Conn) net.Conn { return newFilteredConn(c, nil) }
 
 // filteredConn is a connection whose reads go through a frameFilter.
 type filteredConn struct {
@@ -67,8 +68,11 @@ type filteredConn struct {
 	f *frameFilter
 }
 
-func newFilteredConn(c net.Conn) *filteredConn {
-	return &filteredConn{Conn: c, f: newFrameFilter(c)}
+// newFilteredConn filters c's reads and, with returns, counts the basic.return frames read.
+func newFilteredConn(c net.Conn, returns *returnCounts) *filteredConn {
+	f := newFrameFilter(c)
+	f.returns = returns
+	return &filteredConn{Conn: c, f: f}
 }
 
 func (c *filteredConn) Read(p []byte) (int, error) { return c.f.Read(p) }
@@ -81,6 +85,7 @@ type frameFilter struct {
 	pending []byte // bytes of a checked frame not yet read
 	direct  int64  // bytes of the current frame to pass straight from r
 	buf     []byte
+	returns *returnCounts // nil: not counted
 }
 
 func newFrameFilter(r io.Reader) *frameFilter {
@@ -131,6 +136,13 @@ func (f *frameFilter) next() error {
 		return err
 	}
 	size := int64(binary.BigEndian.Uint32(head[3:7]))
+	if head[0] == frameMethod && size >= 4 && f.returns != nil {
+		// Counted before the library reads the frame, so before it dispatches the confirm
+		// that follows (pubChannel.settle relies on it). The method frame is at least 11 bytes.
+		if m, err := f.r.Peek(11); err == nil && isBasicReturn(m[7:11]) {
+			f.returns.seen.Add(1)
+		}
+	}
 	if head[0] != frameHeader || size > maxFilteredFrame {
 		f.direct = 7 + size + 1
 		return nil
@@ -148,6 +160,11 @@ func (f *frameFilter) next() error {
 	}
 	f.pending = FilterHeaderFrame(frame)
 	return nil
+}
+
+// isBasicReturn reports whether a method frame's class and method ids are basic.return's.
+func isBasicReturn(ids []byte) bool {
+	return binary.BigEndian.Uint16(ids[0:2]) == 60 && binary.BigEndian.Uint16(ids[2:4]) == 50
 }
 
 // FilterHeaderFrame returns a content header frame as it is when the client can decode its

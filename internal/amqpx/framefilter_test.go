@@ -174,3 +174,59 @@ func FuzzHeaderTable(f *testing.F) {
 		}
 	})
 }
+
+// methodFrame builds a method frame on channel 1 with the class and method ids and arguments.
+func methodFrame(class, method uint16, args []byte) []byte {
+	p := binary.BigEndian.AppendUint16(nil, class)
+	p = binary.BigEndian.AppendUint16(p, method)
+	p = append(p, args...)
+	f := []byte{frameMethod, 0, 1}
+	f = binary.BigEndian.AppendUint32(f, uint32(len(p)))
+	f = append(f, p...)
+	return append(f, frameEnd)
+}
+
+// TestFrameFilterCountsReturns: the basic.return frames are counted as the filter reads them,
+// and only they; the stream passes unchanged.
+func TestFrameFilterCountsReturns(t *testing.T) {
+	ret := methodFrame(60, 50, append([]byte{0, 200, 3}, "ret"...))
+	ack := methodFrame(60, 80, make([]byte, 9))
+	deliver := methodFrame(60, 60, make([]byte, 12))
+	short := []byte{frameMethod, 0, 1, 0, 0, 0, 0, frameEnd} // no ids: passed, not counted
+	good := headerFrame(everyType())
+	stream := bytes.Join([][]byte{ret, good, ack, deliver, short, ret, ack, ret}, nil)
+	var counts returnCounts
+	f := newFrameFilter(bytes.NewReader(stream))
+	f.returns = &counts
+	var out []byte
+	buf := make([]byte, 5)
+	seenAfter := map[int]uint64{} // bytes read -> count
+	for {
+		n, err := f.Read(buf)
+		out = append(out, buf[:n]...)
+		seenAfter[len(out)] = counts.seen.Load()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(out, stream) {
+		t.Fatalf("stream changed:\n got %x\nwant %x", out, stream)
+	}
+	if got := counts.seen.Load(); got != 3 {
+		t.Fatalf("seen %d returns, want 3", got)
+	}
+	// The first return is counted by the time its first bytes are read, before what follows.
+	if got := seenAfter[5]; got != 1 {
+		t.Fatalf("after the first read %d returns seen, want 1", got)
+	}
+	if counts.settled() {
+		t.Fatal("settled with nothing applied")
+	}
+	counts.applied.Add(3)
+	if !counts.settled() {
+		t.Fatal("not settled with every return applied")
+	}
+}

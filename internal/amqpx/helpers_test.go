@@ -40,7 +40,7 @@ func fastOptions(log *slog.Logger) Options {
 }
 
 // startCluster builds a cluster with a unique name for url and runs it until the test ends.
-func startCluster(t *testing.T, url string, opts Options) *Cluster {
+func startCluster(t testing.TB, url string, opts Options) *Cluster {
 	t.Helper()
 	c, err := NewCluster(config.ClusterSpec{Name: rabbit.Unique("c"), URL: url}, opts)
 	if err != nil {
@@ -51,7 +51,7 @@ func startCluster(t *testing.T, url string, opts Options) *Cluster {
 }
 
 // runCluster runs c until the test ends, and waits for Run to return.
-func runCluster(t *testing.T, c *Cluster) {
+func runCluster(t testing.TB, c *Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -66,7 +66,7 @@ func runCluster(t *testing.T, c *Cluster) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -77,7 +77,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-func waitConnected(t *testing.T, c *Cluster, want bool) {
+func waitConnected(t testing.TB, c *Cluster, want bool) {
 	t.Helper()
 	waitFor(t, "the cluster's connection state", 30*time.Second, func() bool { return c.Connected() == want })
 }

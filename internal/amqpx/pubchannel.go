@@ -3,6 +3,7 @@ package amqpx
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -25,23 +26,52 @@ type orphanReturn struct {
 	reason string
 }
 
-// pubChannel is one confirm-mode channel and the goroutine that resolves its confirms.
+// returnCounts counts one connection's basic.return frames twice: seen when the frame filter
+// reads the frame (before the library dispatches it, so before any confirm that follows it),
+// applied once a pubChannel has matched it to its publish. When both are equal no return is on
+// its way between the wire and its publish, and a confirmed publish with no return noted is
+// known to be delivered without asking the watcher (see pubChannel.settle). A return the
+// library never hands to a listener (one that stayed full for 5s) keeps the counts apart for
+// good: every outcome then goes through the watcher, as before, which is slower, not wrong.
+type returnCounts struct {
+	seen, applied atomic.Uint64
+}
+
+// settled reports whether every return seen so far has been applied. applied is read first:
+// applied(t1) == seen(t2) with t1 before t2 means that at t1 every return seen was applied.
+func (rc *returnCounts) settled() bool {
+	applied := rc.applied.Load()
+	return applied == rc.seen.Load()
+}
+
+// pubChannel is one confirm-mode channel and the goroutine that watches its returns and close.
+//
+// A publish's outcome is settled by whoever needs it first: the waiter itself, in Err or Wait,
+// when the broker acknowledged it and no return can be in flight (the common case, without a
+// goroutine in between: the library's reader wakes the waiter directly), and otherwise the
+// watcher, which resolves in publish order with the returns drained and the close told apart
+// from a nack, as it always did. Handing every confirm through the watcher cost a second
+// goroutine hand-off per confirm frame (BENCHMARKS.md, "The router's CPU beside the loop's").
 type pubChannel struct {
 	conn    *amqp.Connection
 	ch      *amqp.Channel
-	returns chan amqp.Return
+	returns chan amqp.Return // never reassigned; read by the watcher and, under mu, by settle
 	closes  chan *amqp.Error // read by the watcher only
 	wake    chan struct{}
 	done    chan struct{} // closed when the watcher has resolved everything and exited
+	counts  *returnCounts // nil: every outcome goes through the watcher
 
 	send sync.Mutex // serialises the publishers that share the channel
 
-	mu       sync.Mutex
-	pending  []*Confirm     // publish order
-	orphans  []orphanReturn // returns seen before their publish was recorded
-	closeErr error          // how the channel's close resolves unconfirmed publishes
-	closed   bool           // the close was seen
-	dead     bool           // the watcher has exited; publish resolves late arrivals itself
+	mu         sync.Mutex
+	pending    []*Confirm     // publish order; resolved ones leave from the head
+	orphans    []orphanReturn // returns seen before their publish was recorded
+	closeErr   error          // how the channel's close resolves unconfirmed publishes
+	closed     bool           // the close was seen
+	dead       bool           // the watcher has exited; publish resolves late arrivals itself
+	handedOver int            // confirmed publishes left to the watcher, not resolved yet
+
+	byWatcher atomic.Uint64 // publishes the watcher resolved, for tests
 }
 
 func openPubChannel(c *Cluster, conn *amqp.Connection) (*pubChannel, error) {
@@ -60,6 +90,7 @@ func openPubChannel(c *Cluster, conn *amqp.Connection) (*pubChannel, error) {
 		closes:  ch.NotifyClose(make(chan *amqp.Error, 1)),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		counts:  c.returnCountsOf(conn),
 	}
 	go pc.watch()
 	return pc, nil
@@ -75,9 +106,9 @@ func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confi
 		return nil, err
 	}
 	conf := &Confirm{
-		done: make(chan struct{}),
-		dc:   dc,
-		key:  returnKey{exchange: exchange, routingKey: key, messageID: msg.MessageId, bodyLen: len(msg.Body)},
+		pc:  pc,
+		dc:  dc,
+		key: returnKey{exchange: exchange, routingKey: key, messageID: msg.MessageId, bodyLen: len(msg.Body)},
 	}
 	pc.mu.Lock()
 	for i, o := range pc.orphans {
@@ -93,45 +124,124 @@ func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confi
 		pc.mu.Unlock()
 		<-dc.Done()
 		pc.mu.Lock()
-		err := pc.outcomeLocked(conf)
+		pc.resolveLocked(conf, pc.outcomeLocked(conf))
 		pc.mu.Unlock()
-		conf.resolve(err)
 		return conf, nil
 	}
-	// The watcher waits on the head's confirmation: it needs waking only for a new head. Waking
-	// it for every publish of a burst cost a goroutine wake-up (often a thread's) per message.
-	first := len(pc.pending) == 0
+	// Publishes whose waiters never asked (or not yet) leave here, so that pending holds
+	// about what is unconfirmed.
+	pc.trimLocked()
 	pc.pending = append(pc.pending, conf)
 	pc.mu.Unlock()
-	if first {
+	return conf, nil
+}
+
+// settle resolves conf, whose deferred confirmation is done, at once when it can (acked, and
+// no return in flight), and otherwise hands it to the watcher. It returns nil once conf is
+// resolved, else a channel closed when it is.
+func (pc *pubChannel) settle(conf *Confirm) <-chan struct{} {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if conf.resolved || pc.settleLocked(conf) {
+		return nil
+	}
+	if conf.done == nil {
+		// Made only for the few that wait: most publishes are settled by their waiter.
+		conf.done = make(chan struct{})
+	}
+	if pc.dead {
+		return conf.done // finish resolves it
+	}
+	if !conf.handedOver {
+		conf.handedOver = true
+		pc.handedOver++
 		select {
 		case pc.wake <- struct{}{}:
 		default:
 		}
 	}
-	return conf, nil
+	return conf.done
 }
 
-// watch resolves confirms in publish order until the channel closes.
+// settleLocked resolves conf if its outcome is known without the watcher: the broker acked it,
+// and every return read from the connection so far has been matched to its publish (a return
+// comes before the confirm of its message, so conf's would be among them).
+func (pc *pubChannel) settleLocked(conf *Confirm) bool {
+	if pc.counts == nil || !conf.dc.Acked() {
+		// A nack may be the library's on a close the watcher has yet to note.
+		return false
+	}
+	pc.drainReturnsLocked()
+	if conf.returned == "" && !pc.counts.settled() {
+		return false
+	}
+	pc.resolveLocked(conf, pc.outcomeLocked(conf))
+	return true
+}
+
+// trimLocked drops resolved publishes from the head of pending, resolving on the way those
+// confirmed ones whose outcome is known; the first it cannot settle stays for its waiter or
+// the watcher.
+func (pc *pubChannel) trimLocked() {
+	for len(pc.pending) > 0 {
+		head := pc.pending[0]
+		if !head.resolved && (!isDoneChan(head.dc.Done()) || !pc.settleLocked(head)) {
+			return
+		}
+		pc.pending[0] = nil
+		pc.pending = pc.pending[1:]
+	}
+}
+
+func isDoneChan(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// resolveLocked records conf's outcome once.
+func (pc *pubChannel) resolveLocked(conf *Confirm, err error) {
+	if conf.resolved {
+		return
+	}
+	conf.resolved = true
+	if conf.handedOver {
+		pc.handedOver--
+	}
+	conf.err = err
+	if conf.done != nil {
+		close(conf.done)
+	}
+}
+
+// watch drains returns and, while some waiter has handed a publish over, resolves confirms in
+// publish order, until the channel closes.
 func (pc *pubChannel) watch() {
 	defer close(pc.done)
+	returns := pc.returns
 	for {
 		pc.mu.Lock()
+		pc.trimLocked()
 		var headDone <-chan struct{}
-		if len(pc.pending) > 0 {
+		if pc.handedOver > 0 && len(pc.pending) > 0 {
 			headDone = pc.pending[0].dc.Done()
 		}
 		pc.mu.Unlock()
 		select {
-		case r, ok := <-pc.returns:
+		case r, ok := <-returns:
 			if !ok {
-				pc.returns = nil
+				returns = nil
 				continue
 			}
-			pc.addReturn(r)
+			pc.mu.Lock()
+			pc.addReturnLocked(r)
+			pc.mu.Unlock()
 		case e, ok := <-pc.closes:
 			pc.noteClose(e, ok)
-			pc.finish()
+			pc.finish(returns)
 			return
 		case <-headDone:
 			pc.resolveDone()
@@ -141,48 +251,45 @@ func (pc *pubChannel) watch() {
 }
 
 // resolveDone resolves every leading publish whose confirmation has arrived. Only the watcher
-// removes from pending, so the head stays the head while the lock is released.
+// resolves a publish that is not acked, and only at the head, so returns and the close are
+// read in the order the library dispatched them.
 func (pc *pubChannel) resolveDone() {
-	for {
-		pc.mu.Lock()
-		if len(pc.pending) == 0 {
-			pc.mu.Unlock()
-			return
-		}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for len(pc.pending) > 0 {
 		conf := pc.pending[0]
-		pc.mu.Unlock()
-		select {
-		case <-conf.dc.Done():
-		default:
-			return
-		}
-		// A return is handed to listeners before the confirm that follows it is processed,
-		// so any return for this publish is buffered by now.
-		pc.drainReturns()
-		pc.mu.Lock()
-		if !conf.dc.Acked() && !pc.closed {
-			// The library nacks every unconfirmed publish when the channel closes, after
-			// notifying the close: tell that apart from a broker nack.
-			select {
-			case e, ok := <-pc.closes:
-				pc.noteCloseLocked(e, ok)
-			default:
+		if !conf.resolved {
+			if !isDoneChan(conf.dc.Done()) {
+				return
 			}
+			// A return is handed to listeners before the confirm that follows it is
+			// processed, so any return for this publish is buffered by now, or applied.
+			pc.drainReturnsLocked()
+			if !conf.dc.Acked() && !pc.closed {
+				// The library nacks every unconfirmed publish when the channel closes, after
+				// notifying the close: tell that apart from a broker nack.
+				select {
+				case e, ok := <-pc.closes:
+					pc.noteCloseLocked(e, ok)
+				default:
+				}
+			}
+			pc.resolveLocked(conf, pc.outcomeLocked(conf))
+			pc.byWatcher.Add(1)
 		}
 		pc.pending[0] = nil
 		pc.pending = pc.pending[1:]
-		err := pc.outcomeLocked(conf)
-		pc.mu.Unlock()
-		conf.resolve(err)
 	}
 }
 
 // finish runs once the channel has closed: the library closes the return listener and settles
 // every deferred confirmation right after the close notification.
-func (pc *pubChannel) finish() {
-	if pc.returns != nil {
-		for r := range pc.returns {
-			pc.addReturn(r)
+func (pc *pubChannel) finish(returns chan amqp.Return) {
+	if returns != nil {
+		for r := range returns {
+			pc.mu.Lock()
+			pc.addReturnLocked(r)
+			pc.mu.Unlock()
 		}
 	}
 	pc.mu.Lock()
@@ -193,34 +300,35 @@ func (pc *pubChannel) finish() {
 	for _, conf := range rest {
 		<-conf.dc.Done()
 		pc.mu.Lock()
-		err := pc.outcomeLocked(conf)
+		pc.resolveLocked(conf, pc.outcomeLocked(conf))
 		pc.mu.Unlock()
-		conf.resolve(err)
 	}
 }
 
-func (pc *pubChannel) drainReturns() {
-	for pc.returns != nil {
+// drainReturnsLocked applies the returns buffered so far.
+func (pc *pubChannel) drainReturnsLocked() {
+	for {
 		select {
 		case r, ok := <-pc.returns:
 			if !ok {
-				pc.returns = nil
 				return
 			}
-			pc.addReturn(r)
+			pc.addReturnLocked(r)
 		default:
 			return
 		}
 	}
 }
 
-func (pc *pubChannel) addReturn(r amqp.Return) {
+func (pc *pubChannel) addReturnLocked(r amqp.Return) {
+	if pc.counts != nil {
+		// Counted once matched: settled() must not see it applied before its publish is marked.
+		defer pc.counts.applied.Add(1)
+	}
 	key := returnKey{exchange: r.Exchange, routingKey: r.RoutingKey, messageID: r.MessageId, bodyLen: len(r.Body)}
 	reason := fmt.Sprintf("%s %d: exchange %q, routing key %q", r.ReplyText, r.ReplyCode, r.Exchange, r.RoutingKey)
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
 	for _, conf := range pc.pending {
-		if conf.returned == "" && conf.key == key {
+		if !conf.resolved && conf.returned == "" && conf.key == key {
 			conf.returned = reason
 			return
 		}

@@ -68,38 +68,51 @@ func (c *Cluster) NewPublisher() *Publisher { return &Publisher{c: c} }
 
 // Confirm is the outcome of one publish.
 type Confirm struct {
-	done chan struct{}
-	err  error
+	pc  *pubChannel
+	dc  *amqp.DeferredConfirmation
+	key returnKey
 
-	dc       *amqp.DeferredConfirmation
-	key      returnKey
-	returned string // the broker's reason when it returned this message; "" otherwise
+	// Under pc.mu until resolved.
+	done       chan struct{} // made by a waiter that has to wait for the watcher; closed once resolved
+	err        error
+	resolved   bool
+	handedOver bool   // the watcher resolves it
+	returned   string // the broker's reason when it returned this message; "" otherwise
 }
 
-// Done is closed when the outcome is known.
-func (c *Confirm) Done() <-chan struct{} { return c.done }
+// Done is closed when the broker has answered; Err then returns the outcome without waiting
+// for the broker (at most for the channel's watcher, when a return or a nack has to be told
+// apart: see pubChannel).
+func (c *Confirm) Done() <-chan struct{} { return c.dc.Done() }
 
 // Err waits for Done and returns the outcome: nil when the broker confirmed the message and did
 // not return it, a *RefusedError when it refused it, or an outage error wrapping
 // ErrConnectionLost (see IsOutage).
 func (c *Confirm) Err() error {
-	<-c.done
+	<-c.dc.Done()
+	if done := c.pc.settle(c); done != nil {
+		<-done
+	}
 	return c.err
 }
 
 // Wait waits for the outcome or for ctx to end.
 func (c *Confirm) Wait(ctx context.Context) error {
 	select {
-	case <-c.done:
+	case <-c.dc.Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	done := c.pc.settle(c)
+	if done == nil {
+		return c.err
+	}
+	select {
+	case <-done:
 		return c.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func (c *Confirm) resolve(err error) {
-	c.err = err
-	close(c.done)
 }
 
 // Publish writes msg to exchange with the routing key, mandatory, and returns at once; it never

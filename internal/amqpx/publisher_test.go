@@ -16,7 +16,7 @@ import (
 
 // declareTarget declares a target exchange (deleted at cleanup) and a queue bound to it with
 // "ok.#", and returns both names.
-func declareTarget(t *testing.T, ch *amqp.Channel) (exchange, queue string) {
+func declareTarget(t testing.TB, ch *amqp.Channel) (exchange, queue string) {
 	t.Helper()
 	exchange = rabbit.Unique("test.pub")
 	rabbit.DeleteExchangeAtCleanup(t, exchange)
@@ -28,7 +28,7 @@ func declareTarget(t *testing.T, ch *amqp.Channel) (exchange, queue string) {
 
 // newTargetPublisher connects a cluster and returns a test connection, a target exchange with
 // its queue (see declareTarget) and a publisher on the cluster, closed at cleanup.
-func newTargetPublisher(t *testing.T) (conn *amqp.Connection, exchange, queue string, pub *Publisher) {
+func newTargetPublisher(t testing.TB) (conn *amqp.Connection, exchange, queue string, pub *Publisher) {
 	t.Helper()
 	conn = rabbit.Dial(t)
 	c := startCluster(t, rabbit.URL(), fastOptions(nil))
@@ -75,7 +75,68 @@ func TestPublisherPipelinedAcks(t *testing.T) {
 		}
 	}
 	t.Logf("%d pipelined publishes confirmed in %v", n, time.Since(start))
+	// Without returns or nacks the waiter settles every acked publish itself: the watcher,
+	// a second goroutine hand-off per confirm, resolves none.
+	pub.mu.Lock()
+	pc := pub.cur
+	pub.mu.Unlock()
+	if got := pc.byWatcher.Load(); got != 0 {
+		t.Fatalf("the watcher resolved %d of %d acked publishes, want 0", got, n)
+	}
+	if pc.counts == nil || pc.counts.seen.Load() != 0 {
+		t.Fatalf("return counts %v, want counted and none seen", pc.counts)
+	}
 	waitFor(t, "all messages in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == n })
+}
+
+// TestPublisherWaitsForReturnsInFlight: while a return read from the connection is not yet
+// matched to its publish (here: counted as read, never applied), an acked publish is not
+// settled by its waiter but by the watcher, which reads returns in order; once the counts
+// agree again, waiters settle their own.
+func TestPublisherWaitsForReturnsInFlight(t *testing.T) {
+	_, ex, _, pub := newTargetPublisher(t)
+	ctx := context.Background()
+	first, err := pub.Publish(ctx, ex, "ok.first", amqp.Publishing{Body: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := waitAll(t, []*Confirm{first}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	pub.mu.Lock()
+	pc := pub.cur
+	pub.mu.Unlock()
+	pc.counts.seen.Add(1) // a return on its way
+	const n = 50
+	confs := make([]*Confirm, n)
+	for i := range confs {
+		if confs[i], err = pub.Publish(ctx, ex, "ok.x", amqp.Publishing{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, err := range waitAll(t, confs) {
+		if err != nil {
+			t.Fatalf("confirm %d: %v", i, err)
+		}
+	}
+	if got := pc.byWatcher.Load(); got == 0 {
+		t.Fatal("acked publishes settled by their waiters while a return was in flight")
+	}
+	pc.counts.applied.Add(1) // it arrived
+	before := pc.byWatcher.Load()
+	for i := range confs {
+		if confs[i], err = pub.Publish(ctx, ex, "ok.x", amqp.Publishing{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, err := range waitAll(t, confs) {
+		if err != nil {
+			t.Fatalf("confirm %d: %v", i, err)
+		}
+	}
+	if got := pc.byWatcher.Load() - before; got != 0 {
+		t.Fatalf("the watcher resolved %d publishes with no return in flight, want 0", got)
+	}
 }
 
 func TestPublisherMatchesReturnsInPipeline(t *testing.T) {
@@ -111,6 +172,12 @@ func TestPublisherMatchesReturnsInPipeline(t *testing.T) {
 			t.Fatalf("confirm %d: %v", i, err)
 		}
 		routed++
+	}
+	pub.mu.Lock()
+	counts := pub.cur.counts
+	pub.mu.Unlock()
+	if seen, applied := counts.seen.Load(), counts.applied.Load(); seen != n-uint64(routed) || applied != seen {
+		t.Fatalf("returns seen %d, applied %d, want %d", seen, applied, n-routed)
 	}
 	waitFor(t, "routed messages in the queue", 30*time.Second, func() bool { return rabbit.QueueLen(t, conn, q) == routed })
 }

@@ -97,10 +97,17 @@ func openStreamLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 	connDone := make(chan struct{})
 	go func() { defer close(connDone); cluster.Run(connCtx) }()
 	stop := func() { cancel(); <-connDone }
-	log.Info("opening the event log on a RabbitMQ stream", "cluster", spec.Name, "stream", cfg.Store.Stream)
+	url, tlsConfig := cluster.Endpoint()
+	native, err := streamlog.NativeFromURL(url, tlsConfig, cfg.Store.StreamPort)
+	if err != nil {
+		stop()
+		return nil, cfg.Errorf("cluster."+spec.Name+".url", "%w", err)
+	}
+	native.Heartbeat = streamlog.HeartbeatFor(cfg.Store.Takeover)
+	log.Info("opening the event log on a RabbitMQ stream", "cluster", spec.Name, "stream", cfg.Store.Stream, "stream_port", native.Addr())
 	r, err := streamlog.OpenReopening(ctx, cluster, streamlog.Options{
 		Stream: cfg.Store.Stream, MaxAge: cfg.Store.Retention, MaxBytes: cfg.Store.MaxSize,
-		Unacked: unackedWidth(cfg),
+		Unacked: unackedWidth(cfg), Native: native,
 	}, HolderName())
 	if err != nil {
 		stop()
