@@ -52,6 +52,9 @@ func (c RouterConfig) HCL() string {
 		if s.Takeover != "" {
 			w("  takeover = %s\n", hclString(s.Takeover))
 		}
+		if s.StreamPort != 0 {
+			w("  stream_port = %d\n", s.StreamPort)
+		}
 		w("}\n\n")
 	} else {
 		w("store {\n  path = %s\n}\n\n", hclString(c.StorePath))

@@ -23,6 +23,8 @@ type StreamStore struct {
 	URL      string
 	Stream   string
 	Takeover string // "" : the router's default
+	// StreamPort is the stream protocol's port of URL's node, 0: the default (5552).
+	StreamPort int
 }
 
 // StreamRouters runs Routers routers (`router run`) that share one log on a RabbitMQ stream,
@@ -37,6 +39,7 @@ type StreamRouters struct {
 	Config     RouterConfig
 	Routers    int // default 1
 	LogURLs    []string
+	LogPorts   []int // the stream protocol's port of each of LogURLs (none: the default)
 	LogBrokers []int
 	// Profiling, when set, takes pprof profiles of every router of every run.
 	Profiling *Profiling
@@ -71,6 +74,9 @@ func (s StreamRouters) Start(run RunDir) (Running, error) {
 		c.Stream = &StreamStore{Stream: stream}
 		if len(s.LogURLs) > 0 {
 			c.Stream.URL = s.LogURLs[i%len(s.LogURLs)]
+			if len(s.LogPorts) == len(s.LogURLs) {
+				c.Stream.StreamPort = s.LogPorts[i%len(s.LogPorts)]
+			}
 		}
 		addr, err := freeLoopbackAddr()
 		if err != nil {

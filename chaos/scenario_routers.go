@@ -41,7 +41,7 @@ func routersScenario() *scenario {
 				}
 			})
 			w.nRouters = 3
-			w.streamLog = &streamLogSpec{urls: cluster.URLs(), stream: "chaos.routers." + w.id, takeover: "5s"}
+			w.streamLog = &streamLogSpec{urls: cluster.URLs(), ports: cluster.StreamPorts(), stream: "chaos.routers." + w.id, takeover: "5s"}
 			w.sinks = []sinkSpec{{name: "a"}, {name: "b"}}
 			return nil
 		},

@@ -190,6 +190,7 @@ func hclList(items []string) string {
 // the stream's cluster through urls[i % len(urls)].
 type streamLogSpec struct {
 	urls     []string
+	ports    []int // the stream protocol's port of each of urls
 	stream   string
 	takeover string
 }
@@ -201,8 +202,12 @@ func (w *world) config(i int, admin string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "router {\n  admin_addr = %s\n  log_level = \"info\"\n}\n", hclString(admin))
 	if s := w.streamLog; s != nil {
-		fmt.Fprintf(&b, "store {\n  backend = \"stream\"\n  cluster = %s\n  stream = %s\n  takeover = %s\n}\n",
+		fmt.Fprintf(&b, "store {\n  backend = \"stream\"\n  cluster = %s\n  stream = %s\n  takeover = %s\n",
 			hclString(w.clusterName("log")), hclString(s.stream), hclString(s.takeover))
+		if len(s.ports) > 0 {
+			fmt.Fprintf(&b, "  stream_port = %d\n", s.ports[i%len(s.ports)])
+		}
+		b.WriteString("}\n")
 		fmt.Fprintf(&b, "cluster %s {\n  url = %s\n}\n", hclString(w.clusterName("log")), hclString(s.urls[i%len(s.urls)]))
 	} else {
 		fmt.Fprintf(&b, "store {\n  path = %s\n}\n", hclString(w.storePath))

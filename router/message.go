@@ -26,7 +26,7 @@ func messagesFor(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decisio
 			Exchange:   tgt.Exchange,
 			RoutingKey: targetKey(tgt, ev.RoutingKey),
 			Props:      ev.Props,
-			Headers:    routerHeaders(ev.Headers, r.Spec.Name, orig, replay),
+			Headers:    r.routerHeaders(ev.Headers, orig, replay),
 			Body:       ev.Body,
 		}})
 	}
@@ -51,19 +51,20 @@ func emittedMessage(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Deci
 			MessageID:    EmittedMessageID(orig.Props.MessageID, r.Spec.Name, index),
 			Timestamp:    orig.Props.Timestamp,
 		},
-		Headers: routerHeaders(em.Headers, r.Spec.Name, orig, replay),
+		Headers: r.routerHeaders(em.Headers, orig, replay),
 		Body:    em.Body,
 	}}
 }
 
 // buildMessages is messagesFor with a panic turned into this event's failure.
-func buildMessages(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, replay bool) (msgs []outMsg, err error) {
+// They are appended to dst.
+func buildMessages(r *Route, tgt *config.TargetSpec, orig *event.Event, d *Decision, replay bool, dst []outMsg) (msgs []outMsg, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			msgs, err = nil, fmt.Errorf("building the messages for target %s: panic: %v", tgt.Name, p)
 		}
 	}()
-	return messagesFor(r, tgt, orig, d, replay, nil), nil
+	return messagesFor(r, tgt, orig, d, replay, dst), nil
 }
 
 // persistent is the delivery mode of a message the broker writes to disk.
@@ -81,12 +82,33 @@ func deadLetterMessage(exchange, route string, ev *event.Event, reason string, a
 // routerHeaders is a copy of h (shallow: nested values are shared, never changed) with the
 // x-router-* headers added.
 func routerHeaders(h event.Table, route string, orig *event.Event, replay bool) event.Table {
+	return withRouterHeaders(h, route, orig.Source, orig, replay)
+}
+
+// routerHeaders is routerHeaders for the route's own messages, with the name and (usually) the
+// source boxed once.
+func (r *Route) routerHeaders(h event.Table, orig *event.Event, replay bool) event.Table {
+	var name, source any
+	if r.nameValue != nil {
+		name = r.nameValue
+	} else {
+		name = r.Spec.Name
+	}
+	if r.sourceValue != nil && orig.Source == r.Spec.Source {
+		source = r.sourceValue
+	} else {
+		source = orig.Source
+	}
+	return withRouterHeaders(h, name, source, orig, replay)
+}
+
+func withRouterHeaders(h event.Table, route, source any, orig *event.Event, replay bool) event.Table {
 	out := make(event.Table, len(h)+4)
 	for k, v := range h {
 		out[k] = v
 	}
 	out[event.HeaderRoute] = route
-	out[event.HeaderSource] = orig.Source
+	out[event.HeaderSource] = source
 	out[event.HeaderSeq] = int64(orig.Seq)
 	if replay {
 		out[event.HeaderReplay] = true

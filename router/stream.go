@@ -44,6 +44,7 @@ type stream struct {
 	pos      uint64 // every event up to here is settled
 	next     uint64 // the next seq to read
 	inflight []*pendingEvent
+	outs     []outMsg // scratch for the messages of the event admit builds
 	outage   bool
 	// recoverTries counts the times in a row the target turned out unreachable right after it
 	// seemed ready: the pause before the next try grows with it.
@@ -302,7 +303,7 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	pe := &pendingEvent{seq: ev.Seq, ev: ev, attempts: 1}
+	pe := newPendingEvent(ev)
 	switch d.Verdict {
 	case Dropped:
 		if first && !s.replay {
@@ -325,7 +326,7 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			}
 		}
 	default:
-		msgs, err := buildMessages(r, tgt, ev, &d, s.replay)
+		msgs, err := buildMessages(r, tgt, ev, &d, s.replay, s.outs[:0])
 		if err != nil {
 			if !s.dryRun {
 				isNew, derr := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1)
@@ -341,6 +342,8 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		for _, m := range msgs {
 			pe.msgs = append(pe.msgs, pendingMsg{out: m, parent: d.Trace, seq: ev.Seq})
 		}
+		clear(msgs) // the scratch holds no event past this one
+		s.outs = msgs[:0]
 	}
 	if s.progress != nil {
 		s.progress(ev.Seq, len(pe.msgs) > 0)

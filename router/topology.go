@@ -42,6 +42,8 @@ type Route struct {
 	// it in force (0 before: offline runs), for trace spans and carried matches.
 	generation uint64
 	index      int // the route's position in its topology: its bit in an event.RouteMatch
+	// The route's name and source as header values, boxed once rather than per message.
+	nameValue, sourceValue any
 }
 
 // setGeneration numbers the routes of a topology about to be put in force.
@@ -100,7 +102,8 @@ func NewTopology(cfg *config.Config, modules map[string]*wasmhost.Module) (*Topo
 	}
 	known := func(name string) bool { _, ok := t.Targets[name]; return ok }
 	for _, rs := range cfg.Routes {
-		r := &Route{Spec: rs, matcher: filters.NewMatcher(), targetSet: map[string]bool{}, known: known, decisions: &decisions{}, index: len(t.Routes)}
+		r := &Route{Spec: rs, matcher: filters.NewMatcher(), targetSet: map[string]bool{}, known: known, decisions: &decisions{}, index: len(t.Routes),
+			nameValue: rs.Name, sourceValue: rs.Source}
 		for _, p := range rs.Match {
 			if err := r.matcher.Add(p, 0); err != nil {
 				return nil, fmt.Errorf("route %q: %w", rs.Name, err)

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -23,6 +24,25 @@ type pendingEvent struct {
 	attempts int
 	dead     bool // dead-lettered for this target
 	size     int  // what it counts in the window's bytes
+	// one holds msgs when the event makes a single message, as nearly every event does: one
+	// allocation per event instead of three (BENCHMARKS.md, "Memory").
+	one [1]pendingMsg
+}
+
+// pendingEvents recycles the window's entries once settled.
+var pendingEvents = sync.Pool{New: func() any { return new(pendingEvent) }}
+
+func newPendingEvent(ev *event.Event) *pendingEvent {
+	pe := pendingEvents.Get().(*pendingEvent)
+	pe.seq, pe.ev, pe.attempts = ev.Seq, ev, 1
+	pe.msgs = pe.one[:0]
+	return pe
+}
+
+// freePendingEvent gives back an entry taken off the window, which nothing holds any more.
+func freePendingEvent(pe *pendingEvent) {
+	*pe = pendingEvent{}
+	pendingEvents.Put(pe)
 }
 
 type pendingMsg struct {
@@ -134,6 +154,7 @@ func (s *stream) settle(ctx context.Context) error {
 		s.inflightBytes -= h.size
 		s.inflight[0] = nil
 		s.inflight = s.inflight[1:]
+		freePendingEvent(h)
 		settled = true
 	}
 	s.advanceSettled(settled)

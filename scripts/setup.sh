@@ -65,12 +65,34 @@ if ! broker_up; then
   echo "setup: starting rabbitmq-server"
   $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
 fi
+up=""
 for _ in $(seq 1 120); do
   if broker_up && $SUDO rabbitmqctl -q await_startup >/dev/null 2>&1; then
-    echo "setup: RabbitMQ is up on 127.0.0.1:5672"
+    up=1
+    break
+  fi
+  sleep 1
+done
+if [ -z "$up" ]; then
+  echo "setup: RabbitMQ did not start within 120 s (see /var/log/rabbitmq)" >&2
+  exit 1
+fi
+echo "setup: RabbitMQ is up on 127.0.0.1:5672"
+
+# A log on a stream (store { backend = "stream" }) appends and reads its events over the
+# stream protocol, port 5552: the rabbitmq_stream plugin, enabled on the running broker
+# (no restart).
+if ! $SUDO rabbitmq-plugins -q is_enabled rabbitmq_stream >/dev/null 2>&1; then
+  echo "setup: enabling the broker's plugin rabbitmq_stream"
+  $SUDO rabbitmq-plugins -q enable rabbitmq_stream >/dev/null
+fi
+stream_up() { (exec 3<>/dev/tcp/127.0.0.1/5552) 2>/dev/null; }
+for _ in $(seq 1 60); do
+  if stream_up; then
+    echo "setup: the stream protocol is up on 127.0.0.1:5552"
     exit 0
   fi
   sleep 1
 done
-echo "setup: RabbitMQ did not start within 120 s (see /var/log/rabbitmq)" >&2
+echo "setup: the rabbitmq_stream plugin does not listen on 5552 after 60 s (see /var/log/rabbitmq)" >&2
 exit 1

@@ -281,7 +281,7 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 			if s.index == nil && len(items) > 0 {
 				// Built at the first append rather than at Open: the tools that open a log
 				// to replay or redrive from it never append, and need not wait for it.
-				index := newFPIndex(recentIndexSize)
+				index := newFPIndex(s.opts.RecentIndex)
 				if err := index.load(tx, func(n int) { s.touched(tx, n) }); err != nil {
 					return err
 				}

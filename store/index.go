@@ -6,19 +6,20 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// recentIndexSize is how many of the latest events the fingerprint index covers. Redeliveries
-// are only ever compared with the last few unacknowledged messages of a source (the caller's
-// dedup window), so an index over the whole log would only cost: kept in bbolt it made every
-// commit insert random keys into a tree and took an eighth of the router's CPU. A redelivery
-// whose original fell out of the index is logged again: a duplicate record, never a loss.
-const recentIndexSize = 1 << 16
-
-// fpIndex maps the fingerprints of the last recentIndexSize committed events to their seqs.
+// fpIndex maps the fingerprints of the last Options.RecentIndex committed events to their seqs.
 // Only the appender goroutine uses it (and Open, before the appender starts).
+//
+// Redeliveries are only ever compared with the last few unacknowledged messages of a source
+// (the caller's dedup window, as wide as the sources' prefetch: 2,128 events after a restart
+// with one source at prefetch 1000), so an index over the whole log would only cost: kept in
+// bbolt it made every commit insert random keys into a tree and took an eighth of the
+// router's CPU. A redelivery whose original fell out of the index is logged again: a
+// duplicate record, never a loss. The default 16,384 entries are 0.5 MiB (65,536 were 2 MiB,
+// a sixth of the router's live heap: BENCHMARKS.md, "Memory").
 //
 // It is an open-addressing hash table of ring slots rather than a Go map keyed by
 // fingerprint: each entry costs 4 bytes of table beside the ring's 24 instead of the map's
-// 40 or so (2 MiB in all instead of 4.7 MiB, a sixth of the router's live heap), and a
+// 40 or so (for 65,536 entries, 2 MiB instead of 4.7 MiB), and a
 // lookup compares the whole fingerprint, so that a match is always a real one.
 type fpIndex struct {
 	ring  []indexEntry

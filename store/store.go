@@ -57,10 +57,15 @@ type Options struct {
 	// failed) until retention frees space, so the router stops acknowledging its sources and
 	// the broker keeps the messages. OnFullDropOldest: the oldest events are removed, delivered
 	// or not, down to 90% of MaxSize; undelivered ones count in Metrics.Lost.
-	OnFull  string
-	Logger  *slog.Logger
-	Metrics *Metrics         // may be nil
-	Now     func() time.Time // clock for ingest times and retention, default time.Now
+	OnFull string
+	// RecentIndex is how many of the latest events the redelivery index covers (index.go), at
+	// least (and by default) 16,384: it must cover the redelivery windows the router asks
+	// about, which are as wide as the sources' prefetch (RATIONALE.md); wider only costs
+	// memory, 28 bytes an event.
+	RecentIndex int
+	Logger      *slog.Logger
+	Metrics     *Metrics         // may be nil
+	Now         func() time.Time // clock for ingest times and retention, default time.Now
 
 	// While the machine is busy (machineBusy), a batch of fewer than batchMin events waits up
 	// to batchWait for more before it is committed (default 64 and 2ms; a negative batchWait
@@ -69,17 +74,21 @@ type Options struct {
 	batchWait      time.Duration
 	machineBusy    func() bool   // default: less than busyThreshold of the CPU time idle lately
 	ringSize       int           // recent events kept in memory; default 16384, <0 none
-	ringBytes      int           // and at most about this many bytes of them; default 4 MiB
+	ringBytes      int           // and at most about this many bytes of them; default 2 MiB
 	retentionEvery time.Duration // retention run interval, default 5s
 	commitHook     func() error  // tests: called in every write transaction of the appender; an error fails it
 }
 
 const (
-	defaultMaxBatch   = 2048
-	defaultBatchMin   = 64
-	defaultBatchWait  = 2 * time.Millisecond
-	defaultRingSize   = 16384
-	defaultRingBytes  = 4 << 20
+	defaultMaxBatch    = 2048
+	defaultBatchMin    = 64
+	defaultBatchWait   = 2 * time.Millisecond
+	defaultRingSize    = 16384
+	defaultRecentIndex = 1 << 14 // see index.go
+	// 2 MiB: a stream that keeps up lags by about a commit and reads it from here; one that
+	// lags further reads from disk whatever the ring's size, while the ring still holds its
+	// bytes (BENCHMARKS.md, "Memory": 4 MiB before).
+	defaultRingBytes  = 2 << 20
 	cursorFlushDelay  = 100 * time.Millisecond
 	sizeEvery         = time.Second
 	retentionChunk    = 5000
@@ -117,6 +126,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.RecentIndex < defaultRecentIndex {
+		o.RecentIndex = defaultRecentIndex
 	}
 	if o.ringSize == 0 {
 		o.ringSize = defaultRingSize

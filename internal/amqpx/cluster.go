@@ -5,6 +5,7 @@ package amqpx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,6 +127,16 @@ func NewCluster(spec config.ClusterSpec, opts Options) (*Cluster, error) {
 
 // Name is the cluster block's name.
 func (c *Cluster) Name() string { return c.name }
+
+// Endpoint is the cluster's URL as configured (it holds the password: never print it) and
+// the TLS configuration of an amqps:// one (nil otherwise), for the connections of another
+// protocol to the same brokers (the stream protocol of a log on a stream).
+func (c *Cluster) Endpoint() (url string, tlsConfig *tls.Config) {
+	if c.dial.tls != nil {
+		tlsConfig = c.dial.tls.Clone()
+	}
+	return c.dial.spec, tlsConfig
+}
 
 // stableConnection is how long a connection must have served for its loss to count as a
 // fresh start rather than one more failure in a row.

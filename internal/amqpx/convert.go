@@ -85,11 +85,63 @@ func valueNeedsConversion(v any) bool {
 	return false
 }
 
+// tableToEventInPlace is TableToEvent for a table nothing else holds: the values that need
+// another type are replaced in t itself, which then becomes the event's table. A consumed
+// message's headers are decoded once (by amqp091-go) instead of decoded, then copied value by
+// value into a second map (BENCHMARKS.md, "Memory").
+func tableToEventInPlace(t amqp.Table) event.Table {
+	for k, v := range t {
+		if nv, changed := valueToEventInPlace(v); changed {
+			t[k] = nv
+		}
+	}
+	return event.Table(t)
+}
+
+// valueToEventInPlace converts v as toEvent does, rewriting nested tables and arrays in place;
+// changed is false when v is already the event's value.
+func valueToEventInPlace(v any) (out any, changed bool) {
+	switch x := v.(type) {
+	case amqp.Table:
+		if x == nil {
+			return event.Table(nil), true
+		}
+		return tableToEventInPlace(x), true
+	case []any:
+		for i, e := range x {
+			if ne, ok := valueToEventInPlace(e); ok {
+				x[i] = ne
+			}
+		}
+		return x, false
+	case amqp.Decimal, time.Time, int:
+		return toEvent.Leaf(v), true
+	}
+	return v, false
+}
+
 // EventFromDelivery builds the event for a consumed message. It copies every property; an
 // absent timestamp stays the zero time, a present one is kept in UTC. IngestTime is now (UTC).
-// The body is shared with the delivery, which amqp091-go allocates afresh for every message.
+// The body is shared with the delivery, which amqp091-go allocates afresh for every message;
+// the headers are a converted copy, and d is left as it was.
 func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
-	ev := &event.Event{
+	ev := new(event.Event)
+	eventFromDelivery(ev, d, source, TableToEvent(d.Headers))
+	return ev
+}
+
+// takeDelivery is EventFromDelivery into ev for a delivery nothing else holds: its headers
+// table becomes the event's (converted in place, the x-router-* headers removed from it).
+func takeDelivery(ev *event.Event, d *amqp.Delivery, source string) {
+	var h event.Table
+	if d.Headers != nil {
+		h = tableToEventInPlace(d.Headers)
+	}
+	eventFromDelivery(ev, d, source, h)
+}
+
+func eventFromDelivery(ev *event.Event, d *amqp.Delivery, source string, headers event.Table) {
+	*ev = event.Event{
 		Source:     source,
 		Exchange:   d.Exchange,
 		RoutingKey: d.RoutingKey,
@@ -106,7 +158,7 @@ func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
 			UserID:          d.UserId,
 			AppID:           d.AppId,
 		},
-		Headers:    TableToEvent(d.Headers),
+		Headers:    headers,
 		Body:       d.Body,
 		IngestTime: time.Now().UTC(),
 	}
@@ -115,7 +167,6 @@ func EventFromDelivery(d *amqp.Delivery, source string) *event.Event {
 	}
 	// Only the router sets x-router-* headers (docs/headers.md).
 	event.StripRouterHeaders(ev.Headers)
-	return ev
 }
 
 // Publishing builds the message to publish for an event: every property, the headers (a fresh,

@@ -111,6 +111,34 @@ func TestTableConversionKeepsTypes(t *testing.T) {
 	}
 }
 
+// TestTakeDeliveryConvertsInPlace checks that the consumer's conversion, which reuses the
+// delivery's own headers table, gives the event what the copying conversion gives.
+func TestTakeDeliveryConvertsInPlace(t *testing.T) {
+	delivery := func() *amqp.Delivery {
+		h := TableFromEvent(allTypes())
+		h["local"] = time.Unix(100, 0).In(time.FixedZone("x", 3600))
+		h["nested-local"] = amqp.Table{"t": time.Unix(200, 0).In(time.FixedZone("y", -3600))}
+		h[event.HeaderSeq] = int64(7) // only the router sets x-router-* headers
+		return &amqp.Delivery{RoutingKey: "k", Headers: h, Body: []byte("b")}
+	}
+	want := EventFromDelivery(delivery(), "src")
+	d := delivery()
+	got := new(event.Event)
+	takeDelivery(got, d, "src")
+	if err := sameTyped(got.Headers, want.Headers); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Headers[event.HeaderSeq]; ok {
+		t.Fatal("x-router-* header kept")
+	}
+	if reflect.ValueOf(got.Headers).UnsafePointer() != reflect.ValueOf(d.Headers).UnsafePointer() {
+		t.Fatal("the delivery's table was copied, not reused")
+	}
+	if takeDelivery(got, &amqp.Delivery{}, "src"); got.Headers != nil {
+		t.Fatal("absent headers must stay nil")
+	}
+}
+
 func TestEventFromDeliveryAndPublishing(t *testing.T) {
 	ts := time.Unix(1700000000, 0)
 	d := &amqp.Delivery{

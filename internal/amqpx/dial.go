@@ -26,12 +26,13 @@ import (
 type dialer struct {
 	name string
 	url  string      // what the library dials; holds the password
+	spec string      // the URL as configured (amqps:// stays so); holds the password
 	tls  *tls.Config // nil for amqp://
 	opts Options
 }
 
 func newDialer(spec config.ClusterSpec, opts Options) (dialer, error) {
-	d := dialer{name: spec.Name, url: spec.URL, opts: opts}
+	d := dialer{name: spec.Name, url: spec.URL, spec: spec.URL, opts: opts}
 	uri, err := amqp.ParseURI(spec.URL)
 	if err != nil {
 		// url.Parse quotes the whole URL, password included, in its errors.

@@ -97,7 +97,7 @@ var (
 	targetAttrs  = attributes[TargetSpec]("clusters", "mode", "exchange", "routing_key")
 	moduleAttrs  = attributes[ModuleSpec]("path", "config", "timeout", "max_memory", "pool_size")
 	routeAttrs   = attributes[RouteSpec]("source", "match", "filters", "transforms", "handler", "targets", "retry", "dead_letter")
-	storeAttrs   = attributes[StoreSpec]("path", "retention", "max_size", "on_full", "backend", "cluster", "stream", "takeover")
+	storeAttrs   = attributes[StoreSpec]("path", "retention", "max_size", "on_full", "backend", "cluster", "stream", "takeover", "stream_port")
 )
 
 // blockAttrs compares some attributes of one kind of block.

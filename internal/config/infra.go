@@ -83,7 +83,7 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-var storeSchema = schema{attrs: []string{"backend", "path", "retention", "max_size", "on_full", "cluster", "stream", "takeover"}}
+var storeSchema = schema{attrs: []string{"backend", "path", "retention", "max_size", "on_full", "cluster", "stream", "takeover", "stream_port"}}
 
 // Values of StoreSpec.Backend.
 const (
@@ -114,7 +114,7 @@ func (d *decoder) decodeStore(b *hcl.Block, st *StoreSpec) {
 		d.decodeStreamStore(s, b, st)
 		return
 	}
-	for _, name := range []string{"cluster", "stream", "takeover"} {
+	for _, name := range []string{"cluster", "stream", "takeover", "stream_port"} {
 		if rng, ok := s.has(name); ok {
 			d.errorf(rng, "Unexpected argument", "%s applies to the log on a RabbitMQ stream (backend = %q); this store is the bbolt log.", name, BackendStream)
 		}
@@ -148,6 +148,7 @@ func (d *decoder) decodeStreamStore(s *section, b *hcl.Block, st *StoreSpec) {
 		d.attrs["store.stream"] = rng
 		d.checkStreamName(st.Stream, rng)
 	}
+	s.integer("stream_port", &st.StreamPort, 1, 65535)
 	if rng, ok := s.duration("takeover", &st.Takeover, true); ok && st.Takeover < MinTakeover {
 		d.errorf(rng, "Invalid duration", "takeover must be at least %s: a router that vanishes is noticed through AMQP heartbeats, counted in whole seconds; got %s.", MinTakeover, quote(st.Takeover.String()))
 	}

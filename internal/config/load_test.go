@@ -246,7 +246,7 @@ func TestValidStreamStore(t *testing.T) {
 	cfg := loadValid(t, "testdata/valid_store_stream.hcl")
 	check(t, "Store", cfg.Store, StoreSpec{
 		Backend: "stream", Cluster: "main", Stream: "orders.log", Takeover: 30 * time.Second,
-		Retention: 48 * time.Hour, MaxSize: 20 << 30,
+		Retention: 48 * time.Hour, MaxSize: 20 << 30, StreamPort: 5553,
 	})
 	if _, ok := cfg.Attrs["store.cluster"]; !ok {
 		t.Error("store.cluster has no position for runtime errors")

@@ -58,6 +58,9 @@ type StoreSpec struct {
 	Cluster   string        // stream: the cluster that holds the stream
 	Stream    string        // stream: its name, default "wasmrouter.log"
 	Takeover  time.Duration // stream: a pair moves within this after its router goes, default 15s
+	// StreamPort is the stream protocol's port on the cluster's host, over which the events
+	// are appended and read; 0: 5552, or 5551 with amqps://.
+	StreamPort int
 }
 
 // ClusterSpec is a RabbitMQ cluster the router connects to.

@@ -15,7 +15,7 @@ func BenchmarkAppend(b *testing.B) {
 	conn := rabbit.Dial(b)
 	stream := rabbit.Unique("streamlog.bench")
 	rabbit.DeleteQueueAtCleanup(b, stream)
-	l, err := Open(conn, Options{Stream: stream})
+	l, err := Open(conn, Options{Native: mainNative(b), Stream: stream})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestNewPairPositionIsWrittenBeforeDelivery(t *testing.T) {
 		rabbit.DeleteQueueAtCleanup(t, q)
 	}
 	conn := dialKillable(t)
-	first, err := OpenStore(conn.Connection, Options{Stream: stream}, "router-a")
+	first, err := OpenStore(conn.Connection, Options{Native: mainNative(t), Stream: stream}, "router-a")
 	if err != nil {
 		t.Fatal(err)
 	}

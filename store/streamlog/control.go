@@ -67,6 +67,9 @@ func ControlStream(stream string) string { return stream + ".control" }
 // and replicas) and reads it whole.
 func OpenControl(conn *amqp.Connection, opts Options) (*Control, error) {
 	opts.Stream = ControlStream(opts.Stream)
+	// A few records a minute: AMQP 0-9-1 is enough, and the stream protocol's connections
+	// are the events' alone.
+	opts.Native = nil
 	c := &Control{dead: map[uint64]*store.DeadLetter{}, deadKey: map[deadKey]uint64{}, jobs: map[string][]byte{},
 		holders: map[string]PairHolder{}, takes: map[string]int{}}
 	c.log = newLog(conn, opts)
@@ -160,7 +163,7 @@ func (c *Control) write(typ string, v any) (uint64, error) {
 		err error
 	}
 	done := make(chan result, 1)
-	c.log.publish(amqp.Publishing{Type: typ, ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: body},
+	c.log.publish(outMsg{Type: typ, ContentType: "application/json", Body: body},
 		&pendingAppend{done: func(seq uint64, _ bool, err error) { done <- result{seq, err} }})
 	r := <-done
 	if r.err != nil {

@@ -12,7 +12,7 @@ import (
 
 func openControl(t *testing.T, stream string) *Control {
 	t.Helper()
-	c, err := OpenControl(rabbit.Dial(t), Options{Stream: stream})
+	c, err := OpenControl(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func startEngine(t *testing.T, name, stream string, target *routertest.Target) *
 		t.Fatal(err)
 	}
 	e := &engineOnStream{name: name, conn: dialKillable(t), src: routertest.NewSource("in"), done: make(chan error, 1)}
-	if e.store, err = OpenStore(e.conn.Connection, Options{Stream: stream, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
+	if e.store, err = OpenStore(e.conn.Connection, Options{Native: mainNative(t), Stream: stream, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
 		t.Fatal(err)
 	}
 	engine, err := router.New(router.Options{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/rabbitmq/rabbitmq-stream-go-client/pkg/stream"
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -46,6 +47,9 @@ type Options struct {
 	// answers the declare of a stream another router is still creating before the stream can
 	// take a message, and a publish then closes the whole connection (ensureWritable).
 	Spare func(ctx context.Context) (*amqp.Connection, error)
+	// Native, when set, appends and reads the events over the stream protocol; the
+	// declaration of the stream and the first record through Spare stay on AMQP 0-9-1.
+	Native *Native
 	// hold, when set, makes the connection's writes wait until the returned release, so that
 	// the appends queued at once go out in a few socket writes (amqp091-go writes each
 	// publish on its own).
@@ -117,6 +121,17 @@ type Log struct {
 	syncing bool             // a catch-up mark is on its way
 
 	tailCh *amqp.Channel
+
+	// Over the stream protocol (Options.Native): the client's connections, the producer of
+	// the appends and the tail's consumer.
+	// nativeMu guards them: they are replaced when the connection is lost (nativeLost),
+	// each time with the next nativeGen.
+	nativeMu     sync.Mutex
+	env          *stream.Environment
+	producer     *stream.Producer
+	nativeTail   *nativeReader
+	nativeGen    int
+	nativeClosed bool
 	// onRecord sees every record the tail reads, before the append that wrote it is done;
 	// fromFirst makes the tail start at the stream's first record.
 	onRecord  func(off uint64, r record)
@@ -143,8 +158,14 @@ type record struct {
 
 // outgoing is a message for publishLoop and the append it is for.
 type outgoing struct {
-	msg amqp.Publishing
+	msg outMsg
 	p   *pendingAppend
+}
+
+// outMsg is a record as written, whichever protocol writes it.
+type outMsg struct {
+	Type, MessageId, ContentType string
+	Body                         []byte
 }
 
 type pendingAppend struct {
@@ -288,13 +309,19 @@ func (l *Log) open() error {
 	if err := l.ensureWritable(); err != nil {
 		return err
 	}
-	if err := l.pub.Confirm(false); err != nil {
-		return err
+	if l.opts.Native != nil {
+		if err := l.openNative(); err != nil {
+			return err
+		}
+	} else {
+		if err := l.pub.Confirm(false); err != nil {
+			return err
+		}
+		go l.confirmLoop(l.pub.NotifyPublish(make(chan amqp.Confirmation, l.opts.Window)))
 	}
-	go l.confirmLoop(l.pub.NotifyPublish(make(chan amqp.Confirmation, l.opts.Window)))
 
 	marked := make(chan error, 1)
-	markID := l.publish(amqp.Publishing{Type: startType, DeliveryMode: amqp.Persistent},
+	markID := l.publish(outMsg{Type: startType},
 		&pendingAppend{confirmOnly: true, done: func(_ uint64, _ bool, err error) { marked <- err }})
 	if err := <-marked; err != nil {
 		return err
@@ -395,19 +422,33 @@ func (l *Log) probe(ctx context.Context) error {
 // tailStart is where the index starts reading: Recognised records before the start of the
 // stream's last chunk (which holds this router's mark or something later).
 func (l *Log) tailStart() (uint64, error) {
-	d, err := l.readOne(amqp.Table{"x-stream-offset": "last"})
-	if err != nil {
-		return 0, err
-	}
-	off, err := offsetOf(d)
+	off, err := l.readOne("last")
 	if err != nil {
 		return 0, err
 	}
 	return off - min(off, uint64(l.opts.Recognised)), nil
 }
 
-// readOne returns the first message a consumer with args gets.
-func (l *Log) readOne(args amqp.Table) (amqp.Delivery, error) {
+// readOne returns the offset of the first record a consumer starting at "first" or "last"
+// gets.
+func (l *Log) readOne(at string) (uint64, error) {
+	if l.opts.Native != nil {
+		spec := stream.OffsetSpecification{}.First()
+		if at == "last" {
+			spec = stream.OffsetSpecification{}.Last()
+		}
+		off, _, err := l.nativeReadOne(spec)
+		return off, err
+	}
+	d, err := l.readDelivery(amqp.Table{"x-stream-offset": at})
+	if err != nil {
+		return 0, err
+	}
+	return offsetOf(d)
+}
+
+// readDelivery returns the first message a consumer with args gets.
+func (l *Log) readDelivery(args amqp.Table) (amqp.Delivery, error) {
 	ch, err := l.conn.Channel()
 	if err != nil {
 		return amqp.Delivery{}, err
@@ -459,7 +500,7 @@ func (l *Log) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, 
 		}
 		*buf = body
 		p.pooled = buf
-		l.publish(amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}, p)
+		l.publish(outMsg{Body: body}, p)
 		return
 	}
 	body, err := store.EncodeRecord(nil, ev, fp)
@@ -493,7 +534,7 @@ func (l *Log) syncMark() {
 	l.judgeMu.Lock()
 	l.judging, l.toJudge = l.toJudge, nil
 	l.judgeMu.Unlock()
-	l.publish(amqp.Publishing{Type: startType, DeliveryMode: amqp.Persistent},
+	l.publish(outMsg{Type: startType},
 		&pendingAppend{sync: true, done: func(uint64, bool, error) {}})
 	// A failed publish fails every append waiting (fail), the redeliveries included.
 }
@@ -514,8 +555,7 @@ func (l *Log) judge() {
 		}
 		l.pubMu.Lock()
 		l.settle(func() { p.redelivery = nil })
-		l.enqueueLocked(outgoing{amqp.Publishing{DeliveryMode: amqp.Persistent, Body: r.body,
-			MessageId: l.prefix + strconv.FormatUint(p.id, 10)}, p})
+		l.enqueueLocked(outgoing{outMsg{Body: r.body, MessageId: l.prefix + strconv.FormatUint(p.id, 10)}, p})
 		l.pubMu.Unlock()
 	}
 	l.judgeMu.Lock()
@@ -564,7 +604,7 @@ func (l *Log) take() bool {
 }
 
 // publish sends one message; p settles in id order. It returns the message id.
-func (l *Log) publish(msg amqp.Publishing, p *pendingAppend) string {
+func (l *Log) publish(msg outMsg, p *pendingAppend) string {
 	if !l.take() {
 		p.done(0, false, l.failure())
 		return ""
@@ -609,7 +649,7 @@ func (l *Log) publishLoop() {
 			return // fail errs the appends still queued
 		}
 		release := func() {}
-		if l.opts.hold != nil {
+		if l.opts.hold != nil && l.opts.Native == nil { // the stream protocol's client batches on its own
 			release = l.opts.hold()
 		}
 		for more := true; more; {
@@ -637,7 +677,21 @@ func (l *Log) send(o outgoing) {
 	select {
 	case <-l.pubDone: // confirmLoop no longer takes confirms
 	default:
-		err = l.pub.Publish("", l.opts.Stream, false, false, o.msg)
+		if l.opts.Native != nil {
+			// Confirmed by message id (nativeConfirmLoop); the client copies the body. An
+			// append failed meanwhile (a lost connection) is not written late.
+			l.waitMu.Lock()
+			failed := o.p.err
+			l.waitMu.Unlock()
+			err = failed
+			if err == nil {
+				err = l.nativeSend(o.msg)
+			}
+		} else {
+			err = l.pub.Publish("", l.opts.Stream, false, false, amqp.Publishing{
+				DeliveryMode: amqp.Persistent, Type: o.msg.Type, MessageId: o.msg.MessageId,
+				ContentType: o.msg.ContentType, Body: o.msg.Body})
+		}
 	}
 	if buf := o.p.pooled; buf != nil {
 		o.p.pooled = nil
@@ -646,7 +700,9 @@ func (l *Log) send(o outgoing) {
 		}
 	}
 	if err == nil {
-		l.fifo <- o.p // in publish order, which is confirm order
+		if l.opts.Native == nil {
+			l.fifo <- o.p // in publish order, which is confirm order
+		}
 		return
 	}
 	l.settle(func() {
@@ -736,6 +792,9 @@ func (l *Log) failure() error {
 // records with every router's appends, settling this router's, and moving LastSeq; it returns
 // once it has read up to this router's mark.
 func (l *Log) startTail(from uint64, markID string) error {
+	if l.opts.Native != nil {
+		return l.startNativeTail(from, markID)
+	}
 	var err error
 	if l.tailCh, err = l.conn.Channel(); err != nil {
 		return err
@@ -766,8 +825,15 @@ const (
 	readPrefetch = 500
 )
 
+// tailState is what the tail tracks between records.
+type tailState struct {
+	markID    string
+	caughtUp  chan struct{}
+	signalled bool
+}
+
 func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan struct{}) {
-	signalled := false
+	t := &tailState{markID: markID, caughtUp: caughtUp}
 	n := 0
 	for d := range deliveries {
 		off, err := offsetOf(d)
@@ -775,36 +841,7 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 			l.tailErr <- err
 			break
 		}
-		mark := d.Type == startType
-		l.onRecord(off, record{Type: d.Type, MessageId: d.MessageId, Body: d.Body})
-		// LastSeq moves before this router's append is settled: its caller, told the append is
-		// done, must find the log already reaching it.
-		l.lastMu.Lock()
-		if off > l.last {
-			l.last = off
-			close(l.notify)
-			l.notify = make(chan struct{})
-		}
-		l.lastMu.Unlock()
-		if id, ok := strings.CutPrefix(d.MessageId, l.prefix); ok {
-			if id, err := strconv.ParseUint(id, 10, 64); err == nil {
-				synced := false
-				l.settle(func() {
-					if p := l.waiting[id]; p != nil {
-						p.seen, p.seq = true, off
-						synced = p.sync
-					}
-				})
-				if synced {
-					// judge publishes and may wait for a slot, which the tail frees.
-					go l.judge()
-				}
-			}
-		}
-		if !signalled && mark && d.MessageId == markID {
-			close(caughtUp)
-			signalled = true
-		}
+		l.tailRecord(t, off, record{Type: d.Type, MessageId: d.MessageId, Body: d.Body})
 		// Stream consumers must acknowledge to get more (credit). Once every quarter of the
 		// prefetch keeps credit left at all times; the library's delivery channel is
 		// unbuffered, so "nothing more buffered" cannot be seen, and acknowledging every
@@ -819,6 +856,41 @@ func (l *Log) tail(deliveries <-chan amqp.Delivery, markID string, caughtUp chan
 	}
 	// Without the tail no append can learn its seq.
 	l.fail(ErrClosed)
+}
+
+// tailRecord takes one record the tail read: it feeds the redelivery index and the recent
+// records, moves LastSeq and settles this router's append.
+func (l *Log) tailRecord(t *tailState, off uint64, d record) {
+	mark := d.Type == startType
+	l.onRecord(off, d)
+	// LastSeq moves before this router's append is settled: its caller, told the append is
+	// done, must find the log already reaching it.
+	l.lastMu.Lock()
+	if off > l.last {
+		l.last = off
+		close(l.notify)
+		l.notify = make(chan struct{})
+	}
+	l.lastMu.Unlock()
+	if id, ok := strings.CutPrefix(d.MessageId, l.prefix); ok {
+		if id, err := strconv.ParseUint(id, 10, 64); err == nil {
+			synced := false
+			l.settle(func() {
+				if p := l.waiting[id]; p != nil {
+					p.seen, p.seq = true, off
+					synced = p.sync
+				}
+			})
+			if synced {
+				// judge publishes and may wait for a slot, which the tail frees.
+				go l.judge()
+			}
+		}
+	}
+	if !t.signalled && mark && d.MessageId == t.markID {
+		close(t.caughtUp)
+		t.signalled = true
+	}
 }
 
 // LastSeq is the highest seq this router has seen in the stream (its own appends and every
@@ -850,15 +922,13 @@ func (l *Log) FirstSeq() uint64 {
 	if l.LastSeq() == 0 {
 		return 0
 	}
-	d, err := l.readOne(amqp.Table{"x-stream-offset": "first"})
+	off, err := l.readOne("first")
 	if err != nil {
 		// Not knowing where the stream starts must not read as an empty log (a search from 0
 		// finds nothing): 1 makes a reader start at whatever the stream's first record is.
 		return max(l.first, 1)
 	}
-	if off, err := offsetOf(d); err == nil {
-		l.first, l.firstCheck = max(off, 1), time.Now()
-	}
+	l.first, l.firstCheck = max(off, 1), time.Now()
 	return l.first
 }
 
@@ -879,6 +949,9 @@ func (l *Log) Read(ctx context.Context, from uint64, fn func(ev *event.Event) er
 
 // readRaw calls fn with every record from offset from onwards, marks included.
 func (l *Log) readRaw(ctx context.Context, from uint64, fn func(off uint64, body []byte, mark bool) error) error {
+	if l.opts.Native != nil {
+		return l.nativeReadRaw(ctx, from, fn)
+	}
 	ch, err := l.conn.Channel()
 	if err != nil {
 		return err
@@ -1046,6 +1119,9 @@ func (l *Log) Close() {
 		}
 		if l.pub != nil {
 			_ = l.pub.Close()
+		}
+		if l.opts.Native != nil {
+			l.closeNative() // appends not yet confirmed fail below
 		}
 		l.fail(ErrClosed)
 	})

@@ -37,7 +37,7 @@ func sampleEvent(i int) *event.Event {
 
 func openLog(t *testing.T, conn *amqp.Connection, stream string) *Log {
 	t.Helper()
-	l, err := Open(conn, Options{Stream: stream, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30})
+	l, err := Open(conn, Options{Native: mainNative(t), Stream: stream, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestScanGetAndHeads(t *testing.T) {
 	seqs, _ := appendAll(t, writer, store.Window{}, evs...)
 
 	recent := writer
-	older, err := Open(rabbit.Dial(t), Options{Stream: stream, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30, Recent: 10, Recognised: 10})
+	older, err := Open(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30, Recent: 10, Recognised: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestOpenKeepsAStreamWithOtherLimits(t *testing.T) {
 	seqs, _ := appendAll(t, first, store.Window{}, sampleEvent(1))
 	first.Close()
 
-	second, err := Open(conn, Options{Stream: stream, MaxAge: time.Hour, MaxBytes: 1 << 20})
+	second, err := Open(conn, Options{Native: mainNative(t), Stream: stream, MaxAge: time.Hour, MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatalf("opening the stream with other limits: %v", err)
 	}
@@ -298,7 +298,7 @@ func TestRedeliveryJudgedAfterTheTailCatchesUp(t *testing.T) {
 	rabbit.DeleteQueueAtCleanup(t, stream)
 	var gated atomic.Bool
 	release := make(chan struct{})
-	lagging := newLog(rabbit.Dial(t), Options{Stream: stream})
+	lagging := newLog(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream})
 	lagging.onRecord = func(off uint64, d record) {
 		if gated.Load() {
 			<-release // the tail stops here until the redelivery was handed over
@@ -345,12 +345,12 @@ func TestRedeliveryJudgedAfterTheTailCatchesUp(t *testing.T) {
 func TestRedeliveryMatchesOnlyTheWritersLatest(t *testing.T) {
 	stream := rabbit.Unique("streamlog.log")
 	rabbit.DeleteQueueAtCleanup(t, stream)
-	writer, err := Open(rabbit.Dial(t), Options{Stream: stream, Unacked: 3})
+	writer, err := Open(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream, Unacked: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(writer.Close)
-	reader, err := Open(rabbit.Dial(t), Options{Stream: stream, Unacked: 3})
+	reader, err := Open(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream, Unacked: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

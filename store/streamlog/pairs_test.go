@@ -110,7 +110,7 @@ func TestPairsMoveWhenTheirRouterIsKilled(t *testing.T) {
 	for i := range 3 {
 		r := &router{name: fmt.Sprintf("router-%d", i), conn: dialKillable(t)}
 		var err error
-		if r.store, err = OpenStore(r.conn.Connection, Options{Stream: stream, BalanceEvery: -1}, r.name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
+		if r.store, err = OpenStore(r.conn.Connection, Options{Native: mainNative(t), Stream: stream, BalanceEvery: -1}, r.name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = r.store.Close() })

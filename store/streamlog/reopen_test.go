@@ -61,7 +61,7 @@ func TestReopeningAfterTheConnectionIsLost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r, err := OpenReopening(ctx, dialer{rabbit.URLVia(t, proxy.Addr())}, Options{Stream: stream}, "router-a")
+	r, err := OpenReopening(ctx, dialer{rabbit.URLVia(t, proxy.Addr())}, Options{Native: mainNative(t), Stream: stream}, "router-a")
 	if err != nil {
 		t.Fatal(err)
 	}

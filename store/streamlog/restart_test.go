@@ -40,7 +40,7 @@ func startClusterRouter(t *testing.T, name, stream string, node *rabbitnode.Node
 	openCtx, cancelOpen := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancelOpen()
 	r := &clusterRouter{name: name, src: routertest.NewSource("in")}
-	if r.log, err = OpenReopening(openCtx, dialer{url: node.URL()}, Options{Stream: stream, ClusterSize: 3, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
+	if r.log, err = OpenReopening(openCtx, dialer{url: node.URL()}, Options{Native: nodeNative(t, node), Stream: stream, ClusterSize: 3, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
 		t.Fatal(err)
 	}
 	engine, err := router.New(router.Options{

@@ -71,7 +71,7 @@ func TestRoutersStartingTogetherOnANewStream(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				r, err := OpenReopening(ctx, dialers[i], Options{Stream: stream, BalanceEvery: -1}, fmt.Sprintf("router-%d", i))
+				r, err := OpenReopening(ctx, dialers[i], Options{Native: mainNative(t), Stream: stream, BalanceEvery: -1}, fmt.Sprintf("router-%d", i))
 				if err != nil {
 					errs[i] = err
 					return

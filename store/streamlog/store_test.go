@@ -13,7 +13,7 @@ import (
 
 func openStore(t *testing.T, stream, holder string) *Store {
 	t.Helper()
-	s, err := OpenStore(rabbit.Dial(t), Options{Stream: stream}, holder)
+	s, err := OpenStore(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream}, holder)
 	if err != nil {
 		t.Fatal(err)
 	}

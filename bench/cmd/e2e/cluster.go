@@ -15,8 +15,9 @@ import (
 // logCluster is where router-stream-2 keeps its log: the nodes' URLs and, when they run on
 // this machine, their processes (their CPU is broker CPU).
 type logCluster struct {
-	urls []string
-	pids []int
+	urls  []string
+	ports []int // the nodes' stream protocol ports; none for -stream-cluster (5552)
+	pids  []int
 }
 
 // streamCluster finds or starts the cluster for router-stream-2: the -stream-cluster nodes,
@@ -57,7 +58,7 @@ func streamCluster(o options, stderr io.Writer) (logCluster, func(), error) {
 			return lc, none, fmt.Errorf("router-stream-2: starting a three-node cluster: %w", err)
 		}
 		fmt.Fprintf(stderr, "router-stream-2: cluster formed in %s\n", time.Since(start).Round(time.Second))
-		lc.urls = c.URLs()
+		lc.urls, lc.ports = c.URLs(), c.StreamPorts()
 		stop = func() {
 			if err := c.Stop(); err != nil {
 				fmt.Fprintf(stderr, "router-stream-2: stopping the cluster: %v\n", err)

@@ -375,7 +375,7 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 1, Profiling: prof})
 		case "router-stream-2":
 			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 2, Profiling: prof,
-				LogURLs: logCluster.urls, LogBrokers: logCluster.pids})
+				LogURLs: logCluster.urls, LogPorts: logCluster.ports, LogBrokers: logCluster.pids})
 		default:
 			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2 or shovel)", name)
 		}

@@ -31,6 +31,7 @@ func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger, m *store
 		st, err := store.Open(store.Options{
 			Path: cfg.Store.Path, ReadOnly: readOnly, Retention: cfg.Store.Retention, MaxSize: cfg.Store.MaxSize,
 			OnFull: cfg.Store.OnFull, Logger: log.With("component", "store"), Metrics: m,
+			RecentIndex: recentIndex(cfg),
 		})
 		if err != nil {
 			return nil, err
@@ -38,6 +39,17 @@ func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger, m *store
 		return st, nil
 	}
 	return openStreamLog(ctx, cfg, log)
+}
+
+// recentIndex is how many of the latest events the log's redelivery index covers: twice the
+// widest window the engine asks about (after a restart, twice the sources' prefetch and
+// batch), or the store's least, when that is more.
+func recentIndex(cfg *config.Config) int {
+	width := 0
+	for _, s := range cfg.Sources {
+		width += 2 * (s.Prefetch + 64)
+	}
+	return 2 * width
 }
 
 // OpenLog opens the configuration's log for the command-line tools that work without a
@@ -85,10 +97,17 @@ func openStreamLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 	connDone := make(chan struct{})
 	go func() { defer close(connDone); cluster.Run(connCtx) }()
 	stop := func() { cancel(); <-connDone }
-	log.Info("opening the event log on a RabbitMQ stream", "cluster", spec.Name, "stream", cfg.Store.Stream)
+	url, tlsConfig := cluster.Endpoint()
+	native, err := streamlog.NativeFromURL(url, tlsConfig, cfg.Store.StreamPort)
+	if err != nil {
+		stop()
+		return nil, cfg.Errorf("cluster."+spec.Name+".url", "%w", err)
+	}
+	native.Heartbeat = streamlog.HeartbeatFor(cfg.Store.Takeover)
+	log.Info("opening the event log on a RabbitMQ stream", "cluster", spec.Name, "stream", cfg.Store.Stream, "stream_port", native.Addr())
 	r, err := streamlog.OpenReopening(ctx, cluster, streamlog.Options{
 		Stream: cfg.Store.Stream, MaxAge: cfg.Store.Retention, MaxBytes: cfg.Store.MaxSize,
-		Unacked: unackedWidth(cfg),
+		Unacked: unackedWidth(cfg), Native: native,
 	}, HolderName())
 	if err != nil {
 		stop()

@@ -5,6 +5,7 @@ store {
   takeover = "15 seconds"
   path     = "data/router.db"
   on_full  = "drop_oldest"
+  stream_port = 70000
 }
 
 cluster "main" {

@@ -5,6 +5,7 @@ store {
   takeover  = "30s"
   retention = "2d"
   max_size  = "20GiB"
+  stream_port = 5553
 }
 
 cluster "main" {

@@ -108,6 +108,15 @@ func (c *Cluster) URLs() []string {
 	return urls
 }
 
+// StreamPorts are the nodes' stream protocol ports, in node order.
+func (c *Cluster) StreamPorts() []int {
+	ports := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		ports[i] = n.StreamPort()
+	}
+	return ports
+}
+
 // Stop stops every node that runs, the later ones first (the first node is the one the others
 // joined). Idempotent.
 func (c *Cluster) Stop() error {

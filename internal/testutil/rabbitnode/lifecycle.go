@@ -40,36 +40,44 @@ func script(name string) (string, error) {
 // (25672) take, 35672-35682, where a listener there collides with any rabbitmqctl running at the time.
 func cliPort(p int) bool { return p >= 35672 && p <= 35682 }
 
-// pickPorts finds free loopback ports for AMQP, distribution and (with TLS) amqps.
-func pickPorts(withTLS bool) (amqpPort, distPort, tlsPort int, err error) {
-	want := 2
+// ports are a node's listeners.
+type ports struct {
+	amqp, dist, tls   int // tls: 0 without TLS
+	stream, streamTLS int // the stream protocol's (rabbitmq_stream); streamTLS: 0 without TLS
+}
+
+// pickPorts finds free loopback ports for AMQP, distribution, the stream protocol and (with
+// TLS) amqps and the stream protocol over TLS.
+func pickPorts(withTLS bool) (ports, error) {
+	want := 3
 	if withTLS {
-		want = 3
+		want = 5
 	}
-	var ports []int
+	var picked []int
 	var held []net.Listener
 	defer func() {
 		for _, l := range held {
 			_ = l.Close()
 		}
 	}()
-	for tries := 0; len(ports) < want; tries++ {
+	for tries := 0; len(picked) < want; tries++ {
 		if tries > 100 {
-			return 0, 0, 0, errors.New("rabbitnode: no free ports")
+			return ports{}, errors.New("rabbitnode: no free ports")
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, 0, 0, fmt.Errorf("rabbitnode: finding a free port: %w", err)
+			return ports{}, fmt.Errorf("rabbitnode: finding a free port: %w", err)
 		}
 		held = append(held, l)
 		if p := l.Addr().(*net.TCPAddr).Port; !cliPort(p) {
-			ports = append(ports, p)
+			picked = append(picked, p)
 		}
 	}
+	ps := ports{amqp: picked[0], dist: picked[1], stream: picked[2]}
 	if withTLS {
-		tlsPort = ports[2]
+		ps.tls, ps.streamTLS = picked[3], picked[4]
 	}
-	return ports[0], ports[1], tlsPort, nil
+	return ps, nil
 }
 
 // waitReady waits until the node completes an AMQP handshake as guest (and a TLS handshake
@@ -103,6 +111,12 @@ func (n *Node) probe() error {
 		return err
 	}
 	_ = conn.Close()
+	// The stream plugin's listener, which the log on a stream dials.
+	sc, err := net.DialTimeout("tcp", n.StreamAddr(), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	_ = sc.Close()
 	if n.tlsPort == 0 {
 		return nil
 	}

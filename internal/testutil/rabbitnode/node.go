@@ -1,6 +1,7 @@
 // Package rabbitnode starts a private RabbitMQ node for integration tests that need a second
 // cluster. The node has its own name, ports, data and log directories, configuration, plugin
-// list (none) and Erlang cookie, all in one directory, so the machine's broker is left alone.
+// list (rabbitmq_stream only, on a port of its own) and Erlang cookie, all in one directory,
+// so the machine's broker is left alone.
 // The test owns the node's process: Stop ends it (SIGTERM, the broker's graceful stop).
 //
 // Booting a node takes tens of seconds: share one across a package's tests with Shared.
@@ -36,12 +37,14 @@ type Options struct {
 
 // Node is a running RabbitMQ node.
 type Node struct {
-	name     string
-	dir      string
-	port     int
-	tlsPort  int // 0 without TLS
-	distPort int
-	caFile   string
+	name          string
+	dir           string
+	port          int
+	tlsPort       int // 0 without TLS
+	distPort      int
+	streamPort    int // the stream protocol's listener
+	streamTLSPort int // 0 without TLS
+	caFile        string
 
 	cookie       string
 	startTimeout time.Duration
@@ -93,10 +96,11 @@ func launchIn(server, dir string, opts Options) (*Node, error) {
 	if n.cookie == "" {
 		n.cookie = strings.ToUpper(randomHex(16))
 	}
-	var err error
-	if n.port, n.distPort, n.tlsPort, err = pickPorts(opts.TLS); err != nil {
+	ps, err := pickPorts(opts.TLS)
+	if err != nil {
 		return nil, err
 	}
+	n.port, n.distPort, n.tlsPort, n.streamPort, n.streamTLSPort = ps.amqp, ps.dist, ps.tls, ps.stream, ps.streamTLS
 	if err := n.writeFiles(opts.TLS); err != nil {
 		return nil, fmt.Errorf("rabbitnode: preparing %s: %w", dir, err)
 	}
@@ -152,7 +156,7 @@ func (n *Node) Restart() error {
 	return n.start(server)
 }
 
-// writeFiles lays out the node's directory: cookie, configuration, empty plugin list.
+// writeFiles lays out the node's directory: cookie, configuration, plugin list.
 func (n *Node) writeFiles(withTLS bool) error {
 	for _, sub := range []string{"home", "mnesia", "log"} {
 		if err := os.MkdirAll(filepath.Join(n.dir, sub), 0o755); err != nil {
@@ -163,14 +167,17 @@ func (n *Node) writeFiles(withTLS bool) error {
 	if err := os.WriteFile(filepath.Join(n.dir, "home", ".erlang.cookie"), []byte(n.cookie), 0o400); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(n.dir, "enabled_plugins"), []byte("[].\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(n.dir, "enabled_plugins"), []byte("[rabbitmq_stream].\n"), 0o644); err != nil {
 		return err
 	}
 	// An empty env file, so that the machine's rabbitmq-env.conf (its NODENAME) is not read.
 	if err := os.WriteFile(filepath.Join(n.dir, "rabbitmq-env.conf"), nil, 0o644); err != nil {
 		return err
 	}
-	conf := "loopback_users.guest = true\n"
+	// The stream protocol's listener on a port of its own, advertised as the address clients
+	// dial: the default (the host's name and 5552) is the machine broker's.
+	conf := "loopback_users.guest = true\n" +
+		fmt.Sprintf("stream.listeners.tcp.1 = 127.0.0.1:%d\nstream.advertised_host = 127.0.0.1\nstream.advertised_port = %d\n", n.streamPort, n.streamPort)
 	if withTLS {
 		tlsConf, err := n.writeCerts()
 		if err != nil {
@@ -200,8 +207,9 @@ func (n *Node) writeCerts() (string, error) {
 	}
 	return fmt.Sprintf("listeners.ssl.default = 127.0.0.1:%d\n"+
 		"ssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n"+
-		"ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
-		n.tlsPort, n.caFile, cert, key), nil
+		"ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"+
+		"stream.listeners.ssl.1 = 127.0.0.1:%d\nstream.advertised_tls_port = %d\n",
+		n.tlsPort, n.caFile, cert, key, n.streamTLSPort, n.streamTLSPort), nil
 }
 
 // baseEnv is the process environment without the machine's RabbitMQ and Erlang settings, with
@@ -268,6 +276,15 @@ func (n *Node) TLSURL() string {
 
 // CAFile is the PEM file of the CA that signed the node's certificate, or "" without TLS.
 func (n *Node) CAFile() string { return n.caFile }
+
+// StreamAddr is the stream protocol's listener, host:port.
+func (n *Node) StreamAddr() string { return "127.0.0.1:" + strconv.Itoa(n.streamPort) }
+
+// StreamPort is the stream protocol's port.
+func (n *Node) StreamPort() int { return n.streamPort }
+
+// StreamTLSPort is the stream protocol's TLS port, or 0 without TLS.
+func (n *Node) StreamTLSPort() int { return n.streamTLSPort }
 
 // Dir is the node's directory (configuration, data, logs).
 func (n *Node) Dir() string { return n.dir }

@@ -63,14 +63,14 @@ func TestServerCertificateChainsToItsCAOnly(t *testing.T) {
 }
 
 func TestPickPortsAvoidsCLIRange(t *testing.T) {
-	a, d, s, err := pickPorts(true)
+	ps, err := pickPorts(true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[int]bool{}
-	for _, p := range []int{a, d, s} {
+	for _, p := range []int{ps.amqp, ps.dist, ps.tls, ps.stream, ps.streamTLS} {
 		if p == 0 || seen[p] || cliPort(p) {
-			t.Fatalf("ports %d, %d, %d: want three distinct ports outside 35672-35682", a, d, s)
+			t.Fatalf("ports %+v: want five distinct ports outside 35672-35682", ps)
 		}
 		seen[p] = true
 	}

@@ -1,0 +1,224 @@
+package streamlog
+
+import (
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbitnode"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
+	"github.com/wasmrouter/wasmrouter/store"
+)
+
+// mainNative is the stream port of the machine's broker, derived from its AMQP URL as the
+// router derives it (scripts/setup.sh enables the rabbitmq_stream plugin).
+func mainNative(t testing.TB) *Native {
+	t.Helper()
+	n, err := NativeFromURL(rabbit.URL(), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// nodeNative is the stream port of a private node (its own port, named in the store block's
+// stream_port).
+func nodeNative(t testing.TB, node *rabbitnode.Node) *Native {
+	t.Helper()
+	n, err := NativeFromURL(node.URL(), nil, node.StreamPort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// openLogOver opens the log on stream over the stream protocol (n) or AMQP 0-9-1 alone (nil).
+func openLogOver(t *testing.T, n *Native, stream string) *Log {
+	t.Helper()
+	l, err := Open(rabbit.Dial(t), Options{Native: n, Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// Records read the same whichever protocol wrote them and whichever reads them: the events
+// exactly, the marks as marks (skipped), the writer's message ids (a redelivery is recognised
+// across protocols); RabbitMQ maps AMQP 0-9-1's type and message id to the stream
+// protocol's message properties and back.
+func TestRecordsReadTheSameOverEitherProtocol(t *testing.T) {
+	stream := rabbit.Unique("streamlog.native")
+	rabbit.DeleteQueueAtCleanup(t, stream)
+	native := openLogOver(t, mainNative(t), stream)
+	if native.producer == nil {
+		t.Fatal("the log appends over AMQP 0-9-1 with Options.Native set")
+	}
+	classic := openLogOver(t, nil, stream)
+
+	evs := make([]*event.Event, 6)
+	for i := range evs {
+		evs[i] = sampleEvent(i)
+	}
+	nativeSeqs, _ := appendAll(t, native, store.Window{}, evs[:3]...)
+	classicSeqs, _ := appendAll(t, classic, store.Window{}, evs[3:]...)
+	want := map[uint64]*event.Event{}
+	for i, seq := range append(nativeSeqs, classicSeqs...) {
+		w := *evs[i]
+		w.Seq = seq
+		want[seq] = &w
+	}
+	for name, l := range map[string]*Log{"stream protocol": native, "AMQP 0-9-1": classic} {
+		got := readN(t, l, 1, len(evs)) // the logs' start marks are skipped
+		for _, ev := range got {
+			if !reflect.DeepEqual(ev, want[ev.Seq]) {
+				t.Fatalf("read over the %s: event at seq %d is\n%#v\nwant %#v", name, ev.Seq, ev, want[ev.Seq])
+			}
+		}
+		for seq, w := range want {
+			ev, err := l.Get(seq)
+			if err != nil || !reflect.DeepEqual(ev, w) {
+				t.Fatalf("Get(%d) over the %s: %v, %v", seq, name, ev, err)
+			}
+		}
+		if first := l.FirstSeq(); first != 1 {
+			t.Fatalf("FirstSeq over the %s: %d, want 1", name, first)
+		}
+	}
+	// Each recognises a redelivery of what the other wrote.
+	if seqs, dups := appendAll(t, classic, everywhere, evs[0]); dups != 1 || seqs[0] != nativeSeqs[0] {
+		t.Fatalf("AMQP 0-9-1 log: redelivery of an event written over the stream protocol done as seq %v (%d dups), want %d", seqs, dups, nativeSeqs[0])
+	}
+	if seqs, dups := appendAll(t, native, everywhere, evs[3]); dups != 1 || seqs[0] != classicSeqs[0] {
+		t.Fatalf("stream protocol log: redelivery of an event written over AMQP 0-9-1 done as seq %v (%d dups), want %d", seqs, dups, classicSeqs[0])
+	}
+}
+
+func TestNativeFromURL(t *testing.T) {
+	for _, c := range []struct {
+		url, addr, user, vhost string
+		port                   int
+		tls                    bool
+	}{
+		{"amqp://u:p@broker.example:5672/", "broker.example:5552", "u", "/", 0, false},
+		{"amqp://u:p@broker.example/v1", "broker.example:5552", "u", "v1", 0, false},
+		{"amqps://u:p@broker.example:5671/", "broker.example:5551", "u", "/", 0, true},
+		{"amqp://u:p@broker.example:5672/", "broker.example:6000", "u", "/", 6000, false},
+	} {
+		n, err := NativeFromURL(c.url, nil, c.port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Addr() != c.addr || n.User != c.user || n.Password != "p" || n.VHost != c.vhost || (n.TLS != nil) != c.tls {
+			t.Errorf("%s (port %d): %s user %s vhost %s tls %v", c.url, c.port, n.Addr(), n.User, n.VHost, n.TLS != nil)
+		}
+	}
+	_, err := NativeFromURL("amqp://u:secret@[::1", nil, 0)
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("a bad url: %v (must fail without the password)", err)
+	}
+}
+
+// The heartbeat of a short takeover (1s) is raised to what the stream client accepts.
+func TestNativeDialTakesAShortHeartbeat(t *testing.T) {
+	rabbit.SkipIfShort(t)
+	n := mainNative(t)
+	n.Heartbeat = HeartbeatFor(config.MinTakeover)
+	env, err := dialNative(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = env.Close()
+}
+
+// A failed connection to the stream port says which port, never the password.
+func TestNativeDialErrorHidesThePassword(t *testing.T) {
+	rabbit.SkipIfShort(t)
+	for _, port := range []int{mainNative(t).Port, 1} { // refused credentials, refused connection
+		n, err := NativeFromURL("amqp://guest:s3cret-pw@127.0.0.1:5672/", nil, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Heartbeat = HeartbeatFor(config.MinTakeover) // 1s: raised to what the client takes
+		env, err := dialNative(n)
+		if err == nil {
+			_ = env.Close()
+			t.Fatalf("port %d: connected with a wrong password", port)
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), n.Addr()) {
+			t.Fatalf("port %d: %v (want the port named, not the password)", port, err)
+		}
+	}
+}
+
+// The stream protocol's connection is lost while the AMQP one stays: the appends fail (their
+// sources are not acknowledged) while it is away, the log connects again by itself once the
+// port answers (the store, and with it the pairs, stays), and seqs go on.
+func TestReconnectAfterTheStreamConnectionIsLost(t *testing.T) {
+	rabbit.SkipIfShort(t)
+	main := mainNative(t)
+	proxy := tcpproxy.Start(t, main.Addr())
+	via := *main
+	host, port, _ := net.SplitHostPort(proxy.Addr())
+	via.Host, via.Port, via.viaAddr = host, atoi(t, port), true
+	stream := rabbit.Unique("streamlog.native-reconnect")
+	for _, q := range []string{stream, ControlStream(stream)} {
+		rabbit.DeleteQueueAtCleanup(t, q)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := OpenReopening(ctx, dialer{rabbit.URL()}, Options{Native: &via, Stream: stream}, "router-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	opened := r.Current()
+	before, err := appendOne(r, sampleEvent(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Cut()
+	if seq, err := appendOne(r, sampleEvent(2)); err == nil {
+		t.Fatalf("append while the stream connection is away: done as seq %d, want a failure", seq)
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(30 * time.Second)
+	var after uint64
+	for {
+		if after, err = appendOne(r, sampleEvent(3)); err == nil {
+			break
+		}
+		if !errors.Is(err, errStreamLost) || time.Now().After(deadline) {
+			t.Fatalf("append after the port answers again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling: the log connects again on its own schedule
+	}
+	if after <= before {
+		t.Fatalf("append after the reconnect: seq %d, want one after %d", after, before)
+	}
+	if r.Current() != opened {
+		t.Fatal("the store was reopened: its pairs would have moved")
+	}
+	if ev, err := r.Get(after); err != nil || ev.RoutingKey != sampleEvent(3).RoutingKey {
+		t.Fatalf("Get(%d) after the reconnect: %v, %v", after, ev, err)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
