@@ -21,15 +21,17 @@ type claimLog struct {
 
 type fakeClaim struct {
 	granted, lost chan struct{}
+	// The log's last seq when the claim was made, and the bound the engine gave.
+	loggedAt, startAfter uint64
 }
 
 func (c *fakeClaim) Granted() <-chan struct{} { return c.granted }
 func (c *fakeClaim) Lost() <-chan struct{}    { return c.lost }
 
-func (l *claimLog) ClaimPair(cursor string) (event.PairClaim, error) {
+func (l *claimLog) ClaimPair(cursor string, startAfter uint64) (event.PairClaim, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := &fakeClaim{granted: make(chan struct{}), lost: make(chan struct{})}
+	c := &fakeClaim{granted: make(chan struct{}), lost: make(chan struct{}), loggedAt: l.LastSeq(), startAfter: startAfter}
 	l.claims[cursor] = append(l.claims[cursor], c)
 	return c, nil
 }
@@ -165,5 +167,22 @@ func TestASharedPairCountsWhatRetentionRemovedBeforeDelivery(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.metrics.StoreLost); got != 3 {
 		t.Errorf("router_store_dropped_undelivered_total = %v, want 3", got)
+	}
+}
+
+// On a shared log the engine claims its pairs before its sources run, bounded by the log's end
+// as it configured them: a pair no router delivered yet then cannot start after an event this
+// router logged (another router may be granted the pair later, with a later end of its own).
+func TestSharedPairsAreClaimedBeforeTheSourcesRun(t *testing.T) {
+	claims := &claimLog{claims: map[string][]*fakeClaim{}}
+	r := newRig(t, oneTarget, rigOptions{claims: claims})
+	cursor := router.CursorName("r", "a", "")
+	r.publish("k", bodies("e", 5)...)
+	r.claimedOnceLogged(claims, cursor, 5)
+	claims.mu.Lock()
+	first := claims.claims[cursor][0]
+	claims.mu.Unlock()
+	if first.loggedAt != 0 || first.startAfter != 0 {
+		t.Fatalf("the pair was claimed with %d events logged, bound %d; want 0 and 0 (before the sources ran)", first.loggedAt, first.startAfter)
 	}
 }

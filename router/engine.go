@@ -158,6 +158,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		streams = append(streams, s)
 	}
+	if err := e.claimPairs(streams); err != nil {
+		e.reloadMu.Unlock()
+		closeStreams(streams)
+		return err
+	}
 	defer e.connect()()
 
 	// Streams stop only after the sources, so that what was consumed is also delivered.
@@ -210,6 +215,24 @@ func (e *Engine) Run(ctx context.Context) error {
 		<-done
 	}
 	e.log.Info("stopped")
+	return nil
+}
+
+// claimPairs claims, on a log several routers share, the pair of every stream before the
+// sources run: a pair no router delivered yet must start at or before the first event this
+// router logs (PairClaimer).
+func (e *Engine) claimPairs(streams []*stream) error {
+	claimer, shared := e.store.(PairClaimer)
+	if !shared {
+		return nil
+	}
+	for _, s := range streams {
+		claim, err := claimer.ClaimPair(s.cursor, s.configuredAt)
+		if err != nil {
+			return fmt.Errorf("stream %s: claiming the pair: %w", s.cursor, err)
+		}
+		s.preclaimed = claim
+	}
 	return nil
 }
 

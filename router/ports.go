@@ -126,9 +126,12 @@ func (r *resolved) Err() error            { return r.err }
 // PairClaimer is implemented by a log that several routers share (the log on a RabbitMQ
 // stream): each (route, target) pair is delivered by one router at a time. A live delivery
 // stream claims its pair by its cursor's name, delivers only once the claim is granted and
-// ends when it is lost.
+// ends when it is lost. startAfter is the log's last seq when this router configured the
+// pair: a pair no router delivered yet starts after the lowest such bound of the routers that
+// claimed it, so an event logged while any of them had the pair configured is not skipped.
+// The engine claims its pairs before its sources run.
 type PairClaimer interface {
-	ClaimPair(cursor string) (event.PairClaim, error)
+	ClaimPair(cursor string, startAfter uint64) (event.PairClaim, error)
 }
 
 // PairHolders is implemented by a log that several routers share: it names this router and

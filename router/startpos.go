@@ -12,6 +12,12 @@ type cursorLister interface {
 	ResetCursor(name string, seq uint64) error
 }
 
+// boundedClaim is a claim on a shared log's pair that no router delivered yet: StartAfter is
+// the lowest of the bounds the routers that claimed it gave (PairClaimer).
+type boundedClaim interface {
+	StartAfter() (after uint64, ok bool)
+}
+
 // startPosition is where a live stream begins: after its cursor, or, for a (route, target)
 // pair that has none (a route or target added since the last run, or renamed), at the end of
 // the log. Starting a new pair at the beginning would resend the whole retention window to it
@@ -33,6 +39,11 @@ func (e *Engine) startPosition(s *stream) (uint64, error) {
 		return pos, nil
 	}
 	last := min(e.store.LastSeq(), s.configuredAt)
+	if b, ok := s.claim.(boundedClaim); ok {
+		if after, bounded := b.StartAfter(); bounded {
+			last = min(last, after)
+		}
+	}
 	if err := lister.ResetCursor(s.cursor, last); err != nil {
 		return 0, fmt.Errorf("stream %s: creating cursor: %w", s.cursor, err)
 	}

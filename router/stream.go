@@ -55,6 +55,10 @@ type stream struct {
 	startedAt atomic.Uint64
 	// configuredAt is the log's last seq when the stream was made, before the sources ran.
 	configuredAt uint64
+	// On a log several routers share: the claim made before the sources ran (taken by the
+	// first run), and the claim the stream delivers under.
+	preclaimed event.PairClaim
+	claim      event.PairClaim
 }
 
 // errDraining ends a stream that was waiting out a retry when the engine began to stop.
@@ -90,10 +94,15 @@ func (s *stream) run(ctx context.Context) error {
 	if !shared || s.replay || s.dryRun || s.from > 0 {
 		return s.deliver(ctx)
 	}
-	claim, err := claimer.ClaimPair(s.cursor)
-	if err != nil {
-		return fmt.Errorf("stream %s: claiming the pair: %w", s.cursor, err)
+	claim := s.preclaimed
+	s.preclaimed = nil
+	if claim == nil {
+		var err error
+		if claim, err = claimer.ClaimPair(s.cursor, s.configuredAt); err != nil {
+			return fmt.Errorf("stream %s: claiming the pair: %w", s.cursor, err)
+		}
 	}
+	s.claim = claim
 	select {
 	case <-claim.Granted():
 	case <-claim.Lost():
@@ -113,7 +122,7 @@ func (s *stream) run(ctx context.Context) error {
 		case <-held.Done():
 		}
 	}()
-	err = s.deliver(held)
+	err := s.deliver(held)
 	if isClosed(claim.Lost()) && ctx.Err() == nil {
 		if s.lag != nil {
 			s.lag.Set(0) // the router that holds the pair now reports its lag

@@ -109,31 +109,26 @@ func TestPublisherWaitsForReturnsInFlight(t *testing.T) {
 	pc.counts.seen.Add(1) // a return on its way
 	const n = 50
 	confs := make([]*Confirm, n)
-	for i := range confs {
-		if confs[i], err = pub.Publish(ctx, ex, "ok.x", amqp.Publishing{Body: []byte("x")}); err != nil {
-			t.Fatal(err)
+	publishConfirmed := func() {
+		t.Helper()
+		for i := range confs {
+			if confs[i], err = pub.Publish(ctx, ex, "ok.x", amqp.Publishing{Body: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, err := range waitAll(t, confs) {
+			if err != nil {
+				t.Fatalf("confirm %d: %v", i, err)
+			}
 		}
 	}
-	for i, err := range waitAll(t, confs) {
-		if err != nil {
-			t.Fatalf("confirm %d: %v", i, err)
-		}
-	}
+	publishConfirmed()
 	if got := pc.byWatcher.Load(); got == 0 {
 		t.Fatal("acked publishes settled by their waiters while a return was in flight")
 	}
 	pc.counts.applied.Add(1) // it arrived
 	before := pc.byWatcher.Load()
-	for i := range confs {
-		if confs[i], err = pub.Publish(ctx, ex, "ok.x", amqp.Publishing{Body: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, err := range waitAll(t, confs) {
-		if err != nil {
-			t.Fatalf("confirm %d: %v", i, err)
-		}
-	}
+	publishConfirmed()
 	if got := pc.byWatcher.Load() - before; got != 0 {
 		t.Fatalf("the watcher resolved %d publishes with no return in flight, want 0", got)
 	}

@@ -4,8 +4,8 @@ import "github.com/wasmrouter/wasmrouter/event"
 
 // ClaimPair is Claim as the engine asks for it: the engine delivers a pair only while this
 // router holds its lease (router.PairClaimer).
-func (s *Store) ClaimPair(cursor string) (event.PairClaim, error) {
-	l, err := s.Claim(cursor)
+func (s *Store) ClaimPair(cursor string, startAfter uint64) (event.PairClaim, error) {
+	l, err := s.ClaimAfter(cursor, startAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -13,9 +13,9 @@ func (s *Store) ClaimPair(cursor string) (event.PairClaim, error) {
 }
 
 // ClaimPair claims on the current log; ErrClosed while it is being reopened.
-func (r *Reopening) ClaimPair(cursor string) (event.PairClaim, error) {
+func (r *Reopening) ClaimPair(cursor string, startAfter uint64) (event.PairClaim, error) {
 	if s := r.Current(); s != nil {
-		return s.ClaimPair(cursor)
+		return s.ClaimPair(cursor, startAfter)
 	}
 	return nil, ErrClosed
 }

@@ -37,20 +37,33 @@ type Lease struct {
 }
 
 // position is a token's content: Next is the offset of the next event to deliver; Set is
-// false in a pair's first token, before any router delivered it (start at the end of the log).
+// false in a pair's first token, before any router delivered it. A first token is Bounded by
+// StartAfter, the log's last offset when the router that wrote it configured the pair, before
+// its sources ran: the pair starts after the lowest such bound, so that no event a router
+// logged while the pair was configured is skipped. A first token without a bound (written by
+// an older router) starts the pair at the end of the log.
 type position struct {
-	Next   uint64 `json:"next"`
-	Set    bool   `json:"set"`
-	Holder string `json:"holder,omitempty"` // who wrote it, for people reading the queue
+	Next       uint64 `json:"next"`
+	Set        bool   `json:"set"`
+	StartAfter uint64 `json:"start_after,omitempty"`
+	Bounded    bool   `json:"bounded,omitempty"`
+	Holder     string `json:"holder,omitempty"` // who wrote it, for people reading the queue
 }
 
 // after reports whether p should be kept rather than q: a set position beats an unset one, a
-// higher one a lower one.
+// higher one a lower one; between first tokens, a bounded one beats an unbounded one, a lower
+// bound a higher one.
 func (p position) after(q position) bool {
 	if p.Set != q.Set {
 		return p.Set
 	}
-	return p.Next > q.Next
+	if p.Set {
+		return p.Next > q.Next
+	}
+	if p.Bounded != q.Bounded {
+		return p.Bounded
+	}
+	return p.Bounded && p.StartAfter < q.StartAfter
 }
 
 // leaseArgs make the pair's queue: replicated (the token survives a node), one active consumer.
@@ -61,22 +74,35 @@ const confirmTimeout = 30 * time.Second
 
 // OpenLease declares the pair's queue, puts the first token in it when the pair has none, and
 // starts competing for it on a channel of its own. holder names this router in the tokens it
-// writes and in its consumer tag.
+// writes and in its consumer tag. The first token it may write has no bound: see
+// OpenLeaseAfter.
 func OpenLease(conn *amqp.Connection, queue, holder string) (*Lease, error) {
+	return openLeaseWith(conn, queue, holder, position{})
+}
+
+// OpenLeaseAfter is OpenLease for a router that configured the pair when the log's last
+// offset was startAfter: a first token it writes carries that bound (see position). It
+// returns once that token is in the queue, so a caller that starts its sources after it
+// cannot log an event the pair would skip.
+func OpenLeaseAfter(conn *amqp.Connection, queue, holder string, startAfter uint64) (*Lease, error) {
+	return openLeaseWith(conn, queue, holder, position{StartAfter: startAfter, Bounded: true})
+}
+
+func openLeaseWith(conn *amqp.Connection, queue, holder string, first position) (*Lease, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
 	l := &Lease{queue: queue, holder: holder, ch: ch, tokens: map[uint64]position{},
 		granted: make(chan struct{}), lost: make(chan struct{})}
-	if err := l.open(); err != nil {
+	if err := l.open(first); err != nil {
 		_ = ch.Close()
 		return nil, fmt.Errorf("streamlog: lease %s: %w", queue, err)
 	}
 	return l, nil
 }
 
-func (l *Lease) open() error {
+func (l *Lease) open(first position) error {
 	q, err := l.ch.QueueDeclare(l.queue, true, false, false, false, leaseArgs)
 	if err != nil {
 		return err
@@ -88,7 +114,7 @@ func (l *Lease) open() error {
 	// No token waiting and nobody holding one: the pair is new. Two routers that both see this
 	// both write a first token; the holder keeps one (merge in receive).
 	if q.Messages == 0 && q.Consumers == 0 {
-		if err := l.publishFirst(); err != nil {
+		if err := l.publishFirst(first); err != nil {
 			return err
 		}
 	}
@@ -109,11 +135,11 @@ func (l *Lease) open() error {
 // moment earlier may not take messages yet (RabbitMQ 3.10 answers its declare before its
 // replicas run, and refuses what is published to it meanwhile): a refused token is written
 // again, with a short wait that grows, until confirmTimeout.
-func (l *Lease) publishFirst() error {
+func (l *Lease) publishFirst(first position) error {
 	deadline := time.Now().Add(confirmTimeout)
 	wait := probeFirstWait
 	for {
-		err := l.publish(position{})
+		err := l.publish(first)
 		if !errors.Is(err, errTokenRefused) || time.Now().After(deadline) {
 			return err
 		}
@@ -242,6 +268,18 @@ func (l *Lease) Position() (next uint64, ok bool) {
 		return 0, false
 	}
 	return p.Next, p.Set
+}
+
+// StartAfter is the bound of the pair's first token (see position): ok false when a router
+// delivered the pair already or the token has no bound. Meaningful once Granted is closed.
+func (l *Lease) StartAfter() (after uint64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, held := l.tokens[l.best]
+	if !held || p.Set || !p.Bounded {
+		return 0, false
+	}
+	return p.StartAfter, true
 }
 
 // Advance records that every event before next was delivered: it writes a token carrying

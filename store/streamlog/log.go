@@ -808,6 +808,12 @@ func (l *Log) startTail(from uint64, markID string) error {
 	}
 	caughtUp := make(chan struct{})
 	go l.tail(deliveries, markID, caughtUp)
+	return l.waitCaughtUp(caughtUp)
+}
+
+// waitCaughtUp waits for a new tail to read up to this router's start mark, for its error,
+// or for ReadyTimeout.
+func (l *Log) waitCaughtUp(caughtUp <-chan struct{}) error {
 	select {
 	case <-caughtUp:
 		return nil

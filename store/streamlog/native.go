@@ -515,12 +515,5 @@ func (l *Log) startNativeTail(from uint64, markID string) error {
 		// Without the tail no append can learn its seq: connect again.
 		l.nativeLost(gen)
 	}()
-	select {
-	case <-caughtUp:
-		return nil
-	case err := <-l.tailErr:
-		return err
-	case <-time.After(l.opts.ReadyTimeout):
-		return fmt.Errorf("reading the latest records took longer than %s", l.opts.ReadyTimeout)
-	}
+	return l.waitCaughtUp(caughtUp)
 }

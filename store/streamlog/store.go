@@ -77,8 +77,19 @@ func isDelivery(name string) bool { return strings.HasPrefix(name, store.Deliver
 
 // Claim starts competing for the pair of a delivery cursor and returns its lease: this router
 // delivers the pair after Granted is closed and must stop when Lost is. A lease that is still
-// alive is returned again; a lost one is replaced by a new claim.
+// alive is returned again; a lost one is replaced by a new claim. A first token it writes has
+// no bound: the router claims with ClaimAfter.
 func (s *Store) Claim(name string) (*Lease, error) {
+	return s.claim(name, position{})
+}
+
+// ClaimAfter is Claim by a router that configured the pair when the log's last offset was
+// startAfter (see OpenLeaseAfter).
+func (s *Store) ClaimAfter(name string, startAfter uint64) (*Lease, error) {
+	return s.claim(name, position{StartAfter: startAfter, Bounded: true})
+}
+
+func (s *Store) claim(name string, first position) (*Lease, error) {
 	if !isDelivery(name) {
 		return nil, fmt.Errorf("streamlog: %q is not a delivery cursor", name)
 	}
@@ -97,7 +108,7 @@ func (s *Store) Claim(name string) (*Lease, error) {
 			return nil, fmt.Errorf("streamlog: roll-call queue: %w", err)
 		}
 	}
-	l, err := OpenLease(s.conn, LeaseQueue(s.opts.Stream, name), s.holder)
+	l, err := openLeaseWith(s.conn, LeaseQueue(s.opts.Stream, name), s.holder, first)
 	if err != nil {
 		return nil, err
 	}
