@@ -21,11 +21,7 @@ func TestNewPairPositionIsWrittenBeforeDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-l.Granted():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the only router was not granted the pair")
-	}
+	waitGranted(t, l, 30*time.Second) // the only router
 	cursors, err := first.Cursors()
 	if err != nil {
 		t.Fatal(err)
@@ -67,11 +63,7 @@ func TestANewPairStartsAfterTheFirstRoutersBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-l.Granted():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the only router was not granted the pair")
-	}
+	waitGranted(t, l, 30*time.Second) // the only router
 	seqs, _ := appendAll(t, first.Log, store.Window{}, sampleEvent(1), sampleEvent(2), sampleEvent(3))
 
 	second := openStore(t, stream, "router-b")
