@@ -55,7 +55,13 @@ func newTestServerWith(t *testing.T, opts Options) *httptest.Server {
 
 func do(t *testing.T, method, url, token, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	return doContext(t, context.Background(), method, url, token, body)
+}
+
+// doContext is do with the request bound to ctx, which ends a response that streams.
+func doContext(t *testing.T, ctx context.Context, method, url, token, body string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
