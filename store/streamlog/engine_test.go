@@ -3,14 +3,12 @@ package streamlog
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
@@ -41,16 +39,8 @@ route "r" {
 // publishing to the shared (fake) target broker.
 func newTwoRoutersEngine(t *testing.T, log router.Log, src *routertest.Source, target *routertest.Target) *router.Engine {
 	t.Helper()
-	cfg, diags := config.LoadBytes([]byte(twoRoutersConfig), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	engine, err := router.New(router.Options{
-		Topology:   topo,
+		Topology:   routertest.Topology(t, twoRoutersConfig),
 		Log:        log,
 		Sources:    map[string]router.Source{"in": src},
 		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target.Publisher()}, nil },
