@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/wasmrouter/wasmrouter/internal/config"
@@ -16,28 +15,20 @@ import (
 // listingLog is the fake log that also lists the cursors that exist, as the bbolt log does.
 type listingLog struct {
 	*routertest.Log
-	made sync.Map // cursor names
+	made madeCursors
 }
 
 func (l *listingLog) SetCursor(name string, seq uint64) {
 	l.Log.SetCursor(name, seq)
-	l.made.Store(name, true)
+	l.made.add(name)
 }
 
 func (l *listingLog) DeleteCursor(name string) error {
-	l.made.Delete(name)
+	l.made.remove(name)
 	return l.Log.DeleteCursor(name)
 }
 
-func (l *listingLog) Cursors() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	var err error
-	l.made.Range(func(k, _ any) bool {
-		out[k.(string)], err = l.Cursor(k.(string))
-		return err == nil
-	})
-	return out, err
-}
+func (l *listingLog) Cursors() (map[string]uint64, error) { return l.made.list(l.Cursor) }
 
 func (l *listingLog) ResetCursor(name string, seq uint64) error {
 	l.SetCursor(name, seq)
