@@ -3,11 +3,9 @@ package router_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
 )
@@ -62,15 +60,7 @@ source "in" {
   queue    = "q"
 }
 ` + hcl
-	cfg, diags := config.LoadBytes([]byte(src), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatalf("config: %s", diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
+	return routertest.Topology(t, src)
 }
 
 // A reload on the fakes: the route that stays delivers everything once, the new one what is
