@@ -281,3 +281,23 @@ func TestBatchesBehindMemoryShareOneConsumer(t *testing.T) {
 		t.Fatalf("%d consumers opened, want 2", opens)
 	}
 }
+
+// A burst of large events, more than a frame of the stream port can hold, is appended whole
+// (the client splits it into frames) and reads back exactly.
+func TestABurstOfLargeEventsSpansFrames(t *testing.T) {
+	stream := rabbit.Unique("streamlog.frames")
+	rabbit.DeleteQueueAtCleanup(t, stream)
+	l := openLogOver(t, mainNative(t), stream)
+	evs := make([]*event.Event, 40) // 40 x 100 KiB: four times the largest frame of the stream port
+	for i := range evs {
+		evs[i] = sampleEvent(i)
+		evs[i].Body = []byte(strings.Repeat(strconv.Itoa(i%10), 100<<10))
+	}
+	seqs, _ := appendAll(t, l, store.Window{}, evs...)
+	got := readN(t, l, seqs[0], len(evs))
+	for i, ev := range got {
+		if ev.Seq != seqs[i] || ev.RoutingKey != evs[i].RoutingKey || string(ev.Body) != string(evs[i].Body) {
+			t.Fatalf("event %d read back as %d %s (%d bytes), want %d %s (%d bytes)", i, ev.Seq, ev.RoutingKey, len(ev.Body), seqs[i], evs[i].RoutingKey, len(evs[i].Body))
+		}
+	}
+}
