@@ -29,6 +29,7 @@ type Reopening struct {
 
 	mu      sync.Mutex
 	cur     *Store        // nil while reopening
+	drained chan struct{} // closed once every append to the stores before cur is done
 	changed chan struct{} // closed when cur is replaced or lost
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -95,7 +96,9 @@ func OpenReopening(ctx context.Context, connect Connector, opts Options, holder 
 			return nil, err
 		}
 	}
-	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, changed: make(chan struct{}), done: make(chan struct{})}
+	drained := make(chan struct{})
+	close(drained)
+	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, drained: drained, changed: make(chan struct{}), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	go r.watch(s, conn)
 	return r, nil
@@ -112,9 +115,18 @@ func (r *Reopening) watch(s *Store, conn *amqp.Connection) {
 		case <-r.ctx.Done():
 			return
 		}
+		// The failed store's appends are done after it is swapped out: a Barrier waits for
+		// them as well as for those of the store after it.
+		drained := make(chan struct{})
+		r.mu.Lock()
+		r.cur = nil
+		before := r.drained
+		r.drained = drained
+		r.mu.Unlock()
 		r.swap(nil)
 		local := s.ownCursors()
 		_ = s.Close()
+		s.Barrier(func(error) { <-before; close(drained) })
 		for {
 			var err error
 			if conn, err = r.connect.Connection(r.ctx); err != nil {
@@ -174,11 +186,17 @@ func (r *Reopening) Append(ev *event.Event, fp store.Fingerprint, dedup store.Wi
 
 func (r *Reopening) Fingerprint(ev *event.Event) store.Fingerprint { return store.FingerprintOf(ev) }
 
+// Barrier calls done once every append made before it is done, those of the stores the
+// connection's losses replaced included.
 func (r *Reopening) Barrier(done func(error)) {
-	if s := r.Current(); s != nil {
-		s.Barrier(done)
+	r.mu.Lock()
+	s, drained := r.cur, r.drained
+	r.mu.Unlock()
+	if s != nil {
+		s.Barrier(func(err error) { <-drained; done(err) })
 		return
 	}
+	<-drained
 	done(ErrClosed)
 }
 
