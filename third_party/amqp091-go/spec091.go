@@ -9,6 +9,7 @@
 package amqp091
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -1944,6 +1945,22 @@ func (msg *basicPublish) setContent(props properties, body []byte) {
 
 func (msg *basicPublish) write(w io.Writer) (err error) {
 	var bits byte
+	if bb, ok := w.(*bytes.Buffer); ok {
+		putU16(bb, msg.reserved1)
+		if err = writeShortstr(bb, msg.Exchange); err != nil {
+			return
+		}
+		if err = writeShortstr(bb, msg.RoutingKey); err != nil {
+			return
+		}
+		if msg.Mandatory {
+			bits |= 1 << 0
+		}
+		if msg.Immediate {
+			bits |= 1 << 1
+		}
+		return bb.WriteByte(bits)
+	}
 
 	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
 		return

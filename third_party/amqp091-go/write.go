@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -34,7 +35,8 @@ func (w *writer) WriteFrame(frame frame) (err error) {
 }
 
 func (f *methodFrame) write(w io.Writer) (err error) {
-	var payload bytes.Buffer
+	payload := getPayload()
+	defer putPayload(payload)
 
 	if f.Method == nil {
 		return errors.New("malformed frame: missing method")
@@ -42,15 +44,10 @@ func (f *methodFrame) write(w io.Writer) (err error) {
 
 	class, method := f.Method.id()
 
-	if err = binary.Write(&payload, binary.BigEndian, class); err != nil {
-		return
-	}
+	putU16(payload, class)
+	putU16(payload, method)
 
-	if err = binary.Write(&payload, binary.BigEndian, method); err != nil {
-		return
-	}
-
-	if err = f.Method.write(&payload); err != nil {
+	if err = f.Method.write(payload); err != nil {
 		return
 	}
 
@@ -72,19 +69,14 @@ func (f *heartbeatFrame) write(w io.Writer) (err error) {
 //
 //	short     short    long long       short        remainder...
 func (f *headerFrame) write(w io.Writer) (err error) {
-	var payload bytes.Buffer
+	payload := getPayload()
+	defer putPayload(payload)
 
-	if err = binary.Write(&payload, binary.BigEndian, f.ClassId); err != nil {
-		return
-	}
+	putU16(payload, f.ClassId)
 
-	if err = binary.Write(&payload, binary.BigEndian, f.weight); err != nil {
-		return
-	}
+	putU16(payload, f.weight)
 
-	if err = binary.Write(&payload, binary.BigEndian, f.Size); err != nil {
-		return
-	}
+	putU64(payload, f.Size)
 
 	// First pass will build the mask to be serialized, second pass will serialize
 	// each of the fields that appear in the mask.
@@ -131,72 +123,64 @@ func (f *headerFrame) write(w io.Writer) (err error) {
 		mask |= flagAppId
 	}
 
-	if err = binary.Write(&payload, binary.BigEndian, mask); err != nil {
-		return
-	}
+	putU16(payload, mask)
 
 	if hasProperty(mask, flagContentType) {
-		if err = writeShortstr(&payload, f.Properties.ContentType); err != nil {
+		if err = writeShortstr(payload, f.Properties.ContentType); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagContentEncoding) {
-		if err = writeShortstr(&payload, f.Properties.ContentEncoding); err != nil {
+		if err = writeShortstr(payload, f.Properties.ContentEncoding); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagHeaders) {
-		if err = writeTable(&payload, f.Properties.Headers); err != nil {
+		if err = writeTable(payload, f.Properties.Headers); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagDeliveryMode) {
-		if err = binary.Write(&payload, binary.BigEndian, f.Properties.DeliveryMode); err != nil {
-			return
-		}
+		payload.WriteByte(f.Properties.DeliveryMode)
 	}
 	if hasProperty(mask, flagPriority) {
-		if err = binary.Write(&payload, binary.BigEndian, f.Properties.Priority); err != nil {
-			return
-		}
+		payload.WriteByte(f.Properties.Priority)
 	}
 	if hasProperty(mask, flagCorrelationId) {
-		if err = writeShortstr(&payload, f.Properties.CorrelationId); err != nil {
+		if err = writeShortstr(payload, f.Properties.CorrelationId); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagReplyTo) {
-		if err = writeShortstr(&payload, f.Properties.ReplyTo); err != nil {
+		if err = writeShortstr(payload, f.Properties.ReplyTo); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagExpiration) {
-		if err = writeShortstr(&payload, f.Properties.Expiration); err != nil {
+		if err = writeShortstr(payload, f.Properties.Expiration); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagMessageId) {
-		if err = writeShortstr(&payload, f.Properties.MessageId); err != nil {
+		if err = writeShortstr(payload, f.Properties.MessageId); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagTimestamp) {
-		if err = binary.Write(&payload, binary.BigEndian, uint64(f.Properties.Timestamp.Unix())); err != nil {
-			return
-		}
+		putU64(payload, uint64(f.Properties.Timestamp.Unix()))
 	}
 	if hasProperty(mask, flagType) {
-		if err = writeShortstr(&payload, f.Properties.Type); err != nil {
+		if err = writeShortstr(payload, f.Properties.Type); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagUserId) {
-		if err = writeShortstr(&payload, f.Properties.UserId); err != nil {
+		if err = writeShortstr(payload, f.Properties.UserId); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagAppId) {
-		if err = writeShortstr(&payload, f.Properties.AppId); err != nil {
+		if err = writeShortstr(payload, f.Properties.AppId); err != nil {
 			return
 		}
 	}
@@ -213,6 +197,14 @@ func (f *bodyFrame) write(w io.Writer) (err error) {
 }
 
 func writeFrame(w io.Writer, typ uint8, channel uint16, payload []byte) (err error) {
+	if bw, ok := w.(*bufio.Writer); ok {
+		size := uint32(len(payload))
+		hdr := bw.AvailableBuffer()
+		hdr = append(hdr, typ, byte(channel>>8), byte(channel), byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
+		bw.Write(hdr)
+		bw.Write(payload)
+		return bw.WriteByte(frameEnd)
+	}
 	end := []byte{frameEnd}
 	size := uint(len(payload))
 
@@ -241,6 +233,14 @@ func writeFrame(w io.Writer, typ uint8, channel uint16, payload []byte) (err err
 }
 
 func writeShortstr(w io.Writer, s string) (err error) {
+	if bb, ok := w.(*bytes.Buffer); ok {
+		if len(s) > 255 {
+			return fmt.Errorf("amqp: shortstr %q exceeds 255 bytes", s)
+		}
+		bb.WriteByte(byte(len(s)))
+		bb.WriteString(s)
+		return nil
+	}
 	b := []byte(s)
 	if len(b) > 255 {
 		return fmt.Errorf("amqp: shortstr %q exceeds 255 bytes", s)
@@ -260,6 +260,11 @@ func writeShortstr(w io.Writer, s string) (err error) {
 }
 
 func writeLongstr(w io.Writer, s string) (err error) {
+	if bb, ok := w.(*bytes.Buffer); ok {
+		putU32(bb, uint32(len(s)))
+		bb.WriteString(s)
+		return nil
+	}
 	b := []byte(s)
 
 	length := uint32(len(b))
@@ -294,7 +299,7 @@ func writeLongstr(w io.Writer, s string) (err error) {
 't': bool
 'x': []byte
 */
-func writeField(w io.Writer, value any) (err error) {
+func writeField(w *bytes.Buffer, value any) (err error) {
 	var buf [9]byte
 	var enc []byte
 
@@ -367,12 +372,15 @@ func writeField(w io.Writer, value any) (err error) {
 	case string:
 		buf[0] = 'S'
 		binary.BigEndian.PutUint32(buf[1:5], uint32(len(v)))
-		enc = append(buf[:5], []byte(v)...)
+		w.Write(buf[:5])
+		w.WriteString(v)
+		return nil
 
 	case []any: // field-array
 		buf[0] = 'A'
 
-		sec := new(bytes.Buffer)
+		sec := getPayload()
+		defer putPayload(sec)
 		for _, val := range v {
 			if err = writeField(sec, val); err != nil {
 				return
@@ -428,20 +436,60 @@ func writeField(w io.Writer, value any) (err error) {
 // writeTable serializes a Table to the given writer.
 // It writes each key-value pair and returns the serialized data as a longstr.
 func writeTable(w io.Writer, table Table) (err error) {
-	var buf bytes.Buffer
+	buf := getPayload()
+	defer putPayload(buf)
 
 	for key, val := range table {
-		if err = writeShortstr(&buf, key); err != nil {
+		if err = writeShortstr(buf, key); err != nil {
 			return fmt.Errorf("writing key %q: %w", key, err)
 		}
-		if err = writeField(&buf, val); err != nil {
+		if err = writeField(buf, val); err != nil {
 			return fmt.Errorf("writing value for key %q: %w", key, err)
 		}
 	}
 
+	if bb, ok := w.(*bytes.Buffer); ok {
+		putU32(bb, uint32(buf.Len()))
+		bb.Write(buf.Bytes())
+		return nil
+	}
 	if err := writeLongstr(w, buf.String()); err != nil {
 		return fmt.Errorf("writing final long string: %w", err)
 	}
 
 	return nil
+}
+
+// Local change (README.md in this directory): frames are encoded into pooled buffers, with
+// integers and strings copied in directly, so that a publish allocates nothing here.
+var payloadPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getPayload() *bytes.Buffer {
+	b := payloadPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putPayload(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		payloadPool.Put(b)
+	}
+}
+
+func putU16(b *bytes.Buffer, v uint16) {
+	var t [2]byte
+	binary.BigEndian.PutUint16(t[:], v)
+	b.Write(t[:])
+}
+
+func putU32(b *bytes.Buffer, v uint32) {
+	var t [4]byte
+	binary.BigEndian.PutUint32(t[:], v)
+	b.Write(t[:])
+}
+
+func putU64(b *bytes.Buffer, v uint64) {
+	var t [8]byte
+	binary.BigEndian.PutUint64(t[:], v)
+	b.Write(t[:])
 }
