@@ -44,6 +44,25 @@ func (h *hookCtl) holdNext() (release func()) {
 	return func() { close(ch) }
 }
 
+// openHooked opens a store on opts whose transactions go through a new hookCtl.
+func openHooked(t *testing.T, opts Options) (*Store, *hookCtl) {
+	t.Helper()
+	ctl := newHookCtl()
+	opts.commitHook = ctl.hook
+	return openStore(t, opts), ctl
+}
+
+// holdCommitOf appends ev and holds the transaction that takes it, returning once the appender
+// is inside it: what is appended next queues behind it. release lets the transaction go on;
+// the append's answer arrives on answer.
+func (h *hookCtl) holdCommitOf(s *Store, ev *event.Event) (release func(), answer <-chan appendAnswer) {
+	release = h.holdNext()
+	ch := make(chan appendAnswer, 1)
+	s.Append(ev, FingerprintOf(ev), Window{}, func(seq uint64, dup bool, err error) { ch <- appendAnswer{seq, dup, err} })
+	<-h.entered
+	return release, ch
+}
+
 func (h *hookCtl) failNextWith(err error) {
 	h.mu.Lock()
 	h.failNext = err
@@ -53,16 +72,10 @@ func (h *hookCtl) failNextWith(err error) {
 func TestGroupCommitOrderAndBatching(t *testing.T) {
 	opts := testOptions(t)
 	opts.NoSync = false // natural batching comes from the fsync
-	ctl := newHookCtl()
-	opts.commitHook = ctl.hook
-	s := openStore(t, opts)
+	s, ctl := openHooked(t, opts)
 
 	// Hold the first commit so that everything below queues up behind it.
-	release := ctl.holdNext()
-	first := testEvent(0, 10)
-	firstDone := make(chan error, 1)
-	s.Append(first, FingerprintOf(first), Window{}, func(_ uint64, _ bool, err error) { firstDone <- err })
-	<-ctl.entered
+	release, firstDone := ctl.holdCommitOf(s, testEvent(0, 10))
 
 	const writers, perWriter = 16, 500
 	type call struct{ writer, i int }
@@ -95,8 +108,8 @@ func TestGroupCommitOrderAndBatching(t *testing.T) {
 	queued.Wait()
 	release()
 	all.Wait()
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
+	if a := <-firstDone; a.err != nil {
+		t.Fatal(a.err)
 	}
 
 	next := make([]int, writers)
@@ -150,9 +163,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 
 func TestDedup(t *testing.T) {
 	opts := testOptions(t)
-	ctl := newHookCtl()
-	opts.commitHook = ctl.hook
-	s := openStore(t, opts)
+	s, ctl := openHooked(t, opts)
 	a := testEvent(1, 10)
 	seqA, _ := appendSync(t, s, a, false)
 	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA {
@@ -190,10 +201,7 @@ func TestDedup(t *testing.T) {
 	}
 
 	// Both in one batch: the second finds the first.
-	release := ctl.holdNext()
-	filler := testEvent(3, 10)
-	s.Append(filler, FingerprintOf(filler), Window{}, func(uint64, bool, error) {})
-	<-ctl.entered
+	release, _ := ctl.holdCommitOf(s, testEvent(3, 10))
 	b := testEvent(4, 10)
 	results := make(chan [2]uint64, 2)
 	for _, w := range []Window{{}, {From: 1, To: ^uint64(0)}} {
@@ -218,8 +226,7 @@ func TestDedup(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	opts.commitHook = nil
-	s = openStore(t, opts)
+	s = openStore(t, opts) // opts carries no hook
 	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA3 {
 		t.Fatalf("after reopen: seq %d dup %v, want %d true", seq, dup, seqA3)
 	}
@@ -230,15 +237,9 @@ func TestDedup(t *testing.T) {
 
 func TestCommitFailure(t *testing.T) {
 	opts := testOptions(t)
-	ctl := newHookCtl()
-	opts.commitHook = ctl.hook
-	s := openStore(t, opts)
+	s, ctl := openHooked(t, opts)
 
-	release := ctl.holdNext()
-	first := testEvent(0, 10)
-	firstSeq := make(chan uint64, 1)
-	s.Append(first, FingerprintOf(first), Window{}, func(seq uint64, _ bool, err error) { firstSeq <- seq })
-	<-ctl.entered
+	release, first := ctl.holdCommitOf(s, testEvent(0, 10))
 
 	// Everything queued now goes into the next batch, which fails.
 	injected := errors.New("disk full")
@@ -256,8 +257,8 @@ func TestCommitFailure(t *testing.T) {
 	s.Barrier(func(err error) { errs <- err })
 	s.SetCursor("r/t", 1)
 	release()
-	if seq := <-firstSeq; seq != 1 {
-		t.Fatalf("first seq %d", seq)
+	if a := <-first; a.seq != 1 {
+		t.Fatalf("first seq %d", a.seq)
 	}
 	for range 6 {
 		if err := <-errs; !errors.Is(err, injected) {

@@ -26,10 +26,10 @@ func TestRecycledSpansExportIntact(t *testing.T) {
 	defer srv.Close()
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	tr, err := New(context.Background(), Options{
-		Spec:    config.TracingSpec{SampleRatio: 1, Endpoint: srv.URL + "/v1/traces", Protocol: config.ProtocolHTTP},
-		Dropped: dropped,
-		Batch:   7, // small batches: recording and recycling overlap
-		Queue:   1 << 20,
+		Spec:       config.TracingSpec{SampleRatio: 1, Endpoint: srv.URL + "/v1/traces", Protocol: config.ProtocolHTTP},
+		Dropped:    dropped,
+		Batch:      7, // small batches: recording and recycling overlap
+		QueueBytes: 1 << 30,
 	})
 	if err != nil {
 		t.Fatal(err)
