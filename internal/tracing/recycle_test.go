@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -125,4 +126,15 @@ func lastWord(s string) string {
 		}
 	}
 	return s
+}
+
+// A span fills its allocator size class (spanStrBytes): a field added to it should take room
+// from strBuf rather than make every span 256 bytes larger.
+func TestSpanFillsItsSizeClass(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(span{}); n != 1536 {
+		t.Errorf("a span is %d bytes, want 1536 (a size class): adjust spanStrBytes", n)
+	}
 }
