@@ -608,12 +608,9 @@ func (l *Log) refuse(p *pendingAppend) {
 	p.err, p.refused = l.failure(), true
 	l.pubMu.Lock() // fail hands every append admitted before it to complete, under pubMu
 	l.pubMu.Unlock()
-	select {
-	case l.completions <- p:
-	default:
-		// Full: complete may be the caller (a done that appends), so do not wait here.
-		go func() { l.completions <- p }()
-	}
+	// May wait for complete to take the earlier ones (no done appends, so complete is never
+	// the caller here); waiting keeps the refused in order behind them.
+	l.completions <- p
 }
 
 // take waits for a slot; false when the log can no longer append (then always: a slot free
