@@ -28,9 +28,10 @@ type Reopening struct {
 	holder  string
 
 	mu      sync.Mutex
-	cur     *Store        // nil while reopening
-	drained chan struct{} // closed once every append to the stores before cur is done
-	changed chan struct{} // closed when cur is replaced or lost
+	cur     *Store          // nil while reopening
+	drained chan struct{}   // closed once every append to the stores before cur is done
+	calls   *sync.WaitGroup // Append calls in progress on cur
+	changed chan struct{}   // closed when cur is replaced or lost
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -98,7 +99,7 @@ func OpenReopening(ctx context.Context, connect Connector, opts Options, holder 
 	}
 	drained := make(chan struct{})
 	close(drained)
-	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, drained: drained, changed: make(chan struct{}), done: make(chan struct{})}
+	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, drained: drained, calls: &sync.WaitGroup{}, changed: make(chan struct{}), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	go r.watch(s, conn)
 	return r, nil
@@ -120,12 +121,15 @@ func (r *Reopening) watch(s *Store, conn *amqp.Connection) {
 		drained := make(chan struct{})
 		r.mu.Lock()
 		r.cur = nil
-		before := r.drained
-		r.drained = drained
+		before, calls := r.drained, r.calls
+		r.drained, r.calls = drained, &sync.WaitGroup{}
 		r.mu.Unlock()
 		r.swap(nil)
 		local := s.ownCursors()
 		_ = s.Close()
+		// An Append that took the store before the swap may still be handing it its append
+		// (waiting for a slot until the close): the Barrier comes after those.
+		calls.Wait()
 		s.Barrier(func(error) { <-before; close(drained) })
 		for {
 			var err error
@@ -177,11 +181,18 @@ func (r *Reopening) Claim(name string) (*Lease, error) {
 }
 
 func (r *Reopening) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, done func(seq uint64, dup bool, err error)) {
-	if s := r.Current(); s != nil {
-		s.Append(ev, fp, dedup, done)
+	r.mu.Lock()
+	s, calls := r.cur, r.calls
+	if s != nil {
+		calls.Add(1)
+	}
+	r.mu.Unlock()
+	if s == nil {
+		done(0, false, ErrClosed)
 		return
 	}
-	done(0, false, ErrClosed)
+	defer calls.Done()
+	s.Append(ev, fp, dedup, done)
 }
 
 func (r *Reopening) Fingerprint(ev *event.Event) store.Fingerprint { return store.FingerprintOf(ev) }
