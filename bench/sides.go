@@ -37,6 +37,9 @@ type Baseline struct {
 	Prefetch int
 	// Callgrind, when set, runs the process under callgrind to count its instructions.
 	Callgrind *Callgrind
+	// Sink is the collector Config.TracingEndpoint names, when it is the bench's own: the
+	// report says how many spans it received.
+	Sink *OTLPSink
 }
 
 var _ Side = Baseline{}
@@ -67,6 +70,9 @@ type Router struct {
 	Profiling *Profiling
 	// Callgrind, when set, runs the process under callgrind to count its instructions.
 	Callgrind *Callgrind
+	// Sink is the collector Config.TracingEndpoint names, when it is the bench's own: the
+	// report says how many spans it received.
+	Sink *OTLPSink
 }
 
 var _ Side = Router{}

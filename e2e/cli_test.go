@@ -53,20 +53,8 @@ const goodConfig = cliBrokerBlocks + `route "all" {
 
 // badConfig has three mistakes, at known places: a target that does not exist (line 15,
 // column 14), a duration that does not parse (line 17, column 15) and a duplicate target
-// name (line 20, column 8).
-const badConfig = `cluster "main" {
-  url = "amqp://guest:guest@127.0.0.1:5672/"
-}
-source "in" {
-  cluster  = "main"
-  exchange = "events"
-  queue    = "router.events"
-}
-target "out" {
-  cluster  = "main"
-  exchange = "out"
-}
-route "all" {
+// name (line 20, column 8); cliBrokerBlocks is lines 1 to 12.
+const badConfig = cliBrokerBlocks + `route "all" {
   source  = "in"
   targets = ["nope"]
   retry {

@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/wasmrouter/wasmrouter/internal/testutil/inproc"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
 )
@@ -47,6 +48,16 @@ route "r" {
 	return s
 }
 
+// startCut starts the router and cuts the far cluster once the router has connected to it.
+func (s *outageSetup) startCut(t *testing.T) *inproc.Router {
+	t.Helper()
+	r := startRouter(t, s.path)
+	waitCluster(t, r.Admin, "far", true, 30*time.Second)
+	s.proxy.Cut()
+	waitCluster(t, r.Admin, "far", false, 30*time.Second)
+	return r
+}
+
 // TestTargetOutage cuts the far target's cluster while messages flow and restarts the router
 // during the outage: the near target gets everything at once, the far one everything, in
 // order, once the cluster is back; an outage never dead-letters. Messages without a message id
@@ -54,10 +65,7 @@ route "r" {
 func TestTargetOutage(t *testing.T) {
 	rabbit.SkipIfShort(t)
 	s := newOutageSetup(t)
-	r := startRouter(t, s.path)
-	waitCluster(t, r.Admin, "far", true, 30*time.Second)
-	s.proxy.Cut()
-	waitCluster(t, r.Admin, "far", false, 30*time.Second)
+	r := s.startCut(t)
 
 	const n = 200
 	msgs, ids := numbered("outage", "outage.event", n)
@@ -134,10 +142,7 @@ func checkNothingDeadLettered(t *testing.T, admin string, dlq *collector, queue,
 func TestShutdownDuringTargetOutage(t *testing.T) {
 	rabbit.SkipIfShort(t)
 	s := newOutageSetup(t)
-	r := startRouter(t, s.path)
-	waitCluster(t, r.Admin, "far", true, 30*time.Second)
-	s.proxy.Cut()
-	waitCluster(t, r.Admin, "far", false, 30*time.Second)
+	r := s.startCut(t)
 	msgs, _ := numbered("stop-outage", "outage.event", 1)
 	mustPublish(t, s.srcX, msgs...)
 	s.a.waitCount(t, "target a (near)", 1, 30*time.Second)

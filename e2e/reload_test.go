@@ -89,47 +89,31 @@ var reloadConfigs = []struct {
 	routes  string
 	rebuilt bool
 }{
-	{"A", `
-route "all" {
-  source  = "in"
-  targets = ["t1"]
-}
-route "orders" {
-  source  = "in"
-  match   = ["order.*"]
-  filters = ["orders_only"]
-  targets = ["t2"]
-}
-`, false},
-	{"B: add a route, change a match, rebuilt module", `
-route "all" {
-  source  = "in"
-  targets = ["t1"]
-}
-route "orders" {
-  source  = "in"
-  match   = ["order.#"]
-  filters = ["orders_only"]
-  targets = ["t2"]
-}
-route "extra" {
+	{"A", reloadRoutes(`"order.*"`, `"t2"`, ""), false},
+	{"B: add a route, change a match, rebuilt module", reloadRoutes(`"order.#"`, `"t2"`, `route "extra" {
   source  = "in"
   match   = ["other.*"]
   targets = ["t3"]
 }
-`, true},
-	{"C: remove a route, add a target", `
+`), true},
+	{"C: remove a route, add a target", reloadRoutes(`"order.#"`, `"t2", "t3"`, ""), true},
+}
+
+// reloadRoutes is a reload configuration's routes: "all" -> t1, "orders" through the filter
+// with the given match and targets (HCL list elements), then extra.
+func reloadRoutes(ordersMatch, ordersTargets, extra string) string {
+	return `
 route "all" {
   source  = "in"
   targets = ["t1"]
 }
 route "orders" {
   source  = "in"
-  match   = ["order.#"]
+  match   = [` + ordersMatch + `]
   filters = ["orders_only"]
-  targets = ["t2", "t3"]
+  targets = [` + ordersTargets + `]
 }
-`, true},
+` + extra
 }
 
 // Reloads under steady traffic, many in a row: nothing is lost or delivered twice on the

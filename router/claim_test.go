@@ -116,22 +116,14 @@ func TestASharedPairIsDeliveredOnlyWhileClaimed(t *testing.T) {
 // stream does: a pair without a cursor is new and starts at the end of the log.
 type listingClaimLog struct {
 	*claimLog
-	made sync.Map // cursor names
+	made madeCursors
 }
 
-func (l *listingClaimLog) Cursors() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	var err error
-	l.made.Range(func(k, _ any) bool {
-		out[k.(string)], err = l.Cursor(k.(string))
-		return err == nil
-	})
-	return out, err
-}
+func (l *listingClaimLog) Cursors() (map[string]uint64, error) { return l.made.list(l.Cursor) }
 
 func (l *listingClaimLog) ResetCursor(name string, seq uint64) error {
 	l.SetCursor(name, seq)
-	l.made.Store(name, true)
+	l.made.add(name)
 	return nil
 }
 

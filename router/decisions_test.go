@@ -46,3 +46,23 @@ func TestDecisionsAreSharedByStreams(t *testing.T) {
 		t.Fatal("a decision cut short by its context was reused")
 	}
 }
+
+// A route that does not transform shares its decision without keeping the event: each stream
+// has its own copy of the logged event, and a slot kept for the next 8192 events would
+// otherwise hold that many records (a traced route without modules decides through the cache).
+func TestSharedDecisionsKeepNoUntransformedEvent(t *testing.T) {
+	r := testRoute(t, "a", "b")
+	first := &event.Event{Seq: 7, Source: "in", RoutingKey: "k"}
+	second := &event.Event{Seq: 7, Source: "in", RoutingKey: "k"}
+	d, computed := r.decisions.decide(context.Background(), r, first, nil)
+	if !computed || d.Event != first {
+		t.Fatalf("first stream: computed %v, event %p, want true and its own %p", computed, d.Event, first)
+	}
+	if kept := r.decisions.slots[7].d.Event; kept != nil {
+		t.Fatalf("the slot keeps the event %p", kept)
+	}
+	d, computed = r.decisions.decide(context.Background(), r, second, nil)
+	if computed || d.Event != second || d.Verdict != Pass {
+		t.Fatalf("second stream: computed %v, event %p, verdict %v, want false, its own %p, pass", computed, d.Event, d.Verdict, second)
+	}
+}

@@ -3,12 +3,9 @@ package router_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
-	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
 )
@@ -16,28 +13,20 @@ import (
 // listingLog is the fake log that also lists the cursors that exist, as the bbolt log does.
 type listingLog struct {
 	*routertest.Log
-	made sync.Map // cursor names
+	made madeCursors
 }
 
 func (l *listingLog) SetCursor(name string, seq uint64) {
 	l.Log.SetCursor(name, seq)
-	l.made.Store(name, true)
+	l.made.add(name)
 }
 
 func (l *listingLog) DeleteCursor(name string) error {
-	l.made.Delete(name)
+	l.made.remove(name)
 	return l.Log.DeleteCursor(name)
 }
 
-func (l *listingLog) Cursors() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	var err error
-	l.made.Range(func(k, _ any) bool {
-		out[k.(string)], err = l.Cursor(k.(string))
-		return err == nil
-	})
-	return out, err
-}
+func (l *listingLog) Cursors() (map[string]uint64, error) { return l.made.list(l.Cursor) }
 
 func (l *listingLog) ResetCursor(name string, seq uint64) error {
 	l.SetCursor(name, seq)
@@ -71,15 +60,7 @@ source "in" {
   queue    = "q"
 }
 ` + hcl
-	cfg, diags := config.LoadBytes([]byte(src), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatalf("config: %s", diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
+	return routertest.Topology(t, src)
 }
 
 // A reload on the fakes: the route that stays delivers everything once, the new one what is

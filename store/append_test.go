@@ -44,6 +44,25 @@ func (h *hookCtl) holdNext() (release func()) {
 	return func() { close(ch) }
 }
 
+// openHooked opens a store on opts whose transactions go through a new hookCtl.
+func openHooked(t *testing.T, opts Options) (*Store, *hookCtl) {
+	t.Helper()
+	ctl := newHookCtl()
+	opts.commitHook = ctl.hook
+	return openStore(t, opts), ctl
+}
+
+// holdCommitOf appends ev and holds the transaction that takes it, returning once the appender
+// is inside it: what is appended next queues behind it. release lets the transaction go on;
+// the append's answer arrives on answer.
+func (h *hookCtl) holdCommitOf(s *Store, ev *event.Event) (release func(), answer <-chan appendAnswer) {
+	release = h.holdNext()
+	ch := make(chan appendAnswer, 1)
+	s.Append(ev, FingerprintOf(ev), Window{}, func(seq uint64, dup bool, err error) { ch <- appendAnswer{seq, dup, err} })
+	<-h.entered
+	return release, ch
+}
+
 func (h *hookCtl) failNextWith(err error) {
 	h.mu.Lock()
 	h.failNext = err
@@ -53,16 +72,10 @@ func (h *hookCtl) failNextWith(err error) {
 func TestGroupCommitOrderAndBatching(t *testing.T) {
 	opts := testOptions(t)
 	opts.NoSync = false // natural batching comes from the fsync
-	ctl := newHookCtl()
-	opts.commitHook = ctl.hook
-	s := openStore(t, opts)
+	s, ctl := openHooked(t, opts)
 
 	// Hold the first commit so that everything below queues up behind it.
-	release := ctl.holdNext()
-	first := testEvent(0, 10)
-	firstDone := make(chan error, 1)
-	s.Append(first, FingerprintOf(first), Window{}, func(_ uint64, _ bool, err error) { firstDone <- err })
-	<-ctl.entered
+	release, firstDone := ctl.holdCommitOf(s, testEvent(0, 10))
 
 	const writers, perWriter = 16, 500
 	type call struct{ writer, i int }
@@ -95,8 +108,8 @@ func TestGroupCommitOrderAndBatching(t *testing.T) {
 	queued.Wait()
 	release()
 	all.Wait()
-	if err := <-firstDone; err != nil {
-		t.Fatal(err)
+	if a := <-firstDone; a.err != nil {
+		t.Fatal(a.err)
 	}
 
 	next := make([]int, writers)
@@ -150,9 +163,7 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 
 func TestDedup(t *testing.T) {
 	opts := testOptions(t)
-	ctl := newHookCtl()
-	opts.commitHook = ctl.hook
-	s := openStore(t, opts)
+	s, ctl := openHooked(t, opts)
 	a := testEvent(1, 10)
 	seqA, _ := appendSync(t, s, a, false)
 	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA {
@@ -190,10 +201,7 @@ func TestDedup(t *testing.T) {
 	}
 
 	// Both in one batch: the second finds the first.
-	release := ctl.holdNext()
-	filler := testEvent(3, 10)
-	s.Append(filler, FingerprintOf(filler), Window{}, func(uint64, bool, error) {})
-	<-ctl.entered
+	release, _ := ctl.holdCommitOf(s, testEvent(3, 10))
 	b := testEvent(4, 10)
 	results := make(chan [2]uint64, 2)
 	for _, w := range []Window{{}, {From: 1, To: ^uint64(0)}} {
@@ -218,8 +226,7 @@ func TestDedup(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	opts.commitHook = nil
-	s = openStore(t, opts)
+	s = openStore(t, opts) // opts carries no hook
 	if seq, dup := appendSync(t, s, a.Clone(), true); !dup || seq != seqA3 {
 		t.Fatalf("after reopen: seq %d dup %v, want %d true", seq, dup, seqA3)
 	}
@@ -230,15 +237,9 @@ func TestDedup(t *testing.T) {
 
 func TestCommitFailure(t *testing.T) {
 	opts := testOptions(t)
-	ctl := newHookCtl()
-	opts.commitHook = ctl.hook
-	s := openStore(t, opts)
+	s, ctl := openHooked(t, opts)
 
-	release := ctl.holdNext()
-	first := testEvent(0, 10)
-	firstSeq := make(chan uint64, 1)
-	s.Append(first, FingerprintOf(first), Window{}, func(seq uint64, _ bool, err error) { firstSeq <- seq })
-	<-ctl.entered
+	release, first := ctl.holdCommitOf(s, testEvent(0, 10))
 
 	// Everything queued now goes into the next batch, which fails.
 	injected := errors.New("disk full")
@@ -256,8 +257,8 @@ func TestCommitFailure(t *testing.T) {
 	s.Barrier(func(err error) { errs <- err })
 	s.SetCursor("r/t", 1)
 	release()
-	if seq := <-firstSeq; seq != 1 {
-		t.Fatalf("first seq %d", seq)
+	if a := <-first; a.seq != 1 {
+		t.Fatalf("first seq %d", a.seq)
 	}
 	for range 6 {
 		if err := <-errs; !errors.Is(err, injected) {
@@ -516,5 +517,93 @@ func TestIndexMatchesAMapOfTheLatestEntries(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBatchKeysOnDisk reads back from the file a batch that mixes events, barriers and a
+// duplicate: the commit writes every event's key from one buffer (bbolt copies keys), and
+// each record must be found under its own seq.
+func TestBatchKeysOnDisk(t *testing.T) {
+	opts := testOptions(t)
+	ctl := newHookCtl()
+	opts.commitHook = ctl.hook
+	s := openStore(t, opts)
+
+	release := ctl.holdNext()
+	first := testEvent(0, 10)
+	s.Append(first, FingerprintOf(first), Window{}, func(uint64, bool, error) {})
+	<-ctl.entered
+
+	type result struct {
+		id       string
+		seq      uint64
+		dup      bool
+		barriers int
+	}
+	results := make(chan result, 64)
+	appendOne := func(ev *event.Event, w Window) {
+		s.Append(ev, FingerprintOf(ev), w, func(seq uint64, dup bool, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			results <- result{id: ev.Props.MessageID, seq: seq, dup: dup}
+		})
+	}
+	want := 0
+	for i := 1; i <= 20; i++ {
+		if i%5 == 0 {
+			s.Barrier(func(err error) { results <- result{barriers: 1} })
+			want++
+		}
+		appendOne(testEvent(i, 100+i), Window{})
+		want++
+	}
+	// A redelivery of the batch's third event, found in the batch itself: no key of its own.
+	appendOne(testEvent(3, 103), Window{From: 1, To: ^uint64(0)})
+	want++
+	release()
+
+	bySeq := map[uint64]string{}
+	for range want {
+		r := <-results
+		switch {
+		case r.barriers > 0:
+		case r.dup:
+			if r.id != "m-3" || bySeq[r.seq] != "m-3" {
+				t.Fatalf("duplicate %s reported at seq %d (holding %q)", r.id, r.seq, bySeq[r.seq])
+			}
+		default:
+			bySeq[r.seq] = r.id
+		}
+	}
+	if len(bySeq) != 20 {
+		t.Fatalf("%d events stored, want 20", len(bySeq))
+	}
+
+	// Read from the file, not the ring.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.commitHook = nil
+	opts.ringSize = -1
+	s = openStore(t, opts)
+	next := uint64(2) // seq 1 is the held first event
+	if _, err := s.Scan(1, 0, nil, func(ev *event.Event) bool {
+		if ev.Seq == 1 {
+			return true
+		}
+		if ev.Seq != next {
+			t.Fatalf("seq %d after %d", ev.Seq, next-1)
+		}
+		if id := bySeq[ev.Seq]; ev.Props.MessageID != id {
+			t.Fatalf("seq %d holds %s, want %s", ev.Seq, ev.Props.MessageID, id)
+		}
+		next++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if next != 22 {
+		t.Fatalf("read up to seq %d, want 21", next-1)
 	}
 }

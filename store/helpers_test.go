@@ -62,22 +62,24 @@ func testEvent(i, bodyLen int) *event.Event {
 	}
 }
 
-// appendSync appends and waits for the outcome.
-// appendSync appends ev and waits; redelivered checks the whole log for a duplicate.
+// appendAnswer is what an append's callback is given.
+type appendAnswer struct {
+	seq uint64
+	dup bool
+	err error
+}
+
+// appendSync appends ev and waits for the outcome; redelivered checks the whole log for a
+// duplicate.
 func appendSync(t testing.TB, s *Store, ev *event.Event, redelivered bool) (uint64, bool) {
 	t.Helper()
-	type result struct {
-		seq uint64
-		dup bool
-		err error
-	}
-	ch := make(chan result, 1)
+	ch := make(chan appendAnswer, 1)
 	var w Window
 	if redelivered {
 		w = Window{From: 1, To: ^uint64(0)}
 	}
 	s.Append(ev, FingerprintOf(ev), w, func(seq uint64, dup bool, err error) {
-		ch <- result{seq, dup, err}
+		ch <- appendAnswer{seq, dup, err}
 	})
 	select {
 	case r := <-ch:

@@ -39,23 +39,7 @@ func dispatch(ctx context.Context, group string, subs []command, args []string, 
 		}
 		fmt.Fprintf(w, "\nRun 'router %s SUBCOMMAND --help' for its flags.\n", group)
 	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return exitOK
-	}
-	for _, c := range subs {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "router %s: unknown subcommand %q\n\n", group, args[0])
-	usage(stderr)
-	return exitUsage
+	return runNamed(ctx, subs, args, usage, "router "+group+": unknown subcommand", stdout, stderr)
 }
 
 func cmdLogList(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -51,6 +51,13 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runNamed(ctx, commands(), args, usage, "router: unknown command", stdout, stderr)
+}
+
+// runNamed runs the command of cmds that args[0] names with the rest of args. Without one,
+// or with an unknown one (reported after unknown), it prints usage to stderr; asked for help,
+// to stdout.
+func runNamed(ctx context.Context, cmds []command, args []string, usage func(io.Writer), unknown string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage
@@ -60,12 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return exitOK
 	}
-	for _, c := range commands() {
+	for _, c := range cmds {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "router: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "%s %q\n\n", unknown, args[0])
 	usage(stderr)
 	return exitUsage
 }

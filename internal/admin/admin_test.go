@@ -55,7 +55,19 @@ func newTestServerWith(t *testing.T, opts Options) *httptest.Server {
 
 func do(t *testing.T, method, url, token, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp := request(t, context.Background(), method, url, token, body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// request sends a request under ctx with token as its bearer (none if empty); the caller
+// closes the response's body.
+func request(t *testing.T, ctx context.Context, method, url, token, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -63,8 +75,7 @@ func do(t *testing.T, method, url, token, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return resp
 }
 
 func TestMutatingCallsNeedTheToken(t *testing.T) {
@@ -193,17 +204,7 @@ func (f *fakeDeadLetters) started() int {
 // call makes a request and returns its status and JSON answer.
 func call(t *testing.T, method, url, token, body string, answer any) int {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := request(t, context.Background(), method, url, token, body)
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s %s: Content-Type %q", method, url, ct)

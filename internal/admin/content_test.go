@@ -90,14 +90,7 @@ func TestContentEndpointsNeedTheTokenWhenOneIsSet(t *testing.T) {
 		// The stream answers and then stays open: the status line is all this needs.
 		rctx, rcancel := context.WithCancel(ctx)
 		defer rcancel()
-		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := request(t, rctx, http.MethodGet, base+path, token, "")
 		resp.Body.Close()
 		return resp.StatusCode
 	}

@@ -67,9 +67,9 @@ func runPublisherSuite(t *testing.T, n int, open func(clusters []*Cluster) Strea
 		var proxies []*tcpproxy.Proxy
 		var clusters []*Cluster
 		for range n {
-			p := tcpproxy.Start(t, rabbit.Addr(t))
+			c, p := startClusterViaProxy(t)
 			proxies = append(proxies, p)
-			clusters = append(clusters, startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil)))
+			clusters = append(clusters, c)
 		}
 		// Every cluster up before the first publish: a failover publisher whose first cluster
 		// connects mid-burst moves to it, and two clusters are two connections with no order

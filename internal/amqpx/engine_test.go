@@ -3,7 +3,6 @@ package amqpx
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
@@ -54,16 +52,9 @@ route "r" {
   targets = ["out"]
 }
 `, cluster, rabbit.URL(), cluster, s.Exchange, s.Queue, cluster, outX)
-	cfg, diags := config.LoadBytes([]byte(src), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatalf("config: %s", diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := routertest.Topology(t, src)
 	m := router.NewMetrics(prometheus.NewRegistry())
-	brokers, err := NewBrokers(cfg, fastOptions(nil))
+	brokers, err := NewBrokers(topo.Config, fastOptions(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
 )
 
 // logBuffer collects log output safely across goroutines.
@@ -48,6 +49,14 @@ func startCluster(t testing.TB, url string, opts Options) *Cluster {
 	}
 	runCluster(t, c)
 	return c
+}
+
+// startClusterViaProxy is startCluster (fast options) on the main broker through a proxy
+// the test can cut or slow.
+func startClusterViaProxy(t testing.TB) (*Cluster, *tcpproxy.Proxy) {
+	t.Helper()
+	p := tcpproxy.Start(t, rabbit.Addr(t))
+	return startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil)), p
 }
 
 // runCluster runs c until the test ends, and waits for Run to return.

@@ -11,7 +11,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
-	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
 )
 
 // declareTarget declares a target exchange (deleted at cleanup) and a queue bound to it with
@@ -246,8 +245,7 @@ func TestPublisherMissingExchange(t *testing.T) {
 func TestPublisherOutage(t *testing.T) {
 	conn := rabbit.Dial(t)
 	ex, q := declareTarget(t, rabbit.Channel(t, conn))
-	p := tcpproxy.Start(t, rabbit.Addr(t))
-	c := startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil))
+	c, p := startClusterViaProxy(t)
 	waitConnected(t, c, true)
 	pub := c.NewPublisher()
 	defer pub.Close()
@@ -329,8 +327,7 @@ func TestChannelCloseClassification(t *testing.T) {
 func TestPublisherCloseAndBlocked(t *testing.T) {
 	conn := rabbit.Dial(t)
 	ex, _ := declareTarget(t, rabbit.Channel(t, conn))
-	p := tcpproxy.Start(t, rabbit.Addr(t))
-	c := startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil))
+	c, p := startClusterViaProxy(t)
 	waitConnected(t, c, true)
 	ctx := context.Background()
 	pub := c.NewPublisher()

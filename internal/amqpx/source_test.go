@@ -17,7 +17,6 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
-	"github.com/wasmrouter/wasmrouter/internal/testutil/tcpproxy"
 )
 
 // newSource returns a source spec with unique names, deleted when the test ends.
@@ -224,8 +223,7 @@ func TestConsumeResumesAfterOutage(t *testing.T) {
 	conn := rabbit.Dial(t)
 	ch := rabbit.Channel(t, conn)
 	s := newSource(t)
-	p := tcpproxy.Start(t, rabbit.Addr(t))
-	c := startCluster(t, rabbit.URLVia(t, p.Addr()), fastOptions(nil))
+	c, p := startClusterViaProxy(t)
 	var col collector
 	startConsume(t, c, s, col.handle, col.setReady)
 	waitFor(t, "ready", 30*time.Second, col.ready.Load)

@@ -6,8 +6,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -21,13 +23,15 @@ const dropLogEvery = 30 * time.Second
 //
 // The queue is a slice under a mutex rather than a channel: a channel send woke the exporting
 // goroutine for every span (three or four per event); now it wakes once per full batch, or at
-// the interval.
+// the interval. It is bounded in bytes, the spans waiting and those being exported together,
+// so that a slow collector costs at most that much memory (a span's size is spanBytes).
 type dropProcessor struct {
 	exporter sdktrace.SpanExporter
 	recycle  bool // the exporter keeps nothing of a span: the router's spans go back to their pool
 	mu       sync.Mutex
 	queue    []sdktrace.ReadOnlySpan // finished spans waiting, oldest first
-	limit    int                     // most spans waiting
+	held     int                     // bytes of the spans waiting and being exported
+	limit    int                     // most bytes held
 	wake     chan struct{}           // a batch is ready
 	batch    int
 	interval time.Duration
@@ -51,7 +55,7 @@ func newDropProcessor(exporter sdktrace.SpanExporter, opts Options) *dropProcess
 	p := &dropProcessor{
 		exporter: exporter,
 		recycle:  keepsNoSpans(exporter),
-		limit:    orDefault(opts.Queue, 8192),
+		limit:    orDefault(opts.QueueBytes, 8<<20),
 		wake:     make(chan struct{}, 1),
 		batch:    orDefault(opts.Batch, 512),
 		interval: opts.Interval,
@@ -117,13 +121,15 @@ func (p *dropProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 		return
 	default:
 	}
+	n := spanBytes(s)
 	p.mu.Lock()
-	if len(p.queue) >= p.limit {
+	if p.held+n > p.limit {
 		p.mu.Unlock()
 		p.drop(1, nil)
 		p.releaseOne(s)
 		return
 	}
+	p.held += n
 	p.queue = append(p.queue, s)
 	ready := len(p.queue) == p.batch
 	p.mu.Unlock()
@@ -231,6 +237,13 @@ func (p *dropProcessor) export(buf []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlyS
 	} else if p.exported != nil {
 		p.exported.Add(float64(len(buf)))
 	}
+	n := 0
+	for _, s := range buf {
+		n += spanBytes(s)
+	}
+	p.mu.Lock()
+	p.held -= n
+	p.mu.Unlock()
 	p.release(buf)
 	clear(buf)
 	return buf[:0]
@@ -263,4 +276,30 @@ func (p *dropProcessor) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return p.exporter.Shutdown(ctx)
+}
+
+// foreignSpanBytes is what a span recorded by the SDK (not the router's own) is counted for.
+const foreignSpanBytes = 2 << 10
+
+// spanBytes is the memory a finished span holds, as the queue counts it: the router's span
+// with its attributes' strings (StartSend copies those that would keep a logged record alive,
+// spans.go), or a fixed estimate for another span. It is the same from End to release.
+func spanBytes(s sdktrace.ReadOnlySpan) int {
+	own, ok := s.(*finishedSpan)
+	if !ok {
+		return foreignSpanBytes
+	}
+	n := int(unsafe.Sizeof(span{})) + len(own.status.Description)
+	if len(own.attrs) > maxSpanAttrs {
+		n += len(own.attrs) * int(unsafe.Sizeof(attribute.KeyValue{}))
+	}
+	for i := range own.attrs {
+		if own.attrs[i].Value.Type() == attribute.STRING {
+			n += len(own.attrs[i].Value.AsString())
+		}
+	}
+	for i := range own.links {
+		n += int(unsafe.Sizeof(sdktrace.Link{})) + len(own.links[i].Attributes)*int(unsafe.Sizeof(attribute.KeyValue{}))
+	}
+	return n
 }

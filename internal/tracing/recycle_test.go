@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -26,10 +27,10 @@ func TestRecycledSpansExportIntact(t *testing.T) {
 	defer srv.Close()
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 	tr, err := New(context.Background(), Options{
-		Spec:    config.TracingSpec{SampleRatio: 1, Endpoint: srv.URL + "/v1/traces", Protocol: config.ProtocolHTTP},
-		Dropped: dropped,
-		Batch:   7, // small batches: recording and recycling overlap
-		Queue:   1 << 20,
+		Spec:       config.TracingSpec{SampleRatio: 1, Endpoint: srv.URL + "/v1/traces", Protocol: config.ProtocolHTTP},
+		Dropped:    dropped,
+		Batch:      7, // small batches: recording and recycling overlap
+		QueueBytes: 1 << 30,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -125,4 +126,15 @@ func lastWord(s string) string {
 		}
 	}
 	return s
+}
+
+// A span fills its allocator size class (spanStrBytes): a field added to it should take room
+// from strBuf rather than make every span 256 bytes larger.
+func TestSpanFillsItsSizeClass(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(span{}); n != 1536 {
+		t.Errorf("a span is %d bytes, want 1536 (a size class): adjust spanStrBytes", n)
+	}
 }

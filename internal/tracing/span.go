@@ -2,8 +2,10 @@ package tracing
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -36,7 +38,15 @@ type span struct {
 	spanFields
 	// attrBuf holds the attributes: no span of the router has more (spans.go counts them).
 	attrBuf [maxSpanAttrs]attribute.KeyValue
+	// strBuf holds copies of the strings an attribute would otherwise share with a logged
+	// record (own), so that a span waiting for export does not keep the record alive.
+	strBuf [spanStrBytes]byte
 }
+
+// spanStrBytes is room for a send span's message id and routing key, as they usually are;
+// longer ones are copied to the heap. With it a span is 1,536 bytes, a size class of Go's
+// allocator, as it was without (recycle_test.go checks); more would make it 1,792.
+const spanStrBytes = 160
 
 // spanFields are a span's fields but its attributes' storage, apart so that recycling a span
 // clears them and only the attributes it used.
@@ -52,6 +62,7 @@ type spanFields struct {
 	links      []sdktrace.Link
 	status     sdktrace.Status
 	children   int
+	strUsed    int  // bytes of strBuf in use
 	recording  bool // sampled and not ended yet
 	ended      bool
 }
@@ -232,4 +243,19 @@ func (s *finishedSpan) InstrumentationScope() instrumentation.Scope { return s.t
 // still requires.
 func (s *finishedSpan) InstrumentationLibrary() instrumentation.Library { //nolint:staticcheck // required by ReadOnlySpan
 	return instrumentation.Library(s.t.scope) //nolint:staticcheck // required by ReadOnlySpan
+}
+
+// own returns a copy of v that shares no memory with v: in the span's strBuf while there is
+// room, else on the heap. The copy lives as long as the span's record does (until release).
+func (s *span) own(v string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(v) > len(s.strBuf)-s.strUsed {
+		return strings.Clone(v)
+	}
+	b := s.strBuf[s.strUsed : s.strUsed+len(v)]
+	copy(b, v)
+	s.strUsed += len(v)
+	return unsafe.String(&b[0], len(b))
 }

@@ -198,6 +198,17 @@ func (t *Tracer) StartSend(parent trace.SpanContext, d Delivery, headers map[str
 		AttrTarget.String(d.Target),
 		AttrSeq.Int64(int64(d.Seq)),
 	)
+	if sp.recording {
+		// The message id and routing key usually share a logged record's memory (the store
+		// decodes without copying): copied, they let the record go once the message is
+		// confirmed, and the export queue's bound in bytes holds (processor.go).
+		for i := range sp.attrs {
+			switch sp.attrs[i].Key {
+			case semconv.MessagingMessageIDKey, semconv.MessagingRabbitMQDestinationRoutingKeyKey:
+				sp.attrs[i].Value = attribute.StringValue(sp.own(sp.attrs[i].Value.AsString()))
+			}
+		}
+	}
 	if d.Cluster != "" {
 		sp.SetAttributes(AttrCluster.String(d.Cluster))
 	}

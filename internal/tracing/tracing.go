@@ -49,9 +49,10 @@ type Options struct {
 	// counters are allowed.
 	Dropped, Exported prometheus.Counter
 	Logger            *slog.Logger
-	// Queue bounds the finished spans waiting for export (default 8192); a span that finds it
-	// full is dropped, never waited for.
-	Queue int
+	// QueueBytes bounds the memory of the finished spans the exporter holds, waiting or being
+	// exported (default 8 MiB, about 5,000 of the router's spans); a span that finds it full is
+	// dropped, never waited for.
+	QueueBytes int
 	// Batch is how many spans go in one export (default 512); Interval how long a partial
 	// batch waits (default 1s); ExportTimeout bounds one export, retries included (default 30s,
 	// a backstop: each OTLP request gives up after OTEL_EXPORTER_OTLP_TIMEOUT, 10s by default).

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -361,7 +362,7 @@ func TestASlowCollectorNeverHoldsSpansBack(t *testing.T) {
 	var logs logbuf.Buffer
 	tr, err := New(context.Background(), Options{
 		Spec: config.TracingSpec{SampleRatio: 1}, Exporter: exp, Dropped: dropped, Exported: exported,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Queue: 16, Batch: 4, Interval: time.Hour, ExportTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), QueueBytes: 16 * int(unsafe.Sizeof(span{})), Batch: 4, Interval: time.Hour, ExportTimeout: time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -454,5 +455,83 @@ func TestTraceparentParsing(t *testing.T) {
 	inject(Extract(map[string]any{"traceparent": sourceParent}), h)
 	if _, ok := h["tracestate"]; ok {
 		t.Errorf("tracestate kept for a trace without one: %v", h)
+	}
+}
+
+// The queue is bounded in bytes: spans with large attributes fill it with fewer spans, and what
+// is dropped is counted, exported plus dropped being every span.
+func TestTheQueueIsBoundedInBytes(t *testing.T) {
+	exp := &blockingExporter{release: make(chan struct{})}
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
+	exported := prometheus.NewCounter(prometheus.CounterOpts{Name: "exported"})
+	const limit = 1 << 20
+	tr, err := New(context.Background(), Options{
+		Spec: config.TracingSpec{SampleRatio: 1}, Exporter: exp, Dropped: dropped, Exported: exported,
+		QueueBytes: limit, Batch: 4, Interval: time.Hour, ExportTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 64 KiB routing keys: at most 16 such spans fit in 1 MiB, where thousands of small ones would.
+	const n = 100
+	key := strings.Repeat("k", 64<<10)
+	for range n {
+		ev := testEvent(nil)
+		ev.RoutingKey = key
+		EndReceive(tr.StartReceive(ev, "q"), 1, false, nil)
+	}
+	if d := testutil.ToFloat64(dropped); d < n-limit/(64<<10) {
+		t.Errorf("dropped %v of %d spans of over 64 KiB each in a 1 MiB queue, want at least %d", d, n, n-limit/(64<<10))
+	}
+	close(exp.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(exported) + testutil.ToFloat64(dropped); got != n {
+		t.Errorf("exported + dropped = %v, want %d", got, n)
+	}
+	if tr.proc.held != 0 {
+		t.Errorf("%d bytes still counted after every span was exported", tr.proc.held)
+	}
+}
+
+// A send span keeps copies of the message id and routing key, not the strings it was given:
+// those usually share a logged record's memory, which the span would keep alive while it waits
+// for export.
+func TestSendSpansShareNoMemoryWithTheDelivery(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := New(context.Background(), Options{Spec: config.TracingSpec{SampleRatio: 1}, Exporter: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := []byte("order.created" + "m-1" + strings.Repeat("x", 200))
+	routingKey := unsafe.String(&record[0], 13)
+	messageID := unsafe.String(&record[13], 3)
+	long := string(record) // longer than the span's own room
+	headers := map[string]any{}
+	sp := tr.StartSend(trace.SpanContext{}, Delivery{Route: "r", Target: "t", Exchange: "x", RoutingKey: routingKey, MessageID: messageID}, headers)
+	sp.End()
+	sp = tr.StartSend(trace.SpanContext{}, Delivery{Route: "r", Target: "t", Exchange: "x", RoutingKey: long, MessageID: long}, headers)
+	sp.End()
+	if err := tr.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2", len(spans))
+	}
+	for i, want := range [][2]string{{routingKey, messageID}, {long, long}} {
+		a := attrs(spans[i])
+		for j, key := range []attribute.Key{"messaging.rabbitmq.destination.routing_key", "messaging.message.id"} {
+			got := a[key].AsString()
+			if got != want[j] {
+				t.Errorf("span %d: %s = %q, want %q", i, key, got, want[j])
+			}
+			if unsafe.StringData(got) == unsafe.StringData(want[j]) {
+				t.Errorf("span %d: %s shares the delivery's memory", i, key)
+			}
+		}
 	}
 }

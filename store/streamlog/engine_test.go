@@ -3,14 +3,12 @@ package streamlog
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
@@ -37,6 +35,23 @@ route "r" {
 }
 `
 
+// newTwoRoutersEngine is the real engine of twoRoutersConfig on log, consuming src and
+// publishing to the shared (fake) target broker.
+func newTwoRoutersEngine(t *testing.T, log router.Log, src *routertest.Source, target *routertest.Target) *router.Engine {
+	t.Helper()
+	engine, err := router.New(router.Options{
+		Topology:   routertest.Topology(t, twoRoutersConfig),
+		Log:        log,
+		Sources:    map[string]router.Source{"in": src},
+		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target.Publisher()}, nil },
+		Metrics:    router.NewMetrics(prometheus.NewRegistry()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine
+}
+
 // engineOnStream is one router: the real engine on a Store of the shared stream, its own
 // (fake) source, and the shared (fake) target broker.
 type engineOnStream struct {
@@ -51,28 +66,12 @@ type engineOnStream struct {
 
 func startEngine(t *testing.T, name, stream string, target *routertest.Target) *engineOnStream {
 	t.Helper()
-	cfg, diags := config.LoadBytes([]byte(twoRoutersConfig), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := &engineOnStream{name: name, conn: dialKillable(t), src: routertest.NewSource("in"), done: make(chan error, 1)}
+	var err error
 	if e.store, err = OpenStore(e.conn.Connection, Options{Native: mainNative(t), Stream: stream, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
 		t.Fatal(err)
 	}
-	engine, err := router.New(router.Options{
-		Topology:   topo,
-		Log:        e.store,
-		Sources:    map[string]router.Source{"in": e.src},
-		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target.Publisher()}, nil },
-		Metrics:    router.NewMetrics(prometheus.NewRegistry()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := newTwoRoutersEngine(t, e.store, e.src, target)
 	e.engine = engine
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel

@@ -3,17 +3,14 @@ package streamlog
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/event"
-	"github.com/wasmrouter/wasmrouter/internal/config"
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbitnode"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
@@ -29,30 +26,14 @@ type clusterRouter struct {
 
 func startClusterRouter(t *testing.T, name, stream string, node *rabbitnode.Node, target *routertest.Target) *clusterRouter {
 	t.Helper()
-	cfg, diags := config.LoadBytes([]byte(twoRoutersConfig), filepath.Join(t.TempDir(), "router.hcl"), func(string) (string, bool) { return "", false })
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	topo, err := router.NewTopology(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	openCtx, cancelOpen := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancelOpen()
 	r := &clusterRouter{name: name, src: routertest.NewSource("in")}
+	var err error
 	if r.log, err = OpenReopening(openCtx, dialer{url: node.URL()}, Options{Native: nodeNative(t, node), Stream: stream, ClusterSize: 3, BalanceEvery: -1}, name); err != nil { // pairs move only at a kill or a node restart here, not to even them out
 		t.Fatal(err)
 	}
-	engine, err := router.New(router.Options{
-		Topology:   topo,
-		Log:        r.log,
-		Sources:    map[string]router.Source{"in": r.src},
-		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target.Publisher()}, nil },
-		Metrics:    router.NewMetrics(prometheus.NewRegistry()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine := newTwoRoutersEngine(t, r.log, r.src, target)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- engine.Run(ctx) }()

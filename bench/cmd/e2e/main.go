@@ -65,7 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per side, alternating (0 with -latency-rate: latency only)")
 	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
-	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (go build ./bench/cmd/baseline)")
+	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (scripts/build-baseline.sh: upstream amqp091-go)")
 	fs.StringVar(&o.filter, "filter", "", "router-wasm: WASM filter module `PATH`")
 	fs.StringVar(&o.transform, "transform", "", "router-wasm: WASM transform module `PATH`")
 	fs.StringVar(&o.modCfg, "module-config", "", "router-wasm: module config as `k=v,k2=v2`")
@@ -133,16 +133,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.rounds, o.n, o.size, o.prefetch)
 
 	var results []bench.Result
+	var spans []spanCount
 	failed, disturbed := 0, 0
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range sides {
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", round, o.rounds, s.Name())
+			sink := sinkOf(s)
+			before := sink.Spans()
 			r, f, d, err := throughput(ctx, env, s, o, stderr)
 			if err != nil {
 				fmt.Fprintf(stderr, "e2e: %s, round %d: %v\n", s.Name(), round, err)
 				return 1
 			}
 			results, failed, disturbed = append(results, r), failed+f, disturbed+d
+			if sink != nil {
+				spans = append(spans, spanCount{side: s.Name(), round: round, got: sink.Spans() - before, want: 3 * int64(o.n), runs: 1 + f + d})
+			}
 		}
 	}
 	if failed+disturbed > 0 {
@@ -157,6 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bench.WriteSummary(stdout, sums)
 		bench.WriteInstructions(stdout, sums)
 		writeGoals(stdout, sums)
+		writeSpans(stdout, spans)
 	}
 
 	var lat []bench.LatencyResult
@@ -363,7 +370,7 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 			}
 			c := base
 			c.TracingEndpoint = sink.URL
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg})
+			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg, Sink: sink})
 		case "router-all":
 			if o.drURL == "" {
 				return nil, fmt.Errorf("side router-all needs -dr-url")
@@ -384,4 +391,35 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 		return nil, fmt.Errorf("no sides")
 	}
 	return sides, nil
+}
+
+// spanCount is what the bench's collector received during one round of a traced side.
+type spanCount struct {
+	side      string
+	round     int
+	got, want int64 // want: three spans (receive, process, send) per event of one run
+	runs      int   // runs made for the round, repeats included
+}
+
+// sinkOf is the bench's collector of a traced side, nil for another side (whose Spans are 0).
+func sinkOf(s bench.Side) *bench.OTLPSink {
+	if r, ok := s.(bench.Router); ok {
+		return r.Sink
+	}
+	return nil
+}
+
+// writeSpans says how many spans the collector received of the three per event a traced
+// router makes; those missing were dropped by the router (router_trace_spans_dropped_total)
+// or are still unexported.
+func writeSpans(w io.Writer, counts []spanCount) {
+	for _, c := range counts {
+		if c.runs > 1 {
+			fmt.Fprintf(w, "%s, round %d: the collector received %d spans over %d runs (%d per run of 3 per event)\n",
+				c.side, c.round, c.got, c.runs, c.want)
+			continue
+		}
+		fmt.Fprintf(w, "%s, round %d: the collector received %d of %d spans (3 per event), %d missing\n",
+			c.side, c.round, c.got, c.want, c.want-c.got)
+	}
 }

@@ -58,17 +58,24 @@ func TestPublishCollectQueueLen(t *testing.T) {
 	}
 }
 
-func TestCloseConnections(t *testing.T) {
-	SkipIfShort(t)
-	name := Unique("test.conn")
+// dialNamed opens a connection named name, as a client names it, closed when the test ends; it
+// returns the connection's close notification.
+func dialNamed(t *testing.T, name string) chan *amqp.Error {
+	t.Helper()
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(name)
 	conn, err := amqp.DialConfig(URL(), amqp.Config{Properties: props})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	t.Cleanup(func() { conn.Close() })
+	return conn.NotifyClose(make(chan *amqp.Error, 1))
+}
+
+func TestCloseConnections(t *testing.T) {
+	SkipIfShort(t)
+	name := Unique("test.conn")
+	closed := dialNamed(t, name)
 	if n := CloseConnections(t, name); n != 1 {
 		t.Fatalf("closed %d connections, want 1", n)
 	}
@@ -110,14 +117,7 @@ func TestCloseNamedConnections(t *testing.T) {
 	names := []string{Unique("test-conn-a"), Unique("test-conn-b")}
 	var closes []chan *amqp.Error
 	for _, name := range names {
-		props := amqp.NewConnectionProperties()
-		props.SetClientConnectionName(name)
-		conn, err := amqp.DialConfig(URL(), amqp.Config{Properties: props})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		closes = append(closes, conn.NotifyClose(make(chan *amqp.Error, 1)))
+		closes = append(closes, dialNamed(t, name))
 	}
 	got := CloseNamedConnections(t, names...)
 	if got[names[0]] != 1 || got[names[1]] != 1 {
