@@ -44,12 +44,14 @@ test:
 	$(MAKE) wasm
 	$(MAKE) lint
 	$(GO) test -race -count=1 -timeout 45m ./...
+	cd third_party/amqp091-go && $(GO) test -race -count=1 ./...
 	$(MAKE) test-allocs
 
 # Allocation tests skip themselves under the race detector (sync.Pool drops items at random
 # there), so they run again without it: every test whose name says NoAlloc.
 test-allocs:
 	$(GO) test -count=1 -run 'NoAlloc' ./filters/ ./wasmhost/ ./guest/wr/
+	cd third_party/amqp091-go && $(GO) test -count=1 -run 'Allocations' ./...
 
 # Unit tests only (no broker).
 test-short:

@@ -64,3 +64,6 @@ require (
 	golang.org/x/tools v0.50.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 )
+
+// The frame writer of amqp091-go, patched not to allocate (third_party/amqp091-go/README.md).
+replace github.com/rabbitmq/amqp091-go => ./third_party/amqp091-go

@@ -241,6 +241,18 @@ func buildBinary(tb testing.TB, pkg string) string {
 	return out
 }
 
+// buildBaseline builds the plain amqp091-go loop against upstream amqp091-go, as
+// scripts/build-baseline.sh does for the benchmark runs.
+func buildBaseline(tb testing.TB) string {
+	tb.Helper()
+	out := filepath.Join(tb.TempDir(), "baseline")
+	cmd := exec.Command("../scripts/build-baseline.sh", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("scripts/build-baseline.sh: %v\n%s", err, msg)
+	}
+	return out
+}
+
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n

@@ -70,7 +70,7 @@ func checkLatency(t *testing.T, env *Env, side Side) {
 
 func TestBaselineEndToEnd(t *testing.T) {
 	env := testEnv(t)
-	side := Baseline{Bin: buildBinary(t, "./cmd/baseline"), URL: rabbit.URL(), Prefetch: 100}
+	side := Baseline{Bin: buildBaseline(t), URL: rabbit.URL(), Prefetch: 100}
 	t.Run("throughput", func(t *testing.T) { checkThroughput(t, env, side, 1000) })
 	t.Run("latency", func(t *testing.T) { checkLatency(t, env, side) })
 }
@@ -161,7 +161,7 @@ func BenchmarkE2E(b *testing.B) {
 	env := testEnv(b)
 	n := envInt("WASMROUTER_BENCH_N", 100000)
 	sides := []Side{
-		Baseline{Bin: buildBinary(b, "./cmd/baseline"), URL: rabbit.URL(), Prefetch: 1000},
+		Baseline{Bin: buildBaseline(b), URL: rabbit.URL(), Prefetch: 1000},
 		Router{Bin: buildBinary(b, "../cmd/router"), Config: RouterConfig{URL: rabbit.URL(), Prefetch: 1000}},
 	}
 	for _, side := range sides {

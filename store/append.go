@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -355,6 +356,9 @@ func (s *Store) commit(items []appendItem, ops []opItem) error {
 func writeEvents(tx *bolt.Tx, items []appendItem, index *fpIndex, deletedThrough uint64) error {
 	evb := tx.Bucket(bucketEvents)
 	evb.FillPercent = 1 // keys only ever grow at the end: full pages halve the file
+	// One key buffer for the batch: bbolt copies the key in Put (only the value must stay
+	// valid until the commit), so a fresh one per event was an allocation for nothing.
+	key := make([]byte, 8)
 	for i := range items {
 		it := &items[i]
 		it.seq, it.dup = 0, false
@@ -375,7 +379,8 @@ func writeEvents(tx *bolt.Tx, items []appendItem, index *fpIndex, deletedThrough
 		if err != nil {
 			return err
 		}
-		if err := evb.Put(seqKey(seq), it.rec); err != nil {
+		binary.BigEndian.PutUint64(key, seq)
+		if err := evb.Put(key, it.rec); err != nil {
 			return fmt.Errorf("event %d: %w", seq, err)
 		}
 		it.seq = seq

@@ -65,7 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per side, alternating (0 with -latency-rate: latency only)")
 	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
-	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (go build ./bench/cmd/baseline)")
+	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (scripts/build-baseline.sh: upstream amqp091-go)")
 	fs.StringVar(&o.filter, "filter", "", "router-wasm: WASM filter module `PATH`")
 	fs.StringVar(&o.transform, "transform", "", "router-wasm: WASM transform module `PATH`")
 	fs.StringVar(&o.modCfg, "module-config", "", "router-wasm: module config as `k=v,k2=v2`")

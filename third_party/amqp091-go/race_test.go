@@ -1,0 +1,5 @@
+//go:build race
+
+package amqp091
+
+const raceEnabled = true
