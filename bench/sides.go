@@ -113,7 +113,13 @@ func (r Router) Start(run RunDir) (Running, error) {
 			return nil, err
 		}
 	}
-	p, err := startCounted(r.Callgrind, r.Name(), r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"))
+	var env []string
+	if r.Profiling != nil {
+		// The router samples no allocations unless GODEBUG asks (internal/memprofile):
+		// the profiles taken want them, at the runtime's default rate.
+		env = append(env, "GODEBUG=memprofilerate=524288")
+	}
+	p, err := startCounted(r.Callgrind, r.Name(), r.Bin, []string{"run", "-c", path}, filepath.Join(run.Dir, "router.log"), env...)
 	if err == nil && r.Callgrind != nil {
 		return &countedRouter{Process: p, admin: addr}, nil // not profiled as well: profiles would be counted
 	}

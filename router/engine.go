@@ -39,7 +39,7 @@ type Options struct {
 	// Window is how many events a stream keeps in flight (published, not yet confirmed).
 	Window int
 	// WindowBytes bounds the same events by their estimated memory (event.Event.MemSize and
-	// their messages' bodies), default 4 MiB; a window takes at least one event.
+	// their messages' bodies), default 2 MiB; a window takes at least one event.
 	WindowBytes int
 	// DrainTimeout bounds how long a graceful stop waits for confirms in flight.
 	DrainTimeout time.Duration

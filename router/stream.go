@@ -221,9 +221,12 @@ func (s *stream) deliver(ctx context.Context) error {
 	}
 }
 
-// defaultWindowBytes is a stream's windowBytes unless the engine sets one: a window of
-// 1 KiB messages is bound by its count, one of large messages by its bytes.
-const defaultWindowBytes = 4 << 20
+// defaultWindowBytes is a stream's windowBytes unless the engine sets one. 2 MiB holds about
+// 800 events of 1 KiB (an event read back from the log and its message), 90 ms at the
+// fastest rate measured here and many times a confirm's latency; at 1 MiB the CPU per event
+// measured higher (BENCHMARKS.md, "Memory": 4 MiB before, where the count
+// of 1024 bound first, about 2.6 MiB).
+const defaultWindowBytes = 2 << 20
 
 // hasRoom reports whether the window takes more events.
 func (s *stream) hasRoom() bool {

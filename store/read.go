@@ -10,7 +10,14 @@ import (
 
 // scanChunk bounds the records one step of Scan handles: a read transaction stays short (a
 // long one would stall the appender when the file must grow) and few decoded events are held.
-const scanChunk = 256
+// scanChunkBytes bounds the bytes of the records one step decodes from the file (at least
+// one record): fn sees the decoded events only after the read transaction, so a caller that
+// stops early (a stream whose window is full in bytes) would otherwise have had a whole
+// chunk of large messages decoded for nothing, 256 MiB of them at 1 MiB each.
+const (
+	scanChunk      = 256
+	scanChunkBytes = 256 << 10
+)
 
 // Get returns the event with seq, or ErrNotFound if it is not (or no longer) in the log.
 // The event must not be modified.
@@ -118,16 +125,18 @@ func filter(evs []*event.Event, keep event.Keep) []*event.Event {
 	return kept
 }
 
-// scanDisk reads up to budget records from next on from the file, decoding only the kept ones.
+// scanDisk reads up to budget records from next on from the file, decoding only the kept ones
+// and stopping after the one that brings their records' bytes to scanChunkBytes.
 func (s *Store) scanDisk(next uint64, budget int, keep event.Keep) (evs []*event.Event, after uint64, err error) {
 	after = next
+	decoded := 0
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		if b == nil {
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.Seek(seqKey(next)); k != nil && budget > 0; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(next)); k != nil && budget > 0 && decoded < scanChunkBytes; k, v = c.Next() {
 			seq := seqOf(k)
 			budget--
 			s.touched(tx, len(v))
@@ -148,6 +157,7 @@ func (s *Store) scanDisk(next uint64, budget int, keep event.Keep) (evs []*event
 				return fmt.Errorf("store: seq %d: %w", seq, err)
 			}
 			evs = append(evs, ev)
+			decoded += len(v)
 			after = seq + 1
 		}
 		return nil

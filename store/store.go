@@ -85,10 +85,10 @@ const (
 	defaultBatchWait   = 2 * time.Millisecond
 	defaultRingSize    = 16384
 	defaultRecentIndex = 1 << 14 // see index.go
-	// 2 MiB: a stream that keeps up lags by about a commit and reads it from here; one that
+	// 1 MiB: a stream that keeps up lags by about a commit and reads it from here; one that
 	// lags further reads from disk whatever the ring's size, while the ring still holds its
-	// bytes (BENCHMARKS.md, "Memory": 4 MiB before).
-	defaultRingBytes  = 2 << 20
+	// bytes (BENCHMARKS.md, "Memory": 4 MiB, then 2 MiB before).
+	defaultRingBytes  = 1 << 20
 	cursorFlushDelay  = 100 * time.Millisecond
 	sizeEvery         = time.Second
 	retentionChunk    = 5000

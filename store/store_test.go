@@ -323,3 +323,35 @@ func TestScanShowsTheCarriedRouteMatchOnlyFromMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestScanFromDiskDecodesABoundedNumberOfBytesAtATime(t *testing.T) {
+	opts := testOptions(t)
+	opts.ringSize = -1 // every read goes to the file
+	s := openStore(t, opts)
+	const n, size = 40, 64 << 10
+	appendN(t, s, n, size)
+	// One step decodes records up to scanChunkBytes (the last one may cross it), not the
+	// 256 records of scanChunk.
+	evs, after, err := s.scanDisk(1, scanChunk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := scanChunkBytes/size + 1; len(evs) == 0 || len(evs) > want {
+		t.Fatalf("one step decoded %d records of %d bytes, want 1 to %d", len(evs), size, want)
+	}
+	if after != uint64(len(evs))+1 {
+		t.Fatalf("after %d for %d events from seq 1", after, len(evs))
+	}
+	// A whole scan still visits every record, in order.
+	var seen uint64
+	next, err := s.Scan(1, 0, nil, func(ev *event.Event) bool {
+		seen++
+		if ev.Seq != seen {
+			t.Fatalf("seq %d after %d", ev.Seq, seen-1)
+		}
+		return true
+	})
+	if err != nil || seen != n || next != n+1 {
+		t.Fatalf("scan saw %d of %d, next %d, err %v", seen, n, next, err)
+	}
+}

@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// First among the router's own imports: see the package.
+	_ "github.com/wasmrouter/wasmrouter/internal/memprofile"
 )
 
 // Exit statuses (docs/cli.md).
