@@ -321,14 +321,22 @@ func (l *Log) watchTail(nr *nativeReader, gen int) {
 	l.nativeLost(gen)
 }
 
-// nativeSend hands a message to the producer of the current connection.
+// nativeSend hands a message to the producer of the current connection. A producer whose
+// connection has just gone refuses the message before nativeConfirmLoop has seen it close:
+// that refusal is the lost connection too (the client gives it no error value of its own;
+// besides a frame too large, kept as it is, it refuses only a message it cannot encode, which
+// the log's own records never are).
 func (l *Log) nativeSend(m outMsg) error {
 	l.nativeMu.Lock()
 	defer l.nativeMu.Unlock()
 	if l.producer == nil {
 		return errStreamLost
 	}
-	return l.producer.Send(nativeMessage(m))
+	err := l.producer.Send(nativeMessage(m))
+	if err != nil && !errors.Is(err, stream.FrameTooLarge) {
+		return fmt.Errorf("%w (%v)", errStreamLost, err)
+	}
+	return err
 }
 
 // closeNative closes the stream protocol's connections for good.
