@@ -50,8 +50,7 @@ func Load(filename string, lookupEnv func(string) (string, bool)) (*Config, hcl.
 //   - router.max_message_size: a size, default "128MiB", at most RabbitMQ's "512MiB"; larger
 //     messages are dead-lettered at ingest.
 //   - router.memory_limit: a size, at least "16MiB"; the Go runtime's soft memory limit
-//     (GOMEMLIMIT). Unset: the GOMEMLIMIT variable, else 90% of the cgroup's memory.max, else
-//     twice the live heap and 8 MiB, at least 24 MiB (cmd/router/app/memlimit.go).
+//     (GOMEMLIMIT). Unset: the GOMEMLIMIT variable, else 90% of the cgroup's memory.max.
 //   - module.pool_size: instances per module, default 2, from 1 to 64.
 //   - tracing (optional, see TracingSpec): endpoint, protocol, sample_ratio, service_name; the
 //     OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER(_ARG) and OTEL_SERVICE_NAME variables fill what

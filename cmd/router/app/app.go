@@ -52,7 +52,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return cfg.Errorf("router.admin_addr", "%w", err)
 	}
 	setMemoryLimit(cfg.Router.MemoryLimit, log)
-	defer follower.stop() // a router run in a test's process leaves no goroutine behind
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := NewCollectors(reg)
