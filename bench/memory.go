@@ -185,25 +185,32 @@ func (s *memSampler) run() {
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	for {
-		if ps, err := ReadProc(s.pid); err == nil {
-			mapped, _ := ReadMappedRSS(s.pid, ".db")
-			s.mu.Lock()
-			at := time.Since(s.start)
-			s.samples = append(s.samples, MemSample{At: at, RSS: ps.RSS, Anon: ps.Anon, Exe: mapped.Exe, Log: mapped.Log, Phase: s.phase})
-			if s.phase >= 0 {
-				ph := &s.phases[s.phase]
-				ph.Peak = max(ph.Peak, ps.RSS)
-				ph.PeakAnon = max(ph.PeakAnon, ps.Anon)
-				ph.PeakExe = max(ph.PeakExe, mapped.Exe)
-				ph.PeakLog = max(ph.PeakLog, mapped.Log)
-			}
-			s.mu.Unlock()
-		}
+		s.take()
 		select {
 		case <-tick.C:
 		case <-s.stop:
 			return
 		}
+	}
+}
+
+// take reads the process's memory once and records it under the current phase.
+func (s *memSampler) take() {
+	ps, err := ReadProc(s.pid)
+	if err != nil {
+		return
+	}
+	mapped, _ := ReadMappedRSS(s.pid, ".db")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := time.Since(s.start)
+	s.samples = append(s.samples, MemSample{At: at, RSS: ps.RSS, Anon: ps.Anon, Exe: mapped.Exe, Log: mapped.Log, Phase: s.phase})
+	if s.phase >= 0 {
+		ph := &s.phases[s.phase]
+		ph.Peak = max(ph.Peak, ps.RSS)
+		ph.PeakAnon = max(ph.PeakAnon, ps.Anon)
+		ph.PeakExe = max(ph.PeakExe, mapped.Exe)
+		ph.PeakLog = max(ph.PeakLog, mapped.Log)
 	}
 }
 
@@ -221,7 +228,10 @@ func (s *memSampler) mark(name string) {
 	s.phases[s.phase].Description += "; " + name + fmt.Sprintf(" at %.0fs", time.Since(s.start).Seconds())
 }
 
+// end closes the current phase after one last sample of it: a phase shorter than the
+// sampling interval (a small replay on a fast machine) still has a peak.
 func (s *memSampler) end() {
+	s.take()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.phases[s.phase].End = time.Since(s.start)
