@@ -132,12 +132,6 @@ type Log struct {
 	nativeTail   *nativeReader
 	nativeGen    int
 	nativeClosed bool
-	// Consumers kept open for the next read of a delivery loop behind the recent records
-	// (nativeRecords); cursorOpens counts those opened.
-	cursorsMu     sync.Mutex
-	cursors       []*nativeCursor
-	cursorsClosed bool
-	cursorOpens   int
 	// onRecord sees every record the tail reads, before the append that wrote it is done;
 	// fromFirst makes the tail start at the stream's first record.
 	onRecord  func(off uint64, r record)
@@ -608,9 +602,12 @@ func (l *Log) refuse(p *pendingAppend) {
 	p.err, p.refused = l.failure(), true
 	l.pubMu.Lock() // fail hands every append admitted before it to complete, under pubMu
 	l.pubMu.Unlock()
-	// May wait for complete to take the earlier ones (no done appends, so complete is never
-	// the caller here); waiting keeps the refused in order behind them.
-	l.completions <- p
+	select {
+	case l.completions <- p:
+	default:
+		// Full: complete may be the caller (a done that appends), so do not wait here.
+		go func() { l.completions <- p }()
+	}
 }
 
 // take waits for a slot; false when the log can no longer append (then always: a slot free
@@ -1038,9 +1035,6 @@ func (l *Log) records(from, to uint64, fn func(off uint64, body []byte, mark boo
 		return nil
 	}
 	from = next // no longer in memory: the rest from the broker
-	if l.opts.Native != nil {
-		return l.nativeRecords(from, to, fn)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.ReadyTimeout)
 	defer cancel()
 	err := l.readRaw(ctx, from, func(off uint64, body []byte, mark bool) error {
