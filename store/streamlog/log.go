@@ -186,7 +186,6 @@ type pendingAppend struct {
 	confirmed, seen, dup bool
 	seq                  uint64
 	err                  error
-	refused              bool // got no slot (refuse)
 }
 
 // redelivery is an event the source flagged as delivered before, with the window the
@@ -581,7 +580,7 @@ func (l *Log) enqueueDone(p *pendingAppend) {
 // the log can no longer append, p then done with the failure.
 func (l *Log) admit(p *pendingAppend) bool {
 	if !l.take() {
-		l.refuse(p)
+		p.done(0, false, l.failure())
 		return false
 	}
 	l.pubMu.Lock()
@@ -594,30 +593,8 @@ func (l *Log) admit(p *pendingAppend) bool {
 	return true
 }
 
-// refuse completes p, which got no slot because the log can no longer append, with the log's
-// failure, after every append admitted before it: a Barrier on a failed log is done only
-// once the appends before it are (their sources are settled before the Barrier's caller goes
-// on, and may close what they settle into).
-func (l *Log) refuse(p *pendingAppend) {
-	p.err, p.refused = l.failure(), true
-	l.pubMu.Lock() // fail hands every append admitted before it to complete, under pubMu
-	l.pubMu.Unlock()
-	select {
-	case l.completions <- p:
-	default:
-		// Full: complete may be the caller (a done that appends), so do not wait here.
-		go func() { l.completions <- p }()
-	}
-}
-
-// take waits for a slot; false when the log can no longer append (then always: a slot free
-// at the same time does not admit an append to a failed log).
+// take waits for a slot; false when the log can no longer append.
 func (l *Log) take() bool {
-	select {
-	case <-l.pubDone:
-		return false
-	default:
-	}
 	select {
 	case l.slots <- struct{}{}:
 		return true
@@ -629,7 +606,7 @@ func (l *Log) take() bool {
 // publish sends one message; p settles in id order. It returns the message id.
 func (l *Log) publish(msg outMsg, p *pendingAppend) string {
 	if !l.take() {
-		l.refuse(p)
+		p.done(0, false, l.failure())
 		return ""
 	}
 	l.pubMu.Lock()
@@ -756,9 +733,7 @@ func (l *Log) settle(change func()) {
 func (l *Log) complete() {
 	for p := range l.completions {
 		// The index learnt the seq of this router's event from the tail, before it was done.
-		if !p.refused {
-			<-l.slots
-		}
+		<-l.slots
 		p.done(p.seq, p.dup, p.err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -364,44 +363,5 @@ func TestRedeliveryMatchesOnlyTheWritersLatest(t *testing.T) {
 	}
 	if _, dups := appendAll(t, reader, everywhere, evs[1]); dups != 1 {
 		t.Fatal("a redelivery of one of its writer's latest Unacked events was logged again")
-	}
-}
-
-// A Barrier on a log that failed is done only after the appends before it: a source closes
-// what its appends settle into once its Barrier is done.
-func TestBarrierOnAFailedLogComesAfterEarlierAppends(t *testing.T) {
-	l := newLog(nil, Options{Stream: "unused"})
-	var mu sync.Mutex
-	var order []string
-	release := make(chan struct{})
-	earlierDone := make(chan struct{})
-	// An append not yet done (a redelivery waiting to be judged), whose done takes a while.
-	p := &pendingAppend{redelivery: &redelivery{}, done: func(_ uint64, _ bool, err error) {
-		<-release
-		mu.Lock()
-		order = append(order, "append")
-		mu.Unlock()
-		close(earlierDone)
-	}}
-	if !l.admit(p) {
-		t.Fatal("the log refused the first append")
-	}
-	l.fail(ErrClosed)
-	barrierDone := make(chan error, 1)
-	l.enqueueDone(&pendingAppend{barrier: true, done: func(_ uint64, _ bool, err error) {
-		mu.Lock()
-		order = append(order, "barrier")
-		mu.Unlock()
-		barrierDone <- err
-	}})
-	close(release)
-	<-earlierDone
-	if err := <-barrierDone; !errors.Is(err, ErrClosed) {
-		t.Fatalf("barrier done with %v, want ErrClosed", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !reflect.DeepEqual(order, []string{"append", "barrier"}) {
-		t.Fatalf("done in the order %v, want the append before the barrier", order)
 	}
 }

@@ -28,10 +28,8 @@ type Reopening struct {
 	holder  string
 
 	mu      sync.Mutex
-	cur     *Store          // nil while reopening
-	drained chan struct{}   // closed once every append to the stores before cur is done
-	calls   *sync.WaitGroup // Append calls in progress on cur
-	changed chan struct{}   // closed when cur is replaced or lost
+	cur     *Store        // nil while reopening
+	changed chan struct{} // closed when cur is replaced or lost
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -97,9 +95,7 @@ func OpenReopening(ctx context.Context, connect Connector, opts Options, holder 
 			return nil, err
 		}
 	}
-	drained := make(chan struct{})
-	close(drained)
-	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, drained: drained, calls: &sync.WaitGroup{}, changed: make(chan struct{}), done: make(chan struct{})}
+	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, changed: make(chan struct{}), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	go r.watch(s, conn)
 	return r, nil
@@ -116,21 +112,9 @@ func (r *Reopening) watch(s *Store, conn *amqp.Connection) {
 		case <-r.ctx.Done():
 			return
 		}
-		// The failed store's appends are done after it is swapped out: a Barrier waits for
-		// them as well as for those of the store after it.
-		drained := make(chan struct{})
-		r.mu.Lock()
-		r.cur = nil
-		before, calls := r.drained, r.calls
-		r.drained, r.calls = drained, &sync.WaitGroup{}
-		r.mu.Unlock()
 		r.swap(nil)
 		local := s.ownCursors()
 		_ = s.Close()
-		// An Append that took the store before the swap may still be handing it its append
-		// (waiting for a slot until the close): the Barrier comes after those.
-		calls.Wait()
-		s.Barrier(func(error) { <-before; close(drained) })
 		for {
 			var err error
 			if conn, err = r.connect.Connection(r.ctx); err != nil {
@@ -181,33 +165,20 @@ func (r *Reopening) Claim(name string) (*Lease, error) {
 }
 
 func (r *Reopening) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, done func(seq uint64, dup bool, err error)) {
-	r.mu.Lock()
-	s, calls := r.cur, r.calls
-	if s != nil {
-		calls.Add(1)
-	}
-	r.mu.Unlock()
-	if s == nil {
-		done(0, false, ErrClosed)
+	if s := r.Current(); s != nil {
+		s.Append(ev, fp, dedup, done)
 		return
 	}
-	defer calls.Done()
-	s.Append(ev, fp, dedup, done)
+	done(0, false, ErrClosed)
 }
 
 func (r *Reopening) Fingerprint(ev *event.Event) store.Fingerprint { return store.FingerprintOf(ev) }
 
-// Barrier calls done once every append made before it is done, those of the stores the
-// connection's losses replaced included.
 func (r *Reopening) Barrier(done func(error)) {
-	r.mu.Lock()
-	s, drained := r.cur, r.drained
-	r.mu.Unlock()
-	if s != nil {
-		s.Barrier(func(err error) { <-drained; done(err) })
+	if s := r.Current(); s != nil {
+		s.Barrier(done)
 		return
 	}
-	<-drained
 	done(ErrClosed)
 }
 
