@@ -46,8 +46,6 @@ type rigOptions struct {
 	listing *listingClaimLog
 	// lists: the log lists its cursors (new pairs start at its end), without claims.
 	lists bool
-	// late: a log whose Barrier does not wait for the appends it holds back.
-	late *lateAppendLog
 }
 
 // newRig loads hcl (clusters, targets and routes; the source "in" and cluster "main" are
@@ -76,10 +74,6 @@ func newRig(t *testing.T, hcl string, opts rigOptions) *rig {
 	}
 	if opts.lists {
 		lg = &listingLog{Log: r.log}
-	}
-	if opts.late != nil {
-		opts.late.Log = r.log
-		lg = opts.late
 	}
 	var err error
 	r.engine, err = router.New(router.Options{
@@ -519,63 +513,4 @@ func TestAFullLogHoldsConsumptionUntilThereIsRoom(t *testing.T) {
 	}
 	r.waitFor("acknowledged", func() bool { return len(r.src.Acked()) == 5 })
 	r.waitFor("ready again", func() bool { return r.engine.Status().Ready })
-}
-
-// lateAppendLog holds appends back while hold is set and completes Barrier at once all the
-// same: a log that settles an append after the Barrier that should have waited for it (the
-// stream log's reopening once did), which a stopping source must survive.
-type lateAppendLog struct {
-	*routertest.Log
-	mu       sync.Mutex
-	hold     bool
-	held     []func()
-	barriers int
-}
-
-func (l *lateAppendLog) Append(ev *event.Event, fp event.Fingerprint, dedup event.Window, done func(uint64, bool, error)) {
-	l.mu.Lock()
-	if l.hold {
-		l.held = append(l.held, func() { l.Log.Append(ev, fp, dedup, done) })
-		l.mu.Unlock()
-		return
-	}
-	l.mu.Unlock()
-	l.Log.Append(ev, fp, dedup, done)
-}
-
-func (l *lateAppendLog) Barrier(done func(error)) {
-	l.mu.Lock()
-	l.barriers++
-	l.mu.Unlock()
-	done(nil)
-}
-
-func (l *lateAppendLog) counts() (held, barriers int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.held), l.barriers
-}
-
-func (l *lateAppendLog) release() {
-	l.mu.Lock()
-	held := l.held
-	l.held, l.hold = nil, false
-	l.mu.Unlock()
-	for _, appendNow := range held {
-		appendNow()
-	}
-}
-
-func TestAStoppingSourceWaitsForAppendsSettledAfterItsBarrier(t *testing.T) {
-	late := &lateAppendLog{hold: true}
-	r := newRig(t, twoTargets, rigOptions{late: late})
-	r.publish("k", bodies("e", 3)...)
-	r.waitFor("three appends held", func() bool { held, _ := late.counts(); return held == 3 })
-	r.cancel()
-	r.waitFor("the stopping source's barrier", func() bool { _, barriers := late.counts(); return barriers > 0 })
-	late.release() // settled after the barrier: before the fix, a send on the closed channel
-	r.stop()
-	if n := len(r.src.Acked()); n != 3 {
-		t.Fatalf("%d acknowledged after the late appends settled, want 3", n)
-	}
 }

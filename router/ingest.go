@@ -32,10 +32,6 @@ type source struct {
 	failedUntil atomic.Int64
 
 	settled chan settlement
-	// unsettled counts the deliveries handed to the log and not yet settled: settled is closed
-	// only once it is zero, whatever the log's Barrier promised (a late settlement after the
-	// close would be a send on a closed channel).
-	unsettled sync.WaitGroup
 
 	// Redeliveries are compared only with the events whose acknowledgement may have been lost:
 	// the broker holds at most prefetch messages unacknowledged per channel, so a redelivered
@@ -143,7 +139,6 @@ func (s *source) run(ctx context.Context) {
 	flushed := make(chan struct{})
 	s.e.store.Barrier(func(error) { close(flushed) })
 	<-flushed
-	s.unsettled.Wait()
 	close(s.settled)
 	<-ackerDone
 }
@@ -169,8 +164,7 @@ func (s *source) handle(d *event.Delivery) {
 		s.log.Error("message with undecodable headers rejected (the broker dead-letters it to the queue's dead_letter_exchange, or drops it without one)",
 			"reason", d.Undecodable, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey,
 			"dead_letter_exchange", s.spec.DeadLetterExchange)
-		s.unsettled.Add(1)
-		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize}; s.unsettled.Done() })
+		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
 	// The configuration in force: router.max_message_size and the routes may change by a reload.
@@ -180,8 +174,7 @@ func (s *source) handle(d *event.Delivery) {
 		s.oversize.Inc()
 		s.log.Error("message over max_message_size rejected", "size", len(ev.Body),
 			"max", maxSize, "message_id", ev.Props.MessageID, "routing_key", ev.RoutingKey)
-		s.unsettled.Add(1)
-		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize}; s.unsettled.Done() })
+		s.e.store.Barrier(func(error) { s.settled <- settlement{d: d, err: errOversize} })
 		return
 	}
 	// An assigned message id derives from the fingerprint of the message as received, so that a
@@ -209,7 +202,6 @@ func (s *source) handle(d *event.Delivery) {
 	if s.e.tracer != nil {
 		span = s.e.tracer.StartReceive(ev, s.spec.Queue) // the event has its message id now
 	}
-	s.unsettled.Add(1)
 	s.e.store.Append(ev, fp, dedup, func(seq uint64, dup bool, err error) {
 		switch {
 		case err != nil:
@@ -223,7 +215,6 @@ func (s *source) handle(d *event.Delivery) {
 			}
 		}
 		s.settled <- settlement{d: d, err: err, span: span, seq: seq, dup: dup}
-		s.unsettled.Done()
 	})
 }
 
