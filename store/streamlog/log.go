@@ -174,6 +174,7 @@ type pendingAppend struct {
 	index       bool // add fp to the redelivery index once done (not for marks)
 	confirmOnly bool // done at the confirm, without waiting for the tail (the start mark)
 	barrier     bool // done once every earlier append is
+	refused     bool // never admitted (the log had failed): it holds no slot
 	// sync marks a catch-up mark: when the tail reads it, it has read every record committed
 	// before the redeliveries in judging were handed to the log.
 	sync bool
@@ -580,7 +581,7 @@ func (l *Log) enqueueDone(p *pendingAppend) {
 // the log can no longer append, p then done with the failure.
 func (l *Log) admit(p *pendingAppend) bool {
 	if !l.take() {
-		p.done(0, false, l.failure())
+		l.refuse(p)
 		return false
 	}
 	l.pubMu.Lock()
@@ -591,6 +592,19 @@ func (l *Log) admit(p *pendingAppend) bool {
 	l.waitMu.Unlock()
 	l.pubMu.Unlock()
 	return true
+}
+
+// refuse fails an append the log can no longer take. Its done still comes after every earlier
+// append's, through the completion goroutine: a caller that acknowledges through the last
+// settled delivery, or stops listening after a Barrier, must never hear of an earlier append
+// after a later one (RATIONALE.md, "Settlements in order across a lost log").
+func (l *Log) refuse(p *pendingAppend) {
+	// fail holds pubMu while it hands every append waiting to the completion goroutine; once
+	// the lock is had, they are all ahead of p.
+	l.pubMu.Lock()
+	l.pubMu.Unlock()
+	p.err, p.refused = l.failure(), true
+	l.completions <- p
 }
 
 // take waits for a slot; false when the log can no longer append.
@@ -606,7 +620,7 @@ func (l *Log) take() bool {
 // publish sends one message; p settles in id order. It returns the message id.
 func (l *Log) publish(msg outMsg, p *pendingAppend) string {
 	if !l.take() {
-		p.done(0, false, l.failure())
+		l.refuse(p)
 		return ""
 	}
 	l.pubMu.Lock()
@@ -725,7 +739,7 @@ func (l *Log) settle(change func()) {
 		}
 		delete(l.waiting, l.head)
 		l.head++
-		l.completions <- next // never blocks: at most Window appends exist
+		l.completions <- next // waits only behind refused appends (refuse), which hold no slot
 	}
 }
 
@@ -733,7 +747,9 @@ func (l *Log) settle(change func()) {
 func (l *Log) complete() {
 	for p := range l.completions {
 		// The index learnt the seq of this router's event from the tail, before it was done.
-		<-l.slots
+		if !p.refused {
+			<-l.slots
+		}
 		p.done(p.seq, p.dup, p.err)
 	}
 }

@@ -29,6 +29,7 @@ type Reopening struct {
 
 	mu      sync.Mutex
 	cur     *Store        // nil while reopening
+	order   *inOrder      // appends' completions, in order across the logs
 	changed chan struct{} // closed when cur is replaced or lost
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -95,7 +96,7 @@ func OpenReopening(ctx context.Context, connect Connector, opts Options, holder 
 			return nil, err
 		}
 	}
-	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, changed: make(chan struct{}), done: make(chan struct{})}
+	r := &Reopening{connect: connect, opts: opts, holder: holder, cur: s, changed: make(chan struct{}), done: make(chan struct{}), order: newInOrder()}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	go r.watch(s, conn)
 	return r, nil
@@ -165,6 +166,7 @@ func (r *Reopening) Claim(name string) (*Lease, error) {
 }
 
 func (r *Reopening) Append(ev *event.Event, fp store.Fingerprint, dedup store.Window, done func(seq uint64, dup bool, err error)) {
+	done = r.order.wrap(done)
 	if s := r.Current(); s != nil {
 		s.Append(ev, fp, dedup, done)
 		return
@@ -174,12 +176,15 @@ func (r *Reopening) Append(ev *event.Event, fp store.Fingerprint, dedup store.Wi
 
 func (r *Reopening) Fingerprint(ev *event.Event) store.Fingerprint { return store.FingerprintOf(ev) }
 
+// Barrier calls done once every append made before it, on this log or on one lost since, is
+// done.
 func (r *Reopening) Barrier(done func(error)) {
+	ordered := r.order.wrap(func(_ uint64, _ bool, err error) { done(err) })
 	if s := r.Current(); s != nil {
-		s.Barrier(done)
+		s.Barrier(func(err error) { ordered(0, false, err) })
 		return
 	}
-	done(ErrClosed)
+	ordered(0, false, ErrClosed)
 }
 
 // WaitReadable returns once the log is open (nil) or when ctx ends (its error): while it is
