@@ -349,12 +349,13 @@ func (r *reader) interned() *internTable {
 	return r.strings
 }
 
-// internTable keeps the last short string seen in each of its slots, by hash, with the string
-// boxed in an interface once asked for as a field value. The consumer tag, exchange, routing
-// key, content type, application id, header names and most header values of a stream of
-// deliveries repeat from one message to the next: each is then allocated once per connection
-// instead of once per delivery. A string that does not repeat costs its hash and takes a slot.
-type internTable [internSlots]internEntry
+// internTable keeps the last short strings seen, two to a bucket chosen by hash, with each
+// string boxed in an interface once asked for as a field value. The consumer tag, exchange,
+// routing key, content type, application id, header names and most header values of a stream
+// of deliveries repeat from one message to the next: each is then allocated once per
+// connection instead of once per delivery. A string that does not repeat (a message id) costs
+// its hash and displaces the least recently used string of its bucket.
+type internTable [internBuckets][2]internEntry
 
 type internEntry struct {
 	s string
@@ -362,40 +363,43 @@ type internEntry struct {
 }
 
 const (
-	internSlots  = 256
-	internMaxLen = 64
+	internBuckets = 128
+	internMaxLen  = 64
 )
 
-func (t *internTable) slot(b []byte) *internEntry {
+// entry returns b's entry, made the bucket's first, with the string of b in it.
+func (t *internTable) entry(b []byte) *internEntry {
 	h := uint32(2166136261) // FNV-1a
 	for _, c := range b {
 		h ^= uint32(c)
 		h *= 16777619
 	}
-	return &t[h%internSlots]
+	bucket := &t[h%internBuckets]
+	switch {
+	case bucket[0].s == string(b):
+	case bucket[1].s == string(b):
+		bucket[0], bucket[1] = bucket[1], bucket[0]
+	default:
+		bucket[1] = bucket[0]
+		bucket[0] = internEntry{s: string(b)}
+	}
+	return &bucket[0]
 }
 
-// str returns b as a string, the slot's if it holds the same bytes.
+// str returns b as a string, the table's if it holds the same bytes.
 func (t *internTable) str(b []byte) string {
 	if t == nil || len(b) > internMaxLen {
 		return string(b)
 	}
-	e := t.slot(b)
-	if e.s != string(b) {
-		e.s, e.v = string(b), nil
-	}
-	return e.s
+	return t.entry(b).s
 }
 
-// value returns b as a string in an interface, the slot's if it holds the same bytes.
+// value returns b as a string in an interface, the table's if it holds the same bytes.
 func (t *internTable) value(b []byte) any {
 	if t == nil || len(b) > internMaxLen {
 		return string(b)
 	}
-	e := t.slot(b)
-	if e.s != string(b) {
-		e.s, e.v = string(b), nil
-	}
+	e := t.entry(b)
 	if e.v == nil {
 		e.v = e.s
 	}
