@@ -217,21 +217,27 @@ func (e *encoder) appendResource(b []byte, res *resource.Resource) []byte {
 func appendScopeSpans(b []byte, g *spanGroup) []byte {
 	var m int
 	b, m = beginMessage(b, fResourceSpansScopeSpans)
-	if g.scope != (instrumentation.Scope{}) { // the SDK leaves an empty scope out
-		var sc int
-		b, sc = beginMessage(b, fScopeSpansScope)
-		b = appendString(b, fScopeName, g.scope.Name)
-		b = appendString(b, fScopeVersion, g.scope.Version)
-		for it := g.scope.Attributes.Iter(); it.Next(); {
-			b = appendKeyValue(b, fScopeAttributes, it.Attribute())
-		}
-		b = endMessage(b, sc)
-	}
+	b = appendScope(b, g.scope)
 	for _, s := range g.spans {
 		b = appendSpan(b, s)
 	}
 	b = appendString(b, fScopeSpansSchemaURL, g.scope.SchemaURL)
 	return endMessage(b, m)
+}
+
+// appendScope writes a ScopeSpans' scope field.
+func appendScope(b []byte, scope instrumentation.Scope) []byte {
+	if scope == (instrumentation.Scope{}) { // the SDK leaves an empty scope out
+		return b
+	}
+	var sc int
+	b, sc = beginMessage(b, fScopeSpansScope)
+	b = appendString(b, fScopeName, scope.Name)
+	b = appendString(b, fScopeVersion, scope.Version)
+	for it := scope.Attributes.Iter(); it.Next(); {
+		b = appendKeyValue(b, fScopeAttributes, it.Attribute())
+	}
+	return endMessage(b, sc)
 }
 
 func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
