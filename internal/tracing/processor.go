@@ -302,9 +302,10 @@ func (p *dropProcessor) Shutdown(ctx context.Context) error {
 // foreignSpanBytes is what a span recorded by the SDK (not the router's own) is counted for.
 const foreignSpanBytes = 2 << 10
 
-// spanBytes is the memory a finished span holds, as the queue counts it: the router's span
-// with its attributes' strings (StartSend copies those that would keep a logged record alive,
-// spans.go), or a fixed estimate for another span. It is the same from End to release.
+// spanBytes is the memory a finished span holds, as a queue of spans (an exporter other than
+// the router's) counts it: the router's span with its attributes' strings (StartSend copies
+// those that would keep a logged record alive, spans.go), or a fixed estimate for another
+// span. It is the same from End to release.
 func spanBytes(s sdktrace.ReadOnlySpan) int {
 	own, ok := s.(*finishedSpan)
 	if !ok {
