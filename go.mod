@@ -65,5 +65,5 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 )
 
-// The frame writer of amqp091-go, patched not to allocate (third_party/amqp091-go/README.md).
+// The frame writer and reader of amqp091-go, patched to hardly allocate (third_party/amqp091-go/README.md).
 replace github.com/rabbitmq/amqp091-go => ./third_party/amqp091-go

@@ -7,9 +7,12 @@ fuzztime="${1:-10s}"
 status=0
 while IFS=: read -r file _ line; do
   name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/' <<<"$line")
-  pkg="./$(dirname "$file")"
-  echo "fuzz: $pkg $name ($fuzztime)"
-  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz-$$.log 2>&1; then
+  dir=$(dirname "$file")
+  mod=$dir # the module holding the file: third_party/amqp091-go is a module of its own
+  while [ ! -f "$mod/go.mod" ]; do mod=$(dirname "$mod"); done
+  pkg="./${dir#"$mod"}"
+  echo "fuzz: $mod $pkg $name ($fuzztime)"
+  if ! (cd "$mod" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg") >/tmp/fuzz-$$.log 2>&1; then
     cat /tmp/fuzz-$$.log
     status=1
   fi

@@ -6,6 +6,7 @@
 package amqp091
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -513,6 +514,15 @@ type reader struct {
 	// A nil pointer or a stored value of 0 means no limit is enforced,
 	// matching the pre-negotiation and explicitly-unlimited cases.
 	maxFrameSize *atomic.Uint32
+
+	// Patched (README.md in this directory): what ReadFrame reuses from one frame to the
+	// next. buf holds the last frame's payload and body the last body frame, both valid
+	// until the next ReadFrame.
+	head    [7]byte
+	buf     []byte
+	body    bodyFrame
+	args    bytes.Reader // the payload of a method decoded by parseMethodFrame
+	strings *internTable
 }
 
 type writer struct {
