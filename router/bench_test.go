@@ -3,6 +3,9 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmrouter/wasmrouter/event"
+	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/tracing"
 	"github.com/wasmrouter/wasmrouter/router"
 	"github.com/wasmrouter/wasmrouter/router/routertest"
 	"github.com/wasmrouter/wasmrouter/store"
@@ -210,5 +215,92 @@ func runBenchEngine(b *testing.B, topo *router.Topology, st router.Log, src rout
 		if err := <-done; err != nil {
 			b.Errorf("Run: %v", err)
 		}
+	}
+}
+
+// BenchmarkTracedRoute is the tracing's share of the engine's work per event, without a
+// broker: the setup of the bench's router-traced side (one route without modules, one
+// target; BENCHMARKS.md, Tracing) on the bbolt log (without fsync), the in-memory source and a
+// publisher that confirms at once, with tracing off and on (sample ratio 1.0, every span
+// encoded by the router's OTLP/HTTP exporter and posted to a collector in the process that
+// discards it). The difference of the two cpu-ns/op is what tracing costs the router per
+// event (the collector's reading of the requests included).
+func BenchmarkTracedRoute(b *testing.B) {
+	for _, traced := range []bool{false, true} {
+		b.Run(fmt.Sprintf("tracing=%v", traced), func(b *testing.B) {
+			topo := nextTopology(b, `
+target "a" {
+  cluster  = "main"
+  exchange = "xa"
+}
+route "r" {
+  source  = "in"
+  match   = ["#"]
+  targets = ["a"]
+}
+`)
+			st, err := store.Open(store.Options{Path: filepath.Join(b.TempDir(), "log.db"), NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			var tracer *tracing.Tracer
+			if traced {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/x-protobuf")
+				}))
+				defer srv.Close()
+				tracer, err = tracing.New(context.Background(), tracing.Options{Spec: config.TracingSpec{
+					SampleRatio: 1, Endpoint: srv.URL + "/v1/traces", Protocol: config.ProtocolHTTP}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tracer.Shutdown(context.Background())
+			}
+			src := routertest.NewSource("in")
+			target := &countingPublisher{confirmed: confirmedAlready()}
+			engine, err := router.New(router.Options{
+				Topology:   topo,
+				Log:        st,
+				Sources:    map[string]router.Source{"in": src},
+				Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target}, nil },
+				Metrics:    router.NewMetrics(prometheus.NewRegistry()),
+				Tracer:     tracer,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- engine.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Errorf("Run: %v", err)
+				}
+			}()
+			evs := make([]*event.Event, b.N)
+			body := make([]byte, 1024)
+			for i := range evs {
+				evs[i] = &event.Event{RoutingKey: "k", Body: body,
+					Headers: event.Table{"tenant": "acme", "x-bench-seq": int64(i)}}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := processCPU(b)
+			for _, ev := range evs {
+				src.Publish(ev)
+			}
+			deadline := time.Now().Add(5 * time.Minute)
+			for target.n.Load() < int64(b.N) {
+				if time.Now().After(deadline) {
+					b.Fatalf("delivered %d of %d", target.n.Load(), b.N)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }

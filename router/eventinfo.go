@@ -82,15 +82,13 @@ func deliveryState(r *Route, target string, seq, pos uint64, dead []event.DeadLe
 
 // peek returns the route's remembered decision for seq, without computing one.
 func (c *decisions) peek(seq uint64) (Decision, bool) {
-	c.mu.Lock()
-	e := c.slots[seq%decisionSlots]
-	c.mu.Unlock()
-	if e == nil || e.seq != seq {
-		return Decision{}, false
-	}
+	e := &c.table()[seq%decisionSlots]
 	if !e.mu.TryLock() {
 		return Decision{}, false // being decided right now
 	}
 	defer e.mu.Unlock()
+	if e.seq != seq {
+		return Decision{}, false
+	}
 	return e.d, e.done
 }

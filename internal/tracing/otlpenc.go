@@ -217,21 +217,27 @@ func (e *encoder) appendResource(b []byte, res *resource.Resource) []byte {
 func appendScopeSpans(b []byte, g *spanGroup) []byte {
 	var m int
 	b, m = beginMessage(b, fResourceSpansScopeSpans)
-	if g.scope != (instrumentation.Scope{}) { // the SDK leaves an empty scope out
-		var sc int
-		b, sc = beginMessage(b, fScopeSpansScope)
-		b = appendString(b, fScopeName, g.scope.Name)
-		b = appendString(b, fScopeVersion, g.scope.Version)
-		for it := g.scope.Attributes.Iter(); it.Next(); {
-			b = appendKeyValue(b, fScopeAttributes, it.Attribute())
-		}
-		b = endMessage(b, sc)
-	}
+	b = appendScope(b, g.scope)
 	for _, s := range g.spans {
 		b = appendSpan(b, s)
 	}
 	b = appendString(b, fScopeSpansSchemaURL, g.scope.SchemaURL)
 	return endMessage(b, m)
+}
+
+// appendScope writes a ScopeSpans' scope field.
+func appendScope(b []byte, scope instrumentation.Scope) []byte {
+	if scope == (instrumentation.Scope{}) { // the SDK leaves an empty scope out
+		return b
+	}
+	var sc int
+	b, sc = beginMessage(b, fScopeSpansScope)
+	b = appendString(b, fScopeName, scope.Name)
+	b = appendString(b, fScopeVersion, scope.Version)
+	for it := scope.Attributes.Iter(); it.Next(); {
+		b = appendKeyValue(b, fScopeAttributes, it.Attribute())
+	}
+	return endMessage(b, sc)
 }
 
 func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
@@ -341,6 +347,50 @@ func clampUint32(v int) uint64 {
 }
 
 func appendKeyValue(b []byte, field protowire.Number, kv attribute.KeyValue) []byte {
+	// The router's attributes are strings, integers and booleans: their sizes are known ahead,
+	// so they are written without reserving lengths and moving what follows (endMessage).
+	var value uint64 // the AnyValue's contents: its one field, tag included
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		n := len(kv.Value.AsString())
+		value = 1 + uint64(protowire.SizeVarint(uint64(n))+n)
+	case attribute.INT64:
+		value = 1 + uint64(protowire.SizeVarint(uint64(kv.Value.AsInt64())))
+	case attribute.BOOL:
+		value = 2
+	default:
+		return appendKeyValueAny(b, field, kv)
+	}
+	key := len(kv.Key)
+	keyField := 0
+	if key > 0 { // proto3: an empty key is left out
+		keyField = 1 + protowire.SizeVarint(uint64(key)) + key
+	}
+	inner := uint64(keyField) + 1 + uint64(protowire.SizeVarint(value)) + value
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b = protowire.AppendVarint(b, inner)
+	if key > 0 {
+		b = protowire.AppendTag(b, fKeyValueKey, protowire.BytesType)
+		b = protowire.AppendString(b, string(kv.Key))
+	}
+	b = protowire.AppendTag(b, fKeyValueValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, value)
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		b = protowire.AppendTag(b, fAnyString, protowire.BytesType)
+		b = protowire.AppendString(b, kv.Value.AsString())
+	case attribute.INT64:
+		b = protowire.AppendTag(b, fAnyInt, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(kv.Value.AsInt64()))
+	default: // BOOL
+		b = protowire.AppendTag(b, fAnyBool, protowire.VarintType)
+		b = protowire.AppendVarint(b, protowire.EncodeBool(kv.Value.AsBool()))
+	}
+	return b
+}
+
+// appendKeyValueAny is appendKeyValue for any type of value.
+func appendKeyValueAny(b []byte, field protowire.Number, kv attribute.KeyValue) []byte {
 	var m int
 	b, m = beginMessage(b, field)
 	b = appendString(b, fKeyValueKey, string(kv.Key))

@@ -116,6 +116,30 @@ func conformant(t *testing.T, spans []sdktrace.ReadOnlySpan) {
 	if !proto.Equal(again, got) {
 		t.Fatalf("a second encoding differs from the first")
 	}
+	// Spans of one resource and scope, encoded one by one as they end and sent together
+	// (encoded.go), make the same request.
+	var live []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s != nil {
+			live = append(live, s)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	res, scope := live[0].Resource(), live[0].InstrumentationScope()
+	var each []byte
+	for _, s := range live {
+		if s.Resource() != res || s.InstrumentationScope() != scope {
+			return // several groups: the processor sends them as several requests
+		}
+		each = appendSpan(each, s)
+	}
+	var enc2 encoder
+	one := decodeRequest(t, enc2.encodeSpans(res, scope, each))
+	if !proto.Equal(one, got) {
+		t.Fatalf("the spans encoded one by one make another request\ngot:\n%s\nwant:\n%s", prototext.Format(one), prototext.Format(got))
+	}
 }
 
 func keepingTracer(t *testing.T, service string) (*Tracer, *keep) {

@@ -21,6 +21,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -209,7 +211,18 @@ func newOTLPExporter(spec config.TracingSpec, version string, log *slog.Logger) 
 func (x *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	body := x.enc.encode(spans)
+	return x.send(ctx, x.enc.encode(spans))
+}
+
+// exportEncoded sends spans encoded as they ended (encoded.go) in one request, as ExportSpans.
+func (x *otlpExporter) exportEncoded(ctx context.Context, res *resource.Resource, scope instrumentation.Scope, spans []byte) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.send(ctx, x.enc.encodeSpans(res, scope, spans))
+}
+
+// send compresses body when configured and sends it, retrying as the SDK's exporters did.
+func (x *otlpExporter) send(ctx context.Context, body []byte) error {
 	if len(body) == 0 {
 		return nil
 	}

@@ -24,12 +24,23 @@ const dropLogEvery = 30 * time.Second
 // The queue is a slice under a mutex rather than a channel: a channel send woke the exporting
 // goroutine for every span (three or four per event); now it wakes once per full batch, or at
 // the interval. It is bounded in bytes, the spans waiting and those being exported together,
-// so that a slow collector costs at most that much memory (a span's size is spanBytes).
+// so that a slow collector costs at most that much memory.
+//
+// With the router's own OTLP exporter (encodedExporter) a span is encoded as it ends, on the
+// goroutine that ends it, and goes back to its pool at once: the queue holds the spans' OTLP
+// encodings (a span's size is that), in chunks of up to a batch. Encoding a span while its
+// memory is still in the processor's cache, and recording the next span in memory just freed,
+// cost a fraction of encoding and recycling a batch of spans that had long left the cache
+// (BENCHMARKS.md, Tracing). With another exporter (the SDK's, a test's) the queue holds the
+// spans themselves (a span's size is spanBytes).
 type dropProcessor struct {
 	exporter sdktrace.SpanExporter
-	recycle  bool // the exporter keeps nothing of a span: the router's spans go back to their pool
+	enc      encodedExporter // the exporter, when it takes encoded spans; nil otherwise
+	recycle  bool            // the exporter keeps nothing of a span: the router's spans go back to their pool
 	mu       sync.Mutex
-	queue    []sdktrace.ReadOnlySpan // finished spans waiting, oldest first
+	queue    []sdktrace.ReadOnlySpan // finished spans waiting, oldest first (without enc)
+	chunks   []*spanChunk            // encoded spans waiting, oldest first (with enc)
+	free     []*spanChunk            // chunks exported, to fill again
 	held     int                     // bytes of the spans waiting and being exported
 	limit    int                     // most bytes held
 	wake     chan struct{}           // a batch is ready
@@ -52,8 +63,10 @@ type dropProcessor struct {
 }
 
 func newDropProcessor(exporter sdktrace.SpanExporter, opts Options) *dropProcessor {
+	enc, _ := exporter.(encodedExporter)
 	p := &dropProcessor{
 		exporter: exporter,
+		enc:      enc,
 		recycle:  keepsNoSpans(exporter),
 		limit:    orDefault(opts.QueueBytes, 8<<20),
 		wake:     make(chan struct{}, 1),
@@ -120,6 +133,10 @@ func (p *dropProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 		p.releaseOne(s)
 		return
 	default:
+	}
+	if p.enc != nil {
+		p.onEndEncoded(s)
+		return
 	}
 	n := spanBytes(s)
 	p.mu.Lock()
@@ -188,6 +205,10 @@ func (p *dropProcessor) drop(n int, err error) {
 // run exports batches until stop, then exports what is left.
 func (p *dropProcessor) run() {
 	defer close(p.done)
+	if p.enc != nil {
+		p.runEncoded()
+		return
+	}
 	buf := make([]sdktrace.ReadOnlySpan, 0, p.batch)
 	ticker := time.NewTicker(p.interval)
 	defer ticker.Stop()
@@ -281,9 +302,10 @@ func (p *dropProcessor) Shutdown(ctx context.Context) error {
 // foreignSpanBytes is what a span recorded by the SDK (not the router's own) is counted for.
 const foreignSpanBytes = 2 << 10
 
-// spanBytes is the memory a finished span holds, as the queue counts it: the router's span
-// with its attributes' strings (StartSend copies those that would keep a logged record alive,
-// spans.go), or a fixed estimate for another span. It is the same from End to release.
+// spanBytes is the memory a finished span holds, as a queue of spans (an exporter other than
+// the router's) counts it: the router's span with its attributes' strings (StartSend copies
+// those that would keep a logged record alive, spans.go), or a fixed estimate for another
+// span. It is the same from End to release.
 func spanBytes(s sdktrace.ReadOnlySpan) int {
 	own, ok := s.(*finishedSpan)
 	if !ok {

@@ -16,11 +16,10 @@ import (
 	"github.com/wasmrouter/wasmrouter/internal/config"
 )
 
-// With the router's exporter, spans go back to their pool once encoded and are recorded again.
-// Several goroutines record events while small batches are exported and recycled: every span
-// must reach the collector once, with its own name and attributes, never another event's. Run
-// with -race, this also catches a span used after its End (release clears it on the exporting
-// goroutine).
+// With the router's exporter, spans go back to their pool once encoded, as they end, and are
+// recorded again. Several goroutines record events while small batches are exported: every
+// span must reach the collector once, with its own name and attributes, never another event's.
+// Run with -race, this also catches a span used after its End (spancheck_race.go).
 func TestRecycledSpansExportIntact(t *testing.T) {
 	c := &collector{}
 	srv := httptest.NewServer(c)

@@ -22,7 +22,8 @@ import (
 // the SDK's span costs several allocations each (its attribute slice grown twice, a map to
 // deduplicate the keys at the end, a snapshot copy for the processor). A span here holds its
 // attributes in itself, is itself the finished span the exporter reads, and goes back to a pool
-// once the router's exporter has encoded it (spanPool), so that recording allocates nothing.
+// once encoded, as it ends, for the router's exporter (spanPool, processor.go), so that
+// recording allocates nothing.
 //
 // The router hands a span from goroutine to goroutine (the receive span is started by the
 // consumer and ended by the acker, through a channel), never uses it from two at once, and
@@ -39,7 +40,8 @@ type span struct {
 	// attrBuf holds the attributes: no span of the router has more (spans.go counts them).
 	attrBuf [maxSpanAttrs]attribute.KeyValue
 	// strBuf holds copies of the strings an attribute would otherwise share with a logged
-	// record (own), so that a span waiting for export does not keep the record alive.
+	// record (own), so that a span waiting for export does not keep the record alive (only
+	// with an exporter other than the router's, which queues the spans themselves).
 	strBuf [spanStrBytes]byte
 }
 
@@ -71,9 +73,8 @@ type spanFields struct {
 // and a dead-lettered send span: 14); a span with more grows a slice on the heap.
 const maxSpanAttrs = 16
 
-// spanPool holds spans to record again. A span goes back after its export (dropProcessor
-// recycles what the router's own exporter has encoded) or its drop, never while anything
-// else may read it.
+// spanPool holds spans to record again. A span goes back once the processor has encoded it
+// for the router's own exporter (or dropped it), never while anything else may read it.
 var spanPool = sync.Pool{New: func() any { return new(span) }}
 
 // startSpan starts span op+object of trace parent (a new trace when parent is not valid),
@@ -213,8 +214,8 @@ type finishedSpan span
 
 var _ sdktrace.ReadOnlySpan = (*finishedSpan)(nil)
 
-// release returns a finished span to the pool. Clearing it here, on the exporting goroutine,
-// also lets the race detector see a use of the span after its End.
+// release returns a finished span to the pool. Clearing it here also lets the race detector
+// see a use of the span after its End from another goroutine.
 func (s *finishedSpan) release() {
 	clear(s.attrBuf[:min(len(s.attrs), maxSpanAttrs)])
 	s.spanFields = spanFields{ended: true}

@@ -198,10 +198,12 @@ func (t *Tracer) StartSend(parent trace.SpanContext, d Delivery, headers map[str
 		AttrTarget.String(d.Target),
 		AttrSeq.Int64(int64(d.Seq)),
 	)
-	if sp.recording {
+	if sp.recording && t.proc.enc == nil {
 		// The message id and routing key usually share a logged record's memory (the store
 		// decodes without copying): copied, they let the record go once the message is
-		// confirmed, and the export queue's bound in bytes holds (processor.go).
+		// confirmed, and the export queue's bound in bytes holds (processor.go). The router's
+		// own exporter needs no copies: a span is encoded as it ends, and the queue holds the
+		// encoding, not the span.
 		for i := range sp.attrs {
 			switch sp.attrs[i].Key {
 			case semconv.MessagingMessageIDKey, semconv.MessagingRabbitMQDestinationRoutingKeyKey:

@@ -50,8 +50,9 @@ type Options struct {
 	Dropped, Exported prometheus.Counter
 	Logger            *slog.Logger
 	// QueueBytes bounds the memory of the finished spans the exporter holds, waiting or being
-	// exported (default 8 MiB, about 5,000 of the router's spans); a span that finds it full is
-	// dropped, never waited for.
+	// exported (default 8 MiB; with the router's exporter, the spans' encodings: 240-500 bytes
+	// each, about 20,000 of the router's spans); a span that finds it full is dropped, never
+	// waited for.
 	QueueBytes int
 	// Batch is how many spans go in one export (default 512); Interval how long a partial
 	// batch waits (default 1s); ExportTimeout bounds one export, retries included (default 30s,

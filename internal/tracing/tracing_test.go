@@ -3,7 +3,10 @@ package tracing
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -484,6 +487,56 @@ func TestTheQueueIsBoundedInBytes(t *testing.T) {
 		t.Errorf("dropped %v of %d spans of over 64 KiB each in a 1 MiB queue, want at least %d", d, n, n-limit/(64<<10))
 	}
 	close(exp.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(exported) + testutil.ToFloat64(dropped); got != n {
+		t.Errorf("exported + dropped = %v, want %d", got, n)
+	}
+	if tr.proc.held != 0 {
+		t.Errorf("%d bytes still counted after every span was exported", tr.proc.held)
+	}
+}
+
+// With the router's exporter the queue holds the spans' encodings, bounded in bytes as well:
+// a collector that does not answer costs at most the bound, the rest is dropped and counted,
+// and every span is exported or dropped.
+func TestTheEncodedQueueIsBoundedInBytes(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
+	exported := prometheus.NewCounter(prometheus.CounterOpts{Name: "exported"})
+	const limit = 1 << 20
+	tr, err := New(context.Background(), Options{
+		Spec:    config.TracingSpec{SampleRatio: 1, Endpoint: srv.URL + "/v1/traces", Protocol: config.ProtocolHTTP},
+		Dropped: dropped, Exported: exported,
+		QueueBytes: limit, Batch: 4, Interval: time.Hour, ExportTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.proc.enc == nil {
+		t.Fatal("the router's exporter does not take encoded spans")
+	}
+	// 64 KiB routing keys: at most 16 such spans fit in 1 MiB, where thousands of small ones would.
+	const n = 100
+	key := strings.Repeat("k", 64<<10)
+	for range n {
+		ev := testEvent(nil)
+		ev.RoutingKey = key
+		EndReceive(tr.StartReceive(ev, "q"), 1, false, nil)
+	}
+	if d := testutil.ToFloat64(dropped); d < n-limit/(64<<10) {
+		t.Errorf("dropped %v of %d spans of over 64 KiB each in a 1 MiB queue, want at least %d", d, n, n-limit/(64<<10))
+	}
+	close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := tr.Shutdown(ctx); err != nil {
