@@ -97,6 +97,14 @@ type Log interface {
 	CommitError() error
 }
 
+// boundedScanner is a Log that can stop a Scan once the events handed to fn reach maxBytes of
+// their MemSize, decoding no more than that (store.Store.ScanBounded): a stream whose window
+// is bound in bytes would otherwise have the log decode events it then drops, to be decoded
+// again by its next read (BENCHMARKS.md, "Replay and log inspection").
+type boundedScanner interface {
+	ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(*event.Event) bool) (next uint64, err error)
+}
+
 // publishSafely is pub.Publish with a panic turned into a refusal of that message: it is
 // retried, then dead-lettered, as any refusal, and the stream goes on.
 func publishSafely(ctx context.Context, pub Publisher, m *event.Message) (c event.Confirmation, err error) {

@@ -135,3 +135,7 @@ func TestCountSelected(t *testing.T) {
 		}
 	}
 }
+
+// The bbolt log is a boundedScanner: a stream's reads from it decode only what its window
+// takes.
+var _ boundedScanner = (*store.Store)(nil)

@@ -259,12 +259,20 @@ func (s *stream) fill(ctx context.Context) error {
 	// Events are collected first and processed after the scan: guests and publishes must not
 	// run inside a read transaction.
 	room := s.windowBytes - s.inflightBytes
-	next, err := s.e.store.Scan(s.next, limit, r.keeps, func(ev *event.Event) bool {
+	take := func(ev *event.Event) bool {
 		*batch = append(*batch, ev)
 		// The event and, usually, one message of the same size (admit counts them exactly).
 		room -= 2 * ev.MemSize()
 		return room > 0
-	})
+	}
+	var next uint64
+	var err error
+	if bs, ok := s.e.store.(boundedScanner); ok {
+		// The same bound, so that the log decodes only the events take keeps.
+		next, err = bs.ScanBounded(s.next, limit, max(1, (room+1)/2), r.keeps, take)
+	} else {
+		next, err = s.e.store.Scan(s.next, limit, r.keeps, take)
+	}
 	if err != nil {
 		return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
 	}

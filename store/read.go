@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -60,10 +61,20 @@ func (s *Store) Get(seq uint64) (*event.Event, error) {
 // event's. A record that cannot be decoded stops the scan with an ErrCorrupt error and its
 // seq as next: resuming from next+1 skips it.
 func (s *Store) Scan(from uint64, limit int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
+	return s.ScanBounded(from, limit, 0, keep, fn)
+}
+
+// ScanBounded is Scan that also stops once the events handed to fn reach maxBytes of their
+// MemSize (at least one event; maxBytes <= 0: no bound), returning the seq after the last
+// one, and that decodes no more from the file than that. A caller that stops at a budget in
+// bytes (a stream's window) passes it here: with Scan, its fn would drop the rest of a step's
+// decoded events, up to scanChunk of them, to be read and decoded again by the next call.
+func (s *Store) ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
 	if err := s.checkOpen(); err != nil {
 		return from, err
 	}
 	next = max(from, 1)
+	handed := 0 // MemSize of the events fn took
 	for looked := 0; limit <= 0 || looked < limit; {
 		// Records up to deletedThrough are gone: jump them without reading.
 		next = max(next, s.deletedThrough.Load()+1)
@@ -71,15 +82,24 @@ func (s *Store) Scan(from uint64, limit int, keep event.Keep, fn func(ev *event.
 		if limit > 0 {
 			budget = min(budget, limit-looked)
 		}
+		bound := 0
+		if maxBytes > 0 {
+			bound = maxBytes - handed // above 0: the scan stops once it is reached
+		}
 		evs, after, ok := s.scanRing(next, budget)
 		if ok {
 			evs = filter(evs, keep)
 		} else {
-			evs, after, err = s.scanDisk(next, budget, keep)
+			evs, after, err = s.scanDisk(next, budget, bound, keep)
 		}
 		for _, ev := range evs {
 			if !fn(ev) {
 				return ev.Seq + 1, nil
+			}
+			if maxBytes > 0 {
+				if handed += ev.MemSize(); handed >= maxBytes {
+					return ev.Seq + 1, nil
+				}
 			}
 		}
 		if err != nil || after == next {
@@ -126,17 +146,21 @@ func filter(evs []*event.Event, keep event.Keep) []*event.Event {
 }
 
 // scanDisk reads up to budget records from next on from the file, decoding only the kept ones
-// and stopping after the one that brings their records' bytes to scanChunkBytes.
-func (s *Store) scanDisk(next uint64, budget int, keep event.Keep) (evs []*event.Event, after uint64, err error) {
+// and stopping after the one that brings their records' bytes to scanChunkBytes, or their
+// events' MemSize to memBound (when it is above 0).
+func (s *Store) scanDisk(next uint64, budget, memBound int, keep event.Keep) (evs []*event.Event, after uint64, err error) {
 	after = next
-	decoded := 0
+	decoded, mem := 0, 0
+	if memBound <= 0 {
+		memBound = math.MaxInt
+	}
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		if b == nil {
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.Seek(seqKey(next)); k != nil && budget > 0 && decoded < scanChunkBytes; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(next)); k != nil && budget > 0 && decoded < scanChunkBytes && mem < memBound; k, v = c.Next() {
 			seq := seqOf(k)
 			budget--
 			s.touched(tx, len(v))
@@ -158,6 +182,9 @@ func (s *Store) scanDisk(next uint64, budget int, keep event.Keep) (evs []*event
 			}
 			evs = append(evs, ev)
 			decoded += len(v)
+			if memBound < math.MaxInt {
+				mem += ev.MemSize()
+			}
 			after = seq + 1
 		}
 		return nil

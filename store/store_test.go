@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,7 +333,7 @@ func TestScanFromDiskDecodesABoundedNumberOfBytesAtATime(t *testing.T) {
 	appendN(t, s, n, size)
 	// One step decodes records up to scanChunkBytes (the last one may cross it), not the
 	// 256 records of scanChunk.
-	evs, after, err := s.scanDisk(1, scanChunk, nil)
+	evs, after, err := s.scanDisk(1, scanChunk, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,5 +354,73 @@ func TestScanFromDiskDecodesABoundedNumberOfBytesAtATime(t *testing.T) {
 	})
 	if err != nil || seen != n || next != n+1 {
 		t.Fatalf("scan saw %d of %d, next %d, err %v", seen, n, next, err)
+	}
+}
+
+// TestScanBoundedStopsAtTheBytesFnTakes: ScanBounded hands fn events until their MemSize
+// reaches the bound, decodes no more than those from the file, and resumes where it stopped,
+// with and without keep, from the file and from the ring.
+func TestScanBoundedStopsAtTheBytesFnTakes(t *testing.T) {
+	const n = 60
+	for _, ring := range []bool{false, true} {
+		opts := testOptions(t)
+		if !ring {
+			opts.ringSize = -1 // every read goes to the file
+		}
+		s := openStore(t, opts)
+		appendN(t, s, n, 1000)
+		size := map[uint64]int{}
+		if _, err := s.Scan(1, 0, nil, func(ev *event.Event) bool { size[ev.Seq] = ev.MemSize(); return true }); err != nil || len(size) != n {
+			t.Fatalf("ring %v: full scan saw %d events, err %v", ring, len(size), err)
+		}
+		sum := func(seqs ...uint64) int {
+			total := 0
+			for _, seq := range seqs {
+				total += size[seq]
+			}
+			return total
+		}
+		scan := func(from uint64, bound int, keep event.Keep) ([]uint64, uint64) {
+			t.Helper()
+			var got []uint64
+			next, err := s.ScanBounded(from, 0, bound, keep, func(ev *event.Event) bool { got = append(got, ev.Seq); return true })
+			if err != nil {
+				t.Fatalf("ring %v: ScanBounded(%d, %d): %v", ring, from, bound, err)
+			}
+			return got, next
+		}
+		first10 := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+		for _, bound := range []int{sum(first10...), sum(first10...) - 1, sum(first10[:9]...) + 1} {
+			got, next := scan(1, bound, nil)
+			if !slices.Equal(got, first10) || next != 11 {
+				t.Fatalf("ring %v: bound %d handed %v, next %d; want seqs 1-10, next 11", ring, bound, got, next)
+			}
+		}
+		if !ring {
+			// The file's step decodes only what the bound takes, not a whole chunk.
+			evs, after, err := s.scanDisk(1, scanChunk, sum(first10...), nil)
+			if err != nil || len(evs) != 10 || after != 11 {
+				t.Fatalf("scanDisk decoded %d events, after %d, err %v; want 10, 11", len(evs), after, err)
+			}
+		}
+		// keep: only source "in", the events appended as i%3 == 0 (seq 1, 4, 7, ...).
+		keepIn := func(src, _ string, _ event.RouteMatch) bool { return src == "in" }
+		got, next := scan(1, sum(1, 4, 7, 10), keepIn)
+		if !slices.Equal(got, []uint64{1, 4, 7, 10}) || next != 11 {
+			t.Fatalf("ring %v: with keep handed %v, next %d; want 1 4 7 10, next 11", ring, got, next)
+		}
+		// Resuming at next, small bounds visit every event once, in order.
+		var all []uint64
+		for from := uint64(1); from <= n; {
+			got, next := scan(from, 3*size[from], nil)
+			if len(got) == 0 || next <= from {
+				t.Fatalf("ring %v: no progress from %d: %v, next %d", ring, from, got, next)
+			}
+			all = append(all, got...)
+			from = next
+		}
+		if len(all) != n || all[0] != 1 || all[n-1] != n || !slices.IsSorted(all) {
+			t.Fatalf("ring %v: resumed scans saw %d events %v", ring, len(all), all)
+		}
 	}
 }

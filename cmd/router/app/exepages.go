@@ -17,8 +17,10 @@ const exePagesEvery = 10 * time.Second
 
 // releaseExePages lets go of the executable's pages (see package exepages) at once, as the
 // engine starts (the configuration's parsing and every package's initialisation behind it,
-// before the sources fill the heap: the resident set peaked there), again once ready() first
-// reports true, the connecting behind it, and then every exePagesEvery until ctx ends.
+// before the sources fill the heap: the resident set peaked there); once ready() first reports
+// true, the connecting behind it, it drops them from the page cache as well (exepages.Evict),
+// so that from then on only what the router runs comes back; then it lets go of them every
+// exePagesEvery until ctx ends.
 func releaseExePages(ctx context.Context, ready func() bool, log *slog.Logger) {
 	if _, err := exepages.Release(); err != nil {
 		log.Debug("releasing the executable's pages", "error", err)
@@ -33,17 +35,22 @@ func releaseExePages(ctx context.Context, ready func() bool, log *slog.Logger) {
 		case <-wait.C:
 		}
 	}
+	// Start-up is over: drop its pages from the page cache too, so that what Release keeps
+	// resident from now on is what runs (package exepages, Evict).
+	if _, err := exepages.Evict(); err != nil {
+		log.Debug("dropping the executable's pages from the page cache", "error", err)
+	}
 	every := time.NewTicker(exePagesEvery)
 	defer every.Stop()
 	for {
-		if _, err := exepages.Release(); err != nil {
-			log.Debug("releasing the executable's pages", "error", err)
-			return
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-every.C:
+		}
+		if _, err := exepages.Release(); err != nil {
+			log.Debug("releasing the executable's pages", "error", err)
+			return
 		}
 	}
 }
