@@ -132,6 +132,12 @@ type Log struct {
 	nativeTail   *nativeReader
 	nativeGen    int
 	nativeClosed bool
+	// Consumers kept open for the next read of a delivery loop behind the recent records
+	// (nativeRecords); cursorOpens counts those opened.
+	cursorsMu     sync.Mutex
+	cursors       []*nativeCursor
+	cursorsClosed bool
+	cursorOpens   int
 	// onRecord sees every record the tail reads, before the append that wrote it is done;
 	// fromFirst makes the tail start at the stream's first record.
 	onRecord  func(off uint64, r record)
@@ -1026,6 +1032,9 @@ func (l *Log) records(from, to uint64, fn func(off uint64, body []byte, mark boo
 		return nil
 	}
 	from = next // no longer in memory: the rest from the broker
+	if l.opts.Native != nil {
+		return l.nativeRecords(from, to, fn)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.ReadyTimeout)
 	defer cancel()
 	err := l.readRaw(ctx, from, func(off uint64, body []byte, mark bool) error {

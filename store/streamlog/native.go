@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,6 +347,7 @@ func (l *Log) closeNative() {
 	env := l.env
 	l.env, l.producer, l.nativeTail = nil, nil, nil
 	l.nativeMu.Unlock()
+	l.closeCursors()
 	if env != nil {
 		_ = env.Close() // closes the producer and the consumers
 	}
@@ -524,4 +526,168 @@ func (l *Log) startNativeTail(from uint64, markID string) error {
 		l.nativeLost(gen)
 	}()
 	return l.waitCaughtUp(caughtUp)
+}
+
+// A delivery loop that has fallen behind the records kept in memory reads the stream in
+// batches, each from where the one before ended. A consumer kept open between them reads
+// each record once; one opened per batch received up to its credit of chunks each time,
+// most of them past the batch's end and thrown away (BENCHMARKS.md, "Several routers on one
+// stream").
+const (
+	maxIdleCursors = 4               // consumers kept for the next batch, the oldest closed first
+	cursorIdle     = 5 * time.Second // an idle one is closed after this
+)
+
+// nativeCursor is a consumer kept open between reads.
+type nativeCursor struct {
+	nr   *nativeReader
+	recs chan nativeRec
+	stop chan struct{} // closed to let the handler go, the consumer closing
+	next uint64        // the offset of the next record to hand out
+	held *nativeRec    // received past the last read's end: the next one handed out
+	idle *time.Timer
+}
+
+type nativeRec struct {
+	off uint64
+	r   record
+}
+
+func (c *nativeCursor) close() {
+	close(c.stop) // the handler may wait to hand a record over: let it go first
+	c.nr.close()
+}
+
+// openCursor starts a consumer at offset from.
+func (l *Log) openCursor(from uint64) (*nativeCursor, error) {
+	c := &nativeCursor{recs: make(chan nativeRec, readPrefetch), stop: make(chan struct{}), next: from}
+	nr, err := l.nativeConsume(stream.OffsetSpecification{}.Offset(int64(from)), func(off uint64, r record) {
+		// Blocking here holds the consumer's own dispatch, never the connection: the client
+		// buffers more chunks than the broker sends ahead of its credit.
+		select {
+		case c.recs <- nativeRec{off, r}:
+		case <-c.stop:
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.nr = nr
+	l.cursorsMu.Lock()
+	l.cursorOpens++
+	l.cursorsMu.Unlock()
+	return c, nil
+}
+
+// takeCursor returns the idle cursor whose next record is at from, if any; whoever removes
+// a cursor from the idle list under the lock owns it.
+func (l *Log) takeCursor(from uint64) *nativeCursor {
+	l.cursorsMu.Lock()
+	defer l.cursorsMu.Unlock()
+	for i, c := range l.cursors {
+		if c.next == from {
+			l.cursors = append(l.cursors[:i], l.cursors[i+1:]...)
+			c.idle.Stop()
+			return c
+		}
+	}
+	return nil
+}
+
+// putCursor keeps c for the next read, closing the oldest idle one beyond maxIdleCursors.
+func (l *Log) putCursor(c *nativeCursor) {
+	var evicted *nativeCursor
+	l.cursorsMu.Lock()
+	if l.cursorsClosed {
+		l.cursorsMu.Unlock()
+		c.close()
+		return
+	}
+	if len(l.cursors) == maxIdleCursors {
+		evicted = l.cursors[0]
+		l.cursors = append(l.cursors[:0], l.cursors[1:]...)
+		evicted.idle.Stop()
+	}
+	l.cursors = append(l.cursors, c)
+	c.idle = time.AfterFunc(cursorIdle, func() { l.expireCursor(c) })
+	l.cursorsMu.Unlock()
+	if evicted != nil {
+		evicted.close()
+	}
+}
+
+// expireCursor closes c if it is still idle.
+func (l *Log) expireCursor(c *nativeCursor) {
+	l.cursorsMu.Lock()
+	i := slices.Index(l.cursors, c)
+	if i >= 0 {
+		l.cursors = append(l.cursors[:i], l.cursors[i+1:]...)
+	}
+	l.cursorsMu.Unlock()
+	if i >= 0 {
+		c.close()
+	}
+}
+
+// closeCursors closes the idle cursors, and those in use as they are put back.
+func (l *Log) closeCursors() {
+	l.cursorsMu.Lock()
+	cs := l.cursors
+	l.cursors, l.cursorsClosed = nil, true
+	l.cursorsMu.Unlock()
+	for _, c := range cs {
+		c.idle.Stop()
+		c.close()
+	}
+}
+
+// nativeRecords is the part of records read from the broker over the stream protocol: fn
+// sees the records in [from, to] until it returns false.
+func (l *Log) nativeRecords(from, to uint64, fn func(off uint64, body []byte, mark bool) bool) error {
+	c := l.takeCursor(from)
+	if c != nil {
+		select {
+		case <-c.nr.closed: // its connection was lost while it was idle
+			c.close()
+			c = nil
+		default:
+		}
+	}
+	if c == nil {
+		var err error
+		if c, err = l.openCursor(from); err != nil {
+			return err
+		}
+	}
+	timeout := time.NewTimer(l.opts.ReadyTimeout)
+	defer timeout.Stop()
+	for {
+		var r nativeRec
+		if c.held != nil {
+			r, c.held = *c.held, nil
+		} else {
+			select {
+			case r = <-c.recs:
+			case <-c.nr.closed:
+				c.close()
+				return ErrClosed
+			case <-timeout.C:
+				c.close()
+				return fmt.Errorf("streamlog: reading [%d, %d] took longer than %s", from, to, l.opts.ReadyTimeout)
+			}
+		}
+		if r.off < c.next {
+			continue // a new consumer starts at the chunk that holds from
+		}
+		if r.off > to {
+			c.held = &r
+			l.putCursor(c)
+			return nil
+		}
+		c.next = r.off + 1
+		if !fn(r.off, r.r.Body, r.r.Type == startType) || r.off == to {
+			l.putCursor(c)
+			return nil
+		}
+	}
 }

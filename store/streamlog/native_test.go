@@ -223,6 +223,65 @@ func atoi(t *testing.T, s string) int {
 	return n
 }
 
+// A delivery loop behind the records kept in memory reads the stream batch after batch, each
+// from where the one before ended: every event comes once and in order, through one consumer
+// kept open between the batches rather than one per batch.
+func TestBatchesBehindMemoryShareOneConsumer(t *testing.T) {
+	stream := rabbit.Unique("streamlog.cursor")
+	rabbit.DeleteQueueAtCleanup(t, stream)
+	l, err := Open(rabbit.Dial(t), Options{Native: mainNative(t), Stream: stream, Recent: 10, Recognised: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	evs := make([]*event.Event, 300)
+	for i := range evs {
+		evs[i] = sampleEvent(i)
+	}
+	seqs, _ := appendAll(t, l, store.Window{}, evs...)
+	next := seqs[0]
+	var got []uint64
+	for next <= seqs[len(seqs)-1] {
+		n, err := l.Scan(next, 25, nil, func(ev *event.Event) bool {
+			if ev.RoutingKey != evs[len(got)].RoutingKey {
+				t.Errorf("event %d: routing key %s, want %s", len(got), ev.RoutingKey, evs[len(got)].RoutingKey)
+			}
+			got = append(got, ev.Seq)
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n <= next {
+			t.Fatalf("Scan from %d returned %d", next, n)
+		}
+		next = n
+	}
+	if !reflect.DeepEqual(got, seqs) {
+		t.Fatalf("read %v, want %v", got, seqs)
+	}
+	l.cursorsMu.Lock()
+	opens := l.cursorOpens
+	l.cursorsMu.Unlock()
+	// The last batches may come from memory; every one before them from the same consumer.
+	if opens != 1 {
+		t.Fatalf("%d consumers opened for %d batches, want 1", opens, (len(seqs)+24)/25)
+	}
+	// A read elsewhere opens its own, and one from where a kept one stands reuses it.
+	if _, err := l.Get(seqs[3]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Get(seqs[4]); err != nil {
+		t.Fatal(err)
+	}
+	l.cursorsMu.Lock()
+	opens = l.cursorOpens
+	l.cursorsMu.Unlock()
+	if opens != 2 {
+		t.Fatalf("%d consumers opened, want 2", opens)
+	}
+}
+
 // A burst of large events, more than a frame of the stream port can hold, is appended whole
 // (the client splits it into frames) and reads back exactly.
 func TestABurstOfLargeEventsSpansFrames(t *testing.T) {
