@@ -111,19 +111,13 @@ func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confi
 		key: returnKey{exchange: exchange, routingKey: key, messageID: msg.MessageId, bodyLen: len(msg.Body)},
 	}
 	pc.mu.Lock()
-	for i, o := range pc.orphans {
-		if o.key == conf.key {
-			conf.returned = o.reason
-			pc.orphans = append(pc.orphans[:i], pc.orphans[i+1:]...)
-			break
-		}
-	}
 	if pc.dead {
 		// The channel closed while this message was being written; the library settles its
-		// deferred confirmation as part of the close.
+		// deferred confirmation as part of the close, and finish applied every return first.
 		pc.mu.Unlock()
 		<-dc.Done()
 		pc.mu.Lock()
+		pc.claimOrphanLocked(conf)
 		pc.resolveLocked(conf, pc.outcomeLocked(conf))
 		pc.mu.Unlock()
 		return conf, nil
@@ -131,9 +125,24 @@ func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confi
 	// Publishes whose waiters never asked (or not yet) leave here, so that pending holds
 	// about what is unconfirmed.
 	pc.trimLocked()
+	// After trimLocked, which drains the returns buffered so far: this message's own return
+	// may be among them, applied as an orphan since the message is not pending yet. Claimed
+	// before trimLocked, it stayed an orphan, and the message resolved as confirmed.
+	pc.claimOrphanLocked(conf)
 	pc.pending = append(pc.pending, conf)
 	pc.mu.Unlock()
 	return conf, nil
+}
+
+// claimOrphanLocked gives conf the return that arrived before it was recorded, if any.
+func (pc *pubChannel) claimOrphanLocked(conf *Confirm) {
+	for i, o := range pc.orphans {
+		if o.key == conf.key {
+			conf.returned = o.reason
+			pc.orphans = append(pc.orphans[:i], pc.orphans[i+1:]...)
+			return
+		}
+	}
 }
 
 // settle resolves conf, whose deferred confirmation is done, at once when it can (acked, and
