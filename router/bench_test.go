@@ -54,7 +54,7 @@ target "b" {
 	defer st.Close()
 	src := routertest.NewSource("in")
 	target := &countingPublisher{confirmed: confirmedAlready()}
-	defer runBenchEngine(b, topo, st, src, target)()
+	defer runBenchEngine(b, topo, st, src, target, nil)()
 
 	evs := make([]*event.Event, b.N)
 	body := make([]byte, 256)
@@ -144,7 +144,7 @@ route "r" {
 			sent := make([]time.Time, b.N)
 			lat := make([]time.Duration, b.N)
 			target := &stampingPublisher{confirmed: confirmedAlready(), sent: sent, lat: lat}
-			defer runBenchEngine(b, topo, st, src, target)()
+			defer runBenchEngine(b, topo, st, src, target, nil)()
 			body := make([]byte, 1024)
 			tick := time.NewTicker(time.Second / time.Duration(rate))
 			defer tick.Stop()
@@ -195,7 +195,7 @@ func (p *stampingPublisher) Close() error                    { return nil }
 
 // runBenchEngine runs an engine on st with one source and one publisher for every target
 // until the returned stop is called.
-func runBenchEngine(b *testing.B, topo *router.Topology, st router.Log, src router.Source, target router.Publisher) (stop func()) {
+func runBenchEngine(b *testing.B, topo *router.Topology, st router.Log, src router.Source, target router.Publisher, tracer *tracing.Tracer) (stop func()) {
 	b.Helper()
 	engine, err := router.New(router.Options{
 		Topology:   topo,
@@ -203,6 +203,7 @@ func runBenchEngine(b *testing.B, topo *router.Topology, st router.Log, src rout
 		Sources:    map[string]router.Source{"in": src},
 		Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target}, nil },
 		Metrics:    router.NewMetrics(prometheus.NewRegistry()),
+		Tracer:     tracer,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -260,26 +261,7 @@ route "r" {
 			}
 			src := routertest.NewSource("in")
 			target := &countingPublisher{confirmed: confirmedAlready()}
-			engine, err := router.New(router.Options{
-				Topology:   topo,
-				Log:        st,
-				Sources:    map[string]router.Source{"in": src},
-				Publishers: func(string) ([]router.Publisher, error) { return []router.Publisher{target}, nil },
-				Metrics:    router.NewMetrics(prometheus.NewRegistry()),
-				Tracer:     tracer,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- engine.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					b.Errorf("Run: %v", err)
-				}
-			}()
+			defer runBenchEngine(b, topo, st, src, target, tracer)()
 			evs := make([]*event.Event, b.N)
 			body := make([]byte, 1024)
 			for i := range evs {
