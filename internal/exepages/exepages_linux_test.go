@@ -20,15 +20,7 @@ var (
 
 func TestReleaseLetsGoOfTheExecutablesPagesAndKeepsItsData(t *testing.T) {
 	written, zeroed = 42, 43
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := parseMaps(string(maps), exe)
+	exe, ms := exeMappings(t)
 	if len(ms) == 0 {
 		t.Fatalf("no read-only mapping of %s in /proc/self/maps", exe)
 	}
@@ -93,14 +85,7 @@ func TestEvictDropsTheExecutablesPagesFromThePageCache(t *testing.T) {
 		t.Skip("this kernel has no MADV_PAGEOUT")
 	}
 	written, zeroed = 44, 45
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe, ms := exeMappings(t)
 	// The linker has just written the test binary: pages not yet written back are dirty, and
 	// only clean pages can be dropped.
 	f, err := os.Open(exe)
@@ -112,7 +97,6 @@ func TestEvictDropsTheExecutablesPagesFromThePageCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := parseMaps(string(maps), exe)
 	var size int64
 	for _, m := range ms {
 		size += int64(m.end - m.start)
@@ -197,4 +181,19 @@ func randomReadMappings(t *testing.T, exe string) int {
 		}
 	}
 	return n
+}
+
+// exeMappings returns the test binary's path and its read-only mappings, as Release and Evict
+// find them.
+func exeMappings(t *testing.T) (string, []mapping) {
+	t.Helper()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe, parseMaps(string(maps), exe)
 }
