@@ -78,6 +78,9 @@ type Engine struct {
 	sources    []*source
 	streams    []*stream
 	replays    replays
+	// readers are the live streams as well, read by each stream's fill (releaseRead) without
+	// the lock.
+	readers atomic.Pointer[[]*stream]
 
 	// reloadMu serialises reloads with each other and with Run's start and stop.
 	reloadMu sync.Mutex

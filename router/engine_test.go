@@ -46,6 +46,8 @@ type rigOptions struct {
 	listing *listingClaimLog
 	// lists: the log lists its cursors (new pairs start at its end), without claims.
 	lists bool
+	// releases: the log records what the engine releases of its recent events.
+	releases *releasingLog
 }
 
 // newRig loads hcl (clusters, targets and routes; the source "in" and cluster "main" are
@@ -74,6 +76,10 @@ func newRig(t *testing.T, hcl string, opts rigOptions) *rig {
 	}
 	if opts.lists {
 		lg = &listingLog{Log: r.log}
+	}
+	if opts.releases != nil {
+		opts.releases.Log = r.log
+		lg = opts.releases
 	}
 	var err error
 	r.engine, err = router.New(router.Options{
@@ -274,6 +280,70 @@ func TestConfirmWindowIsBoundedInBytes(t *testing.T) {
 	if got := r.received("xa", 40); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("delivered out of order or with gaps")
 	}
+}
+
+// releasingLog is the fake log that records the highest seq below which the engine said every
+// live stream has read (store.Store.ReleaseRead, which trims the ring of recent events).
+type releasingLog struct {
+	*routertest.Log
+	mu    sync.Mutex
+	below uint64
+}
+
+func (l *releasingLog) ReleaseRead(seq uint64) {
+	l.mu.Lock()
+	l.below = max(l.below, seq)
+	l.mu.Unlock()
+}
+
+func (l *releasingLog) released() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.below
+}
+
+// The log may forget from memory what every live stream has read, never what the slowest has
+// not.
+func TestTheLogReleasesWhatEveryStreamRead(t *testing.T) {
+	const window = 4
+	lg := &releasingLog{}
+	r := newRig(t, `
+cluster "dr" { url = "amqp://guest:guest@127.0.0.1:2/" }
+target "a" {
+  cluster  = "main"
+  exchange = "xa"
+}
+target "b" {
+  cluster  = "dr"
+  exchange = "xb"
+}
+route "r" {
+  source  = "in"
+  targets = ["a", "b"]
+}
+`, rigOptions{window: window, releases: lg})
+	slow := r.targets["dr"]
+	slow.HoldConfirms(true)
+	want := bodies("e", 20)
+	r.publish("k", want...)
+	r.received("xa", 20)
+	// The slow stream has read what it published and waits for its confirms; the fast one has
+	// read all 20. What is released is what the slow one read, not more.
+	r.waitFor("the slow stream's reads released", func() bool {
+		n := slow.Unconfirmed()
+		return n > 0 && lg.released() == uint64(n)+1
+	})
+	if n := slow.Unconfirmed(); n > window || lg.released() != uint64(n)+1 {
+		t.Fatalf("released below %d with the slow stream having read %d of 20", lg.released(), n)
+	}
+	slow.HoldConfirms(false)
+	r.waitFor("20 messages on xb", func() bool { return len(slow.Received("xb")) == 20 })
+	for i, m := range slow.Received("xb") {
+		if string(m.Body) != want[i] {
+			t.Fatalf("xb received %q at %d, want %q", m.Body, i, want[i])
+		}
+	}
+	r.waitFor("everything released", func() bool { return lg.released() == 21 })
 }
 
 func TestRefusalIsRetriedThenDeadLetteredAndTheOthersGoOn(t *testing.T) {

@@ -207,4 +207,5 @@ func (e *Engine) publishLists(l *live, topo *Topology, ep epochs) {
 	e.mu.Lock()
 	e.streams, e.sources = streams, sources
 	e.mu.Unlock()
+	e.readers.Store(&streams)
 }

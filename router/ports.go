@@ -105,6 +105,13 @@ type boundedScanner interface {
 	ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(*event.Event) bool) (next uint64, err error)
 }
 
+// readReleaser is a Log that keeps recent events in memory for the streams that keep up
+// (store.Store's ring): ReleaseRead tells it that every live stream has read the events below
+// seq, so that it holds only what a stream has yet to read.
+type readReleaser interface {
+	ReleaseRead(seq uint64)
+}
+
 // publishSafely is pub.Publish with a panic turned into a refusal of that message: it is
 // retried, then dead-lettered, as any refusal, and the stream goes on.
 func publishSafely(ctx context.Context, pub Publisher, m *event.Message) (c event.Confirmation, err error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,9 @@ type stream struct {
 	// recoverTries counts the times in a row the target turned out unreachable right after it
 	// seemed ready: the pause before the next try grows with it.
 	recoverTries int
+	// readTo is next for releaseRead, which reads it from other streams' goroutines; 0 until
+	// the stream first reads.
+	readTo atomic.Uint64
 
 	// For a pair that had no cursor: it started after this seq (see startPosition).
 	newPair   atomic.Bool
@@ -277,6 +281,10 @@ func (s *stream) fill(ctx context.Context) error {
 		return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
 	}
 	s.next = next
+	if !s.replay && !s.dryRun {
+		s.readTo.Store(next)
+		s.e.releaseRead()
+	}
 	firstNew := len(s.inflight)
 	for _, ev := range *batch {
 		if s.keep != nil && !s.keep(ev) {
@@ -297,6 +305,29 @@ func (s *stream) fill(ctx context.Context) error {
 		s.advance(s.next - 1)
 	}
 	return nil
+}
+
+// releaseRead tells the log which recent events every live stream has read, so that its ring
+// of recent events holds only what is still to be read: a stream that keeps up reads each
+// commit from memory, and nothing is kept for readers that have taken it (BENCHMARKS.md,
+// "Memory", "The ring trimmed to what is unread"). A stream
+// that reads again what it read (after a restart) reads it from disk.
+func (e *Engine) releaseRead() {
+	rel, ok := e.store.(readReleaser)
+	if !ok {
+		return
+	}
+	readers := e.readers.Load()
+	if readers == nil || len(*readers) == 0 {
+		return
+	}
+	below := uint64(math.MaxUint64)
+	for _, s := range *readers {
+		below = min(below, s.readTo.Load())
+	}
+	if below > 1 {
+		rel.ReleaseRead(below)
+	}
 }
 
 // admit runs one event through the route and adds it to the window; under a rate limit it

@@ -20,6 +20,16 @@ const (
 	scanChunkBytes = 256 << 10
 )
 
+// ReleaseRead tells the log that its live readers have all read the events below seq: the
+// ring of recent events forgets them, so that it holds only what a reader has yet to take
+// (once streams keep up, a commit or two; after a burst, nothing). A reader that asks for them
+// again (a stream restarting from its cursor, a replay) reads them from disk.
+func (s *Store) ReleaseRead(seq uint64) {
+	s.rmu.Lock()
+	s.ring.dropBelow(seq, s.lastSeq.Load())
+	s.rmu.Unlock()
+}
+
 // Get returns the event with seq, or ErrNotFound if it is not (or no longer) in the log.
 // The event must not be modified.
 func (s *Store) Get(seq uint64) (*event.Event, error) {

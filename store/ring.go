@@ -58,6 +58,17 @@ func (r *ring) drop() {
 	r.lo++
 }
 
+// dropBelow forgets the events below seq, up to the newest committed one (last): what every
+// reader has taken already.
+func (r *ring) dropBelow(seq, last uint64) {
+	if len(r.evs) == 0 {
+		return
+	}
+	for r.lo != 0 && r.lo < seq && r.lo <= last {
+		r.drop()
+	}
+}
+
 // low is the lowest seq the ring can serve given the log's range, 0 if none.
 func (r *ring) low(last, deletedThrough uint64) uint64 {
 	if r.lo == 0 || last < r.lo {

@@ -84,3 +84,49 @@ func TestScanAndGetReadBehindASmallRing(t *testing.T) {
 		t.Fatalf("scan saw %d events in order (%v), want 300", n, err)
 	}
 }
+
+func TestRingForgetsWhatEveryReaderRead(t *testing.T) {
+	r := newRing(16, 1<<30)
+	for seq := uint64(1); seq <= 10; seq++ {
+		r.put(&event.Event{Seq: seq, Body: []byte("x")})
+	}
+	r.dropBelow(7, 10)
+	if r.get(6, 10, 0) != nil || r.get(7, 10, 0) == nil || r.low(10, 0) != 7 {
+		t.Fatalf("after dropping below 7: lowest %d", r.low(10, 0))
+	}
+	held := 0
+	for s := uint64(7); s <= 10; s++ {
+		held += eventBytes(r.get(s, 10, 0))
+	}
+	if held != r.bytes {
+		t.Fatalf("counted %d bytes, hold %d", r.bytes, held)
+	}
+	// Everything read: nothing held, and the next commit is served again.
+	r.dropBelow(100, 10)
+	if r.bytes != 0 || r.low(10, 0) != 0 {
+		t.Fatalf("all read: %d bytes held, lowest %d", r.bytes, r.low(10, 0))
+	}
+	r.put(&event.Event{Seq: 11})
+	if r.get(11, 11, 0) == nil || r.get(10, 11, 0) != nil {
+		t.Fatal("after a release of everything, the next event is not served alone")
+	}
+}
+
+func TestReleasedEventsAreReadFromDisk(t *testing.T) {
+	s := openStore(t, testOptions(t))
+	appendN(t, s, 50, 100)
+	s.ReleaseRead(41)
+	if _, _, ok := s.scanRing(40, 1); ok {
+		t.Fatal("the ring serves a released event")
+	}
+	if _, _, ok := s.scanRing(41, 10); !ok {
+		t.Fatal("the ring does not serve what was not released")
+	}
+	n := 0
+	if _, err := s.Scan(1, 0, nil, func(ev *event.Event) bool { n++; return ev.Seq == uint64(n) }); err != nil || n != 50 {
+		t.Fatalf("scan saw %d events in order (%v), want 50", n, err)
+	}
+	if ev, err := s.Get(10); err != nil || ev.Seq != 10 {
+		t.Fatalf("Get(10) after its release: %v", err)
+	}
+}

@@ -87,7 +87,8 @@ const (
 	defaultRecentIndex = 1 << 14 // see index.go
 	// 1 MiB: a stream that keeps up lags by about a commit and reads it from here; one that
 	// lags further reads from disk whatever the ring's size, while the ring still holds its
-	// bytes (BENCHMARKS.md, "Memory": 4 MiB, then 2 MiB before).
+	// bytes (BENCHMARKS.md, "Memory": 4 MiB, then 2 MiB before). Events every live stream has
+	// read are forgotten sooner (ReleaseRead).
 	defaultRingBytes  = 1 << 20
 	cursorFlushDelay  = 100 * time.Millisecond
 	sizeEvery         = time.Second
