@@ -7,7 +7,9 @@
 //     originally published, to the target exchange;
 //   - publish-replayed (with -sides): the same publisher sends them as a replay delivers them,
 //     with the mandatory flag and the x-router-* headers, which cost the broker time too;
-//   - replay: `router replay --route all`, offline, delivers the log's -n events there.
+//   - replay: `router replay --route all`, offline, delivers the log's -n events there;
+//   - publish-window-N and NAME=ROUTER-BINARY (with -sides): the plain publisher with another
+//     window, and a replay by another build.
 //
 // Every side is timed from process start to exit, so each pays for starting, connecting and
 // waiting for its last confirm. The target queue must hold -n messages after each run; it is
