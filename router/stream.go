@@ -222,11 +222,10 @@ func (s *stream) deliver(ctx context.Context) error {
 }
 
 // defaultWindowBytes is a stream's windowBytes unless the engine sets one. 2 MiB holds the
-// 1,024 events of the count for 1 KiB events (an event read back from the log and its message,
-// which shares the event's body), over 100 ms at the
-// fastest rate measured here and many times a confirm's latency; at 1 MiB the CPU per event
-// measured higher (BENCHMARKS.md, "Memory": 4 MiB before, where the count
-// of 1024 bound first, about 2.6 MiB).
+// window's count of 1,024 events of 1 KiB (an event read back from the log and its message,
+// which shares the event's body), about 100 ms at the fastest rate measured here and many
+// times a confirm's latency; at 1 MiB the CPU per event measured higher (BENCHMARKS.md,
+// "Memory": 4 MiB before, where the count bound first with each body counted twice).
 const defaultWindowBytes = 2 << 20
 
 // msgOverhead is what a message counts in the window besides a body of its own: its headers
