@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -194,7 +195,7 @@ func startProbe(url, queue string, want int) (*probe, error) {
 		got := make([]sample, 0, want)
 		for d := range deliveries {
 			now := time.Now().UnixNano()
-			if sent, ok := d.Headers[SentHeader].(int64); ok {
+			if sent, ok := sentAt(d.Headers[SentHeader]); ok {
 				got = append(got, sample{sent: sent, latency: time.Duration(now - sent)})
 			}
 			if len(got) == want {
@@ -204,6 +205,19 @@ func startProbe(url, queue string, want int) (*probe, error) {
 		pr.samples <- got
 	}()
 	return pr, nil
+}
+
+// sentAt reads the SentHeader header: an int64 as published, or its decimal string, as a side
+// that keeps headers as strings (Redpanda Connect) republishes it.
+func sentAt(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
 }
 
 // stop ends consuming and returns the samples.

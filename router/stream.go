@@ -225,12 +225,24 @@ func (s *stream) deliver(ctx context.Context) error {
 	}
 }
 
-// defaultWindowBytes is a stream's windowBytes unless the engine sets one. 2 MiB holds about
-// 800 events of 1 KiB (an event read back from the log and its message), 90 ms at the
-// fastest rate measured here and many times a confirm's latency; at 1 MiB the CPU per event
-// measured higher (BENCHMARKS.md, "Memory": 4 MiB before, where the count
-// of 1024 bound first, about 2.6 MiB).
+// defaultWindowBytes is a stream's windowBytes unless the engine sets one. 2 MiB holds the
+// window's count of 1,024 events of 1 KiB (an event read back from the log and its message,
+// which shares the event's body), about 100 ms at the fastest rate measured here and many
+// times a confirm's latency; at 1 MiB the CPU per event measured higher (BENCHMARKS.md,
+// "Memory": 4 MiB before, where the count bound first with each body counted twice).
 const defaultWindowBytes = 2 << 20
+
+// msgOverhead is what a message counts in the window besides a body of its own: its headers
+// (a new table with the x-router-* entries) and the publish's bookkeeping.
+const msgOverhead = 256
+
+// sharesBody reports whether a message's body is the event's own (not transformed, not
+// emitted): then the window counts those bytes once, with the event. Counted twice, 1 KiB
+// events filled a 2 MiB window at about 750 instead of its 1,024 (BENCHMARKS.md, "Replay at
+// the publisher's window").
+func sharesBody(body, evBody []byte) bool {
+	return len(body) > 0 && len(evBody) > 0 && &body[0] == &evBody[0] && len(body) == len(evBody)
+}
 
 // hasRoom reports whether the window takes more events.
 func (s *stream) hasRoom() bool {
@@ -263,17 +275,27 @@ func (s *stream) fill(ctx context.Context) error {
 	// Events are collected first and processed after the scan: guests and publishes must not
 	// run inside a read transaction.
 	room := s.windowBytes - s.inflightBytes
+	// What an event will count in the window (admit counts it exactly): itself and one
+	// message, which shares its body unless a module made a new one.
+	perEvent := func(ev *event.Event) int { return ev.MemSize() + msgOverhead }
+	if r.hasModules() {
+		perEvent = func(ev *event.Event) int { return 2 * ev.MemSize() }
+	}
 	take := func(ev *event.Event) bool {
 		*batch = append(*batch, ev)
-		// The event and, usually, one message of the same size (admit counts them exactly).
-		room -= 2 * ev.MemSize()
+		room -= perEvent(ev)
 		return room > 0
 	}
 	var next uint64
 	var err error
 	if bs, ok := s.e.store.(boundedScanner); ok {
-		// The same bound, so that the log decodes only the events take keeps.
-		next, err = bs.ScanBounded(s.next, limit, max(1, (room+1)/2), r.keeps, take)
+		// The same bound in the events' own MemSize, so that the log decodes only the
+		// events take keeps.
+		budget := room
+		if r.hasModules() {
+			budget = (room + 1) / 2
+		}
+		next, err = bs.ScanBounded(s.next, limit, max(1, budget), r.keeps, take)
 	} else {
 		next, err = s.e.store.Scan(s.next, limit, r.keeps, take)
 	}
@@ -404,7 +426,10 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 	}
 	pe.size = ev.MemSize()
 	for i := range pe.msgs {
-		pe.size += 256 + len(pe.msgs[i].out.msg.Body)
+		pe.size += msgOverhead
+		if body := pe.msgs[i].out.msg.Body; !sharesBody(body, ev.Body) {
+			pe.size += len(body)
+		}
 	}
 	s.inflight = append(s.inflight, pe)
 	s.inflightBytes += pe.size

@@ -15,6 +15,9 @@
 #                           log in a stream of the broker; router-stream-2 runs two routers on one
 #                           stream of a private three-node cluster it starts (about a minute), or
 #                           of the cluster BENCH_FLAGS="-stream-cluster URL1,URL2,URL3" names
+#                           and redpanda (Redpanda Connect, needs BENCH_REDPANDA_BIN)
+#   BENCH_REDPANDA_BIN=     the Redpanda Connect binary of side redpanda (amqp_0_9 input and
+#                           output; built apart, BENCHMARKS.md says how)
 #   BENCH_FLAGS=            more bench/cmd/e2e flags (bin/bench-e2e --help lists them)
 #   BENCH_REPLAY=1          0 skips the replay comparison
 #   BENCH_REPLAY_SIDES=publish,publish-replayed,replay
@@ -54,10 +57,13 @@ case ",$sides," in
   ;;
 esac
 
+redpanda=()
+[ -n "${BENCH_REDPANDA_BIN:-}" ] && redpanda=(-redpanda-bin "$BENCH_REDPANDA_BIN")
+
 status=0
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
 ./bin/bench-e2e -n "${BENCH_N:-100000}" -rounds "${BENCH_ROUNDS:-3}" -sides "$sides" \
-  -workdir "${BENCH_WORKDIR:-bin/bench-work}" -benchstat-out "$out/e2e.txt" ${BENCH_FLAGS:-} |
+  -workdir "${BENCH_WORKDIR:-bin/bench-work}" -benchstat-out "$out/e2e.txt" "${redpanda[@]}" ${BENCH_FLAGS:-} |
   tee "$out/e2e-report.txt" || status=1
 if [ "$status" = 0 ] && [ -n "$benchstat" ]; then
   echo

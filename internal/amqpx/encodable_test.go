@@ -28,3 +28,24 @@ func TestCheckEncodable(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckEncodableAcceptsWhatValidateAccepts: Publish relies on checkEncodable alone for the
+// value types (the library's Table.Validate would refuse the same ones, after the channel
+// lock), so the two must agree on every type, at the top level, in arrays and in tables.
+func TestCheckEncodableAcceptsWhatValidateAccepts(t *testing.T) {
+	values := []any{
+		nil, true, byte(1), int8(1), int16(1), uint16(1), int(1), int32(1), uint32(1), int64(1),
+		uint64(1), uint(1), float32(1), float64(1), complex(1, 2), "s", []byte("b"), time.Now(),
+		amqp.Decimal{}, []any{int32(1)}, []any{uint64(1)}, amqp.Table{"x": "y"},
+		amqp.Table{"x": struct{}{}}, map[string]any{"x": "y"}, []string{"s"}, struct{}{}, &struct{}{},
+	}
+	for _, v := range values {
+		for _, h := range []amqp.Table{{"v": v}, {"a": []any{v}}, {"t": amqp.Table{"v": v}}} {
+			validErr := h.Validate()
+			checkErr := checkEncodable("x", "k", amqp.Publishing{Headers: h}, 131072)
+			if (validErr == nil) != (checkErr == nil) {
+				t.Errorf("%#v: Validate says %v, checkEncodable %v", h, validErr, checkErr)
+			}
+		}
+	}
+}

@@ -69,6 +69,14 @@ type Channel struct {
 
 	connection *Connection
 
+	// A publish's method and frames, the channel's own and reused under m: content is sent
+	// only by publishes, one at a time on a channel, and the writer copies them into its
+	// buffer before send returns. Each was an allocation per publish.
+	pub       basicPublish
+	pubMethod methodFrame
+	pubHeader headerFrame
+	pubBody   bodyFrame
+
 	rpc       chan message
 	consumers *consumers
 
@@ -428,19 +436,23 @@ func (ch *Channel) sendOpen(msg message) (err error) {
 		// so sendUnflushed() performs an *Unflushed* write, but is otherwise
 		// equivalent to the send() method. We later use the separate flush
 		// method to explicitly flush the buffer after all Frames are written.
-		if err = ch.connection.sendUnflushed(&methodFrame{
+		// The frames are the channel's (see pubMethod), let go of once written.
+		defer func() { ch.pubMethod, ch.pubHeader, ch.pubBody = methodFrame{}, headerFrame{}, bodyFrame{} }()
+		ch.pubMethod = methodFrame{
 			ChannelId: ch.id,
 			Method:    content,
-		}); err != nil {
+		}
+		if err = ch.connection.sendUnflushed(&ch.pubMethod); err != nil {
 			return
 		}
 
-		if err = ch.connection.sendUnflushed(&headerFrame{
+		ch.pubHeader = headerFrame{
 			ChannelId:  ch.id,
 			ClassId:    class,
 			Size:       uint64(len(body)),
 			Properties: props,
-		}); err != nil {
+		}
+		if err = ch.connection.sendUnflushed(&ch.pubHeader); err != nil {
 			return
 		}
 
@@ -450,10 +462,11 @@ func (ch *Channel) sendOpen(msg message) (err error) {
 				j = len(body)
 			}
 
-			if err = ch.connection.sendUnflushed(&bodyFrame{
+			ch.pubBody = bodyFrame{
 				ChannelId: ch.id,
 				Body:      body[i:j],
-			}); err != nil {
+			}
+			if err = ch.connection.sendUnflushed(&ch.pubBody); err != nil {
 				return
 			}
 		}
@@ -1920,7 +1933,8 @@ func (ch *Channel) PublishWithDeferredConfirm(exchange, key string, mandatory, i
 		dc = ch.confirms.publish()
 	}
 
-	if err := ch.send(&basicPublish{
+	// The channel's own basic.publish (see pub), let go of once sent.
+	ch.pub = basicPublish{
 		Exchange:   exchange,
 		RoutingKey: key,
 		Mandatory:  mandatory,
@@ -1941,7 +1955,10 @@ func (ch *Channel) PublishWithDeferredConfirm(exchange, key string, mandatory, i
 			UserId:          msg.UserId,
 			AppId:           msg.AppId,
 		},
-	}); err != nil {
+	}
+	err := ch.send(&ch.pub)
+	ch.pub = basicPublish{}
+	if err != nil {
 		if ch.confirming.Load() {
 			ch.confirms.unpublish()
 		}

@@ -193,9 +193,13 @@ type Connection struct {
 
 	conn io.ReadWriteCloser
 
-	rpc       chan message
-	writer    *writer
-	sends     chan time.Time     // timestamps of each frame sent
+	rpc    chan message
+	writer *writer
+	// lastSent is when a frame was last written (nanoseconds since opened, on the monotonic
+	// clock), read by the heartbeater at its tick. Upstream sent each timestamp over an
+	// unbuffered channel, which woke the heartbeater goroutine for every flush.
+	lastSent  atomic.Int64
+	opened    time.Time
 	deadlines chan readDeadliner // heartbeater updates read deadlines
 
 	allocator *allocator // id generator valid after openTune
@@ -432,10 +436,10 @@ func Open(conn io.ReadWriteCloser, config Config) (*Connection, error) {
 		channels:              make(map[uint16]*Channel),
 		topologyConfiguration: make(map[uint16]*TopologyConfiguration),
 		rpc:                   make(chan message),
-		sends:                 make(chan time.Time),
 		errors:                make(chan *Error, 1),
 		close:                 make(chan struct{}),
 		deadlines:             make(chan readDeadliner, 1),
+		opened:                time.Now(),
 		// TODO: Connection has Config and also an atomic int for MaxFrameSize. Duplication to simplify.
 		Config:    config,
 		lifeCycle: newLifeCycle(),
@@ -760,13 +764,8 @@ func (c *Connection) send(f frame) error {
 			Reason: err.Error(),
 		})
 	} else {
-		// Broadcast we sent a frame, reducing heartbeats, only
-		// if there is something that can receive - like a non-reentrant
-		// call or if the heartbeater isn't running
-		select {
-		case c.sends <- time.Now():
-		default:
-		}
+		// A frame sent: the heartbeater need not send one at its next tick.
+		c.lastSent.Store(int64(time.Since(c.opened)))
 	}
 
 	return err
@@ -830,10 +829,7 @@ func (c *Connection) flush() (err error) {
 			// Broadcast we sent a frame, reducing heartbeats, only
 			// if there is something that can receive - like a non-reentrant
 			// call or if the heartbeater isn't running
-			select {
-			case c.sends <- time.Now():
-			default:
-			}
+			c.lastSent.Store(int64(time.Since(c.opened)))
 		}
 	}
 
@@ -1023,6 +1019,7 @@ func (c *Connection) reader(r io.Reader) {
 
 	defer close(c.rpc)
 
+	var deadlineAsked time.Time
 	for {
 		frame, err := frames.ReadFrame()
 		if err != nil {
@@ -1032,16 +1029,27 @@ func (c *Connection) reader(r io.Reader) {
 
 		c.demux(frame)
 
-		if haveDeadliner {
+		// Upstream asked the heartbeater to push the read deadline back after every frame,
+		// which woke it for nearly every frame read; asking at most every
+		// deadlineRefreshEvery keeps the deadline at least 3 heartbeat intervals minus that
+		// after the last frame read.
+		if now := time.Now(); haveDeadliner && now.Sub(deadlineAsked) >= deadlineRefreshEvery {
+			deadlineAsked = now
 			select {
 			case c.deadlines <- conn:
 			default:
 				// On c.Close() c.heartbeater() might exit just before c.deadlines <- conn is called.
-				// Which results in this goroutine being stuck forever.
+				// Which results in this goroutine being stuck forever. A request already
+				// waiting pushes the deadline back as well.
 			}
 		}
 	}
 }
+
+// deadlineRefreshEvery is how often the reader asks the heartbeater to push the read deadline
+// back while frames arrive. Heartbeat intervals are whole seconds, so the deadline left after
+// the last frame is at least 3s minus this.
+const deadlineRefreshEvery = 100 * time.Millisecond
 
 // Ensures that at least one frame is being sent at the tuned interval with a
 // jitter tolerance of 1s
@@ -1055,19 +1063,16 @@ func (c *Connection) heartbeater(interval time.Duration, done chan struct{}) {
 		sendTicks = ticker.C
 	}
 
-	lastSent := time.Now()
+	started := time.Now()
 
 	for {
 		select {
-		case at, stillSending := <-c.sends:
-			// When actively sending, depend on sent frames to reset server timer
-			if stillSending {
-				lastSent = at
-			} else {
-				return
-			}
-
 		case at := <-sendTicks:
+			// When actively sending, depend on sent frames to reset server timer
+			lastSent := started
+			if sent := c.opened.Add(time.Duration(c.lastSent.Load())); sent.After(started) {
+				lastSent = sent
+			}
 			// When idle, fill the space with a heartbeat frame
 			if at.Sub(lastSent) > interval-time.Second {
 				if err := c.send(&heartbeatFrame{}); err != nil {

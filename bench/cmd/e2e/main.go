@@ -11,7 +11,8 @@
 // router-stream (the router with its log in a RabbitMQ stream on the same broker),
 // router-stream-2 (two routers sharing one stream log on a three-node cluster: -stream-cluster,
 // or a private one started for the run) and shovel (a RabbitMQ dynamic shovel, on-confirm,
-// between the same queues; plugin rabbitmq_shovel).
+// between the same queues; plugin rabbitmq_shovel) and redpanda (Redpanda Connect's amqp_0_9
+// input and output between the same queues, a binary given by -redpanda-bin).
 package main
 
 import (
@@ -53,6 +54,8 @@ type options struct {
 	profileDir                string
 	profileSeconds            int
 	callgrindDir              string
+	redpandaBin               string
+	redpandaInFlight          int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -63,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 1024, "message body `BYTES`")
 	fs.IntVar(&o.prefetch, "prefetch", 1000, "consumer prefetch of every side")
 	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per side, alternating (0 with -latency-rate: latency only)")
-	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel; the first is the reference")
+	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel, redpanda; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
 	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (scripts/build-baseline.sh: upstream amqp091-go)")
 	fs.StringVar(&o.filter, "filter", "", "router-wasm: WASM filter module `PATH`")
@@ -88,6 +91,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.profileDir, "profile-dir", "", "take pprof profiles of the router sides into `DIR` (CPU, allocations, heap; and their metrics at the end of each run; see BENCHMARKS.md)")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of each CPU profile, from the router's start; keep it below a run's length")
 	fs.StringVar(&o.callgrindDir, "callgrind", "", "run the baseline and router sides under valgrind's callgrind, output into `DIR`, and report instructions per message (30-100x slower; use a few thousand messages and -latency=false)")
+	fs.StringVar(&o.redpandaBin, "redpanda-bin", "", "redpanda: Redpanda Connect binary `PATH` with the amqp_0_9 input and output (BENCHMARKS.md says how to build one)")
+	fs.IntVar(&o.redpandaInFlight, "redpanda-max-in-flight", bench.DefaultRedpandaMaxInFlight, "redpanda: the output's max_in_flight (publishes awaiting their confirm)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -240,7 +245,7 @@ const (
 // writeGoals checks each router side against the plain loop (rate >= 1.0x, CPU per message
 // within cpuGoals) and against the Shovel when it ran (rate >= 0.9x).
 func writeGoals(w io.Writer, sums []bench.Summary) {
-	var loop, shovel, plain, oneStream *bench.Summary
+	var loop, shovel, plain, oneStream, connect *bench.Summary
 	for i := range sums {
 		switch sums[i].Side {
 		case "baseline":
@@ -251,6 +256,8 @@ func writeGoals(w io.Writer, sums []bench.Summary) {
 			plain = &sums[i]
 		case "router-stream":
 			oneStream = &sums[i]
+		case "redpanda":
+			connect = &sums[i]
 		}
 	}
 	for _, s := range sums {
@@ -271,6 +278,10 @@ func writeGoals(w io.Writer, sums []bench.Summary) {
 			ratio, extra := s.Rate/plain.Rate, s.CPUPerMsg-plain.CPUPerMsg
 			fmt.Fprintf(w, "%s: rate %.3f of the router without tracing (goal >= %.1f: %s), %s more CPU per event (goal <= %s: %s)\n",
 				s.Side, ratio, tracedRateGoal, verdict(ratio >= tracedRateGoal), extra, tracedCPUGoal, verdict(extra <= tracedCPUGoal))
+		}
+		if connect != nil {
+			fmt.Fprintf(w, "%s: rate %.3f of Redpanda Connect, CPU/msg %.2fx its\n",
+				s.Side, s.Rate/connect.Rate, float64(s.CPUPerMsg)/float64(connect.CPUPerMsg))
 		}
 		if shovel != nil {
 			ratio := s.Rate / shovel.Rate
@@ -383,8 +394,13 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 		case "router-stream-2":
 			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 2, Profiling: prof,
 				LogURLs: logCluster.urls, LogPorts: logCluster.ports, LogBrokers: logCluster.pids})
+		case "redpanda":
+			if o.redpandaBin == "" {
+				return nil, fmt.Errorf("side redpanda needs -redpanda-bin PATH, a Redpanda Connect binary (BENCHMARKS.md says how to build one)")
+			}
+			sides = append(sides, bench.RedpandaConnect{Bin: o.redpandaBin, URL: url, Prefetch: o.prefetch, MaxInFlight: o.redpandaInFlight})
 		default:
-			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2 or shovel)", name)
+			return nil, fmt.Errorf("unknown side %q (want baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel or redpanda)", name)
 		}
 	}
 	if len(sides) == 0 {

@@ -105,3 +105,29 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		}
 	}
 }
+
+// The redpanda side needs its binary; given one, it takes the prefetch and max_in_flight.
+func TestMakeSidesRedpanda(t *testing.T) {
+	o, err := parseFlags([]string{"-sides", "baseline,redpanda"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/", logCluster{}); err == nil || !strings.Contains(err.Error(), "-redpanda-bin") {
+		t.Fatalf("redpanda without a binary: %v", err)
+	}
+	o, err = parseFlags([]string{"-sides", "redpanda", "-redpanda-bin", "/opt/rpconnect", "-prefetch", "500", "-redpanda-max-in-flight", "8"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sides, err := makeSides(o, "amqp://guest:guest@127.0.0.1:5672/", logCluster{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, ok := sides[0].(bench.RedpandaConnect)
+	if !ok || rp.Name() != "redpanda" || rp.Bin != "/opt/rpconnect" || rp.Prefetch != 500 || rp.MaxInFlight != 8 || rp.SecondCluster() {
+		t.Errorf("redpanda side %#v", sides[0])
+	}
+	if def, _ := parseFlags(nil, io.Discard); strings.Contains(def.sides, "redpanda") {
+		t.Errorf("redpanda is among the default sides %q", def.sides)
+	}
+}

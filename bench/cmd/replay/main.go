@@ -7,7 +7,9 @@
 //     originally published, to the target exchange;
 //   - publish-replayed (with -sides): the same publisher sends them as a replay delivers them,
 //     with the mandatory flag and the x-router-* headers, which cost the broker time too;
-//   - replay: `router replay --route all`, offline, delivers the log's -n events there.
+//   - replay: `router replay --route all`, offline, delivers the log's -n events there;
+//   - publish-window-N and NAME=ROUTER-BINARY (with -sides): the plain publisher with another
+//     window, and a replay by another build.
 //
 // Every side is timed from process start to exit, so each pays for starting, connecting and
 // waiting for its last confirm. The target queue must hold -n messages after each run; it is
@@ -60,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rounds, "rounds", 3, "runs per side, alternating (0: none; with -log-stats, only that)")
 	fs.IntVar(&o.logStats, "log-stats", 0, "also time `N` runs of 'router log stats' on the log (the scan of every record)")
 	fs.IntVar(&o.window, "window", 1024, "plain publisher: publishes awaiting a confirm (a replay stream's window is 1024 events)")
-	fs.StringVar(&o.sides, "sides", "publish,replay", "comma-separated `LIST` of publish, publish-replayed, replay, NAME=ROUTER-BINARY (a replay by that build); the first is the reference")
+	fs.StringVar(&o.sides, "sides", "publish,replay", "comma-separated `LIST` of publish, publish-replayed, publish-window-N (the plain publisher with N publishes awaiting a confirm), replay, NAME=ROUTER-BINARY (a replay by that build); the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
 	fs.StringVar(&o.workDir, "workdir", "", "`DIR` for the log (default: the system temp dir); use the broker's disk")
 	fs.StringVar(&o.benchstatOut, "benchstat-out", "", "also write the benchstat lines to `FILE`")
@@ -239,6 +241,14 @@ func sideRuns(o options, self, routerBin, confPath, url, exchange string) ([]ben
 		case "replay":
 			runs = append(runs, bench.CommandRun{Side: name, Bin: routerBin, Args: []string{"replay", "-c", confPath, "--route", "all"}})
 		default:
+			if w, ok := strings.CutPrefix(name, "publish-window-"); ok {
+				// The plain publisher with another window, to see what a wider one buys.
+				if n, err := strconv.Atoi(w); err == nil && n > 0 {
+					args := append(pub[:len(pub)-1:len(pub)-1], w)
+					runs = append(runs, bench.CommandRun{Side: name, Bin: self, Args: args})
+					continue
+				}
+			}
 			// NAME=BIN: a replay by another router binary, to compare two builds in one run.
 			side, bin, ok := strings.Cut(name, "=")
 			if !ok || side == "" || bin == "" {

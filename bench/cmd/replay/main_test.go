@@ -31,7 +31,14 @@ func TestSideRuns(t *testing.T) {
 	if runs[2].Bin != "/router" || strings.Join(runs[2].Args, " ") != "replay -c /c/router.hcl --route all" {
 		t.Errorf("replay run: %s %v", runs[2].Bin, runs[2].Args)
 	}
-	for _, bad := range []string{"publish", "publish,shovel"} {
+	wide, err := sideRuns(options{n: 10, size: 100, window: 8, sides: "publish,publish-window-4096"}, "/self", "/router", "/c/router.hcl", "amqp://x", "ex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := strings.Join(wide[1].Args, " "); wide[1].Side != "publish-window-4096" || !strings.HasSuffix(a, "-window 4096") || strings.Contains(a, "-window 8") {
+		t.Errorf("publish-window-4096 run: %s %s", wide[1].Side, a)
+	}
+	for _, bad := range []string{"publish", "publish,shovel", "publish,publish-window-0"} {
 		if _, err := sideRuns(options{sides: bad}, "", "", "", "", ""); err == nil {
 			t.Errorf("sides %q accepted", bad)
 		}
