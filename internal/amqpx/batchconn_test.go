@@ -216,7 +216,9 @@ func TestClusterHoldBuffersItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+	// Exclusive: it goes with the connection. An auto-delete queue no consumer ever took
+	// would stay behind, with its ten messages.
+	if _, err := ch.QueueDeclare(q, false, true, true, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := ch.Confirm(false); err != nil {
