@@ -277,9 +277,13 @@ func (s *stream) fill(ctx context.Context) error {
 	room := s.windowBytes - s.inflightBytes
 	// What an event will count in the window (admit counts it exactly): itself and one
 	// message, which shares its body unless a module made a new one.
+	// budget is the same bound in the events' own MemSize, so that the log decodes only the
+	// events take keeps.
 	perEvent := func(ev *event.Event) int { return ev.MemSize() + msgOverhead }
+	budget := room
 	if r.hasModules() {
 		perEvent = func(ev *event.Event) int { return 2 * ev.MemSize() }
+		budget = (room + 1) / 2
 	}
 	take := func(ev *event.Event) bool {
 		*batch = append(*batch, ev)
@@ -289,12 +293,6 @@ func (s *stream) fill(ctx context.Context) error {
 	var next uint64
 	var err error
 	if bs, ok := s.e.store.(boundedScanner); ok {
-		// The same bound in the events' own MemSize, so that the log decodes only the
-		// events take keeps.
-		budget := room
-		if r.hasModules() {
-			budget = (room + 1) / 2
-		}
 		next, err = bs.ScanBounded(s.next, limit, max(1, budget), r.keeps, take)
 	} else {
 		next, err = s.e.store.Scan(s.next, limit, r.keeps, take)
