@@ -40,10 +40,10 @@ type bounds struct {
 const replayCursorEvery = time.Second
 
 // replayRefill: an unpaced replay reads again once an eighth of its window has settled (by
-// count or bytes), or when the rest of its range fits. A stream refilled after every confirm
-// the broker sent, about 25 events at a time: a read transaction, a batch and a write to the
-// connection each, and a wake-up per confirm; the window still holds at least seven eighths
-// of its events in flight (BENCHMARKS.md, "Replay's cursor and refills").
+// count or bytes), or when the rest of its range fits. A stream reads again after every
+// confirm frame the broker sends: for a replay, always behind, that was a wake-up, a read
+// transaction and a batch per frame; the window still holds at least seven eighths of its
+// events in flight (BENCHMARKS.md, "Replay's cursor and refills").
 const replayRefill = 8
 
 // wantsFill reports whether the stream reads more now: the window has room and, for an
