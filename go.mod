@@ -33,7 +33,6 @@ require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/sysutil v1.1.0 // indirect
-	github.com/frankban/quicktest v1.14.6 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -45,6 +44,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.31.0 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/kr/text v0.2.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -71,3 +71,7 @@ replace github.com/rabbitmq/amqp091-go => ./third_party/amqp091-go
 // The stream client, patched so that a response arriving as its connection closes is not sent
 // on a closed channel (third_party/rabbitmq-stream-go-client/README.md).
 replace github.com/rabbitmq/rabbitmq-stream-go-client => ./third_party/rabbitmq-stream-go-client
+
+// bbolt, patched to write a commit's adjacent pages with one system call
+// (third_party/bbolt/README.md).
+replace go.etcd.io/bbolt => ./third_party/bbolt
