@@ -162,6 +162,8 @@ type DB struct {
 	// (patched: grow stat'ed the file at every commit that moved the high-water mark). Only
 	// the writer reads or sets it; the file never shrinks while the database is open.
 	grownTo int
+	// metaBuf is the writer's buffer for the meta page of its commit (patched).
+	metaBuf []byte
 }
 
 // Path returns the path to currently open database file.

@@ -617,9 +617,14 @@ func (tx *Tx) writeMeta() error {
 	// gofail: var beforeWriteMetaError string
 	// return errors.New(beforeWriteMetaError)
 
-	// Create a temporary buffer for the meta page.
+	// The meta page's buffer is the database's, kept for the next commit (patched: a page
+	// allocated per commit). Only the writer uses it, and the write copies it out.
 	lg := tx.db.Logger()
-	buf := make([]byte, tx.db.pageSize)
+	if len(tx.db.metaBuf) != tx.db.pageSize {
+		tx.db.metaBuf = make([]byte, tx.db.pageSize)
+	}
+	buf := tx.db.metaBuf
+	clear(buf)
 	p := tx.db.pageInBuffer(buf, 0)
 	tx.meta.Write(p)
 
