@@ -2,16 +2,16 @@ package bench
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/otlpbody"
 )
 
 // OTLPSink is a local OTLP/HTTP collector for the router-traced side: it counts the spans of
@@ -50,16 +50,12 @@ func (s *OTLPSink) serve(w http.ResponseWriter, r *http.Request) {
 		buf.Reset()
 		s.bufs.Put(buf)
 	}()
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		gz, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = gz
+	body, err := otlpbody.Reader(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
-	_, err := buf.ReadFrom(body)
+	_, err = buf.ReadFrom(body)
 	var n int64
 	if err == nil {
 		n, err = countSpans(buf.Bytes())

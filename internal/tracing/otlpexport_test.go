@@ -1,7 +1,6 @@
 package tracing
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
+	"github.com/wasmrouter/wasmrouter/internal/testutil/otlpbody"
 )
 
 // fastRetries makes the exporter's backoff milliseconds long for the test.
@@ -56,14 +56,10 @@ type collector struct {
 }
 
 func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		gz, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = gz
+	body, err := otlpbody.Reader(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {

@@ -4,7 +4,6 @@
 package otlpreceiver
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -24,6 +23,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/wasmrouter/wasmrouter/internal/testutil/otlpbody"
 )
 
 // Span is an exported span, flattened for assertions. Ids are lower-case hex.
@@ -184,14 +185,10 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
-	var body io.Reader = req.Body
-	if req.Header.Get("Content-Encoding") == "gzip" {
-		gz, err := gzip.NewReader(req.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = gz
+	body, err := otlpbody.Reader(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	raw, err := io.ReadAll(body)
 	if err != nil {
