@@ -190,9 +190,18 @@ func TestMemoryPhases(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const n = 300
-	res, err := env.Memory(ctx, side, MemorySpec{N: n, Size: 512, Every: 20 * time.Millisecond, Timeout: time.Minute})
+	profiles := t.TempDir()
+	res, err := env.Memory(ctx, side, MemorySpec{N: n, Size: 512, Every: 20 * time.Millisecond, Timeout: time.Minute, ProfileDir: profiles})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, phase := range []string{"run", "outage", "replay"} {
+		if b, err := os.ReadFile(filepath.Join(profiles, phase+"-peak.txt")); err != nil || !bytes.Contains(b, []byte("# NextGC = ")) {
+			t.Errorf("phase %s: runtime statistics %q, %v", phase, b, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(profiles, phase+"-peak.pb.gz")); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("phase %s: heap profile not a gzip file: %v", phase, err)
+		}
 	}
 	if len(res.Phases) != 3 || res.Phases[0].Name != "run" || res.Phases[1].Name != "outage" || res.Phases[2].Name != "replay" {
 		t.Fatalf("phases %+v", res.Phases)

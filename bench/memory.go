@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,6 +31,12 @@ type MemorySpec struct {
 	Size    int
 	Every   time.Duration // sampling interval; default 100ms
 	Timeout time.Duration // for each phase
+	// ProfileDir, if set, receives the router's heap profile (/debug/pprof/heap) and its
+	// runtime statistics (the same with debug=1: MemStats, NextGC) as each phase reaches a new
+	// peak of its resident set, at most every 2 s: PHASE-peak.pb.gz and PHASE-peak.txt are the
+	// ones taken at or last before the phase's peak (a profile is of the live heap at the last
+	// collection), so that what holds the memory at the peaks can be compared between runs.
+	ProfileDir string
 }
 
 // MemSample is one reading of the router's memory: its resident set, and the parts of it
@@ -102,7 +110,12 @@ func (e *Env) Memory(ctx context.Context, r Router, spec MemorySpec) (res Memory
 		}
 	}()
 
-	s := &memSampler{pid: p.PID(), start: p.Started(), every: spec.Every, stop: make(chan struct{})}
+	s := &memSampler{pid: p.PID(), start: p.Started(), every: spec.Every, stop: make(chan struct{}), admin: admin, profileDir: spec.ProfileDir, saved: map[string]bool{}}
+	if s.profileDir != "" {
+		if err := os.MkdirAll(s.profileDir, 0o755); err != nil {
+			return res, fmt.Errorf("bench: %w", err)
+		}
+	}
 	s.wg.Add(1)
 	go s.run()
 	defer s.halt()
@@ -178,6 +191,14 @@ type memSampler struct {
 	phase   int // -1 between phases
 	samples []MemSample
 	phases  []MemPhase
+
+	admin      string // the router's admin API, for its heap profiles
+	profileDir string // empty: no profiles
+	profiling  bool   // a profile is being fetched (under mu)
+	profiledAt time.Time
+	saved      map[string]bool // phases with a profile saved (under mu)
+	fetch      sync.Mutex      // one profile fetched at a time
+	profiles   sync.WaitGroup
 }
 
 func (s *memSampler) run() {
@@ -207,11 +228,63 @@ func (s *memSampler) take() {
 	s.samples = append(s.samples, MemSample{At: at, RSS: ps.RSS, Anon: ps.Anon, Exe: mapped.Exe, Log: mapped.Log, Phase: s.phase})
 	if s.phase >= 0 {
 		ph := &s.phases[s.phase]
+		if ps.RSS > ph.Peak && s.profileDir != "" && !s.profiling && time.Since(s.profiledAt) >= 2*time.Second {
+			s.profiling, s.profiledAt = true, time.Now()
+			s.profiles.Add(1)
+			go s.profile(ph.Name)
+		}
 		ph.Peak = max(ph.Peak, ps.RSS)
 		ph.PeakAnon = max(ph.PeakAnon, ps.Anon)
 		ph.PeakExe = max(ph.PeakExe, mapped.Exe)
 		ph.PeakLog = max(ph.PeakLog, mapped.Log)
 	}
+}
+
+// profile saves the router's heap profile and runtime statistics as the phase's peak ones.
+func (s *memSampler) profile(phase string) {
+	defer s.profiles.Done()
+	s.fetch.Lock()
+	defer s.fetch.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.profiling = false
+		s.mu.Unlock()
+	}()
+	for _, f := range []struct{ query, name string }{{"", "-peak.pb.gz"}, {"?debug=1", "-peak.txt"}} {
+		body, err := getBody(s.admin + "/debug/pprof/heap" + f.query)
+		if err != nil {
+			return // a missed profile leaves the previous one, taken before the peak
+		}
+		path := filepath.Join(s.profileDir, phase+f.name)
+		if err := os.WriteFile(path+".tmp", body, 0o644); err != nil {
+			return
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return
+		}
+	}
+	s.mu.Lock()
+	s.saved[phase] = true
+	s.mu.Unlock()
+}
+
+func getBody(url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return body, err
 }
 
 func (s *memSampler) begin(name, desc string, events int) {
@@ -232,6 +305,17 @@ func (s *memSampler) mark(name string) {
 // sampling interval (a small replay on a fast machine) still has a peak.
 func (s *memSampler) end() {
 	s.take()
+	if s.profileDir != "" {
+		// A phase shorter than the profiles' interval gets one at its end.
+		s.mu.Lock()
+		name := s.phases[s.phase].Name
+		missing := !s.saved[name]
+		s.mu.Unlock()
+		if missing {
+			s.profiles.Add(1)
+			s.profile(name)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.phases[s.phase].End = time.Since(s.start)
@@ -242,6 +326,7 @@ func (s *memSampler) halt() {
 	s.haltOnce.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
+		s.profiles.Wait()
 	})
 }
 

@@ -20,6 +20,7 @@ type shared struct {
 
 	readonlyTXIDs []common.Txid               // all readonly transaction IDs.
 	allocs        map[common.Pgid]common.Txid // mapping of Txid that allocated a pgid.
+	allocsPruneAt int                         // len(allocs) at which pruneAllocs next runs
 	cache         map[common.Pgid]struct{}    // fast lookup of all free and pending page ids.
 	pending       map[common.Txid]*txPending  // mapping of soon-to-be free page ids by tx.
 }
@@ -148,6 +149,7 @@ func (t *shared) ReleasePendingPages() {
 	if minid > 0 {
 		t.release(minid - 1)
 	}
+	t.pruneAllocs(minid)
 	// Release unused txid extents.
 	for _, tid := range t.readonlyTXIDs {
 		t.releaseRange(minid, tid-1)
@@ -155,6 +157,41 @@ func (t *shared) ReleasePendingPages() {
 	}
 	t.releaseRange(minid, common.Txid(math.MaxUint64))
 	// Any page both allocated and freed in an extent is safe to release.
+}
+
+// allocsPruneMin is the fewest entries of allocs at which pruneAllocs rebuilds it.
+const allocsPruneMin = 1024
+
+// pruneAllocs forgets which transaction allocated the pages that no transaction can free
+// early any more. Upstream keeps an entry for every page taken from the freelist until that
+// page is freed, and a page that ends up holding data that is only ever appended to is never
+// freed: the map grew with the file (third_party/bbolt/README.md), while only its entries
+// younger than the oldest reader serve. releaseRange releases a pending page
+// early only if it was allocated at or after a range's begin, which is above the oldest
+// reader's txid (minid), and every reader yet to come reads a txid at or above the last
+// committed one, which no entry exceeds when this runs (from beginRWTx, before the writer
+// allocates): an entry allocated before minid can only ever be skipped, as the pages freed
+// since the open, which have none, are. Rollback needs only its own transaction's entries,
+// all younger. The map is rebuilt (a Go map does not shrink) once it has doubled since the
+// last rebuild, so the work is amortised over the entries added.
+func (t *shared) pruneAllocs(minid common.Txid) {
+	if len(t.allocs) < max(t.allocsPruneAt, allocsPruneMin) {
+		return
+	}
+	kept := 0
+	for _, tid := range t.allocs {
+		if tid >= minid {
+			kept++
+		}
+	}
+	m := make(map[common.Pgid]common.Txid, kept)
+	for pgid, tid := range t.allocs {
+		if tid >= minid {
+			m[pgid] = tid
+		}
+	}
+	t.allocs = m
+	t.allocsPruneAt = 2 * kept
 }
 
 func (t *shared) release(txid common.Txid) {
