@@ -531,7 +531,7 @@ func (tx *Tx) write() error {
 	// Write pages to disk in order, each run of adjacent pages with one call (patched:
 	// upstream writes every page with its own pwrite).
 	psz := uint64(tx.db.pageSize)
-	var run [][]byte
+	run := make([][]byte, 0, min(len(pages), maxWriteRun))
 	var runOff, runEnd int64
 	flush := func() error {
 		if len(run) == 0 {

@@ -14,7 +14,7 @@ const maxWriteRun = 1024
 func (db *DB) writevAt(bufs [][]byte, off int64) error {
 	fd := int(db.file.Fd())
 	for len(bufs) > 0 {
-		n, err := unix.Pwritev(fd, bufs, off)
+		n, err := unix.Pwritev(fd, bufs[:min(len(bufs), maxWriteRun)], off)
 		if err == unix.EINTR {
 			continue
 		}
