@@ -178,7 +178,7 @@ func (s *stream) deliver(ctx context.Context) error {
 		if stopping && (len(s.inflight) == 0 || s.outage) {
 			return nil
 		}
-		if !stopping && s.wantsFill() && s.next <= s.last() {
+		if !stopping && s.hasRoom() && s.next <= s.last() {
 			if err := s.fill(ctx); err != nil {
 				return err
 			}
@@ -212,14 +212,11 @@ func (s *stream) deliver(ctx context.Context) error {
 			continue
 		}
 		var more <-chan struct{}
-		if s.wantsFill() && !stopping {
+		if s.hasRoom() && !stopping {
 			if s.next <= s.last() {
 				continue
 			}
 			more = notify
-		}
-		if more == nil && !stopping {
-			head = s.refillConfirm(head)
 		}
 		select {
 		case <-head.Done():
