@@ -73,6 +73,6 @@ replace github.com/rabbitmq/amqp091-go => ./third_party/amqp091-go
 replace github.com/rabbitmq/rabbitmq-stream-go-client => ./third_party/rabbitmq-stream-go-client
 
 // bbolt, patched so that its freelist forgets which transaction allocated the pages no
-// transaction can free early any more, instead of one entry for each page of the file
-// (third_party/bbolt/README.md).
+// transaction can free early any more, instead of one entry for each page of the file, and
+// to write a commit's adjacent pages with one system call (third_party/bbolt/README.md).
 replace go.etcd.io/bbolt => ./third_party/bbolt

@@ -27,6 +27,57 @@ type bounds struct {
 
 	paced   int // events published under rate, for pacing
 	started time.Time
+	// stored and storedAt: the position last handed to the log and when (see advance).
+	stored   uint64
+	storedAt time.Time
+}
+
+// replayCursorEvery is how often an unpaced replay hands its cursor to the log. Each move
+// alone is a commit with its fdatasync within 100 ms: a replay's moves every 100 ms were
+// 4% of its CPU on a busy machine, where a replay runs slowly (BENCHMARKS.md, "Replay's
+// cursor and refills"). A replay cut short resends at most this much more; one that
+// stops or fails hands its last position over as it ends.
+const replayCursorEvery = time.Second
+
+// replayRefill: an unpaced replay reads again once an eighth of its window has settled (by
+// count or bytes), or when the rest of its range fits. A stream reads again after every
+// confirm frame the broker sends: for a replay, always behind, that was a wake-up, a read
+// transaction and a batch per frame; the window still holds at least seven eighths of its
+// events in flight (BENCHMARKS.md, "Replay's cursor and refills").
+const replayRefill = 8
+
+// wantsFill reports whether the stream reads more now: the window has room and, for an
+// unpaced replay, room enough (replayRefill).
+func (s *stream) wantsFill() bool {
+	if !s.hasRoom() {
+		return false
+	}
+	if !s.replay || s.rate > 0 || len(s.inflight) == 0 {
+		return true
+	}
+	free := s.window - len(s.inflight)
+	return free >= s.window/replayRefill || s.windowBytes-s.inflightBytes >= s.windowBytes/replayRefill ||
+		s.to-s.next < uint64(free)
+}
+
+// refillConfirm is what an unpaced replay whose window has too little room to read waits on:
+// the confirm of the event whose settling makes room enough, rather than head's, so that it
+// wakes once per refill instead of once per confirm. Confirms arrive in publish order; one
+// resolved out of order only brings the next look at the window sooner.
+func (s *stream) refillConfirm(head event.Confirmation) event.Confirmation {
+	if !s.replay || s.rate > 0 || !s.hasRoom() && len(s.inflight) < s.window {
+		return head // full by bytes, or live: the head's confirm
+	}
+	i := s.window/replayRefill - (s.window - len(s.inflight)) - 1
+	if i <= 0 || i >= len(s.inflight) {
+		return head
+	}
+	for j := range s.inflight[i].msgs {
+		if m := &s.inflight[i].msgs[j]; !m.done && m.conf != nil && !isDone(m.conf) {
+			return m.conf // a resolved one would not wait: the head's then
+		}
+	}
+	return head
 }
 
 // last is the highest seq this stream may read.

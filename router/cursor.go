@@ -1,6 +1,10 @@
 package router
 
-import "github.com/wasmrouter/wasmrouter/event"
+import (
+	"time"
+
+	"github.com/wasmrouter/wasmrouter/event"
+)
 
 // A stream's cursor: the position up to which every event is settled, kept in the log.
 
@@ -11,8 +15,8 @@ func (s *stream) advance(pos uint64) {
 		return
 	}
 	s.pos = pos
-	if !s.dryRun {
-		s.e.store.SetCursor(s.cursor, pos)
+	if !s.dryRun && (!s.replay || s.rate > 0 || time.Since(s.storedAt) >= replayCursorEvery) {
+		s.storeCursor()
 	}
 	if s.lag != nil {
 		last := s.e.store.LastSeq()
@@ -21,6 +25,22 @@ func (s *stream) advance(pos uint64) {
 		} else {
 			s.lag.Set(0)
 		}
+	}
+}
+
+// storeCursor hands the stream's position to the log (durable with its next commit).
+func (s *stream) storeCursor() {
+	s.e.store.SetCursor(s.cursor, s.pos)
+	s.stored = s.pos
+	if s.replay {
+		s.storedAt = time.Now()
+	}
+}
+
+// flushCursor hands over a replay's last move, which advance may have held back.
+func (s *stream) flushCursor() {
+	if s.replay && !s.dryRun && s.pos > s.stored {
+		s.storeCursor()
 	}
 }
 

@@ -155,6 +155,8 @@ func (s *stream) deliver(ctx context.Context) error {
 	}
 	s.next = s.pos + 1
 	s.started = time.Now()
+	s.stored = s.pos
+	defer s.flushCursor()
 	if !s.supervised {
 		defer s.pub.Close()
 	}
@@ -176,7 +178,7 @@ func (s *stream) deliver(ctx context.Context) error {
 		if stopping && (len(s.inflight) == 0 || s.outage) {
 			return nil
 		}
-		if !stopping && s.hasRoom() && s.next <= s.last() {
+		if !stopping && s.wantsFill() && s.next <= s.last() {
 			if err := s.fill(ctx); err != nil {
 				return err
 			}
@@ -210,11 +212,14 @@ func (s *stream) deliver(ctx context.Context) error {
 			continue
 		}
 		var more <-chan struct{}
-		if s.hasRoom() && !stopping {
+		if s.wantsFill() && !stopping {
 			if s.next <= s.last() {
 				continue
 			}
 			more = notify
+		}
+		if more == nil && !stopping {
+			head = s.refillConfirm(head)
 		}
 		select {
 		case <-head.Done():

@@ -197,7 +197,7 @@ func encodedBench(b *testing.B) []byte {
 // included. wait-<d> is the group commit wait of every small batch (-1ns: none); adaptive is
 // the default, a wait only while the machine is busy.
 func BenchmarkAppendPaced(b *testing.B) {
-	for _, rate := range []int{1000, 3000} {
+	for _, rate := range []int{1000, 3000, 6000} {
 		for _, wait := range []time.Duration{defaultBatchWait, time.Millisecond, -1, 0} {
 			name := "wait-" + wait.String()
 			if wait == 0 {

@@ -164,6 +164,11 @@ func (s *Store) scanDisk(next uint64, budget, memBound int, keep event.Keep) (ev
 	if memBound <= 0 {
 		memBound = math.MaxInt
 	}
+	// A bounded scan is a stream's, which keeps what it is handed together (recordArena).
+	var arena *recordArena
+	if memBound < math.MaxInt {
+		arena = &recordArena{}
+	}
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		if b == nil {
@@ -185,7 +190,10 @@ func (s *Store) scanDisk(next uint64, budget, memBound int, keep event.Keep) (ev
 					continue
 				}
 			}
-			ev, _, err := decodeRecord(v, seq)
+			if arena != nil {
+				arena.want = min(memBound-mem, scanChunkBytes-decoded)
+			}
+			ev, _, err := decodeRecordIn(v, seq, arena)
 			if err != nil {
 				after = seq
 				return fmt.Errorf("store: seq %d: %w", seq, err)

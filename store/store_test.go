@@ -424,3 +424,37 @@ func TestScanBoundedStopsAtTheBytesFnTakes(t *testing.T) {
 		}
 	}
 }
+
+// A bounded scan copies its records into shared chunks (recordArena): each event decodes as an
+// unbounded scan's does, and an append to one event's body cannot write over another's bytes.
+func TestBoundedScanEventsShareNoWritableBytes(t *testing.T) {
+	const n = 40
+	opts := testOptions(t)
+	opts.ringSize = -1 // every read goes to the file
+	s := openStore(t, opts)
+	appendN(t, s, n, 300)
+	want := map[uint64][]byte{}
+	if _, err := s.Scan(1, 0, nil, func(ev *event.Event) bool { want[ev.Seq] = encoded(t, ev); return true }); err != nil || len(want) != n {
+		t.Fatalf("full scan saw %d events, err %v", len(want), err)
+	}
+	var got []*event.Event
+	if _, err := s.ScanBounded(1, 0, 1<<20, nil, func(ev *event.Event) bool { got = append(got, ev); return true }); err != nil || len(got) != n {
+		t.Fatalf("bounded scan handed %d events, err %v", len(got), err)
+	}
+	for _, ev := range got {
+		if !bytes.Equal(encoded(t, ev), want[ev.Seq]) {
+			t.Fatalf("seq %d decodes differently from a bounded scan", ev.Seq)
+		}
+	}
+	for _, ev := range got {
+		if cap(ev.Body) != len(ev.Body) {
+			t.Fatalf("seq %d: body of length %d has capacity %d", ev.Seq, len(ev.Body), cap(ev.Body))
+		}
+		_ = append(ev.Body, bytes.Repeat([]byte{0xff}, 64)...)
+	}
+	for _, ev := range got {
+		if !bytes.Equal(encoded(t, ev), want[ev.Seq]) {
+			t.Fatalf("seq %d changed after appends to the other events' bodies", ev.Seq)
+		}
+	}
+}

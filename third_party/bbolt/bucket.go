@@ -76,10 +76,9 @@ func (b *Bucket) Cursor() *Cursor {
 	b.tx.stats.IncCursorCount(1)
 
 	// Allocate and return a cursor.
-	return &Cursor{
-		bucket: b,
-		stack:  make([]elemRef, 0),
-	}
+	c := &Cursor{bucket: b}
+	c.stack = c.stackBuf[:0]
+	return c
 }
 
 // Bucket retrieves a nested bucket by name.

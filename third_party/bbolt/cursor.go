@@ -22,6 +22,9 @@ import (
 type Cursor struct {
 	bucket *Bucket
 	stack  []elemRef
+	// stackBuf holds the stack of a tree up to four levels deep (patched: the stack grew by
+	// appends from nothing, two or three allocations for every Put).
+	stackBuf [4]elemRef
 }
 
 // Bucket returns the bucket that this cursor was created from.

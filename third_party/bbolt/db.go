@@ -149,11 +149,21 @@ type DB struct {
 
 	ops struct {
 		writeAt func(b []byte, off int64) (n int, err error)
+		// writevAt writes bufs one after another from off (patched: a commit's adjacent
+		// pages in one system call where the platform has one).
+		writevAt func(bufs [][]byte, off int64) error
 	}
 
 	// Read only mode.
 	// When true, Update() and Begin(true) return ErrDatabaseReadOnly immediately.
 	readOnly bool
+
+	// grownTo is a size the file is known to have reached: grow found it or made it so
+	// (patched: grow stat'ed the file at every commit that moved the high-water mark). Only
+	// the writer reads or sets it; the file never shrinks while the database is open.
+	grownTo int
+	// metaBuf is the writer's buffer for the meta page of its commit (patched).
+	metaBuf []byte
 }
 
 // Path returns the path to currently open database file.
@@ -258,6 +268,7 @@ func Open(path string, mode os.FileMode, options *Options) (db *DB, err error) {
 
 	// Default values for test hooks
 	db.ops.writeAt = db.file.WriteAt
+	db.ops.writevAt = db.writevAt
 
 	if db.pageSize = options.PageSize; db.pageSize == 0 {
 		// Set the default page size to the OS page size.
@@ -715,6 +726,7 @@ func (db *DB) close() error {
 
 	// Clear ops.
 	db.ops.writeAt = nil
+	db.ops.writevAt = nil
 
 	var errs []error
 	// Close the mmap.
@@ -1222,6 +1234,9 @@ func (db *DB) allocate(txid common.Txid, count int) (*common.Page, error) {
 // grow grows the size of the database to the given sz.
 func (db *DB) grow(sz int) error {
 	// Ignore if the new size is less than available file size.
+	if sz <= db.grownTo {
+		return nil
+	}
 	lg := db.Logger()
 	fileSize, err := db.fileSize()
 	if err != nil {
@@ -1229,6 +1244,7 @@ func (db *DB) grow(sz int) error {
 		return err
 	}
 	if sz <= fileSize {
+		db.grownTo = fileSize
 		return nil
 	}
 
@@ -1255,6 +1271,7 @@ func (db *DB) grow(sz int) error {
 				return fmt.Errorf("mlock/munlock error: %s", err)
 			}
 		}
+		db.grownTo = sz
 	}
 
 	return nil
