@@ -204,8 +204,12 @@ func (e *Engine) publishLists(l *live, topo *Topology, ep epochs) {
 			sources = append(sources, ls.src)
 		}
 	}
+	// The readers first: a stream that read before they were published told the log nothing
+	// (releaseRead had no list), and Status's readiness lets events in that only a reader
+	// listed here can release. The release then catches up with those early reads.
+	e.readers.Store(&streams)
+	e.releaseRead()
 	e.mu.Lock()
 	e.streams, e.sources = streams, sources
 	e.mu.Unlock()
-	e.readers.Store(&streams)
 }
