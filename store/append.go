@@ -187,7 +187,7 @@ func (s *Store) runAppender() {
 // is far larger than a batch), so only latency grows, by at most batchWait. Without fsync
 // (NoSync) there is nothing to spread, and no wait.
 //
-// It waits only while the machine is busy (less than a quarter of its CPU time idle over the
+// It waits only while the machine is busy (less than a tenth of its CPU time idle over the
 // last tenth of a second): then the commits it saves give CPU to the broker and the router;
 // with CPU to spare they save nothing anyone needs, and the wait would add its whole length
 // to every event's latency (in BenchmarkAppendPaced at 2,000 events/s, no wait halved p50

@@ -161,19 +161,19 @@ func TestMachineBusyFromCPUTimes(t *testing.T) {
 	if c.machineBusy(t0) {
 		t.Fatal("busy at the first reading, with nothing to compare")
 	}
-	idle, total = 10, 100 // 10% idle
+	idle, total = 5, 100 // 5% idle
 	if c.machineBusy(t0.Add(idleEvery / 2)) {
 		t.Fatal("read again before idleEvery")
 	}
 	if !c.machineBusy(t0.Add(idleEvery)) {
-		t.Fatal("10% idle: not busy")
+		t.Fatal("5% idle: not busy")
 	}
-	idle, total = 60, 200 // 50% idle since
+	idle, total = 25, 200 // 20% idle since: a quarter was busy once, no longer
 	if !c.machineBusy(t0.Add(idleEvery + idleEvery/2)) {
 		t.Fatal("the answer changed before idleEvery")
 	}
 	if c.machineBusy(t0.Add(2 * idleEvery)) {
-		t.Fatal("50% idle: busy")
+		t.Fatal("20% idle: busy")
 	}
 	ok = false
 	if c.machineBusy(t0.Add(3 * idleEvery)) {

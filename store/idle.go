@@ -7,8 +7,11 @@ import (
 
 // busyThreshold is the share of the machine's CPU time left idle under which the group commit
 // wait is taken (see gather): with more idle CPU than that, the commits the wait saves give
-// nothing to anyone, and the wait only adds its length to every event's latency.
-const busyThreshold = 0.25
+// nothing anyone is short of, and the wait only adds its length to every event's latency. A
+// tenth, not a quarter: at half the loop's peak rate a quarter made the wait the larger part of
+// an event's latency, and at full load batches pass batchMin without it (BENCHMARKS.md, "The
+// wait only on a machine nine tenths busy").
+const busyThreshold = 0.10
 
 // idleEvery is how often the machine's idle share is read again.
 const idleEvery = 100 * time.Millisecond
