@@ -39,6 +39,7 @@ type options struct {
 	n, size, prefetch, rounds int
 	sides                     string
 	routerBin, baselineBin    string
+	routerBBin, routerCBin    string
 	filter, transform, modCfg string
 	goFilter, goTransform     string
 	goModCfg                  string
@@ -68,6 +69,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "throughput runs per side, alternating (0 with -latency-rate: latency only)")
 	fs.StringVar(&o.sides, "sides", "baseline,router", "comma-separated `LIST` of baseline, router, router-traced, router-wasm, router-go, router-all, router-stream, router-stream-2, shovel, redpanda; the first is the reference")
 	fs.StringVar(&o.routerBin, "router", "bin/router", "router binary")
+	fs.StringVar(&o.routerBBin, "router-b", "", "second router binary `PATH` for an A/B in one run: a router side named with the suffix \"@b\" (router@b, router-wasm@b, ...) runs it, alternating with the others")
+	fs.StringVar(&o.routerCBin, "router-c", "", "third router binary `PATH`, for sides named with the suffix \"@c\" (see -router-b)")
 	fs.StringVar(&o.baselineBin, "baseline", "bin/bench-baseline", "baseline binary (scripts/build-baseline.sh: upstream amqp091-go)")
 	fs.StringVar(&o.filter, "filter", "", "router-wasm: WASM filter module `PATH`")
 	fs.StringVar(&o.transform, "transform", "", "router-wasm: WASM transform module `PATH`")
@@ -235,6 +238,14 @@ func throughput(ctx context.Context, env *bench.Env, s bench.Side, o options, st
 // loop's (the baseline side).
 var cpuGoals = map[string]float64{"router": 1.15, "router-wasm": 1.2, "router-go": 1.5, "router-all": 1.5, "router-traced": 1.5}
 
+// sideKind is a side's name without the suffix that picks another router binary (@b, @c).
+func sideKind(side string) string {
+	if i := strings.LastIndexByte(side, '@'); i > 0 {
+		return side[:i]
+	}
+	return side
+}
+
 // Tracing's goals, against the router side: at least 0.9 of its rate and at most 15us more CPU
 // per event.
 const (
@@ -272,7 +283,7 @@ func writeGoals(w io.Writer, sums []bench.Summary) {
 			ratio := s.Rate / loop.Rate
 			cpu := float64(s.CPUPerMsg) / float64(loop.CPUPerMsg)
 			fmt.Fprintf(w, "%s: rate %.3f of the loop (goal >= 1.0: %s), CPU/msg %.2fx (goal <= %.2fx: %s)\n",
-				s.Side, ratio, verdict(ratio >= 1.0), cpu, cpuGoals[s.Side], verdict(cpu <= cpuGoals[s.Side]))
+				s.Side, ratio, verdict(ratio >= 1.0), cpu, cpuGoals[sideKind(s.Side)], verdict(cpu <= cpuGoals[sideKind(s.Side)]))
 		}
 		if s.Side == "router-traced" && plain != nil {
 			ratio, extra := s.Rate/plain.Rate, s.CPUPerMsg-plain.CPUPerMsg
@@ -338,12 +349,22 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 		}
 	}
 	var sides []bench.Side
-	for _, name := range strings.Split(o.sides, ",") {
-		switch name = strings.TrimSpace(name); name {
+	for _, label := range strings.Split(o.sides, ",") {
+		label = strings.TrimSpace(label)
+		name, routerBin := label, o.routerBin
+		for suffix, bin := range map[string]string{"@b": o.routerBBin, "@c": o.routerCBin} {
+			if n, ok := strings.CutSuffix(label, suffix); ok && strings.HasPrefix(n, "router") {
+				if bin == "" {
+					return nil, fmt.Errorf("side %s needs -router-%s PATH", label, suffix[1:])
+				}
+				name, routerBin = n, bin
+			}
+		}
+		switch name {
 		case "baseline":
 			sides = append(sides, bench.Baseline{Bin: o.baselineBin, URL: url, Prefetch: o.prefetch, Callgrind: cg})
 		case "router":
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: base, Profiling: prof, Callgrind: cg})
+			sides = append(sides, bench.Router{Bin: routerBin, Label: label, Config: base, Profiling: prof, Callgrind: cg})
 		case "router-wasm":
 			if o.filter == "" && o.transform == "" {
 				return nil, fmt.Errorf("side router-wasm needs -filter and/or -transform")
@@ -356,7 +377,7 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 				return nil, err
 			}
 			c.ModuleConfig = modCfg
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg})
+			sides = append(sides, bench.Router{Bin: routerBin, Label: label, Config: c, Profiling: prof, Callgrind: cg})
 		case "router-go":
 			goCfg, err := bench.ParseModuleConfig(o.goModCfg)
 			if err != nil {
@@ -370,7 +391,7 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 				return nil, err
 			}
 			c.ModuleConfig = goCfg
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, WarmCache: true, Profiling: prof, Callgrind: cg})
+			sides = append(sides, bench.Router{Bin: routerBin, Label: label, Config: c, WarmCache: true, Profiling: prof, Callgrind: cg})
 		case "shovel":
 			sides = append(sides, bench.Shovel{URL: url, Prefetch: o.prefetch})
 		case "router-traced":
@@ -381,18 +402,18 @@ func makeSides(o options, url string, logCluster logCluster) ([]bench.Side, erro
 			}
 			c := base
 			c.TracingEndpoint = sink.URL
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg, Sink: sink})
+			sides = append(sides, bench.Router{Bin: routerBin, Label: label, Config: c, Profiling: prof, Callgrind: cg, Sink: sink})
 		case "router-all":
 			if o.drURL == "" {
 				return nil, fmt.Errorf("side router-all needs -dr-url")
 			}
 			c := base
 			c.SecondURL = o.drURL
-			sides = append(sides, bench.Router{Bin: o.routerBin, Label: name, Config: c, Profiling: prof, Callgrind: cg})
+			sides = append(sides, bench.Router{Bin: routerBin, Label: label, Config: c, Profiling: prof, Callgrind: cg})
 		case "router-stream":
-			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 1, Profiling: prof})
+			sides = append(sides, bench.StreamRouters{Bin: routerBin, Label: label, Config: base, Routers: 1, Profiling: prof})
 		case "router-stream-2":
-			sides = append(sides, bench.StreamRouters{Bin: o.routerBin, Label: name, Config: base, Routers: 2, Profiling: prof,
+			sides = append(sides, bench.StreamRouters{Bin: routerBin, Label: label, Config: base, Routers: 2, Profiling: prof,
 				LogURLs: logCluster.urls, LogPorts: logCluster.ports, LogBrokers: logCluster.pids})
 		case "redpanda":
 			if o.redpandaBin == "" {
