@@ -69,6 +69,10 @@ type Channel struct {
 
 	connection *Connection
 
+	// prefetch is the prefetch count of the last Qos: a consumer's delivery channel is
+	// buffered to it (consumerChanCap).
+	prefetch atomic.Int32
+
 	// A publish's method and frames, the channel's own and reused under m: content is sent
 	// only by publishes, one at a time on a channel, and the writer copies them into its
 	// buffer before send returns. Each was an allocation per publish.
@@ -555,7 +559,7 @@ func (ch *Channel) dispatch(msg message) {
 		}
 
 	case *basicDeliver:
-		ch.consumers.send(m.ConsumerTag, newDelivery(ch, m))
+		ch.consumers.send(m.ConsumerTag, deliveryOf(ch, m))
 		// TODO log failed consumer and close channel, this can happen when
 		// deliveries are in flight and a no-wait cancel has happened
 
@@ -974,6 +978,9 @@ func (ch *Channel) Qos(prefetchCount, prefetchSize int, global bool) error {
 		},
 		&basicQosOk{},
 	)
+	if err == nil {
+		ch.prefetch.Store(int32(prefetchCount))
+	}
 	if err == nil && ch.connection.IsTopologyRecoveryEnabled() {
 		ch.connection.recordQos(ch.id, QosConfig{
 			PrefetchCount: uint16(prefetchCount),
@@ -1446,7 +1453,7 @@ func (ch *Channel) Consume(queue, consumer string, autoAck, exclusive, noLocal, 
 	}
 	res := &basicConsumeOk{}
 
-	deliveries := make(chan Delivery)
+	deliveries := make(chan Delivery, consumerChanCap(int(ch.prefetch.Load())))
 
 	config := consumerConfig{
 		Queue:     queue,
@@ -1559,7 +1566,7 @@ func (ch *Channel) ConsumeWithContext(ctx context.Context, queue, consumer strin
 		return nil, ctx.Err()
 	}
 
-	deliveries := make(chan Delivery)
+	deliveries := make(chan Delivery, consumerChanCap(int(ch.prefetch.Load())))
 
 	config := consumerConfig{
 		Queue:     queue,

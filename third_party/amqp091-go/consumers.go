@@ -46,7 +46,37 @@ type consumerConfig struct {
 	Args      Table
 }
 
-type consumerBuffers map[string]chan *Delivery
+// consumerBuffer is one consumer's way to its delivery channel: a delivery goes straight into
+// out (buffered, see consumerChanCap) while out has room and the buffer goroutine holds none;
+// otherwise through in to the buffer goroutine, which keeps them in order. Upstream handed
+// every delivery to the buffer goroutine over an unbuffered channel, and the buffer goroutine
+// to the consumer over another: two goroutine wake-ups per delivery.
+type consumerBuffer struct {
+	in  chan *Delivery
+	out chan Delivery
+	// held counts the deliveries sent to in and not yet put into out. Only the connection's
+	// reader sends (under the consumers' lock), so held == 0 there means every earlier delivery
+	// is already in out, and a direct send keeps the order.
+	held *atomic.Int64
+}
+
+type consumerBuffers map[string]consumerBuffer
+
+// maxConsumerChanCap bounds a delivery channel's buffer (see consumerChanCap).
+const maxConsumerChanCap = 1024
+
+// consumerChanCap is the buffer of a consumer's delivery channel: the channel's prefetch
+// count (the most deliveries the broker sends ahead of acknowledgements), so that the reader
+// hardly ever needs the buffer goroutine; without a prefetch, a small one.
+func consumerChanCap(prefetch int) int {
+	switch {
+	case prefetch <= 0:
+		return 64
+	case prefetch > maxConsumerChanCap:
+		return maxConsumerChanCap
+	}
+	return prefetch
+}
 
 // consumerConfigs maps unique consumer tags to their respective consumerConfig parameters,
 // facilitating the automatic re-registration of all consumers during channel recovery.
@@ -71,9 +101,24 @@ func makeConsumers() *consumers {
 	}
 }
 
-func (subs *consumers) buffer(in chan *Delivery, out chan Delivery) {
-	defer close(out)
+func (subs *consumers) buffer(in chan *Delivery, out chan Delivery, held *atomic.Int64) {
 	defer subs.Done()
+	defer close(out)
+	defer func() {
+		// Closed with the channel: what waits in out is dropped, as upstream drops what its
+		// buffer goroutine still held (the broker redelivers all of it).
+		select {
+		case <-subs.closed:
+			for {
+				select {
+				case <-out:
+				default:
+					return
+				}
+			}
+		default:
+		}
+	}()
 
 	inflight := in
 	var queue []*Delivery
@@ -123,6 +168,7 @@ func (subs *consumers) buffer(in chan *Delivery, out chan Delivery) {
 				 */
 				queue[0] = nil
 				queue = queue[1:]
+				held.Add(-1)
 			}
 		}
 	}
@@ -134,27 +180,27 @@ func (subs *consumers) add(tag string, consumer chan Delivery, config consumerCo
 	defer subs.Unlock()
 
 	if prev, found := subs.chans[tag]; found {
-		close(prev)
+		close(prev.in)
 	}
 
-	in := make(chan *Delivery)
-	subs.chans[tag] = in
+	b := consumerBuffer{in: make(chan *Delivery), out: consumer, held: new(atomic.Int64)}
+	subs.chans[tag] = b
 	subs.configs[tag] = config
 
 	subs.Add(1)
-	go subs.buffer(in, consumer)
+	go subs.buffer(b.in, b.out, b.held)
 }
 
 func (subs *consumers) cancel(tag string) (found bool) {
 	subs.Lock()
 	defer subs.Unlock()
 
-	ch, found := subs.chans[tag]
+	b, found := subs.chans[tag]
 
 	if found {
 		delete(subs.chans, tag)
 		delete(subs.configs, tag)
-		close(ch)
+		close(b.in)
 	}
 
 	return found
@@ -204,10 +250,10 @@ func (subs *consumers) close() {
 
 	close(subs.closed)
 
-	for tag, ch := range subs.chans {
+	for tag, b := range subs.chans {
 		delete(subs.chans, tag)
 		delete(subs.configs, tag)
-		close(ch)
+		close(b.in)
 	}
 
 	subs.Wait()
@@ -217,14 +263,24 @@ func (subs *consumers) close() {
 // If unbuffered channels are used for Consume this method
 // could block all deliveries until the consumer
 // receives on the other end of the channel.
-func (subs *consumers) send(tag string, msg *Delivery) bool {
+func (subs *consumers) send(tag string, msg Delivery) bool {
 	subs.Lock()
 	defer subs.Unlock()
 
-	buffer, found := subs.chans[tag]
-	if found {
-		buffer <- msg
+	b, found := subs.chans[tag]
+	if !found {
+		return false
 	}
-
-	return found
+	if b.held.Load() == 0 {
+		select {
+		case b.out <- msg:
+			return true
+		default:
+		}
+	}
+	b.held.Add(1)
+	p := new(Delivery) // only this path allocates the delivery
+	*p = msg
+	b.in <- p
+	return true
 }

@@ -59,6 +59,13 @@ type Delivery struct {
 }
 
 func newDelivery(channel *Channel, msg messageWithContent) *Delivery {
+	d := deliveryOf(channel, msg)
+	return &d
+}
+
+// deliveryOf is newDelivery's Delivery as a value: a consumer's delivery that goes straight
+// into its channel needs no allocation of its own (consumers.send).
+func deliveryOf(channel *Channel, msg messageWithContent) Delivery {
 	props, body := msg.getContent()
 
 	delivery := Delivery{
@@ -98,7 +105,7 @@ func newDelivery(channel *Channel, msg messageWithContent) *Delivery {
 		delivery.RoutingKey = m.RoutingKey
 	}
 
-	return &delivery
+	return delivery
 }
 
 /*
