@@ -194,20 +194,11 @@ func (pc *pubChannel) settleLocked(conf *Confirm) bool {
 func (pc *pubChannel) trimLocked() {
 	for len(pc.pending) > 0 {
 		head := pc.pending[0]
-		if !head.resolved && (!isDoneChan(head.dc.Done()) || !pc.settleLocked(head)) {
+		if !head.resolved && (!head.dc.Settled() || !pc.settleLocked(head)) {
 			return
 		}
 		pc.pending[0] = nil
 		pc.pending = pc.pending[1:]
-	}
-}
-
-func isDoneChan(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -268,7 +259,7 @@ func (pc *pubChannel) resolveDone() {
 	for len(pc.pending) > 0 {
 		conf := pc.pending[0]
 		if !conf.resolved {
-			if !isDoneChan(conf.dc.Done()) {
+			if !conf.dc.Settled() {
 				return
 			}
 			// A return is handed to listeners before the confirm that follows it is

@@ -136,15 +136,21 @@ func (c *confirms) reset() {
 	c.sequencer = map[uint64]Confirmation{}
 }
 
+// deferredConfirmations holds the unconfirmed publishes' DeferredConfirmations in publish
+// order: their delivery tags are consecutive, so a confirm finds its own by index and a
+// multiple one takes a prefix. Upstream kept a map, and walked all of it for every multiple
+// confirm.
 type deferredConfirmations struct {
-	m             sync.Mutex
-	confirmations map[uint64]*DeferredConfirmation
+	m sync.Mutex
+	// buf[head:] are the unsettled publishes, buf[head+i] of tag first+i, nil once settled
+	// out of order; the head moves up as they are confirmed, and back down when buf is full.
+	buf   []*DeferredConfirmation
+	head  int
+	first uint64
 }
 
 func newDeferredConfirmations() *deferredConfirmations {
-	return &deferredConfirmations{
-		confirmations: map[uint64]*DeferredConfirmation{},
-	}
+	return &deferredConfirmations{}
 }
 
 func (d *deferredConfirmations) Add(tag uint64) *DeferredConfirmation {
@@ -152,47 +158,80 @@ func (d *deferredConfirmations) Add(tag uint64) *DeferredConfirmation {
 	defer d.m.Unlock()
 
 	dc := &DeferredConfirmation{DeliveryTag: tag}
-	dc.done = make(chan struct{})
-	d.confirmations[tag] = dc
+	if d.head == len(d.buf) {
+		d.buf, d.head, d.first = d.buf[:0], 0, tag
+	} else if len(d.buf) == cap(d.buf) && d.head > 0 {
+		n := copy(d.buf, d.buf[d.head:])
+		for i := n; i < len(d.buf); i++ {
+			d.buf[i] = nil
+		}
+		d.buf, d.head = d.buf[:n], 0
+	}
+	d.buf = append(d.buf, dc)
 	return dc
+}
+
+// at returns the index in buf of tag's confirmation, or -1 if it is not pending.
+func (d *deferredConfirmations) at(tag uint64) int {
+	if tag < d.first || tag-d.first >= uint64(len(d.buf)-d.head) {
+		return -1
+	}
+	i := d.head + int(tag-d.first)
+	if d.buf[i] == nil {
+		return -1
+	}
+	return i
+}
+
+// trim moves the head past the settled confirmations.
+func (d *deferredConfirmations) trim() {
+	for d.head < len(d.buf) && d.buf[d.head] == nil {
+		d.head++
+		d.first++
+	}
 }
 
 // remove is only used to drop a tag whose publish failed
 func (d *deferredConfirmations) remove(tag uint64) {
 	d.m.Lock()
 	defer d.m.Unlock()
-	dc, found := d.confirmations[tag]
-	if !found {
+	i := d.at(tag)
+	if i < 0 {
 		return
 	}
-	close(dc.done)
-	delete(d.confirmations, tag)
+	d.buf[i].setAck(false)
+	d.buf[i] = nil
+	d.trim()
 }
 
 func (d *deferredConfirmations) Confirm(confirmation Confirmation) {
 	d.m.Lock()
 	defer d.m.Unlock()
 
-	dc, found := d.confirmations[confirmation.DeliveryTag]
-	if !found {
+	i := d.at(confirmation.DeliveryTag)
+	if i < 0 {
 		// We should never receive a confirmation for a tag that hasn't
 		// been published, but a test causes this to happen.
 		return
 	}
-	dc.setAck(confirmation.Ack)
-	delete(d.confirmations, confirmation.DeliveryTag)
+	d.buf[i].setAck(confirmation.Ack)
+	d.buf[i] = nil
+	d.trim()
 }
 
 func (d *deferredConfirmations) ConfirmMultiple(confirmation Confirmation) {
 	d.m.Lock()
 	defer d.m.Unlock()
 
-	for k, v := range d.confirmations {
-		if k <= confirmation.DeliveryTag {
-			v.setAck(confirmation.Ack)
-			delete(d.confirmations, k)
+	for d.head < len(d.buf) && d.first <= confirmation.DeliveryTag {
+		if dc := d.buf[d.head]; dc != nil {
+			dc.setAck(confirmation.Ack)
+			d.buf[d.head] = nil
 		}
+		d.head++
+		d.first++
 	}
+	d.trim()
 }
 
 // Close nacks all pending DeferredConfirmations being blocked by dc.Wait().
@@ -200,42 +239,73 @@ func (d *deferredConfirmations) Close() {
 	d.m.Lock()
 	defer d.m.Unlock()
 
-	for k, v := range d.confirmations {
-		v.setAck(false)
-		delete(d.confirmations, k)
+	for i := d.head; i < len(d.buf); i++ {
+		if dc := d.buf[i]; dc != nil {
+			dc.setAck(false)
+			d.buf[i] = nil
+		}
 	}
+	d.buf, d.head = d.buf[:0], 0
 }
+
+// closedChan is the done channel of a confirmation settled before anyone asked for one.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // setAck sets the acknowledgement status of the confirmation. Note that it must
 // not be called more than once.
 func (d *DeferredConfirmation) setAck(ack bool) {
+	d.m.Lock()
 	d.ack = ack
-	close(d.done)
+	d.settled = true
+	if d.done != nil {
+		close(d.done)
+	}
+	d.m.Unlock()
 }
 
 // Done returns the channel that can be used to wait for the publisher
 // confirmation.
+//
+// The channel is made by the first call before the confirmation arrives: most confirmations
+// of a stream of publishes arrive before anyone waits on them, and need none.
 func (d *DeferredConfirmation) Done() <-chan struct{} {
+	d.m.Lock()
+	defer d.m.Unlock()
+	if d.done == nil {
+		if d.settled {
+			return closedChan
+		}
+		d.done = make(chan struct{})
+	}
 	return d.done
+}
+
+// Settled reports, without waiting, whether the confirmation has arrived (or the publish was
+// settled by the channel's close): whether Done is closed.
+func (d *DeferredConfirmation) Settled() bool {
+	d.m.Lock()
+	defer d.m.Unlock()
+	return d.settled
 }
 
 // Acked returns the publisher confirmation in a non-blocking manner. It returns
 // false if the confirmation was not acknowledged yet or received negative
 // acknowledgement.
 func (d *DeferredConfirmation) Acked() bool {
-	select {
-	case <-d.done:
-	default:
-		return false
-	}
-	return d.ack
+	d.m.Lock()
+	defer d.m.Unlock()
+	return d.settled && d.ack
 }
 
 // Wait blocks until the publisher confirmation. It returns true if the server
 // successfully received the publishing.
 func (d *DeferredConfirmation) Wait() bool {
-	<-d.done
-	return d.ack
+	<-d.Done()
+	return d.Acked()
 }
 
 // WaitContext waits until the publisher confirmation. It returns true if the
@@ -245,7 +315,7 @@ func (d *DeferredConfirmation) WaitContext(ctx context.Context) (bool, error) {
 	select {
 	case <-ctx.Done():
 		return false, ctx.Err()
-	case <-d.done:
+	case <-d.Done():
 	}
-	return d.ack, nil
+	return d.Acked(), nil
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -281,8 +282,10 @@ type Blocking struct {
 type DeferredConfirmation struct {
 	DeliveryTag uint64
 
-	done chan struct{}
-	ack  bool
+	m       sync.Mutex
+	done    chan struct{} // made by the first Done before the outcome is known
+	settled bool
+	ack     bool
 }
 
 // Confirmation notifies the acknowledgment or negative acknowledgement of a
