@@ -59,6 +59,12 @@ type Event struct {
 	// it: only an event still in memory since its append carries it, and an event read back
 	// has the zero value.
 	Routes RouteMatch
+	// LoggedHeaders is Headers in the log's own encoding, when the log read the event back
+	// for a delivery stream (nil otherwise, and always nil for an empty table's absence): a
+	// message that carries Headers unchanged can then be encoded from these bytes instead of
+	// from the map (the log's AppendAMQPHeaders). The bytes are never written to. Clones drop
+	// them, and whoever changes Headers in place must set it to nil.
+	LoggedHeaders []byte
 }
 
 // MemSize estimates the bytes an event holds in memory: its body, strings and headers, and
@@ -105,6 +111,7 @@ type Decimal struct {
 func (e *Event) Clone() *Event {
 	c := *e
 	c.Headers = e.Headers.Clone()
+	c.LoggedHeaders = nil // the copy's headers are the transform's to change
 	if e.Body != nil {
 		c.Body = append([]byte(nil), e.Body...)
 	}
@@ -117,6 +124,7 @@ func (e *Event) Clone() *Event {
 func (e *Event) CloneSharingBody() *Event {
 	c := *e
 	c.Headers = e.Headers.Clone()
+	c.LoggedHeaders = nil
 	return &c
 }
 

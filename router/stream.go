@@ -399,7 +399,13 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			}
 		}
 	default:
-		msgs, err := buildMessages(r, tgt, ev, &d, s.replay, s.outs[:0])
+		var msgs []outMsg
+		var err error
+		if m, ok := s.loggedMessage(r, tgt, ev, &d); ok {
+			msgs = append(s.outs[:0], m)
+		} else {
+			msgs, err = buildMessages(r, tgt, ev, &d, s.replay, s.outs[:0])
+		}
 		if err != nil {
 			if !s.dryRun {
 				isNew, derr := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1)

@@ -145,8 +145,14 @@ func decodeRecordIn(b []byte, seq uint64, a *recordArena) (*event.Event, Fingerp
 	ev.RoutingKey = d.string()
 	ev.Exchange = d.string()
 	d.props(&ev.Props)
+	table := d.b
 	if t := d.table(1); len(t) > 0 {
 		ev.Headers = t
+		if a != nil {
+			// A delivery stream's read: its messages may be encoded from these bytes, which
+			// the copy keeps (AppendAMQPHeaders).
+			ev.LoggedHeaders = table[: len(table)-len(d.b) : len(table)-len(d.b)]
+		}
 	}
 	if body := d.bytes(); len(body) > 0 {
 		ev.Body = body[:len(body):len(body)]
