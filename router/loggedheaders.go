@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/wasmrouter/wasmrouter/event"
 	"github.com/wasmrouter/wasmrouter/internal/config"
@@ -16,6 +17,51 @@ type headerEncoder interface {
 
 // encodedHeadersPublisher is a publisher that sends event.Message.EncodedHeaders as they are.
 type encodedHeadersPublisher interface{ TakesEncodedHeaders() bool }
+
+// rawHeadersScanner is a log that can leave the header tables of the events a stream reads
+// from its file undecoded, in LoggedHeaders (store.Store.ScanBoundedRawHeaders), and decode
+// one later where it is needed after all.
+type rawHeadersScanner interface {
+	ScanBoundedRawHeaders(from uint64, limit, maxBytes int, keep event.Keep, fn func(*event.Event) bool) (next uint64, err error)
+	DecodeLoggedHeaders(logged []byte) (event.Table, error)
+}
+
+// encodesLoggedHeaders reports whether every message of this stream for route r can be
+// encoded from the log's bytes (loggedMessage), so that the log need not decode the header
+// tables it reads for it: a route without modules (whose decisions never look at the
+// headers), no tracer (which reads traceparent from them), no dry run, and a publisher and a
+// log that can do it. An event that takes messagesFor's path all the same has its table
+// decoded first (decodeHeaders).
+func (s *stream) encodesLoggedHeaders(r *Route) bool {
+	if r.hasModules() || s.dryRun || s.e.tracer != nil {
+		return false
+	}
+	if p, ok := s.pub.(encodedHeadersPublisher); !ok || !p.TakesEncodedHeaders() {
+		return false
+	}
+	if _, ok := s.e.store.(headerEncoder); !ok {
+		return false
+	}
+	_, ok := s.e.store.(rawHeadersScanner)
+	return ok
+}
+
+// decodeHeaders decodes the header table the log left undecoded in ev, if it did.
+func (s *stream) decodeHeaders(ev *event.Event) error {
+	if ev.Headers != nil || len(ev.LoggedHeaders) == 0 {
+		return nil
+	}
+	rs, ok := s.e.store.(rawHeadersScanner)
+	if !ok {
+		return fmt.Errorf("seq %d: headers left undecoded by a log that cannot decode them", ev.Seq)
+	}
+	h, err := rs.DecodeLoggedHeaders(ev.LoggedHeaders)
+	if err != nil {
+		return fmt.Errorf("seq %d: %w", ev.Seq, err)
+	}
+	ev.Headers = h
+	return nil
+}
 
 // loggedMessage builds the message of an event a route without modules delivers to one of
 // its own targets, with the headers encoded from the log's bytes and the router's entries

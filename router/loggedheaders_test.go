@@ -20,6 +20,12 @@ func (encodingPublisher) TakesEncodedHeaders() bool { return true }
 // loggedEvent logs ev and reads it back as a stream does, from the file (the log reopened, so
 // that its ring of recent events is empty).
 func loggedEvent(t *testing.T, ev *event.Event) (*store.Store, *event.Event) {
+	return loggedEventRead(t, ev, false)
+}
+
+// loggedEventRead is loggedEvent; with raw, the header table is left undecoded
+// (ScanBoundedRawHeaders).
+func loggedEventRead(t *testing.T, ev *event.Event, raw bool) (*store.Store, *event.Event) {
 	t.Helper()
 	path := t.TempDir() + "/log.db"
 	st, err := store.Open(store.Options{Path: path, NoSync: true})
@@ -39,7 +45,11 @@ func loggedEvent(t *testing.T, ev *event.Event) (*store.Store, *event.Event) {
 	}
 	t.Cleanup(func() { st.Close() })
 	var got *event.Event
-	if _, err := st.ScanBounded(1, 1, 1<<20, nil, func(e *event.Event) bool { got = e; return true }); err != nil || got == nil {
+	scan := st.ScanBounded
+	if raw {
+		scan = st.ScanBoundedRawHeaders
+	}
+	if _, err := scan(1, 1, 1<<20, nil, func(e *event.Event) bool { got = e; return true }); err != nil || got == nil {
 		t.Fatalf("reading the event back: %v, %v", got, err)
 	}
 	if got.LoggedHeaders == nil {
@@ -125,5 +135,46 @@ func TestLoggedMessageOnlyWhereNothingChangesTheHeaders(t *testing.T) {
 		if _, ok := tc.s.loggedMessage(r, tt, tc.ev, &tc.d); ok {
 			t.Errorf("%s: built from the log's bytes", name)
 		}
+	}
+}
+
+// TestUndecodedHeadersDecodedForMessagesFor: a stream that has the log leave header tables
+// undecoded encodes its messages from the log's bytes; an event that takes messagesFor's path
+// all the same (here, a publisher that does not take encoded headers) has its table decoded
+// first, and gets the message it would have got from a decoded read.
+func TestUndecodedHeadersDecodedForMessagesFor(t *testing.T) {
+	ev := &event.Event{Source: "in", RoutingKey: "k", Headers: event.Table{"h": "v", "n": []any{int8(1)}}, Body: []byte("x")}
+	st, raw := loggedEventRead(t, ev, true)
+	_, decoded := loggedEvent(t, ev)
+	if raw.Headers != nil {
+		t.Fatalf("raw read decoded the headers: %v", raw.Headers)
+	}
+	r := testRoute(t, "a")
+	tgt := &config.TargetSpec{Name: "a", Exchange: "xa"}
+	s := &stream{e: &Engine{store: st}, pub: encodingPublisher{}, bounds: bounds{replay: true}}
+	if !s.encodesLoggedHeaders(r) {
+		t.Fatal("a stream of a route without modules, to an encoding publisher, does not leave headers undecoded")
+	}
+	d := Decision{Verdict: Pass, Event: raw}
+	m, ok := s.loggedMessage(r, tgt, raw, &d)
+	if !ok {
+		t.Fatal("an undecoded event's message not built from the log's bytes")
+	}
+	dd := Decision{Verdict: Pass, Event: decoded}
+	want := messagesFor(r, tgt, decoded, &dd, true, nil)[0]
+	if h, err := amqptable.Parse(m.msg.EncodedHeaders); err != nil || !reflect.DeepEqual(h, want.msg.Headers) {
+		t.Errorf("headers %v, %v; want %v", h, err, want.msg.Headers)
+	}
+
+	plain := &stream{e: &Engine{store: st}, bounds: bounds{replay: true}}
+	if plain.encodesLoggedHeaders(r) {
+		t.Error("a publisher that does not take encoded headers would get undecoded events")
+	}
+	if err := plain.decodeHeaders(raw); err != nil {
+		t.Fatal(err)
+	}
+	got := messagesFor(r, tgt, raw, &d, true, nil)[0]
+	if !reflect.DeepEqual(got.msg.Headers, want.msg.Headers) {
+		t.Errorf("after decoding: headers %v, want %v", got.msg.Headers, want.msg.Headers)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -137,5 +138,56 @@ func TestBoundedScanEventsCarryTheirLoggedHeaders(t *testing.T) {
 	none, _ := appendRecord(nil, &event.Event{Source: "in", RoutingKey: "a"}, Fingerprint{})
 	if got, _, _ := decodeRecordIn(none, 2, &recordArena{}); got.LoggedHeaders != nil {
 		t.Errorf("an event without headers carries LoggedHeaders %v", got.LoggedHeaders)
+	}
+}
+
+// TestRawHeadersScanLeavesTheTableToDecodeLater: a raw-headers read from the file hands out
+// events with Headers nil and the table in LoggedHeaders, which decodes to the table a plain
+// read gives and encodes as from a plain read; a damaged table fails the read either way.
+func TestRawHeadersScanLeavesTheTableToDecodeLater(t *testing.T) {
+	h := event.Table{"a": true, "n": []any{int64(1), event.Table{"k": "v"}}, "t": time.Unix(5, 6).UTC()}
+	opts := testOptions(t)
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hh := range []event.Table{h, nil} {
+		appendSync(t, s, &event.Event{Source: "in", RoutingKey: "k", Headers: hh, Body: []byte("x")}, false)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, opts) // from the file: the ring of recent events starts empty
+	var got []*event.Event
+	if _, err := s.ScanBoundedRawHeaders(1, 0, 1<<20, nil, func(ev *event.Event) bool { got = append(got, ev); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d events", len(got))
+	}
+	if got[0].Headers != nil || !bytes.Equal(got[0].LoggedHeaders, loggedTable(t, h)) {
+		t.Fatalf("headers %v, logged %v", got[0].Headers, got[0].LoggedHeaders)
+	}
+	if got[1].Headers != nil || got[1].LoggedHeaders != nil {
+		t.Errorf("an event without headers: %v, %v", got[1].Headers, got[1].LoggedHeaders)
+	}
+	if got[0].MemSize() <= (&event.Event{Source: "in", RoutingKey: "k", Body: []byte("x")}).MemSize() {
+		t.Error("an undecoded table counts nothing in MemSize")
+	}
+	decoded, err := s.DecodeLoggedHeaders(got[0].LoggedHeaders)
+	if err != nil || !reflect.DeepEqual(decoded, h) {
+		t.Errorf("decoded %v, %v; want %v", decoded, err, h)
+	}
+
+	rec, err := appendRecord(nil, &event.Event{Source: "in", RoutingKey: "k", Headers: event.Table{"a": true}, Body: []byte("x")}, Fingerprint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec[len(rec)-3] != 1 {
+		t.Fatalf("the bool is not where the test expects it: %v", rec)
+	}
+	rec[len(rec)-3] = 2
+	if _, _, err := decodeRecordIn(rec, 1, &recordArena{rawHeaders: true}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a damaged table read raw: %v, want ErrCorrupt", err)
 	}
 }
