@@ -201,6 +201,10 @@ func (d *deferredConfirmations) remove(tag uint64) {
 	}
 	d.buf[i].setAck(false)
 	d.buf[i] = nil
+	if i == len(d.buf)-1 {
+		// The last publish's (unpublish): its tag is published again next.
+		d.buf = d.buf[:i]
+	}
 	d.trim()
 }
 

@@ -3,7 +3,7 @@ package amqp091
 import "testing"
 
 // TestDeferredConfirmations: confirmations kept in publish order settle by tag, one at a time
-// (in any order) or up to a tag, and a failed publish's is dropped; a done channel is made
+// (in any order) or up to a tag; a done channel is made
 // only for a confirmation waited on before it arrives.
 func TestDeferredConfirmations(t *testing.T) {
 	d := newDeferredConfirmations()
@@ -16,7 +16,7 @@ func TestDeferredConfirmations(t *testing.T) {
 	d.Confirm(Confirmation{DeliveryTag: 3, Ack: false}) // again: ignored
 	d.ConfirmMultiple(Confirmation{DeliveryTag: 5, Ack: true})
 	d.Confirm(Confirmation{DeliveryTag: 7, Ack: false})
-	d.remove(10)
+	d.Confirm(Confirmation{DeliveryTag: 10, Ack: false})
 	for i, dc := range dcs {
 		tag := i + 1
 		settled := tag <= 5 || tag == 7 || tag == 10
@@ -38,7 +38,8 @@ func TestDeferredConfirmations(t *testing.T) {
 	if !dcs[0].Wait() || dcs[6].Wait() {
 		t.Fatal("Wait on a settled confirmation")
 	}
-	// Tags 6, 8 and 9 are pending; more publishes reuse the list's room.
+	// Tags 6, 8 and 9 are pending (10 was settled out of order); more publishes reuse the
+	// list's room.
 	for tag := uint64(11); tag <= 40; tag++ {
 		dcs = append(dcs, d.Add(tag))
 	}
@@ -59,6 +60,27 @@ func TestDeferredConfirmations(t *testing.T) {
 	if !dc.Acked() {
 		t.Fatal("tag 1 after Close not acked")
 	}
+}
+
+// TestDeferredConfirmationUnpublished: the tag of a publish that failed is published again,
+// and its confirmation is the new publish's.
+func TestDeferredConfirmationUnpublished(t *testing.T) {
+	c := newConfirms()
+	first := c.publish()
+	failed := c.publish()
+	c.unpublish()
+	if !failed.Settled() || failed.Acked() {
+		t.Fatal("the failed publish's confirmation is not settled as a nack")
+	}
+	again := c.publish()
+	if again.DeliveryTag != 2 {
+		t.Fatalf("tag %d, want 2", again.DeliveryTag)
+	}
+	c.Multiple(Confirmation{DeliveryTag: 2, Ack: true})
+	if !first.Acked() || !again.Acked() {
+		t.Fatal("the confirm of tag 2 did not settle both publishes")
+	}
+	c.One(Confirmation{DeliveryTag: 3, Ack: true}) // never published: ignored
 }
 
 func TestDeferredConfirmationsAllocations(t *testing.T) {
