@@ -412,7 +412,11 @@ func (s *Store) publish(items []appendItem) {
 		}
 		it.ev.Seq = it.seq
 		s.index.add(it.fp, it.seq)
-		s.ring.put(it.ev)
+		if s.ringIdle {
+			s.ring.skip(it.seq)
+		} else {
+			s.ring.put(it.ev)
+		}
 		s.lastSeq.Store(it.seq)
 		added = true
 	}
