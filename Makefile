@@ -52,7 +52,7 @@ test:
 # Allocation tests skip themselves under the race detector (sync.Pool drops items at random
 # there), so they run again without it: every test whose name says NoAlloc.
 test-allocs:
-	$(GO) test -count=1 -run 'NoAlloc' ./filters/ ./wasmhost/ ./guest/wr/
+	$(GO) test -count=1 -run 'NoAlloc' ./filters/ ./wasmhost/ ./guest/wr/ ./router/
 	cd third_party/amqp091-go && $(GO) test -count=1 -run 'Allocations' ./...
 
 # Unit tests only (no broker).

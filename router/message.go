@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
@@ -103,7 +104,14 @@ func (r *Route) routerHeaders(h event.Table, orig *event.Event, replay bool) eve
 }
 
 func withRouterHeaders(h event.Table, route, source any, orig *event.Event, replay bool) event.Table {
-	out := make(event.Table, len(h)+4)
+	var out event.Table
+	if p, ok := headerTables.Get().(*event.Table); ok {
+		out = *p
+		*p = nil
+		tablePtrs.Put(p)
+	} else {
+		out = make(event.Table, len(h)+4)
+	}
 	for k, v := range h {
 		out[k] = v
 	}
@@ -116,6 +124,32 @@ func withRouterHeaders(h event.Table, route, source any, orig *event.Event, repl
 		delete(out, event.HeaderReplay)
 	}
 	return out
+}
+
+// headerTables keeps the header tables of settled messages for the next ones: a table per
+// publish was two allocations (the map and its slots), and a stream lets go of one as soon as
+// its message is confirmed (freeHeaderTable). tablePtrs recycles the pointers the pool holds
+// them by.
+var headerTables, tablePtrs sync.Pool
+
+// maxPooledHeaders bounds the tables kept: a message with many headers leaves a large table
+// that should not stay behind for small ones.
+const maxPooledHeaders = 16
+
+// freeHeaderTable gives back the header table of a message made by routerHeaders that nothing
+// holds any more: the stream's window, which owns it, has settled the message, and a Publisher
+// does not keep a message's headers past its Publish (router.Publisher).
+func freeHeaderTable(t event.Table) {
+	if t == nil || len(t) > maxPooledHeaders {
+		return
+	}
+	clear(t)
+	p, ok := tablePtrs.Get().(*event.Table)
+	if !ok {
+		p = new(event.Table)
+	}
+	*p = t
+	headerTables.Put(p)
 }
 
 func targetKey(tgt *config.TargetSpec, key string) string {

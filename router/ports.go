@@ -30,7 +30,8 @@ type Source interface {
 type Publisher interface {
 	// Publish sends m without waiting for the answer. An error here is an outage (it matches
 	// event.ErrRefused only for a message the target can never take, such as headers it
-	// cannot carry).
+	// cannot carry). It keeps neither m nor m.Headers past its return: the stream reuses the
+	// header table once the message is settled.
 	Publish(ctx context.Context, m *event.Message) (event.Confirmation, error)
 	// WaitReady blocks until a publish has a chance to go through (a connection is up and
 	// publishing is not blocked), or ctx ends.

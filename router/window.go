@@ -39,8 +39,12 @@ func newPendingEvent(ev *event.Event) *pendingEvent {
 	return pe
 }
 
-// freePendingEvent gives back an entry taken off the window, which nothing holds any more.
+// freePendingEvent gives back an entry taken off the window, which nothing holds any more,
+// and its messages' header tables (each made for its message by routerHeaders).
 func freePendingEvent(pe *pendingEvent) {
+	for i := range pe.msgs {
+		freeHeaderTable(pe.msgs[i].out.msg.Headers)
+	}
 	*pe = pendingEvent{}
 	pendingEvents.Put(pe)
 }

@@ -543,7 +543,31 @@ func (l *Log) syncMark() {
 	l.judgeMu.Unlock()
 	l.publish(outMsg{Type: startType},
 		&pendingAppend{sync: true, done: func(uint64, bool, error) {}})
-	// A failed publish fails every append waiting (fail), the redeliveries included.
+	// A mark that cannot be written fails the redeliveries it was for (markFailed).
+}
+
+// markFailed fails the redeliveries the catch-up mark on its way was written for, when that
+// mark fails: judge runs only when the tail reads the mark, and a redelivery never judged
+// would hold back every append after it. Redeliveries that came meanwhile get a mark of their
+// own, which fails as fast while the log cannot write; it is written from its own goroutine,
+// since markFailed may run in publishLoop or under pubMu, and a mark waits for a slot.
+func (l *Log) markFailed(err error) {
+	l.judgeMu.Lock()
+	batch := l.judging
+	l.judging = nil
+	more := len(l.toJudge) > 0
+	l.syncing = more
+	l.judgeMu.Unlock()
+	l.settle(func() {
+		for _, p := range batch {
+			if p.err == nil {
+				p.err = err
+			}
+		}
+	})
+	if more {
+		go l.syncMark()
+	}
 }
 
 // judge settles the redeliveries the last catch-up mark was written for: a redelivery whose
@@ -556,6 +580,12 @@ func (l *Log) judge() {
 	l.judgeMu.Unlock()
 	for _, p := range batch {
 		r := p.redelivery
+		l.waitMu.Lock()
+		failed := p.err != nil // by a lost connection while its mark was on its way: done
+		l.waitMu.Unlock()
+		if failed {
+			continue
+		}
 		if seq, ok := l.index.lookup(p.fp); ok && r.dedup.Contains(seq) {
 			l.settle(func() { p.redelivery, p.dup, p.seq = nil, true, seq })
 			continue
@@ -596,8 +626,29 @@ func (l *Log) admit(p *pendingAppend) bool {
 	l.waitMu.Lock()
 	l.waiting[p.id] = p
 	l.waitMu.Unlock()
+	failed := l.failed()
 	l.pubMu.Unlock()
+	if failed {
+		// take may pick a free slot over a log that has failed since: fail (which holds
+		// pubMu) has failed the appends waiting already, and would never see this one.
+		l.settle(func() {
+			if p.err == nil {
+				p.err = l.failErrLocked()
+			}
+		})
+		return false
+	}
 	return true
+}
+
+// failed reports whether the log can no longer append.
+func (l *Log) failed() bool {
+	select {
+	case <-l.pubDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // refuse fails an append the log can no longer take. Its done still comes after every earlier
@@ -611,6 +662,9 @@ func (l *Log) refuse(p *pendingAppend) {
 	l.pubMu.Unlock()
 	p.err, p.refused = l.failure(), true
 	l.completions <- p
+	if p.sync {
+		l.markFailed(p.err)
+	}
 }
 
 // take waits for a slot; false when the log can no longer append.
@@ -652,6 +706,9 @@ func (l *Log) enqueueLocked(o outgoing) {
 				o.p.err = ErrClosed
 			}
 		})
+		if o.p.sync {
+			l.markFailed(ErrClosed)
+		}
 	default:
 		l.out <- o
 	}
@@ -725,11 +782,15 @@ func (l *Log) send(o outgoing) {
 		}
 		return
 	}
+	err = fmt.Errorf("streamlog: append: %w", err)
 	l.settle(func() {
 		if o.p.err == nil {
-			o.p.err = fmt.Errorf("streamlog: append: %w", err)
+			o.p.err = err
 		}
 	})
+	if o.p.sync {
+		l.markFailed(err)
+	}
 }
 
 // settle applies change under the lock and hands every append that is ready, in id order, to
@@ -768,12 +829,17 @@ func (l *Log) confirmLoop(confirms <-chan amqp.Confirmation) {
 		l.settle(func() {
 			p.confirmed = true
 			if !c.Ack {
-				p.err = errors.New("streamlog: the broker refused the append")
+				p.err = errRefused
 			}
 		})
+		if !c.Ack && p.sync {
+			l.markFailed(errRefused)
+		}
 	}
 	l.fail(ErrClosed)
 }
+
+var errRefused = errors.New("streamlog: the broker refused the append")
 
 // fail ends appending: every append not yet done gets err.
 func (l *Log) fail(err error) {
@@ -804,6 +870,11 @@ func (l *Log) fail(err error) {
 func (l *Log) failure() error {
 	l.waitMu.Lock()
 	defer l.waitMu.Unlock()
+	return l.failErrLocked()
+}
+
+// failErrLocked is the error the log failed with; called with waitMu held.
+func (l *Log) failErrLocked() error {
 	if l.failErr != nil {
 		return l.failErr
 	}

@@ -365,3 +365,30 @@ func TestRedeliveryMatchesOnlyTheWritersLatest(t *testing.T) {
 		t.Fatal("a redelivery of one of its writer's latest Unacked events was logged again")
 	}
 }
+
+// Every append handed to a closed log is done with ErrClosed, redeliveries included: one
+// admitted after the log failed (a slot was free) would otherwise wait for a catch-up mark
+// that is never written.
+func TestAppendsToAClosedLogFail(t *testing.T) {
+	for _, n := range []*Native{nil, mainNative(t)} {
+		stream := rabbit.Unique("streamlog.closed")
+		rabbit.DeleteQueueAtCleanup(t, stream)
+		l := openLogOver(t, n, stream)
+		l.Close()
+		// Each try picks a free slot or the closed log at random (take's select): enough
+		// tries take both ways.
+		for i := range 32 {
+			dedup := store.Window{}
+			if i%2 == 1 {
+				dedup = everywhere
+			}
+			res, ok := appendWithin(l, sampleEvent(i), dedup)
+			if !ok {
+				t.Fatalf("native %t, append %d (redelivery %t) to a closed log: not done within 30s", n != nil, i, i%2 == 1)
+			}
+			if !errors.Is(res.err, ErrClosed) {
+				t.Fatalf("native %t, append %d (redelivery %t) to a closed log: %+v, want ErrClosed", n != nil, i, i%2 == 1, res)
+			}
+		}
+	}
+}

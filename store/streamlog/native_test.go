@@ -214,6 +214,79 @@ func TestReconnectAfterTheStreamConnectionIsLost(t *testing.T) {
 	}
 }
 
+// appendResult is an append's done, as one value.
+type appendResult struct {
+	seq uint64
+	dup bool
+	err error
+}
+
+// appendWithin appends ev (a redelivery when dedup is not empty) and waits up to 30s for it
+// to be done; ok is false when it was not.
+func appendWithin(l *Log, ev *event.Event, dedup store.Window) (res appendResult, ok bool) {
+	done := make(chan appendResult, 1)
+	l.Append(ev, store.FingerprintOf(ev), dedup, func(seq uint64, dup bool, err error) { done <- appendResult{seq, dup, err} })
+	select {
+	case res = <-done:
+		return res, true
+	case <-time.After(30 * time.Second):
+		return res, false
+	}
+}
+
+// A redelivery handed to the log while its stream connection is away fails at once, as a new
+// event does: the catch-up mark it waits for cannot be written, and a redelivery left waiting
+// for it would hold back every append after it (their sources never acknowledged, the engine
+// unable to stop). Once the port answers again, the same redelivery is recognised.
+func TestARedeliveryWhileTheStreamConnectionIsAwayFails(t *testing.T) {
+	rabbit.SkipIfShort(t)
+	main := mainNative(t)
+	proxy := tcpproxy.Start(t, main.Addr())
+	via := *main
+	host, port, _ := net.SplitHostPort(proxy.Addr())
+	via.Host, via.Port, via.viaAddr = host, atoi(t, port), true
+	stream := rabbit.Unique("streamlog.native-redelivery-away")
+	rabbit.DeleteQueueAtCleanup(t, stream)
+	l := openLogOver(t, &via, stream)
+	first, ok := appendWithin(l, sampleEvent(1), store.Window{})
+	if !ok || first.err != nil {
+		t.Fatalf("first append: %+v (done: %t)", first, ok)
+	}
+
+	proxy.Cut()
+	// A new event fails once the log has seen the connection go.
+	if res, ok := appendWithin(l, sampleEvent(2), store.Window{}); !ok || res.err == nil {
+		t.Fatalf("append while the stream connection is away: %+v (done: %t), want a failure", res, ok)
+	}
+	window := store.Window{From: first.seq, To: first.seq}
+	res, ok := appendWithin(l, sampleEvent(1), window)
+	if !ok {
+		t.Fatal("a redelivery while the stream connection is away: not done within 30s")
+	}
+	if !errors.Is(res.err, errStreamLost) {
+		t.Fatalf("a redelivery while the stream connection is away: %+v, want errStreamLost", res)
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, ok := appendWithin(l, sampleEvent(1), window)
+		if !ok {
+			t.Fatal("a redelivery after the port answers again: not done within 30s")
+		}
+		if res.err == nil {
+			if !res.dup || res.seq != first.seq {
+				t.Fatalf("a redelivery after the port answers again: %+v, want a duplicate of seq %d", res, first.seq)
+			}
+			break
+		}
+		if !errors.Is(res.err, errStreamLost) || time.Now().After(deadline) {
+			t.Fatalf("a redelivery after the port answers again: %v", res.err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling: the log connects again on its own schedule
+	}
+}
+
 func atoi(t *testing.T, s string) int {
 	t.Helper()
 	n, err := strconv.Atoi(s)

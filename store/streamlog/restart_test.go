@@ -3,6 +3,7 @@ package streamlog
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,18 @@ func startClusterRouter(t *testing.T, name, stream string, node *rabbitnode.Node
 		_ = r.log.Close()
 	})
 	return r
+}
+
+// pendingOf names the routers whose source has messages queued or unacknowledged, with how
+// many and the router's log; "" when none has.
+func pendingOf(routers []*clusterRouter) string {
+	var pending []string
+	for _, r := range routers {
+		if n := r.src.Pending(); n > 0 {
+			pending = append(pending, fmt.Sprintf("%s %d (log open: %t)", r.name, n, r.log.Current() != nil))
+		}
+	}
+	return strings.Join(pending, ", ")
 }
 
 // holds reports whether the router holds the pair of cursor on its current log.
@@ -200,14 +213,18 @@ func TestClusterNodeRestartUnderTrafficLosesNothing(t *testing.T) {
 	mu.Lock()
 	total := published
 	mu.Unlock()
-	eventuallyWithin(t, 3*time.Minute, "every source drained", func() bool {
-		for _, r := range routers {
-			if r.src.Pending() > 0 {
-				return false
-			}
+	drainBy := time.Now().Add(3 * time.Minute)
+	for pending := pendingOf(routers); pending != ""; pending = pendingOf(routers) {
+		if time.Now().After(drainBy) {
+			// What each router is doing: a source that never drains is an append or an
+			// acknowledgement that never completes.
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Log(stacks.String())
+			t.Fatalf("every source drained: not within 3m; still pending: %s", pending)
 		}
-		return true
-	})
+		time.Sleep(5 * time.Millisecond)
+	}
 	acked := map[string]bool{}
 	for _, r := range routers {
 		for _, ev := range r.src.Acked() {
