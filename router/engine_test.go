@@ -289,23 +289,14 @@ func TestConfirmWindowIsBoundedInBytes(t *testing.T) {
 // live stream has read (store.Store.ReleaseRead, which trims the ring of recent events).
 type releasingLog struct {
 	*routertest.Log
-	mu     sync.Mutex
-	below  uint64
-	latest uint64 // the last seq released
-	// reachFrom: a stream whose next read is below it does not reach the log's memory.
-	reachFrom uint64
+	mu    sync.Mutex
+	below uint64
 }
 
 func (l *releasingLog) ReleaseRead(seq uint64) {
 	l.mu.Lock()
-	l.below, l.latest = max(l.below, seq), seq
+	l.below = max(l.below, seq)
 	l.mu.Unlock()
-}
-
-func (l *releasingLog) Reaches(seq uint64) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return seq >= l.reachFrom
 }
 
 func (l *releasingLog) released() uint64 {
@@ -356,44 +347,6 @@ route "r" {
 		}
 	}
 	r.waitFor("everything released", func() bool { return lg.released() == 21 })
-}
-
-// A stream too far behind to read from the log's memory does not hold it: what is released is
-// what the streams that reach it read.
-func TestTheLogReleasesWhatStreamsThatReachItRead(t *testing.T) {
-	const window = 4
-	lg := &releasingLog{reachFrom: 10}
-	r := newRig(t, `
-cluster "dr" { url = "amqp://guest:guest@127.0.0.1:2/" }
-target "a" {
-  cluster  = "main"
-  exchange = "xa"
-}
-target "b" {
-  cluster  = "dr"
-  exchange = "xb"
-}
-route "r" {
-  source  = "in"
-  targets = ["a", "b"]
-}
-`, rigOptions{window: window, releases: lg})
-	slow := r.targets["dr"]
-	slow.HoldConfirms(true)
-	r.publish("k", bodies("e", 20)...)
-	r.received("xa", 20)
-	// The slow stream has read at most its window, below 10: it does not count (nor did the
-	// fast one while it read below 10).
-	r.waitFor("the fast stream's reads released", func() bool {
-		lg.mu.Lock()
-		defer lg.mu.Unlock()
-		return lg.latest == 21
-	})
-	if n := slow.Unconfirmed(); n > window {
-		t.Fatalf("the slow stream has %d events unconfirmed, its window is %d", n, window)
-	}
-	slow.HoldConfirms(false)
-	r.waitFor("20 messages on xb", func() bool { return len(slow.Received("xb")) == 20 })
 }
 
 func TestRefusalIsRetriedThenDeadLetteredAndTheOthersGoOn(t *testing.T) {

@@ -108,11 +108,9 @@ type boundedScanner interface {
 
 // readReleaser is a Log that keeps recent events in memory for the streams that keep up
 // (store.Store's ring): ReleaseRead tells it that every live stream has read the events below
-// seq, so that it holds only what a stream has yet to read; Reaches tells whether a stream
-// whose next read is seq may still read from that memory, rather than only from disk.
+// seq, so that it holds only what a stream has yet to read.
 type readReleaser interface {
 	ReleaseRead(seq uint64)
-	Reaches(seq uint64) bool
 }
 
 // publishSafely is pub.Publish with a panic turned into a refusal of that message: it is

@@ -343,23 +343,13 @@ func (e *Engine) releaseRead() {
 	if readers == nil || len(*readers) == 0 {
 		return
 	}
-	// A stream that lags further behind the ring than the ring holds reads from disk, and
-	// by the time it gets near, the ring will have made room for newer events: it does not
-	// count, and with no stream that reaches the ring, the ring holds nothing (below stays
-	// at its maximum). A backlog arriving faster than it is delivered otherwise kept the
-	// ring full of events nobody would read from it (BENCHMARKS.md, "The ring let go behind
-	// a backlog").
 	below := uint64(math.MaxUint64)
 	for _, s := range *readers {
-		to := s.readTo.Load()
-		if to <= 1 {
-			return // a stream that has not read yet
-		}
-		if to < below && rel.Reaches(to) {
-			below = to
-		}
+		below = min(below, s.readTo.Load())
 	}
-	rel.ReleaseRead(below)
+	if below > 1 {
+		rel.ReleaseRead(below)
+	}
 }
 
 // admit runs one event through the route and adds it to the window; under a rate limit it

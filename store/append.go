@@ -412,11 +412,7 @@ func (s *Store) publish(items []appendItem) {
 		}
 		it.ev.Seq = it.seq
 		s.index.add(it.fp, it.seq)
-		if s.ringIdle {
-			s.ring.skip(it.seq)
-		} else {
-			s.ring.put(it.ev)
-		}
+		s.ring.put(it.ev)
 		s.lastSeq.Store(it.seq)
 		added = true
 	}

@@ -12,8 +12,8 @@ import (
 // memory. Letting them go is cheap and safe: the pages stay in the page cache (a later read
 // maps them again with a minor fault) and bbolt never writes through the mapping. At 256 KiB
 // the log's mapped pages stay under about 1 MiB (2 MiB at 1 MiB), for one madvise call per
-// 256 KiB read or appended, about 12 us each on a 2 GiB log (BENCHMARKS.md, "Memory", "The
-// ring let go behind a backlog").
+// 256 KiB read or appended, about 12 us each on a 2 GiB log (BENCHMARKS.md, "The log's
+// pages let go every 256 KiB").
 const mappedTrimEvery = 256 << 10
 
 // pointReadCost is what one random read (Get) counts towards mappedTrimEvery: the kernel

@@ -24,25 +24,10 @@ const (
 // ring of recent events forgets them, so that it holds only what a reader has yet to take
 // (once streams keep up, a commit or two; after a burst, nothing). A reader that asks for them
 // again (a stream restarting from its cursor, a replay) reads them from disk.
-//
-// A seq of math.MaxUint64 says that no live reader reaches the ring (see Reaches): the ring
-// lets everything go and holds no commit until a call with a lower seq.
 func (s *Store) ReleaseRead(seq uint64) {
 	s.rmu.Lock()
 	s.ring.dropBelow(seq, s.lastSeq.Load())
-	s.ringIdle = seq == math.MaxUint64
 	s.rmu.Unlock()
-}
-
-// Reaches reports whether a live reader whose next read is seq may still read from the ring
-// of recent events: false when it lags further behind the ring than the ring holds, so that
-// it reads from disk, and what the ring holds now will have made room for newer events by
-// the time it gets there. A reader that does not reach the ring need not count in
-// ReleaseRead (BENCHMARKS.md, "The ring let go behind a backlog").
-func (s *Store) Reaches(seq uint64) bool {
-	s.rmu.RLock()
-	defer s.rmu.RUnlock()
-	return s.ring.reaches(seq, s.lastSeq.Load())
 }
 
 // Get returns the event with seq, or ErrNotFound if it is not (or no longer) in the log.

@@ -14,7 +14,6 @@ type ring struct {
 	lo       uint64 // lowest seq held, 0 if none
 	bytes    int    // estimated bytes held
 	maxBytes int
-	lastSize int // the estimated bytes of the newest event put, for reaches
 }
 
 func newRing(size, maxBytes int) ring {
@@ -35,8 +34,8 @@ func (r *ring) put(ev *event.Event) {
 	if n == 0 {
 		return
 	}
-	if r.lo == 0 || ev.Seq < r.lo || r.bytes == 0 {
-		r.lo = ev.Seq // empty: the seqs left out while it was idle are not walked
+	if r.lo == 0 || ev.Seq < r.lo {
+		r.lo = ev.Seq
 	}
 	for r.lo+n <= ev.Seq {
 		r.drop()
@@ -44,20 +43,9 @@ func (r *ring) put(ev *event.Event) {
 	slot := ev.Seq % n
 	r.evs[slot], r.sizes[slot] = ev, eventBytes(ev)
 	r.bytes += r.sizes[slot]
-	r.lastSize = r.sizes[slot]
 	for r.bytes > r.maxBytes && r.lo < ev.Seq {
 		r.drop()
 	}
-}
-
-// skip leaves out the event with seq, the next one committed, while no reader reaches the
-// ring: what it holds is forgotten, and it serves nothing up to seq.
-func (r *ring) skip(seq uint64) {
-	if len(r.evs) == 0 {
-		return
-	}
-	r.dropBelow(seq+1, seq)
-	r.lo = seq + 1
 }
 
 // drop forgets the oldest event.
@@ -79,26 +67,6 @@ func (r *ring) dropBelow(seq, last uint64) {
 	for r.lo != 0 && r.lo < seq && r.lo <= last {
 		r.drop()
 	}
-}
-
-// reaches reports whether a reader whose next read is seq may still read from the ring: it
-// does unless the events it has to read from disk before the ring's lowest (or, the ring
-// empty, before the next to be committed after last) are more than the ring holds when full.
-// Such a reader reads from disk, and by the time it gets near, what the ring holds now has
-// made room for newer events: holding them is memory for nothing.
-func (r *ring) reaches(seq, last uint64) bool {
-	ref := r.lo
-	if ref == 0 || ref > last || r.bytes == 0 {
-		ref = last + 1
-	}
-	if seq >= ref || len(r.evs) == 0 {
-		return true
-	}
-	capacity := uint64(len(r.evs))
-	if r.lastSize > 0 {
-		capacity = min(capacity, uint64(max(1, r.maxBytes/r.lastSize)))
-	}
-	return ref-seq <= capacity
 }
 
 // low is the lowest seq the ring can serve given the log's range, 0 if none.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"math"
 	"testing"
 
 	"github.com/wasmrouter/wasmrouter/event"
@@ -129,83 +128,5 @@ func TestReleasedEventsAreReadFromDisk(t *testing.T) {
 	}
 	if ev, err := s.Get(10); err != nil || ev.Seq != 10 {
 		t.Fatalf("Get(10) after its release: %v", err)
-	}
-}
-
-func TestRingIsOnlyReachedByReadersWithinWhatItHolds(t *testing.T) {
-	r := newRing(1000, 10<<10)
-	if !r.reaches(1, 0) {
-		t.Fatal("an empty log: the first reader does not reach the ring")
-	}
-	body := bytes.Repeat([]byte{'x'}, 1000)
-	for seq := uint64(1); seq <= 100; seq++ {
-		r.put(&event.Event{Seq: seq, Body: body})
-	}
-	// About ten of these events fill the ring's bytes: it holds the newest ten or so.
-	capacity := uint64(r.maxBytes / r.lastSize)
-	lo := r.low(100, 0)
-	if lo < 85 || capacity < 5 || capacity > 10 {
-		t.Fatalf("the ring holds from %d, about %d events when full", lo, capacity)
-	}
-	for _, c := range []struct {
-		seq  uint64
-		want bool
-	}{
-		{101, true},                // keeping up
-		{lo, true},                 // the ring's lowest
-		{lo - capacity, true},      // reads no more from disk than the ring holds
-		{lo - capacity - 1, false}, // reads more: what the ring holds is gone by then
-		{1, false},
-	} {
-		if got := r.reaches(c.seq, 100); got != c.want {
-			t.Errorf("reaches(%d) with the ring at [%d, 100]: %v, want %v", c.seq, lo, got, c.want)
-		}
-	}
-	// Emptied (every reader released everything), the next commit's seq is the reference.
-	r.dropBelow(math.MaxUint64, 100)
-	if r.bytes != 0 || r.low(100, 0) != 0 {
-		t.Fatalf("released up to the last: %d bytes held", r.bytes)
-	}
-	if !r.reaches(101, 100) || !r.reaches(101-capacity, 100) || r.reaches(100-capacity, 100) {
-		t.Fatal("an empty ring: reaches does not count from the next seq to be committed")
-	}
-	r.put(&event.Event{Seq: 101, Body: body})
-	if r.get(101, 101, 0) == nil {
-		t.Fatal("after a release of everything, the next commit is not served")
-	}
-}
-
-func TestStreamsThatDoNotReachTheRingLetItGo(t *testing.T) {
-	opts := testOptions(t)
-	opts.ringBytes = 8 << 10 // a few of these 1 KiB events
-	s := openStore(t, opts)
-	appendN(t, s, 50, 1024)
-	if s.Reaches(1) || !s.Reaches(48) || !s.Reaches(51) {
-		t.Fatal("Reaches: a reader 40 events behind a ring of a few reaches it, or one at its end does not")
-	}
-	s.ReleaseRead(math.MaxUint64) // no reader reaches the ring
-	if _, _, ok := s.scanRing(50, 1); ok {
-		t.Fatal("the ring serves an event after every reader let it go")
-	}
-	n := 0
-	if _, err := s.Scan(1, 0, nil, func(ev *event.Event) bool { n++; return ev.Seq == uint64(n) }); err != nil || n != 50 {
-		t.Fatalf("scan saw %d events in order (%v), want 50", n, err)
-	}
-	// Until a reader reaches it again, commits are not kept.
-	appendN(t, s, 1, 1024)
-	if _, _, ok := s.scanRing(51, 1); ok {
-		t.Fatal("a commit is kept in the ring while no reader reaches it")
-	}
-	if !s.Reaches(50) || s.Reaches(40) {
-		t.Fatal("Reaches of an idle ring does not count from the next seq to be committed")
-	}
-	s.ReleaseRead(52)
-	appendN(t, s, 2, 1024)
-	if evs, _, ok := s.scanRing(52, 2); !ok || len(evs) != 2 || evs[0].Seq != 52 || evs[1].Seq != 53 {
-		t.Fatal("the commits after a reader reached the ring again are not in it")
-	}
-	n = 0
-	if _, err := s.Scan(1, 0, nil, func(ev *event.Event) bool { n++; return ev.Seq == uint64(n) }); err != nil || n != 53 {
-		t.Fatalf("scan saw %d events in order (%v), want 53", n, err)
 	}
 }

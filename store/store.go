@@ -86,9 +86,9 @@ const (
 	defaultRingSize    = 16384
 	defaultRecentIndex = 1 << 14 // see index.go
 	// 1 MiB: a stream that keeps up lags by about a commit and reads it from here; one that
-	// lags further reads from disk whatever the ring's size (BENCHMARKS.md, "Memory": 4 MiB,
-	// then 2 MiB before). Events every live stream has read are forgotten sooner, and while
-	// no live stream reaches the ring it holds nothing (ReleaseRead, Reaches).
+	// lags further reads from disk whatever the ring's size, while the ring still holds its
+	// bytes (BENCHMARKS.md, "Memory": 4 MiB, then 2 MiB before). Events every live stream has
+	// read are forgotten sooner (ReleaseRead).
 	defaultRingBytes  = 1 << 20
 	cursorFlushDelay  = 100 * time.Millisecond
 	sizeEvery         = time.Second
@@ -164,13 +164,10 @@ type Store struct {
 	lastSeq        atomic.Uint64
 	deletedThrough atomic.Uint64 // every seq up to this one has been removed
 	ring           ring
-	// ringIdle: no live reader reaches the ring (ReleaseRead of every seq), so commits are
-	// not put in it until one does. Guarded by rmu.
-	ringIdle   bool
-	index      *fpIndex              // recent fingerprints; the appender's own, nil until its first append
-	gatherSkip int                   // small batches to commit without waiting (appender's own, see gather)
-	commitErr  atomic.Pointer[error] // set while commits fail
-	notify     chan struct{}
+	index          *fpIndex              // recent fingerprints; the appender's own, nil until its first append
+	gatherSkip     int                   // small batches to commit without waiting (appender's own, see gather)
+	commitErr      atomic.Pointer[error] // set while commits fail
+	notify         chan struct{}
 
 	cursors    cursorState
 	lastDeadID atomic.Uint64
