@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/wasmrouter/wasmrouter/internal/testutil/rabbit"
+	"github.com/wasmrouter/wasmrouter/router"
 )
 
 // richHeaders has a header of every AMQP field type amqp091-go and RabbitMQ carry.
@@ -233,4 +235,67 @@ func sameValue(got, want any) bool {
 	default:
 		return reflect.DeepEqual(got, want) && fmt.Sprintf("%T", got) == fmt.Sprintf("%T", want)
 	}
+}
+
+// TestFidelityOfAReplay: a replay read from the log's file (the router restarted, so that
+// nothing comes from memory) delivers the message a live delivery did, header for header with
+// the same types and values, properties and body, with x-router-replay = true added: the
+// replayed headers are encoded from the log's bytes (router/loggedheaders.go), the live ones
+// from the decoded table.
+func TestFidelityOfAReplay(t *testing.T) {
+	rabbit.SkipIfShort(t)
+	dir := t.TempDir()
+	srcX, srcQ := sourceNames(t)
+	outX := rabbit.Unique("e2e.replayed")
+	out := collect(t, targetQueue(t, outX))
+	path := writeConfig(t, dir, clusterBlock("main", rabbit.URL())+sourceBlock("in", "main", srcX, srcQ)+
+		targetBlock("out", "main", outX)+`
+route "all" {
+  source  = "in"
+  targets = ["out"]
+}
+`)
+	r := startRouter(t, path)
+	full := amqp.Publishing{
+		Headers: richHeaders(), ContentType: "application/x-e2e", ContentEncoding: "gzip",
+		DeliveryMode: amqp.Persistent, Priority: 7, CorrelationId: "corr-1", ReplyTo: "reply.queue",
+		Expiration: "3600000", MessageId: "fidelity-full", Timestamp: time.Unix(1700000000, 0).UTC(),
+		Type: "e2e.type", UserId: "guest", AppId: "e2e-app", Body: []byte{0, 1, 2, 0xfe, 0xff, '{', '}'},
+	}
+	mustPublish(t, srcX, message{"fid.full", full})
+	out.waitCount(t, "live", 1, 30*time.Second)
+	waitSettled(t, r.Admin, 1, 30*time.Second)
+	stopTimed(t, r)
+
+	r = startRouter(t, path)
+	id, err := r.Engine.StartReplay(context.Background(), router.ReplayRequest{Routes: []string{"all"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p, err := r.Engine.WaitReplay(ctx, id); err != nil || p.State != "done" || p.Delivered != 1 {
+		t.Fatalf("replay: %+v, %v", p, err)
+	}
+	out.waitCount(t, "live and replayed", 2, 30*time.Second)
+	out.stop()
+	got := out.messages()
+	live, replayed := got[0], got[1]
+	if _, ok := live.Headers["x-router-replay"]; ok {
+		live, replayed = replayed, live
+	}
+	checkFull(t, "out, live", live, "guest")
+	if replayed.Headers["x-router-replay"] != true {
+		t.Errorf("replayed: x-router-replay = %#v (%T), want true", replayed.Headers["x-router-replay"], replayed.Headers["x-router-replay"])
+	}
+	delete(replayed.Headers, "x-router-replay")
+	if len(replayed.Headers) != len(live.Headers) {
+		t.Errorf("replayed: %d headers besides x-router-replay, live %d: %v", len(replayed.Headers), len(live.Headers), replayed.Headers)
+	}
+	for k, v := range live.Headers {
+		if !sameValue(replayed.Headers[k], v) {
+			t.Errorf("replayed: header %q arrived as %#v (%T), live as %#v (%T)", k, replayed.Headers[k], replayed.Headers[k], v, v)
+		}
+	}
+	checkFull(t, "out, replayed", replayed, "guest") // x-router-replay taken out above
 }

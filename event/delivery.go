@@ -39,6 +39,10 @@ type Message struct {
 	Props      Properties
 	Headers    Table
 	Body       []byte
+	// EncodedHeaders, when set, are the headers already in AMQP 0-9-1's encoding of a field
+	// table (its entries, without the table's length), and Headers is nil. Only a publisher
+	// that says it takes them (TakesEncodedHeaders) is given such a message.
+	EncodedHeaders []byte
 }
 
 // Confirmation is a publish waiting for the broker's answer.

@@ -59,6 +59,14 @@ type Event struct {
 	// it: only an event still in memory since its append carries it, and an event read back
 	// has the zero value.
 	Routes RouteMatch
+	// LoggedHeaders is Headers in the log's own encoding, when the log read the event back
+	// for a delivery stream (nil otherwise, and for an empty table): a message that carries
+	// Headers unchanged can then be encoded from these bytes instead of from the map (the
+	// log's AppendAMQPHeaders). A stream that encodes every message that way has the log leave
+	// the table undecoded: then Headers is nil until decoded from these bytes (the log's
+	// DecodeLoggedHeaders). The bytes are never written to. Clones drop them, and whoever
+	// changes Headers in place must set LoggedHeaders to nil.
+	LoggedHeaders []byte
 }
 
 // MemSize estimates the bytes an event holds in memory: its body, strings and headers, and
@@ -70,7 +78,16 @@ func (ev *Event) MemSize() int {
 	return 256 + len(ev.Body) + len(ev.Source) + len(ev.Exchange) + len(ev.RoutingKey) +
 		len(p.ContentType) + len(p.ContentEncoding) + len(p.CorrelationID) + len(p.ReplyTo) +
 		len(p.Expiration) + len(p.MessageID) + len(p.Type) + len(p.UserID) + len(p.AppID) +
-		64*len(ev.Headers)
+		64*len(ev.Headers) + ev.undecodedHeaders()
+}
+
+// undecodedHeaders is the size of a header table left in LoggedHeaders, undecoded (Headers
+// nil): about what its entries would take in a map.
+func (ev *Event) undecodedHeaders() int {
+	if ev.Headers != nil {
+		return 0
+	}
+	return 2 * len(ev.LoggedHeaders)
 }
 
 // Properties are the AMQP basic properties other than headers.
@@ -105,6 +122,7 @@ type Decimal struct {
 func (e *Event) Clone() *Event {
 	c := *e
 	c.Headers = e.Headers.Clone()
+	c.LoggedHeaders = nil // the copy's headers are the transform's to change
 	if e.Body != nil {
 		c.Body = append([]byte(nil), e.Body...)
 	}
@@ -117,6 +135,7 @@ func (e *Event) Clone() *Event {
 func (e *Event) CloneSharingBody() *Event {
 	c := *e
 	c.Headers = e.Headers.Clone()
+	c.LoggedHeaders = nil
 	return &c
 }
 

@@ -294,7 +294,9 @@ func (s *stream) fill(ctx context.Context) error {
 	}
 	var next uint64
 	var err error
-	if bs, ok := s.e.store.(boundedScanner); ok {
+	if rs, ok := s.e.store.(rawHeadersScanner); ok && s.encodesLoggedHeaders(r) {
+		next, err = rs.ScanBoundedRawHeaders(s.next, limit, max(1, budget), r.keeps, take)
+	} else if bs, ok := s.e.store.(boundedScanner); ok {
 		next, err = bs.ScanBounded(s.next, limit, max(1, budget), r.keeps, take)
 	} else {
 		next, err = s.e.store.Scan(s.next, limit, r.keeps, take)
@@ -399,7 +401,16 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			}
 		}
 	default:
-		msgs, err := buildMessages(r, tgt, ev, &d, s.replay, s.outs[:0])
+		var msgs []outMsg
+		var err error
+		if m, ok := s.loggedMessage(r, tgt, ev, &d); ok {
+			msgs = append(s.outs[:0], m)
+		} else {
+			if err := s.decodeHeaders(ev); err != nil {
+				return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
+			}
+			msgs, err = buildMessages(r, tgt, ev, &d, s.replay, s.outs[:0])
+		}
 		if err != nil {
 			if !s.dryRun {
 				isNew, derr := s.e.deadLetter(s.route, s.target, ev, err.Error(), 1)

@@ -145,8 +145,18 @@ func decodeRecordIn(b []byte, seq uint64, a *recordArena) (*event.Event, Fingerp
 	ev.RoutingKey = d.string()
 	ev.Exchange = d.string()
 	d.props(&ev.Props)
-	if t := d.table(1); len(t) > 0 {
+	table := d.b
+	if a != nil && a.rawHeaders {
+		if d.skipTable(1) > 0 {
+			ev.LoggedHeaders = table[: len(table)-len(d.b) : len(table)-len(d.b)]
+		}
+	} else if t := d.table(1); len(t) > 0 {
 		ev.Headers = t
+		if a != nil {
+			// A delivery stream's read: its messages may be encoded from these bytes, which
+			// the copy keeps (AppendAMQPHeaders).
+			ev.LoggedHeaders = table[: len(table)-len(d.b) : len(table)-len(d.b)]
+		}
 	}
 	if body := d.bytes(); len(body) > 0 {
 		ev.Body = body[:len(body):len(body)]
@@ -215,6 +225,8 @@ func (d *decoder) props(p *event.Properties) {
 // append to one cannot reach its neighbour's bytes.
 type recordArena struct {
 	buf []byte
+	// rawHeaders: the scan leaves header tables undecoded (ScanBoundedRawHeaders).
+	rawHeaders bool
 	// want is about how many more bytes the scan may copy (its bound's rest), the size of
 	// a new chunk when below arenaChunk.
 	want int

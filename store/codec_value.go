@@ -294,3 +294,70 @@ func (d *decoder) array(depth int) []any {
 	}
 	return a
 }
+
+// skipTable reads past a table, checking it as table does without building it, and returns
+// its count of entries.
+func (d *decoder) skipTable(depth int) uint64 {
+	if depth > maxDepth {
+		d.fail("nesting too deep")
+		return 0
+	}
+	n := d.uvarint()
+	if n > uint64(len(d.b))/2 {
+		d.fail("table count beyond end")
+		return 0
+	}
+	var prev []byte
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k := d.bytes()
+		if i > 0 && string(k) <= string(prev) {
+			d.fail("table keys not in ascending order")
+			return 0
+		}
+		d.skipValue(depth)
+		prev = k
+	}
+	return n
+}
+
+// skipValue reads past a value, checking it as value does.
+func (d *decoder) skipValue(depth int) {
+	switch tag := d.byte(); tag {
+	case tagNil:
+	case tagBool:
+		if b := d.byte(); b > 1 {
+			d.fail("bad bool")
+		}
+	case tagInt8, tagUint8:
+		d.fixed(1)
+	case tagInt16, tagUint16:
+		d.fixed(2)
+	case tagInt32, tagUint32, tagFloat32:
+		d.fixed(4)
+	case tagInt64, tagFloat64:
+		d.fixed(8)
+	case tagDecimal:
+		d.fixed(5)
+	case tagString, tagBytes:
+		d.bytes()
+	case tagTime:
+		d.time()
+	case tagTable:
+		d.skipTable(depth + 1)
+	case tagArray:
+		if depth+1 > maxDepth {
+			d.fail("nesting too deep")
+			return
+		}
+		n := d.uvarint()
+		if n > uint64(len(d.b)) {
+			d.fail("array count beyond end")
+			return
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			d.skipValue(depth + 1)
+		}
+	default:
+		d.fail("unknown value type")
+	}
+}

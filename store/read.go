@@ -80,6 +80,29 @@ func (s *Store) Scan(from uint64, limit int, keep event.Keep, fn func(ev *event.
 // bytes (a stream's window) passes it here: with Scan, its fn would drop the rest of a step's
 // decoded events, up to scanChunk of them, to be read and decoded again by the next call.
 func (s *Store) ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
+	return s.scanBounded(from, limit, maxBytes, keep, fn, false)
+}
+
+// ScanBoundedRawHeaders is ScanBounded for a stream whose messages are encoded from the log's
+// bytes (AppendAMQPHeaders): an event read from the file has its header table left in
+// LoggedHeaders, checked but not decoded, and Headers nil (DecodeLoggedHeaders decodes it
+// where it is needed after all). Events from memory come decoded, as from ScanBounded.
+func (s *Store) ScanBoundedRawHeaders(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
+	return s.scanBounded(from, limit, maxBytes, keep, fn, true)
+}
+
+// DecodeLoggedHeaders decodes the header table of an event ScanBoundedRawHeaders left
+// undecoded. Its strings share logged's memory, which is never written to.
+func (s *Store) DecodeLoggedHeaders(logged []byte) (event.Table, error) {
+	d := decoder{b: logged, owned: true}
+	t := d.table(1)
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("trailing bytes")
+	}
+	return t, d.err
+}
+
+func (s *Store) scanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool, rawHeaders bool) (next uint64, err error) {
 	if err := s.checkOpen(); err != nil {
 		return from, err
 	}
@@ -100,7 +123,7 @@ func (s *Store) ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, f
 		if ok {
 			evs = filter(evs, keep)
 		} else {
-			evs, after, err = s.scanDisk(next, budget, bound, keep)
+			evs, after, err = s.scanDiskIn(next, budget, bound, keep, rawHeaders)
 		}
 		for _, ev := range evs {
 			if !fn(ev) {
@@ -159,6 +182,12 @@ func filter(evs []*event.Event, keep event.Keep) []*event.Event {
 // and stopping after the one that brings their records' bytes to scanChunkBytes, or their
 // events' MemSize to memBound (when it is above 0).
 func (s *Store) scanDisk(next uint64, budget, memBound int, keep event.Keep) (evs []*event.Event, after uint64, err error) {
+	return s.scanDiskIn(next, budget, memBound, keep, false)
+}
+
+// scanDiskIn is scanDisk; with rawHeaders (and memBound above 0), header tables are left in
+// the events' LoggedHeaders (ScanBoundedRawHeaders).
+func (s *Store) scanDiskIn(next uint64, budget, memBound int, keep event.Keep, rawHeaders bool) (evs []*event.Event, after uint64, err error) {
 	after = next
 	decoded, mem := 0, 0
 	if memBound <= 0 {
@@ -167,7 +196,7 @@ func (s *Store) scanDisk(next uint64, budget, memBound int, keep event.Keep) (ev
 	// A bounded scan is a stream's, which keeps what it is handed together (recordArena).
 	var arena *recordArena
 	if memBound < math.MaxInt {
-		arena = &recordArena{}
+		arena = &recordArena{rawHeaders: rawHeaders}
 	}
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)

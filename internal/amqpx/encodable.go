@@ -26,6 +26,7 @@ func checkEncodable(exchange, key string, msg amqp.Publishing, frameMax int) err
 	if err != nil {
 		return err
 	}
+	size += len(msg.EncodedHeaders) // checked as they were encoded (store.AppendAMQPHeaders)
 	// class, weight, body size, flags, the short strings and the fixed properties.
 	size += 14 + 9*256 + 2 + 8 + 8
 	if frameMax > 0 && size > frameMax-8 {

@@ -56,6 +56,10 @@ func (f *FailoverPublisher) Publish(ctx context.Context, m *event.Message) (even
 	return nil, lastErr
 }
 
+// TakesEncodedHeaders says that Publish sends a message's EncodedHeaders as they are (every
+// cluster's publisher does).
+func (f *FailoverPublisher) TakesEncodedHeaders() bool { return true }
+
 func (f *FailoverPublisher) use(i int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

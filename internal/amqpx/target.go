@@ -41,6 +41,9 @@ func (p *TargetPublisher) Publish(ctx context.Context, m *event.Message) (event.
 	return c, nil
 }
 
+// TakesEncodedHeaders says that Publish sends a message's EncodedHeaders as they are.
+func (p *TargetPublisher) TakesEncodedHeaders() bool { return true }
+
 // WaitReady blocks until a publish has a chance to go through: the connection is up and the
 // broker does not block publishing.
 func (p *TargetPublisher) WaitReady(ctx context.Context) error { return p.cluster.WaitPublishable(ctx) }
@@ -61,6 +64,7 @@ func (p *TargetPublisher) Close() error {
 func PublishingOf(m *event.Message) amqp.Publishing {
 	return amqp.Publishing{
 		Headers:         TableFromEvent(m.Headers),
+		EncodedHeaders:  m.EncodedHeaders,
 		ContentType:     m.Props.ContentType,
 		ContentEncoding: m.Props.ContentEncoding,
 		DeliveryMode:    m.Props.DeliveryMode,

@@ -1921,7 +1921,9 @@ confirmation for this message. If the channel has not been put into confirm
 mode, the DeferredConfirmation will be nil.
 */
 func (ch *Channel) PublishWithDeferredConfirm(exchange, key string, mandatory, immediate bool, msg Publishing) (*DeferredConfirmation, error) {
-	if err := msg.Headers.Validate(); err != nil {
+	if len(msg.EncodedHeaders) > 0 {
+		msg.Headers = nil // sent in their place: nothing to validate
+	} else if err := msg.Headers.Validate(); err != nil {
 		return nil, err
 	}
 
@@ -1942,6 +1944,7 @@ func (ch *Channel) PublishWithDeferredConfirm(exchange, key string, mandatory, i
 		Body:       msg.Body,
 		Properties: properties{
 			Headers:         msg.Headers,
+			EncodedHeaders:  msg.EncodedHeaders,
 			ContentType:     msg.ContentType,
 			ContentEncoding: msg.ContentEncoding,
 			DeliveryMode:    msg.DeliveryMode,

@@ -164,6 +164,7 @@ type properties struct {
 	ContentType     string    // MIME content type
 	ContentEncoding string    // MIME content encoding
 	Headers         Table     // Application or header exchange table
+	EncodedHeaders  []byte    // Headers already encoded (Publishing.EncodedHeaders); written in its place
 	DeliveryMode    uint8     // queue implementation use - Transient (1) or Persistent (2)
 	Priority        uint8     // queue implementation use - 0 to 9
 	CorrelationId   string    // application use - correlation identifier
@@ -240,6 +241,13 @@ type Publishing struct {
 	// Application or exchange specific fields,
 	// the headers exchange will inspect this field.
 	Headers Table
+
+	// EncodedHeaders, when not empty, is the headers field table already
+	// encoded: the table's entries as they go on the wire, without the table's
+	// length. It is sent instead of Headers, which is then ignored. (Local
+	// change: a publisher that keeps its tables encoded sends them without
+	// building a Table; README.md in this directory.)
+	EncodedHeaders []byte
 
 	// Properties
 	ContentType     string // MIME content type

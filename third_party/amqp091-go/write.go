@@ -89,7 +89,7 @@ func (f *headerFrame) write(w io.Writer) (err error) {
 	if f.Properties.ContentEncoding != "" {
 		mask |= flagContentEncoding
 	}
-	if len(f.Properties.Headers) > 0 {
+	if len(f.Properties.Headers) > 0 || len(f.Properties.EncodedHeaders) > 0 {
 		mask |= flagHeaders
 	}
 	if f.Properties.DeliveryMode > 0 {
@@ -136,7 +136,10 @@ func (f *headerFrame) write(w io.Writer) (err error) {
 		}
 	}
 	if hasProperty(mask, flagHeaders) {
-		if err = writeTable(payload, f.Properties.Headers); err != nil {
+		if enc := f.Properties.EncodedHeaders; len(enc) > 0 {
+			putU32(payload, uint32(len(enc)))
+			payload.Write(enc)
+		} else if err = writeTable(payload, f.Properties.Headers); err != nil {
 			return
 		}
 	}

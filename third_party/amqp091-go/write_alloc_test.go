@@ -210,3 +210,41 @@ func TestChannelPublishAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedHeadersWrittenAsTheTable: a content header whose headers come already encoded
+// (Publishing.EncodedHeaders, a local change) is byte for byte the one written from the table,
+// and reads back to it; the table beside them is ignored.
+func TestEncodedHeadersWrittenAsTheTable(t *testing.T) {
+	_, props := testPublishing()
+	props.Headers = Table{"tenant": "acme"} // one entry: a map's order cannot differ
+	var entries bytes.Buffer
+	if err := writeTable(&entries, props.Headers); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p properties) []byte {
+		var out bytes.Buffer
+		bw := bufio.NewWriter(&out)
+		if err := (&headerFrame{ChannelId: 1, ClassId: 60, Size: 5, Properties: p}).write(bw); err != nil {
+			t.Fatal(err)
+		}
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	want := write(props)
+	enc := props
+	enc.Headers = Table{"ignored": true}
+	enc.EncodedHeaders = entries.Bytes()[4:] // without the table's length
+	got := write(enc)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("header frame from encoded headers\n%v\nwant\n%v", got, want)
+	}
+	f, err := (&reader{r: bytes.NewReader(got)}).ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := f.(*headerFrame).Properties.Headers; !reflect.DeepEqual(h, props.Headers) {
+		t.Errorf("read back headers %v, want %v", h, props.Headers)
+	}
+}
