@@ -10,10 +10,11 @@ import (
 // set until the kernel is short of memory: delivering a backlog or replaying the log would
 // otherwise count the whole log file, which grows without bound, in the router's resident
 // memory. Letting them go is cheap and safe: the pages stay in the page cache (a later read
-// maps them again with a minor fault) and bbolt never writes through the mapping. At 1 MiB
-// the log's mapped pages stay under about 2 MiB (BENCHMARKS.md, "Memory"), for one
-// madvise call per MiB read or appended.
-const mappedTrimEvery = 1 << 20
+// maps them again with a minor fault) and bbolt never writes through the mapping. At 256 KiB
+// the log's mapped pages stay under about 1 MiB (2 MiB at 1 MiB), for one madvise call per
+// 256 KiB read or appended, about 12 us each on a 2 GiB log (BENCHMARKS.md, "The log's
+// pages let go every 256 KiB").
+const mappedTrimEvery = 256 << 10
 
 // pointReadCost is what one random read (Get) counts towards mappedTrimEvery: the kernel
 // maps up to 64 KiB of cached pages around a faulting address.

@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 30*time.Minute, "limit for each phase")
 	every := fs.Duration("every", 100*time.Millisecond, "sampling interval")
 	profileDir := fs.String("profile-dir", "", "save the router's heap profile and runtime statistics at each phase's peak into `DIR` (PHASE-peak.pb.gz, PHASE-peak.txt); the router samples its allocations (GODEBUG memprofilerate=524288 unless GODEBUG sets a rate), about 1.5 MiB more resident")
+	runOnly := fs.Bool("run-only", false, "stop after the run phase")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	env := &bench.Env{Broker: b, WorkDir: *workDir, Poll: 50 * time.Millisecond, QuietWait: 10 * time.Second, Progress: stderr}
 	side := bench.Router{Bin: *routerBin, Label: "router", Config: bench.RouterConfig{URL: url, Prefetch: *prefetch}}
-	res, err := env.Memory(ctx, side, bench.MemorySpec{N: *n, Size: *size, Every: *every, Timeout: *timeout, ProfileDir: *profileDir})
+	res, err := env.Memory(ctx, side, bench.MemorySpec{N: *n, Size: *size, Every: *every, Timeout: *timeout, ProfileDir: *profileDir, RunOnly: *runOnly})
 	if err != nil {
 		fmt.Fprintln(stderr, "memory:", err)
 		return 1
