@@ -101,15 +101,16 @@ func openPubChannel(c *Cluster, conn *amqp.Connection) (*pubChannel, error) {
 func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confirm, error) {
 	pc.send.Lock()
 	defer pc.send.Unlock()
-	dc, err := pc.ch.PublishWithDeferredConfirm(exchange, key, true, false, msg)
+	// The deferred confirmation lives in the Confirm: one allocation per publish, not two.
+	conf := &Confirm{
+		pc:  pc,
+		key: returnKey{exchange: exchange, routingKey: key, messageID: msg.MessageId, bodyLen: len(msg.Body)},
+	}
+	dc, err := pc.ch.PublishWithDeferredConfirmInto(&conf.dcv, exchange, key, true, false, msg)
 	if err != nil {
 		return nil, err
 	}
-	conf := &Confirm{
-		pc:  pc,
-		dc:  dc,
-		key: returnKey{exchange: exchange, routingKey: key, messageID: msg.MessageId, bodyLen: len(msg.Body)},
-	}
+	conf.dc = dc
 	pc.mu.Lock()
 	if pc.dead {
 		// The channel closed while this message was being written; the library settles its

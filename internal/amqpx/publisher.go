@@ -69,7 +69,8 @@ func (c *Cluster) NewPublisher() *Publisher { return &Publisher{c: c} }
 // Confirm is the outcome of one publish.
 type Confirm struct {
 	pc  *pubChannel
-	dc  *amqp.DeferredConfirmation
+	dc  *amqp.DeferredConfirmation // &dcv: the channel is in confirm mode
+	dcv amqp.DeferredConfirmation
 	key returnKey
 
 	// Under pc.mu until resolved.

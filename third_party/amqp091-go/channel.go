@@ -1928,6 +1928,15 @@ confirmation for this message. If the channel has not been put into confirm
 mode, the DeferredConfirmation will be nil.
 */
 func (ch *Channel) PublishWithDeferredConfirm(exchange, key string, mandatory, immediate bool, msg Publishing) (*DeferredConfirmation, error) {
+	return ch.PublishWithDeferredConfirmInto(nil, exchange, key, mandatory, immediate, msg)
+}
+
+/*
+PublishWithDeferredConfirmInto is PublishWithDeferredConfirm with the DeferredConfirmation in
+dc, a zero one the caller owns (in a struct of its own, for one), instead of one it allocates;
+with a nil dc it allocates one. It returns dc, or nil if the channel is not in confirm mode.
+*/
+func (ch *Channel) PublishWithDeferredConfirmInto(dc *DeferredConfirmation, exchange, key string, mandatory, immediate bool, msg Publishing) (*DeferredConfirmation, error) {
 	if len(msg.EncodedHeaders) > 0 {
 		msg.Headers = nil // sent in their place: nothing to validate
 	} else if err := msg.Headers.Validate(); err != nil {
@@ -1937,9 +1946,10 @@ func (ch *Channel) PublishWithDeferredConfirm(exchange, key string, mandatory, i
 	ch.m.Lock()
 	defer ch.m.Unlock()
 
-	var dc *DeferredConfirmation
 	if ch.confirming.Load() {
-		dc = ch.confirms.publish()
+		dc = ch.confirms.publish(dc)
+	} else {
+		dc = nil
 	}
 
 	// The channel's own basic.publish (see pub), let go of once sent.

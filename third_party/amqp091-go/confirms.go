@@ -38,13 +38,14 @@ func (c *confirms) Listen(l chan Confirmation) {
 	c.listeners = append(c.listeners, l)
 }
 
-// Publish increments the publishing counter
-func (c *confirms) publish() *DeferredConfirmation {
+// Publish increments the publishing counter; into, if not nil, is the caller's zero
+// DeferredConfirmation to use.
+func (c *confirms) publish(into *DeferredConfirmation) *DeferredConfirmation {
 	c.publishedMut.Lock()
 	defer c.publishedMut.Unlock()
 
 	c.published++
-	return c.deferredConfirmations.Add(c.published)
+	return c.deferredConfirmations.add(c.published, into)
 }
 
 // unpublish decrements the publishing counter and removes the
@@ -154,10 +155,18 @@ func newDeferredConfirmations() *deferredConfirmations {
 }
 
 func (d *deferredConfirmations) Add(tag uint64) *DeferredConfirmation {
+	return d.add(tag, nil)
+}
+
+// add is Add into dc, a zero DeferredConfirmation, or a new one if dc is nil.
+func (d *deferredConfirmations) add(tag uint64, dc *DeferredConfirmation) *DeferredConfirmation {
 	d.m.Lock()
 	defer d.m.Unlock()
 
-	dc := &DeferredConfirmation{DeliveryTag: tag}
+	if dc == nil {
+		dc = new(DeferredConfirmation)
+	}
+	dc.DeliveryTag = tag
 	if d.head == len(d.buf) {
 		d.buf, d.head, d.first = d.buf[:0], 0, tag
 	} else if len(d.buf) == cap(d.buf) && d.head > 0 {

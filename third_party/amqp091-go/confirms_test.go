@@ -66,13 +66,13 @@ func TestDeferredConfirmations(t *testing.T) {
 // and its confirmation is the new publish's.
 func TestDeferredConfirmationUnpublished(t *testing.T) {
 	c := newConfirms()
-	first := c.publish()
-	failed := c.publish()
+	first := c.publish(nil)
+	failed := c.publish(nil)
 	c.unpublish()
 	if !failed.Settled() || failed.Acked() {
 		t.Fatal("the failed publish's confirmation is not settled as a nack")
 	}
-	again := c.publish()
+	again := c.publish(nil)
 	if again.DeliveryTag != 2 {
 		t.Fatalf("tag %d, want 2", again.DeliveryTag)
 	}
@@ -96,5 +96,30 @@ func TestDeferredConfirmationsAllocations(t *testing.T) {
 	// One DeferredConfirmation per publish, no channel and no bookkeeping.
 	if allocs > 50 {
 		t.Fatalf("%.0f allocations per 50 publishes", allocs)
+	}
+}
+
+// TestDeferredConfirmationInto: a publish can settle a DeferredConfirmation its caller owns.
+func TestDeferredConfirmationInto(t *testing.T) {
+	c := newConfirms()
+	var mine struct {
+		other int
+		dc    DeferredConfirmation
+	}
+	dc := c.publish(&mine.dc)
+	if dc != &mine.dc || dc.DeliveryTag != 1 {
+		t.Fatalf("got %p tag %d, want the caller's %p with tag 1", dc, dc.DeliveryTag, &mine.dc)
+	}
+	c.One(Confirmation{DeliveryTag: 1, Ack: true})
+	if !mine.dc.Acked() {
+		t.Fatal("the caller's confirmation not acked")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		var d DeferredConfirmation
+		c.publish(&d)
+		c.Multiple(Confirmation{DeliveryTag: c.published, Ack: true})
+	})
+	if allocs > 1 { // d itself, moved to the heap by the list
+		t.Fatalf("%.0f allocations per publish into a caller's confirmation", allocs)
 	}
 }
