@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -49,6 +50,9 @@ func (r *Route) Process(ctx context.Context, ev *event.Event) Decision {
 	return r.process(ctx, ev, nil)
 }
 
+// invocations recycles process's wasmhost.Invocation.
+var invocations = sync.Pool{New: func() any { return new(wasmhost.Invocation) }}
+
 func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d Decision) {
 	d = Decision{Verdict: Pass, Attempts: 1, Event: ev}
 	if !r.hasModules() {
@@ -61,7 +65,14 @@ func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d
 			d = Decision{Verdict: retryable, Attempts: 1, Event: ev, Module: current, Reason: fmt.Sprintf("panic: %v", p)}
 		}
 	}()
-	inv := wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
+	// Pooled: a guest's instance keeps the invocation only during the call, and one allocated
+	// here escaped to the heap for every event of a route with modules.
+	inv := invocations.Get().(*wasmhost.Invocation)
+	defer func() {
+		*inv = wasmhost.Invocation{}
+		invocations.Put(inv)
+	}()
+	*inv = wasmhost.Invocation{Event: ev, Route: r.Spec.Name, KnownTarget: r.known}
 	if rt != nil {
 		inv.TraceID = rt.traceID.String()
 	}
@@ -76,7 +87,7 @@ func (r *Route) process(ctx context.Context, ev *event.Event, rt *routeTrace) (d
 		if rt != nil {
 			span = rt.tracer.StartModule(rt.span, m.Name(), role.String())
 		}
-		out := m.Call(ctx, role, &inv)
+		out := m.Call(ctx, role, inv)
 		if span != nil {
 			tracing.EndModule(span, int(out.Code), out.Code.String(), out.Reason)
 		}
