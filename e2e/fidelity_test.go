@@ -248,13 +248,7 @@ func TestFidelityOfAReplay(t *testing.T) {
 	srcX, srcQ := sourceNames(t)
 	outX := rabbit.Unique("e2e.replayed")
 	out := collect(t, targetQueue(t, outX))
-	path := writeConfig(t, dir, clusterBlock("main", rabbit.URL())+sourceBlock("in", "main", srcX, srcQ)+
-		targetBlock("out", "main", outX)+`
-route "all" {
-  source  = "in"
-  targets = ["out"]
-}
-`)
+	path := writeConfig(t, dir, allToOut(srcX, srcQ, outX))
 	r := startRouter(t, path)
 	full := amqp.Publishing{
 		Headers: richHeaders(), ContentType: "application/x-e2e", ContentEncoding: "gzip",

@@ -20,13 +20,7 @@ func TestRedeliveredIdenticalMessage(t *testing.T) {
 	srcX, srcQ := sourceNames(t)
 	outX := rabbit.Unique("e2e.out")
 	out := collect(t, targetQueue(t, outX))
-	path := writeConfig(t, dir, clusterBlock("main", rabbit.URL())+sourceBlock("in", "main", srcX, srcQ)+
-		targetBlock("out", "main", outX)+`
-route "all" {
-  source  = "in"
-  targets = ["out"]
-}
-`)
+	path := writeConfig(t, dir, allToOut(srcX, srcQ, outX))
 	task := amqp.Publishing{ContentType: "application/json", Headers: amqp.Table{"task": "add"}, Body: []byte(`{"args":[2,2]}`)}
 
 	r := startRouter(t, path)

@@ -93,6 +93,17 @@ func targetBlock(name, cluster, exchange string) string {
 		"\n  exchange = " + hclString(exchange) + "\n}\n"
 }
 
+// allToOut is a router on the main broker with source "in" (exchange srcX bound to queue
+// srcQ), target "out" (exchange outX) and route "all" from one to the other, without modules.
+func allToOut(srcX, srcQ, outX string) string {
+	return clusterBlock("main", rabbit.URL()) + sourceBlock("in", "main", srcX, srcQ) + targetBlock("out", "main", outX) + `
+route "all" {
+  source  = "in"
+  targets = ["out"]
+}
+`
+}
+
 // sourceNames makes a unique source exchange and queue name; the router declares them, the
 // test deletes them when it ends (after the router has stopped, if it was started later).
 func sourceNames(t testing.TB) (exchange, queue string) {

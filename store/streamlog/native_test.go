@@ -159,23 +159,30 @@ func TestNativeDialErrorHidesThePassword(t *testing.T) {
 	}
 }
 
+// proxiedMainNative is the machine broker's stream port reached through a proxy the test can
+// cut, every connection going through it whatever node the broker names.
+func proxiedMainNative(t *testing.T) (*Native, *tcpproxy.Proxy) {
+	t.Helper()
+	via := *mainNative(t)
+	proxy := tcpproxy.Start(t, via.Addr())
+	host, port, _ := net.SplitHostPort(proxy.Addr())
+	via.Host, via.Port, via.viaAddr = host, atoi(t, port), true
+	return &via, proxy
+}
+
 // The stream protocol's connection is lost while the AMQP one stays: the appends fail (their
 // sources are not acknowledged) while it is away, the log connects again by itself once the
 // port answers (the store, and with it the pairs, stays), and seqs go on.
 func TestReconnectAfterTheStreamConnectionIsLost(t *testing.T) {
 	rabbit.SkipIfShort(t)
-	main := mainNative(t)
-	proxy := tcpproxy.Start(t, main.Addr())
-	via := *main
-	host, port, _ := net.SplitHostPort(proxy.Addr())
-	via.Host, via.Port, via.viaAddr = host, atoi(t, port), true
+	via, proxy := proxiedMainNative(t)
 	stream := rabbit.Unique("streamlog.native-reconnect")
 	for _, q := range []string{stream, ControlStream(stream)} {
 		rabbit.DeleteQueueAtCleanup(t, q)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r, err := OpenReopening(ctx, dialer{rabbit.URL()}, Options{Native: &via, Stream: stream}, "router-a")
+	r, err := OpenReopening(ctx, dialer{rabbit.URL()}, Options{Native: via, Stream: stream}, "router-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,14 +247,10 @@ func appendWithin(l *Log, ev *event.Event, dedup store.Window) (res appendResult
 // unable to stop). Once the port answers again, the same redelivery is recognised.
 func TestARedeliveryWhileTheStreamConnectionIsAwayFails(t *testing.T) {
 	rabbit.SkipIfShort(t)
-	main := mainNative(t)
-	proxy := tcpproxy.Start(t, main.Addr())
-	via := *main
-	host, port, _ := net.SplitHostPort(proxy.Addr())
-	via.Host, via.Port, via.viaAddr = host, atoi(t, port), true
+	via, proxy := proxiedMainNative(t)
 	stream := rabbit.Unique("streamlog.native-redelivery-away")
 	rabbit.DeleteQueueAtCleanup(t, stream)
-	l := openLogOver(t, &via, stream)
+	l := openLogOver(t, via, stream)
 	first, ok := appendWithin(l, sampleEvent(1), store.Window{})
 	if !ok || first.err != nil {
 		t.Fatalf("first append: %+v (done: %t)", first, ok)
