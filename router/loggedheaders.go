@@ -33,17 +33,25 @@ type rawHeadersScanner interface {
 // log that can do it. An event that takes messagesFor's path all the same has its table
 // decoded first (decodeHeaders).
 func (s *stream) encodesLoggedHeaders(r *Route) bool {
-	if r.hasModules() || s.dryRun || s.e.tracer != nil {
-		return false
-	}
-	if p, ok := s.pub.(encodedHeadersPublisher); !ok || !p.TakesEncodedHeaders() {
-		return false
-	}
-	if _, ok := s.e.store.(headerEncoder); !ok {
+	if _, ok := s.headerEncoderFor(r); !ok {
 		return false
 	}
 	_, ok := s.e.store.(rawHeadersScanner)
 	return ok
+}
+
+// headerEncoderFor is the log's header encoder when this stream's messages for route r may be
+// encoded from the log's bytes: a route without modules, no tracer, no dry run, and a
+// publisher that sends encoded headers as they are.
+func (s *stream) headerEncoderFor(r *Route) (headerEncoder, bool) {
+	if r.hasModules() || s.dryRun || s.e.tracer != nil {
+		return nil, false
+	}
+	if p, ok := s.pub.(encodedHeadersPublisher); !ok || !p.TakesEncodedHeaders() {
+		return nil, false
+	}
+	enc, ok := s.e.store.(headerEncoder)
+	return enc, ok
 }
 
 // decodeHeaders decodes the header table the log left undecoded in ev, if it did.
@@ -73,14 +81,10 @@ func (s *stream) decodeHeaders(ev *event.Event) error {
 // traceparent to the headers) is involved; the publisher or the log cannot do it; or the
 // table is one the log leaves to the map's encoding. Then messagesFor builds it.
 func (s *stream) loggedMessage(r *Route, tgt *config.TargetSpec, ev *event.Event, d *Decision) (outMsg, bool) {
-	if len(ev.LoggedHeaders) == 0 || d.Event != ev || len(d.Emits) > 0 || r.hasModules() ||
-		s.dryRun || s.e.tracer != nil || !r.HasTarget(tgt.Name) {
+	if len(ev.LoggedHeaders) == 0 || d.Event != ev || len(d.Emits) > 0 || !r.HasTarget(tgt.Name) {
 		return outMsg{}, false
 	}
-	if p, ok := s.pub.(encodedHeadersPublisher); !ok || !p.TakesEncodedHeaders() {
-		return outMsg{}, false
-	}
-	enc, ok := s.e.store.(headerEncoder)
+	enc, ok := s.headerEncoderFor(r)
 	if !ok {
 		return outMsg{}, false
 	}

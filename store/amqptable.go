@@ -67,9 +67,7 @@ func transcodeEntries(dst []byte, d *decoder, depth int, skip func([]byte) bool)
 			return dst, errNotTranscoded
 		}
 		if skip != nil && depth == 0 && skip(k) {
-			if err = skipValue(d, depth); err != nil {
-				return dst, err
-			}
+			d.skipValue(depth)
 			continue
 		}
 		dst = append(dst, byte(len(k)))
@@ -155,10 +153,4 @@ func transcodeArray(dst []byte, d *decoder, depth int) ([]byte, error) {
 		}
 	}
 	return dst, d.err
-}
-
-// skipValue reads past one value.
-func skipValue(d *decoder, depth int) error {
-	_, err := transcodeValue(nil, d, depth)
-	return err
 }

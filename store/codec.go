@@ -146,17 +146,17 @@ func decodeRecordIn(b []byte, seq uint64, a *recordArena) (*event.Event, Fingerp
 	ev.Exchange = d.string()
 	d.props(&ev.Props)
 	table := d.b
+	var entries uint64
 	if a != nil && a.rawHeaders {
-		if d.skipTable(1) > 0 {
-			ev.LoggedHeaders = table[: len(table)-len(d.b) : len(table)-len(d.b)]
-		}
+		entries = d.skipTable(1)
 	} else if t := d.table(1); len(t) > 0 {
-		ev.Headers = t
-		if a != nil {
-			// A delivery stream's read: its messages may be encoded from these bytes, which
-			// the copy keeps (AppendAMQPHeaders).
-			ev.LoggedHeaders = table[: len(table)-len(d.b) : len(table)-len(d.b)]
-		}
+		ev.Headers, entries = t, uint64(len(t))
+	}
+	if a != nil && entries > 0 {
+		// A delivery stream's read: its messages may be encoded from these bytes, which the
+		// copy keeps (AppendAMQPHeaders).
+		n := len(table) - len(d.b)
+		ev.LoggedHeaders = table[:n:n]
 	}
 	if body := d.bytes(); len(body) > 0 {
 		ev.Body = body[:len(body):len(body)]
