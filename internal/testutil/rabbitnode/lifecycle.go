@@ -40,6 +40,14 @@ func script(name string) (string, error) {
 // (25672) take, 35672-35682, where a listener there collides with any rabbitmqctl running at the time.
 func cliPort(p int) bool { return p >= 35672 && p <= 35682 }
 
+// portTakenIn reports whether a node's log says its boot failed on a port another process holds:
+// eaddrinuse from a listener, or dist_port_already_used from the boot's check of the ports the
+// nodes registered with epmd hold (another node, maybe of another test process, booting on a
+// port picked at the same time).
+func portTakenIn(log string) bool {
+	return strings.Contains(log, "eaddrinuse") || strings.Contains(log, "dist_port_already_used")
+}
+
 // ports are a node's listeners.
 type ports struct {
 	amqp, dist, tls   int // tls: 0 without TLS
@@ -89,7 +97,7 @@ func (n *Node) waitReady(timeout time.Duration) error {
 		select {
 		case <-n.exited:
 			err := fmt.Errorf("rabbitnode: node %s exited during boot (%v)\n%s", n.name, n.waited, n.LogTail(30))
-			if strings.Contains(n.LogTail(200), "eaddrinuse") {
+			if portTakenIn(n.LogTail(200)) {
 				err = fmt.Errorf("%w: %w", errPortTaken, err)
 			}
 			return err

@@ -170,3 +170,19 @@ func pool(t *testing.T, file string) *x509.CertPool {
 	}
 	return p
 }
+
+// A boot that failed on a port taken between picking and binding is retried on fresh ports,
+// whichever of the broker's two checks saw it.
+func TestBootFailuresOnTakenPortsAreRecognised(t *testing.T) {
+	for _, log := range []string{
+		`{failed_to_start_child,prelaunch,{dist_port_already_used,42331,"wr-test-b92eb4290077","localhost"}}`,
+		`Failed to start Ranch listener {acceptor,{127,0,0,1},40001} ... eaddrinuse`,
+	} {
+		if !portTakenIn(log) {
+			t.Errorf("not recognised as a taken port: %s", log)
+		}
+	}
+	if portTakenIn(`{failed_to_start_child,prelaunch,{error,nxdomain}}`) {
+		t.Error("an unrelated boot failure recognised as a taken port")
+	}
+}
