@@ -26,6 +26,14 @@ type rawHeadersScanner interface {
 	DecodeLoggedHeaders(logged []byte) (event.Table, error)
 }
 
+// chunkScanner is a rawHeadersScanner that reads the events into chunks the caller gives
+// back once it let go of all of them (store.Store.ScanBoundedRawHeadersIn), to be read into
+// again instead of allocated.
+type chunkScanner interface {
+	ScanBoundedRawHeadersIn(chunks *[][]byte, from uint64, limit, maxBytes int, keep event.Keep, fn func(*event.Event) bool) (next uint64, err error)
+	RecycleChunks(chunks *[][]byte)
+}
+
 // encodesLoggedHeaders reports whether every message of this stream for route r can be
 // encoded from the log's bytes (loggedMessage), so that the log need not decode the header
 // tables it reads for it: a route without modules (whose decisions never look at the

@@ -30,8 +30,11 @@ type Source interface {
 type Publisher interface {
 	// Publish sends m without waiting for the answer. An error here is an outage (it matches
 	// event.ErrRefused only for a message the target can never take, such as headers it
-	// cannot carry). It keeps neither m nor m.Headers past its return: the stream reuses the
-	// header table once the message is settled.
+	// cannot carry). It keeps nothing of m past its return, neither m, m.Headers nor the
+	// memory of its strings and body: the stream reuses the header table once the message is
+	// settled, and, where it encodes its messages from the log's bytes, the memory the log read
+	// them into once they are written (BENCHMARKS.md, "Memory", "The window lets go of what it
+	// published from the log").
 	Publish(ctx context.Context, m *event.Message) (event.Confirmation, error)
 	// WaitReady blocks until a publish has a chance to go through (a connection is up and
 	// publishing is not blocked), or ctx ends.

@@ -46,7 +46,10 @@ type stream struct {
 	next     uint64 // the next seq to read
 	inflight []*pendingEvent
 	outs     []outMsg // scratch for the messages of the event admit builds
-	outage   bool
+	// chunks are what the log read the batch's events into (chunkScanner), given back once
+	// every one of them let go.
+	chunks [][]byte
+	outage bool
 	// recoverTries counts the times in a row the target turned out unreachable right after it
 	// seemed ready: the pause before the next try grows with it.
 	recoverTries int
@@ -294,7 +297,16 @@ func (s *stream) fill(ctx context.Context) error {
 	}
 	var next uint64
 	var err error
-	if rs, ok := s.e.store.(rawHeadersScanner); ok && s.encodesLoggedHeaders(r) {
+	var chunks chunkScanner
+	if cs, ok := s.e.store.(chunkScanner); ok && s.encodesLoggedHeaders(r) {
+		chunks = cs
+		defer func() {
+			// Not given back: some event of the batch may still be referred to (below).
+			clear(s.chunks)
+			s.chunks = s.chunks[:0]
+		}()
+		next, err = cs.ScanBoundedRawHeadersIn(&s.chunks, s.next, limit, max(1, budget), r.keeps, take)
+	} else if rs, ok := s.e.store.(rawHeadersScanner); ok && s.encodesLoggedHeaders(r) {
 		next, err = rs.ScanBoundedRawHeaders(s.next, limit, max(1, budget), r.keeps, take)
 	} else if bs, ok := s.e.store.(boundedScanner); ok {
 		next, err = bs.ScanBounded(s.next, limit, max(1, budget), r.keeps, take)
@@ -324,6 +336,11 @@ func (s *stream) fill(ctx context.Context) error {
 		release := s.pub.Hold()
 		s.publishFrom(ctx, firstNew)
 		release()
+	}
+	if chunks != nil && len(s.chunks) > 0 && s.allLetGo(firstNew) {
+		// Every event of the batch went into the window and let go of once written: nothing
+		// refers to the chunks it was read into (the batch is cleared on return).
+		chunks.RecycleChunks(&s.chunks)
 	}
 	if len(s.inflight) == 0 {
 		s.advance(s.next - 1)
@@ -405,6 +422,9 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		var err error
 		if m, ok := s.loggedMessage(r, tgt, ev, &d); ok {
 			msgs = append(s.outs[:0], m)
+			if _, ok := s.e.store.(rawHeadersScanner); ok {
+				pe.route, pe.tgt = r, tgt // let go of once published (letGo), read again (reread)
+			}
 		} else {
 			if err := s.decodeHeaders(ev); err != nil {
 				return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
@@ -452,9 +472,10 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 			return err
 		}
 		if !s.publish(ctx, &pe.msgs[i]) {
-			break
+			return nil
 		}
 	}
+	s.letGo(pe)
 	return nil
 }
 

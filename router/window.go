@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,6 +25,15 @@ type pendingEvent struct {
 	attempts int
 	dead     bool // dead-lettered for this target
 	size     int  // what it counts in the window's bytes
+	// route and tgt are set for an event read from the log's file whose one message was
+	// encoded from the log's bytes (loggedMessage): once that message is written, the entry
+	// lets go of the event and the message (released), so that the window holds no copy of
+	// what it published, and builds them again from the log, the same, if they are needed again
+	// (a refusal, an outage, a dead letter). BENCHMARKS.md, "Memory", "The window lets go of
+	// what it published from the log".
+	route    *Route
+	tgt      *config.TargetSpec
+	released bool
 	// one holds msgs when the event makes a single message, as nearly every event does: one
 	// allocation per event instead of three (BENCHMARKS.md, "Memory").
 	one [1]pendingMsg
@@ -76,7 +86,74 @@ func (s *stream) publishFrom(ctx context.Context, i int) {
 				return
 			}
 		}
+		s.letGo(pe)
 	}
+}
+
+// letGo drops the event and the message of an entry built from the log's bytes once its
+// message is written: only a resend or a dead letter needs them again, and reread builds them
+// from the log.
+func (s *stream) letGo(pe *pendingEvent) {
+	if pe.route == nil || pe.released || len(pe.msgs) != 1 {
+		return
+	}
+	m := &pe.msgs[0]
+	if m.conf == nil && !m.done {
+		return
+	}
+	m.out = outMsg{}
+	pe.ev = nil
+	pe.released = true
+}
+
+// allLetGo reports whether every entry of the window from the i-th on let go of its event
+// and its message (letGo), and the batch read had no event that did not become one.
+func (s *stream) allLetGo(i int) bool {
+	for _, pe := range s.inflight[i:] {
+		if !pe.released {
+			return false
+		}
+	}
+	return true
+}
+
+// reread gives an entry that let go of its event (letGo) the event and its message again,
+// read from the log and built as admit built them, for the route and target of then: the same
+// exchange, key, properties, body and header entries.
+func (s *stream) reread(pe *pendingEvent) error {
+	if !pe.released {
+		return nil
+	}
+	rs, ok := s.e.store.(rawHeadersScanner)
+	if !ok {
+		return fmt.Errorf("stream %s: seq %d: the log cannot be read again", s.cursor, pe.seq)
+	}
+	var ev *event.Event
+	if _, err := rs.ScanBoundedRawHeaders(pe.seq, 1, 1, nil, func(e *event.Event) bool {
+		ev = e
+		return false
+	}); err != nil {
+		return fmt.Errorf("stream %s: reading seq %d again: %w", s.cursor, pe.seq, err)
+	}
+	if ev == nil || ev.Seq != pe.seq {
+		// Removed by the log's retention while in flight (counted lost there): the stream
+		// starts again from its cursor, which skips what the log no longer has.
+		return fmt.Errorf("stream %s: seq %d, in flight, is no longer in the log", s.cursor, pe.seq)
+	}
+	d := Decision{Verdict: Pass, Attempts: 1, Event: ev}
+	m, ok := s.loggedMessage(pe.route, pe.tgt, ev, &d)
+	if !ok {
+		// Served from the ring, decoded: messagesFor builds the same message.
+		msgs, err := buildMessages(pe.route, pe.tgt, ev, &d, s.replay, nil)
+		if err != nil || len(msgs) != 1 {
+			return fmt.Errorf("stream %s: seq %d: building its message again: %v", s.cursor, pe.seq, err)
+		}
+		m = msgs[0]
+	}
+	pe.ev = ev
+	pe.msgs[0].out = m
+	pe.released = false
+	return nil
 }
 
 // publish sends one message; false means an outage began.
@@ -199,6 +276,9 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 		return nil
 	}
 	if h.attempts >= r.Spec.Retry.Attempts {
+		if err := s.reread(h); err != nil {
+			return err
+		}
 		isNew, derr := s.e.deadLetter(s.route, s.target, h.ev, err.Error(), h.attempts)
 		if derr != nil {
 			return derr
@@ -243,12 +323,11 @@ func (s *stream) refused(ctx context.Context, h *pendingEvent, err error) error 
 			}
 		}
 	}
-	s.republish(ctx)
-	return nil
+	return s.republish(ctx)
 }
 
 // republish sends again, in order, every message of the window that is waiting for it.
-func (s *stream) republish(ctx context.Context) {
+func (s *stream) republish(ctx context.Context) error {
 	release := s.pub.Hold()
 	defer release()
 	for _, pe := range s.inflight {
@@ -257,11 +336,16 @@ func (s *stream) republish(ctx context.Context) {
 			if m.done || m.conf != nil {
 				continue
 			}
+			if err := s.reread(pe); err != nil {
+				return err
+			}
 			if !s.publish(ctx, m) {
-				return
+				return nil
 			}
 		}
+		s.letGo(pe)
 	}
+	return nil
 }
 
 func isDone(c event.Confirmation) bool {
@@ -324,7 +408,9 @@ func (s *stream) recover(ctx context.Context) error {
 		return err
 	}
 	s.outage = false
-	s.republish(ctx)
+	if err := s.republish(ctx); err != nil {
+		return err
+	}
 	if s.outage {
 		// Ready, then refused at once: wait a little longer before the next try, so that no
 		// such state can make the stream spin.

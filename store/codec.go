@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/wasmrouter/wasmrouter/event"
@@ -230,10 +231,53 @@ type recordArena struct {
 	// want is about how many more bytes the scan may copy (its bound's rest), the size of
 	// a new chunk when below arenaChunk.
 	want int
+	// chunks, when set, takes every chunk from arenaChunks, full-sized, and records it, so
+	// that the caller can give them back (Store.RecycleChunks) once nothing refers to the
+	// events decoded into them (ScanBoundedRawHeadersIn).
+	chunks *[][]byte
 }
 
 // arenaChunk is the largest chunk; a record above a quarter of it gets a copy of its own.
 const arenaChunk = 64 << 10
+
+// arenaChunks holds the chunks given back, for the next scans of any stream: a stream
+// that encodes its messages from the log's bytes lets go of its events once their messages
+// are written, so their chunks can serve the next read instead of being collected
+// (BENCHMARKS.md, "Memory", "The window lets go of what it published from the log"). A pool,
+// so that what no stream reads any more goes with the collections.
+var arenaChunks, chunkPtrs sync.Pool
+
+// RecycleChunks gives back the chunks a ScanBoundedRawHeadersIn recorded, which the caller
+// guarantees nothing refers to any more (no event decoded into them, nor any part of one).
+// It empties chunks.
+func (s *Store) RecycleChunks(chunks *[][]byte) {
+	for i, c := range *chunks {
+		p, ok := chunkPtrs.Get().(*[]byte)
+		if !ok {
+			p = new([]byte)
+		}
+		*p = c[:0]
+		arenaChunks.Put(p)
+		(*chunks)[i] = nil
+	}
+	*chunks = (*chunks)[:0]
+}
+
+func (a *recordArena) newChunk(n int) []byte {
+	if a.chunks == nil {
+		return make([]byte, 0, n)
+	}
+	var c []byte
+	if p, ok := arenaChunks.Get().(*[]byte); ok {
+		c = *p
+		*p = nil
+		chunkPtrs.Put(p)
+	} else {
+		c = make([]byte, 0, arenaChunk)
+	}
+	*a.chunks = append(*a.chunks, c)
+	return c
+}
 
 // copy returns a copy of b, from the current chunk or from a new one of about want bytes.
 func (a *recordArena) copy(b []byte) []byte {
@@ -241,7 +285,7 @@ func (a *recordArena) copy(b []byte) []byte {
 		return append([]byte(nil), b...)
 	}
 	if cap(a.buf)-len(a.buf) < len(b) {
-		a.buf = make([]byte, 0, min(arenaChunk, max(len(b), a.want)))
+		a.buf = a.newChunk(min(arenaChunk, max(len(b), a.want)))
 	}
 	start := len(a.buf)
 	a.buf = append(a.buf, b...)

@@ -80,7 +80,7 @@ func (s *Store) Scan(from uint64, limit int, keep event.Keep, fn func(ev *event.
 // bytes (a stream's window) passes it here: with Scan, its fn would drop the rest of a step's
 // decoded events, up to scanChunk of them, to be read and decoded again by the next call.
 func (s *Store) ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
-	return s.scanBounded(from, limit, maxBytes, keep, fn, false)
+	return s.scanBounded(from, limit, maxBytes, keep, fn, false, nil)
 }
 
 // ScanBoundedRawHeaders is ScanBounded for a stream whose messages are encoded from the log's
@@ -88,7 +88,15 @@ func (s *Store) ScanBounded(from uint64, limit, maxBytes int, keep event.Keep, f
 // LoggedHeaders, checked but not decoded, and Headers nil (DecodeLoggedHeaders decodes it
 // where it is needed after all). Events from memory come decoded, as from ScanBounded.
 func (s *Store) ScanBoundedRawHeaders(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
-	return s.scanBounded(from, limit, maxBytes, keep, fn, true)
+	return s.scanBounded(from, limit, maxBytes, keep, fn, true, nil)
+}
+
+// ScanBoundedRawHeadersIn is ScanBoundedRawHeaders that copies the records it reads from the
+// file into chunks given back before (RecycleChunks) where it can, and appends every chunk it
+// uses to chunks: a caller that lets go of all the events handed to fn (a stream, once their
+// messages are written) gives them back, and the next scan reuses them instead of allocating.
+func (s *Store) ScanBoundedRawHeadersIn(chunks *[][]byte, from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool) (next uint64, err error) {
+	return s.scanBounded(from, limit, maxBytes, keep, fn, true, chunks)
 }
 
 // DecodeLoggedHeaders decodes the header table of an event ScanBoundedRawHeaders left
@@ -102,7 +110,7 @@ func (s *Store) DecodeLoggedHeaders(logged []byte) (event.Table, error) {
 	return t, d.err
 }
 
-func (s *Store) scanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool, rawHeaders bool) (next uint64, err error) {
+func (s *Store) scanBounded(from uint64, limit, maxBytes int, keep event.Keep, fn func(ev *event.Event) bool, rawHeaders bool, chunks *[][]byte) (next uint64, err error) {
 	if err := s.checkOpen(); err != nil {
 		return from, err
 	}
@@ -123,7 +131,7 @@ func (s *Store) scanBounded(from uint64, limit, maxBytes int, keep event.Keep, f
 		if ok {
 			evs = filter(evs, keep)
 		} else {
-			evs, after, err = s.scanDiskIn(next, budget, bound, keep, rawHeaders)
+			evs, after, err = s.scanDiskIn(next, budget, bound, keep, rawHeaders, chunks)
 		}
 		for _, ev := range evs {
 			if !fn(ev) {
@@ -182,12 +190,13 @@ func filter(evs []*event.Event, keep event.Keep) []*event.Event {
 // and stopping after the one that brings their records' bytes to scanChunkBytes, or their
 // events' MemSize to memBound (when it is above 0).
 func (s *Store) scanDisk(next uint64, budget, memBound int, keep event.Keep) (evs []*event.Event, after uint64, err error) {
-	return s.scanDiskIn(next, budget, memBound, keep, false)
+	return s.scanDiskIn(next, budget, memBound, keep, false, nil)
 }
 
 // scanDiskIn is scanDisk; with rawHeaders (and memBound above 0), header tables are left in
-// the events' LoggedHeaders (ScanBoundedRawHeaders).
-func (s *Store) scanDiskIn(next uint64, budget, memBound int, keep event.Keep, rawHeaders bool) (evs []*event.Event, after uint64, err error) {
+// the events' LoggedHeaders (ScanBoundedRawHeaders); with chunks, copies go to chunks given
+// back before, recorded there (ScanBoundedRawHeadersIn).
+func (s *Store) scanDiskIn(next uint64, budget, memBound int, keep event.Keep, rawHeaders bool, chunks *[][]byte) (evs []*event.Event, after uint64, err error) {
 	after = next
 	decoded, mem := 0, 0
 	if memBound <= 0 {
@@ -196,7 +205,7 @@ func (s *Store) scanDiskIn(next uint64, budget, memBound int, keep event.Keep, r
 	// A bounded scan is a stream's, which keeps what it is handed together (recordArena).
 	var arena *recordArena
 	if memBound < math.MaxInt {
-		arena = &recordArena{rawHeaders: rawHeaders}
+		arena = &recordArena{rawHeaders: rawHeaders, chunks: chunks}
 	}
 	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)

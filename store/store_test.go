@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/wasmrouter/wasmrouter/event"
 )
@@ -458,3 +460,65 @@ func TestBoundedScanEventsShareNoWritableBytes(t *testing.T) {
 		}
 	}
 }
+
+// A scan into chunks given back (ScanBoundedRawHeadersIn) records every chunk it copied the
+// records into, decodes as ScanBoundedRawHeaders does, and, once they are given back
+// (RecycleChunks), the next scan copies into them again instead of allocating.
+func TestScanIntoRecycledChunks(t *testing.T) {
+	const n = 120
+	opts := testOptions(t)
+	opts.ringSize = -1 // every read goes to the file
+	s := openStore(t, opts)
+	appendN(t, s, n, 2000)
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	want := map[uint64][]byte{}
+	if _, err := s.ScanBoundedRawHeaders(1, 0, 1<<30, nil, func(ev *event.Event) bool { want[ev.Seq] = encoded(t, ev); return true }); err != nil || len(want) != n {
+		t.Fatalf("scan saw %d events, err %v", len(want), err)
+	}
+	var chunks [][]byte
+	read := func(from uint64) []*event.Event {
+		var got []*event.Event
+		if _, err := s.ScanBoundedRawHeadersIn(&chunks, from, 60, 1<<30, nil, func(ev *event.Event) bool { got = append(got, ev); return true }); err != nil || len(got) != 60 {
+			t.Fatalf("scan from %d handed %d events, err %v", from, len(got), err)
+		}
+		for _, ev := range got {
+			if !bytes.Equal(encoded(t, ev), want[ev.Seq]) {
+				t.Fatalf("seq %d decodes differently from chunks", ev.Seq)
+			}
+			in := false
+			for _, c := range chunks {
+				in = in || uintptrOf(ev.Body) >= uintptrOf(c[:1]) && uintptrOf(ev.Body) < uintptrOf(c[:1])+uintptr(cap(c))
+			}
+			if !in {
+				t.Fatalf("seq %d: its body is in no chunk recorded", ev.Seq)
+			}
+		}
+		return got
+	}
+	read(1)
+	if len(chunks) < 2 {
+		t.Fatalf("60 records of about 2 KiB in %d chunks", len(chunks))
+	}
+	first := map[uintptr]bool{}
+	for _, c := range chunks {
+		first[uintptrOf(c[:1])] = true
+	}
+	s.RecycleChunks(&chunks)
+	if len(chunks) != 0 {
+		t.Fatalf("%d chunks left after RecycleChunks", len(chunks))
+	}
+	read(61)
+	reused := 0
+	for _, c := range chunks {
+		if first[uintptrOf(c[:1])] {
+			reused++
+		}
+	}
+	// A pool drops what it holds at collections (none here) and, under the race detector, at
+	// random.
+	if reused == 0 && !raceEnabled {
+		t.Fatalf("no chunk given back was read into again")
+	}
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

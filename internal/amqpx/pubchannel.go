@@ -2,6 +2,7 @@ package amqpx
 
 import (
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 
@@ -15,10 +16,27 @@ const returnBuffer = 256
 // returnKey is what a basic.return is matched on. Returns on one channel arrive in publish
 // order, each before the confirm of its message, so the oldest unconfirmed publish with the
 // same key is the returned one. Two pending publishes with the same key are, in practice, the
-// same message published twice; telling them apart would need a visible header.
+// same message published twice; telling them apart would need a visible header. The routing
+// key and the message id are kept hashed (newReturnKey): a publish's strings may share the
+// memory of a larger buffer (a stream's events read from the log), which the key, held until
+// the confirm, would otherwise keep alive (BENCHMARKS.md, "Memory", "The window lets go of
+// what it published from the log"). Two different keys with the same 64-bit hash among one
+// channel's unconfirmed publishes are too unlikely to matter.
 type returnKey struct {
-	exchange, routingKey, messageID string
-	bodyLen                         int
+	exchange string
+	hash     uint64 // of the routing key and the message id
+	bodyLen  int
+}
+
+var returnKeySeed = maphash.MakeSeed()
+
+func newReturnKey(exchange, routingKey, messageID string, bodyLen int) returnKey {
+	var h maphash.Hash
+	h.SetSeed(returnKeySeed)
+	h.WriteString(routingKey)
+	h.WriteByte(0)
+	h.WriteString(messageID)
+	return returnKey{exchange: exchange, hash: h.Sum64(), bodyLen: bodyLen}
 }
 
 type orphanReturn struct {
@@ -104,7 +122,7 @@ func (pc *pubChannel) publish(exchange, key string, msg amqp.Publishing) (*Confi
 	// The deferred confirmation lives in the Confirm: one allocation per publish, not two.
 	conf := &Confirm{
 		pc:  pc,
-		key: returnKey{exchange: exchange, routingKey: key, messageID: msg.MessageId, bodyLen: len(msg.Body)},
+		key: newReturnKey(exchange, key, msg.MessageId, len(msg.Body)),
 	}
 	dc, err := pc.ch.PublishWithDeferredConfirmInto(&conf.dcv, exchange, key, true, false, msg)
 	if err != nil {
@@ -326,7 +344,7 @@ func (pc *pubChannel) addReturnLocked(r amqp.Return) {
 		// Counted once matched: settled() must not see it applied before its publish is marked.
 		defer pc.counts.applied.Add(1)
 	}
-	key := returnKey{exchange: r.Exchange, routingKey: r.RoutingKey, messageID: r.MessageId, bodyLen: len(r.Body)}
+	key := newReturnKey(r.Exchange, r.RoutingKey, r.MessageId, len(r.Body))
 	reason := fmt.Sprintf("%s %d: exchange %q, routing key %q", r.ReplyText, r.ReplyCode, r.Exchange, r.RoutingKey)
 	for _, conf := range pc.pending {
 		if !conf.resolved && conf.returned == "" && conf.key == key {
