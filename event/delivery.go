@@ -1,8 +1,10 @@
 package event
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 )
 
 // The vocabulary of the edges: what a source hands the engine, and what the engine hands a
@@ -43,6 +45,23 @@ type Message struct {
 	// table (its entries, without the table's length), and Headers is nil. Only a publisher
 	// that says it takes them (TakesEncodedHeaders) is given such a message.
 	EncodedHeaders []byte
+}
+
+// Clone copies m to the last byte, strings included: a message's strings and bytes may be
+// views of memory its sender reuses once Publish returns (router.Publisher), so a publisher
+// that keeps a message, as test targets do, keeps a clone.
+func (m *Message) Clone() Message {
+	c := *m
+	c.Exchange, c.RoutingKey = strings.Clone(m.Exchange), strings.Clone(m.RoutingKey)
+	p := &c.Props
+	for _, f := range []*string{&p.ContentType, &p.ContentEncoding, &p.CorrelationID, &p.ReplyTo,
+		&p.Expiration, &p.MessageID, &p.Type, &p.UserID, &p.AppID} {
+		*f = strings.Clone(*f)
+	}
+	c.Headers = m.Headers.Clone()
+	c.Body = bytes.Clone(m.Body)
+	c.EncodedHeaders = bytes.Clone(m.EncodedHeaders)
+	return c
 }
 
 // Confirmation is a publish waiting for the broker's answer.

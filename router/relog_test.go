@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"unsafe"
@@ -48,16 +47,7 @@ func (p *attemptsPublisher) Publish(ctx context.Context, m *event.Message) (even
 	seq := seqOfEncoded(m.EncodedHeaders)
 	// Everything copied, strings too: the stream may read its next events into the memory
 	// of these (router.Publisher).
-	c := *m
-	c.Exchange, c.RoutingKey = strings.Clone(m.Exchange), strings.Clone(m.RoutingKey)
-	pr := &c.Props
-	for _, f := range []*string{&pr.ContentType, &pr.ContentEncoding, &pr.CorrelationID, &pr.ReplyTo,
-		&pr.Expiration, &pr.MessageID, &pr.Type, &pr.UserID, &pr.AppID} {
-		*f = strings.Clone(*f)
-	}
-	c.Body = bytes.Clone(m.Body)
-	c.EncodedHeaders = bytes.Clone(m.EncodedHeaders)
-	c.Headers = m.Headers.Clone()
+	c := m.Clone()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	first := len(p.attempts[seq]) == 0
