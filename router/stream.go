@@ -298,7 +298,8 @@ func (s *stream) fill(ctx context.Context) error {
 	var next uint64
 	var err error
 	var chunks chunkScanner
-	if cs, ok := s.e.store.(chunkScanner); ok && s.encodesLoggedHeaders(r) {
+	rawHeaders := s.encodesLoggedHeaders(r)
+	if cs, ok := s.e.store.(chunkScanner); ok && rawHeaders {
 		chunks = cs
 		defer func() {
 			// Not given back: some event of the batch may still be referred to (below).
@@ -306,7 +307,7 @@ func (s *stream) fill(ctx context.Context) error {
 			s.chunks = s.chunks[:0]
 		}()
 		next, err = cs.ScanBoundedRawHeadersIn(&s.chunks, s.next, limit, max(1, budget), r.keeps, take)
-	} else if rs, ok := s.e.store.(rawHeadersScanner); ok && s.encodesLoggedHeaders(r) {
+	} else if rs, ok := s.e.store.(rawHeadersScanner); ok && rawHeaders {
 		next, err = rs.ScanBoundedRawHeaders(s.next, limit, max(1, budget), r.keeps, take)
 	} else if bs, ok := s.e.store.(boundedScanner); ok {
 		next, err = bs.ScanBounded(s.next, limit, max(1, budget), r.keeps, take)
@@ -422,9 +423,9 @@ func (s *stream) admit(ctx context.Context, r *Route, tgt *config.TargetSpec, ev
 		var err error
 		if m, ok := s.loggedMessage(r, tgt, ev, &d); ok {
 			msgs = append(s.outs[:0], m)
-			if _, ok := s.e.store.(rawHeadersScanner); ok {
-				pe.route, pe.tgt = r, tgt // let go of once published (letGo), read again (reread)
-			}
+			// Only a log that reads raw headers (rawHeadersScanner) hands events whose message
+			// is encoded from its bytes, and it can read them again.
+			pe.route, pe.tgt = r, tgt // let go of once published (letGo), read again (reread)
 		} else {
 			if err := s.decodeHeaders(ev); err != nil {
 				return fmt.Errorf("stream %s: reading log: %w", s.cursor, err)
